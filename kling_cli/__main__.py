@@ -1,0 +1,3 @@
+from kling_cli.cli import main
+
+raise SystemExit(main())
