@@ -1,0 +1,278 @@
+"""The Emulator: an API server hosting every provider under /<provider_id>, and an image
+server on a second origin that serves the generated outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from kling_cli.emulator import control
+from kling_cli.emulator.faults import IMAGES_TARGET, Fault, FaultQueue
+from kling_cli.emulator.images import CONTENT_TYPES, ImageStore, IssuedImage, encoded
+from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest, Settings
+from kling_cli.emulator.recording import RecordedRequest, RequestLog, ServerName
+from kling_cli.emulator.registry import PROVIDER_APIS
+from kling_cli.emulator.server import (
+    EmulatorHttpServer,
+    Incoming,
+    Reply,
+    json_reply,
+    require_loopback,
+)
+from kling_cli.emulator.tasks import Event
+
+EMULATOR_API_KEY = "emulator-key"
+
+# task_failure is not a transport fault: the provider claims it when it creates a task.
+_TRANSPORT_FAULTS = ("rate_limit", "server_error", "slow", "truncated_download", "drop_connection")
+
+
+class Emulator:
+    def __init__(
+        self,
+        latency: float = 1.0,
+        api_key: str = EMULATOR_API_KEY,
+        host: str = "127.0.0.1",
+        api_port: int = 0,
+        image_port: int = 0,
+    ) -> None:
+        self._host = require_loopback(host)
+        self._api_port = api_port
+        self._image_port = image_port
+        self._settings = Settings(api_key=api_key, latency=latency)
+        self._images = ImageStore()
+        self._faults = FaultQueue()
+        self._log = RequestLog()
+        context = ProviderContext(self._settings, self._images, self._faults)
+        self._apis: dict[str, ProviderApi] = {
+            api.provider_id: api(context) for api in PROVIDER_APIS
+        }
+        self._api_server: EmulatorHttpServer | None = None
+        self._image_server: EmulatorHttpServer | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        if self._api_server is not None:
+            return self
+        api_server = EmulatorHttpServer(self._host, self._api_port, self._dispatch_api)
+        try:
+            image_server = EmulatorHttpServer(self._host, self._image_port, self._dispatch_image)
+        except OSError:
+            api_server.server_close()
+            raise
+        self._images.origin = image_server.origin
+        api_server.serve_in_background("kling-emulator-api")
+        image_server.serve_in_background("kling-emulator-images")
+        self._api_server, self._image_server = api_server, image_server
+        return self
+
+    def stop(self) -> None:
+        for server in (self._api_server, self._image_server):
+            if server is not None:
+                server.stop()
+        self._api_server = self._image_server = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses ----------------------------------------------------------------------------
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(self._apis)
+
+    @property
+    def api_origin(self) -> str:
+        return self._running(self._api_server).origin
+
+    @property
+    def image_origin(self) -> str:
+        return self._running(self._image_server).origin
+
+    def base_url(self, provider: str) -> str:
+        api = self._api(provider)
+        return f"{self.api_origin}/{api.provider_id}{api.base_path}"
+
+    # -- settings -----------------------------------------------------------------------------
+
+    @property
+    def latency(self) -> float:
+        return self._settings.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._settings.latency = seconds  # applies to tasks created from now on
+
+    @property
+    def api_key(self) -> str:
+        return self._settings.api_key
+
+    @api_key.setter
+    def api_key(self, key: str) -> None:
+        self._settings.api_key = key
+
+    # -- observation and faults ---------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self._log.snapshot()
+
+    def clear_requests(self) -> None:
+        self._log.clear()
+
+    @property
+    def events(self) -> list[Event]:
+        """(time.time(), "created" | "completed" | "failed", provider, task id), oldest first."""
+        return sorted(event for api in self._apis.values() for event in api.events())
+
+    def inject(self, target: str, fault: Fault) -> None:
+        """Arm a fault for a provider id's requests, or "images" for the image server."""
+        if target != IMAGES_TARGET:
+            self._api(target)
+        self._faults.inject(target, fault)
+
+    def pending_faults(self) -> list[tuple[str, Fault, int]]:
+        return self._faults.pending()
+
+    def reset(self) -> None:
+        """Forget requests, faults and tasks. Issued image URLs keep working."""
+        self._log.clear()
+        self._faults.clear()
+        for api in self._apis.values():
+            api.reset()
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def _dispatch_api(self, incoming: Incoming) -> Reply:
+        if control.is_control_path(incoming.path):
+            return control.handle(self, incoming)  # not recorded: it is not provider traffic
+        mount, _, rest = incoming.path.lstrip("/").partition("/")
+        api = self._apis.get(mount)
+        if api is None:
+            self._record("api", None, incoming.path, incoming)
+            return json_reply(
+                404,
+                {
+                    "error": f"no emulated provider at {incoming.path}",
+                    "providers": list(self._apis),
+                },
+            )
+        path = "/" + rest if rest or incoming.path.endswith("/") else ""
+        self._record("api", api.provider_id, path, incoming)
+        request = ProviderRequest(
+            incoming.method, path, incoming.query, incoming.headers, incoming.body
+        )
+        phase = api.phase_of(request)
+        fault = self._faults.take([api.provider_id], phase, _TRANSPORT_FAULTS) if phase else None
+        if fault is None:
+            return api.handle(request)
+        return _apply(
+            fault,
+            answer=lambda: api.handle(request),
+            rate_limited=lambda: api.rate_limited(request),
+            server_error=lambda status: api.server_error(request, status),
+        )
+
+    def _dispatch_image(self, incoming: Incoming) -> Reply:
+        image = self._images.find(incoming.path)
+        self._record("images", image.provider if image else None, incoming.path, incoming)
+        targets = [IMAGES_TARGET] if image is None else [IMAGES_TARGET, image.provider]
+        fault = self._faults.take(targets, "download", _TRANSPORT_FAULTS)
+        if fault is None:
+            return self._image_reply(incoming, image)
+        return _apply(
+            fault,
+            answer=lambda: self._image_reply(incoming, image),
+            rate_limited=lambda: _text_reply(429, "Too many requests"),
+            server_error=lambda status: _text_reply(status, "Internal server error"),
+        )
+
+    def _image_reply(self, incoming: Incoming, image: IssuedImage | None) -> Reply:
+        # The image origin never asks for credentials (like a CDN); it only records them.
+        if incoming.method not in ("GET", "HEAD"):
+            return _text_reply(405, "Method not allowed")
+        if image is None:
+            return _text_reply(404, "Not found")
+        body = encoded(image.spec)
+        return Reply(200, body, content_type=CONTENT_TYPES[image.spec.format])
+
+    def _record(
+        self, server: ServerName, provider: str | None, path: str, incoming: Incoming
+    ) -> None:
+        self._log.append(
+            RecordedRequest(
+                server=server,
+                provider=provider,
+                method=incoming.method,
+                path=path,
+                query=incoming.query,
+                headers=incoming.headers,
+                body=incoming.body,
+                time=incoming.received_at,
+            )
+        )
+
+    def _api(self, provider: str) -> ProviderApi:
+        try:
+            return self._apis[provider]
+        except KeyError:
+            raise ValueError(f"unknown provider {provider!r}; emulated: {self.providers}") from None
+
+    @staticmethod
+    def _running(server: EmulatorHttpServer | None) -> EmulatorHttpServer:
+        if server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return server
+
+
+def _apply(
+    fault: Fault,
+    answer: Callable[[], Reply],
+    rate_limited: Callable[[], Reply],
+    server_error: Callable[[int], Reply],
+) -> Reply:
+    if fault.kind == "slow":
+        time.sleep(fault.delay)
+        return answer()
+    if fault.kind == "drop_connection":
+        return Reply(0, drop=True)
+    if fault.kind == "rate_limit":
+        reply = rate_limited()
+        return dataclasses.replace(
+            reply, headers={**reply.headers, "Retry-After": str(fault.retry_after)}
+        )
+    if fault.kind == "server_error":
+        return server_error(fault.status)
+    return dataclasses.replace(answer(), truncate=True)  # truncated_download
+
+
+def _text_reply(status: int, text: str) -> Reply:
+    return Reply(status, text.encode(), content_type="text/plain; charset=utf-8")
+
+
+def serve(port: int, latency: float, log: Callable[[str], None]) -> None:
+    """Run an emulator in the foreground until Ctrl-C: the API on `port`, images on `port+1`
+    (both ephemeral when `port` is 0)."""
+    emulator = Emulator(latency=latency, api_port=port, image_port=port + 1 if port else 0)
+    with emulator:
+        lines = [f"Kling provider emulator (API key {emulator.api_key!r}, latency {latency:g}s)"]
+        lines += [f"  {name:<12}{emulator.base_url(name)}" for name in emulator.providers]
+        lines.append(f"  {'images':<12}{emulator.image_origin}")
+        lines.append(f"  {'control':<12}{emulator.api_origin}{control.CONTROL_PREFIX}")
+        log("\n".join(lines))
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,77 @@
+"""What every emulated provider implements, and what the emulator hands it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from kling_cli.emulator.faults import FaultQueue, Phase
+from kling_cli.emulator.images import ImageStore
+from kling_cli.emulator.server import Reply
+from kling_cli.emulator.tasks import Event
+
+
+@dataclass
+class Settings:
+    """Read on every request, so a running emulator can be retuned."""
+
+    api_key: str
+    latency: float
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    settings: Settings
+    images: ImageStore
+    faults: FaultQueue
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    method: str
+    path: str  # below the /<provider_id> prefix, i.e. the provider's documented path
+    query: str
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+    def bearer_token(self) -> str | None:
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class ProviderApi(ABC):
+    """One provider's documented wire protocol, mounted at /<provider_id> on the API port."""
+
+    provider_id: ClassVar[str]
+    # Appended to the mount point to form the base URL a client is configured with.
+    base_path: ClassVar[str]
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.context = context
+
+    @abstractmethod
+    def phase_of(self, request: ProviderRequest) -> Phase | None:
+        """Whether a request submits or polls (the phases faults are aimed at), or neither."""
+
+    @abstractmethod
+    def handle(self, request: ProviderRequest) -> Reply: ...
+
+    @abstractmethod
+    def rate_limited(self, request: ProviderRequest) -> Reply:
+        """The documented 429 answer; the emulator adds the Retry-After header."""
+
+    @abstractmethod
+    def server_error(self, request: ProviderRequest, status: int) -> Reply: ...
+
+    @abstractmethod
+    def events(self) -> list[Event]: ...
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget all tasks."""
+
+    def claim_task_failure(self) -> str | None:
+        """The message of an armed task_failure fault for this provider, used up by the caller."""
+        fault = self.context.faults.take([self.provider_id], "submit", kinds=["task_failure"])
+        return fault.message if fault is not None else None

@@ -1,0 +1,222 @@
+"""Unifically's unified tasks API for `kuaishou/kling-o1-image`: seed 000 and
+providers-seeds.md §1.
+
+`POST /v1/tasks` submits, `GET /v1/tasks/{task_id}` polls. Every answer is wrapped as
+`{"code": <int>, "data": {...}}` (§1.5, §1.7).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kling_cli.emulator.dimensions import ASPECT_RATIOS, Tier, pixels
+from kling_cli.emulator.faults import Phase
+from kling_cli.emulator.images import ImageSpec, IssuedImage
+from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.server import Reply, json_reply
+from kling_cli.emulator.tasks import Event, Task, TaskPhase, TaskStore
+
+MODEL_ID = "kuaishou/kling-o1-image"
+TASKS_PATH = "/v1/tasks"
+ASPECT_RATIO_CHOICES = ("auto", *ASPECT_RATIOS)  # seed 000 FAQ: Auto plus eight named ratios
+# Lower case as in seed 000's curl example; the upper-case spelling is not documented.
+RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}
+# Not documented (§1.4 "NOT FOUND"); 1k is the tier the other seed providers default to.
+DEFAULT_RESOLUTION = "1k"
+# "auto" lets the model pick from the references, which the emulator does not fetch.
+AUTO_ASPECT_RATIO = "1:1"
+# §1.4: max prompt length NOT FOUND; Kling's upstream limit is 2500 (inferred there).
+MAX_PROMPT_LENGTH = 2500
+MAX_IMAGE_URLS = 10
+
+_TOP_LEVEL_FIELDS = frozenset({"model", "input", "callback_url", "dry_run"})
+_INPUT_FIELDS = frozenset({"prompt", "image_urls", "aspect_ratio", "resolution"})
+_HTTP_URL = re.compile(r"^https?://[^/\s]+", re.I)
+_STATUS_BY_PHASE: dict[TaskPhase, str] = {
+    "pending": "pending",
+    "processing": "processing",
+    "succeeded": "completed",
+    "failed": "failed",
+}
+
+
+@dataclass(frozen=True)
+class UnificallyJob:
+    image: IssuedImage  # one image per task (§1.4: no count parameter)
+
+
+class _Rejected(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def error_reply(status: int, message: str, code: str) -> Reply:
+    """The documented error envelope (§1.7)."""
+    return json_reply(status, {"code": status, "data": {"message": message, "code": code}})
+
+
+class UnificallyApi(ProviderApi):
+    provider_id = "unifically"
+    base_path = ""  # paths below the base are the documented /v1/tasks...
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        self.tasks: TaskStore[UnificallyJob] = TaskStore(self.provider_id)
+
+    def phase_of(self, request: ProviderRequest) -> Phase | None:
+        if request.method == "POST" and request.path == TASKS_PATH:
+            return "submit"
+        if request.method == "GET" and _task_id_in(request.path) is not None:
+            return "poll"
+        return None
+
+    def rate_limited(self, request: ProviderRequest) -> Reply:
+        return error_reply(
+            429, "Rate limit exceeded. Please try again later", "rate_limit_exceeded"
+        )
+
+    def server_error(self, request: ProviderRequest, status: int) -> Reply:
+        return error_reply(status, "Internal server error", "internal_error")
+
+    def events(self) -> list[Event]:
+        return self.tasks.events()
+
+    def reset(self) -> None:
+        self.tasks.clear()
+
+    def handle(self, request: ProviderRequest) -> Reply:
+        if request.bearer_token() != self.context.settings.api_key:
+            return error_reply(401, "Invalid API key provided", "authentication_failed")
+        if request.method == "POST" and request.path == TASKS_PATH:
+            return self._submit(request)
+        task_id = _task_id_in(request.path)
+        if request.method == "GET" and task_id is not None:
+            return self._poll(task_id)
+        return error_reply(404, f"No route for {request.method} {request.path}", "not_found")
+
+    def _submit(self, request: ProviderRequest) -> Reply:
+        try:
+            payload = json.loads(request.body)
+            spec, dry_run = _validated_submission(payload)
+        except ValueError:
+            return error_reply(422, "Request body must be a JSON object", "validation_error")
+        except _Rejected as rejected:
+            return error_reply(422, rejected.message, "validation_error")
+        if dry_run:
+            # §1.4: "validated ... without actually creating a task"; response shape NOT FOUND.
+            return json_reply(200, {"code": 200, "success": True, "data": {"dry_run": True}})
+        job = UnificallyJob(image=self.context.images.issue(spec, self.provider_id))
+        task_id = _new_task_id()
+        self.tasks.create(task_id, self.context.settings.latency, self.claim_task_failure(), job)
+        # Verbatim shape from U-tasks (§1.5).
+        return json_reply(
+            200, {"code": 200, "success": True, "data": {"task_id": task_id, "status": "pending"}}
+        )
+
+    def _poll(self, task_id: str) -> Reply:
+        task = self.tasks.get(task_id)
+        if task is None:
+            # Not documented; a third-party client treats 400/404 as "not found" (§1.7).
+            return error_reply(404, f"Task not found: {task_id}", "task_not_found")
+        return json_reply(200, {"code": 200, "data": self._task_view(task)})
+
+    def _task_view(self, task: Task[UnificallyJob]) -> dict[str, Any]:
+        """Shape of the legacy status example (U-gt, §1.6), which /v1/tasks pollers read."""
+        phase = task.phase()
+        output: dict[str, Any] = {}
+        error: dict[str, Any] = {}
+        if phase == "succeeded":
+            output["image_url"] = self.context.images.url(task.details.image)
+        elif phase == "failed":
+            error = {"message": task.failure_message, "code": "generation_failed"}
+        return {
+            "task_id": task.task_id,
+            "status": _STATUS_BY_PHASE[phase],
+            "output": output,
+            "error": error,
+        }
+
+
+def _task_id_in(path: str) -> str | None:
+    prefix = TASKS_PATH + "/"
+    if not path.startswith(prefix):
+        return None
+    task_id = path[len(prefix) :]
+    return task_id if task_id and "/" not in task_id else None
+
+
+def _new_task_id() -> str:
+    return uuid.uuid4().hex[:16]  # server-made id; the documented example is "abc123def456"
+
+
+def _validated_submission(payload: Any) -> tuple[ImageSpec, bool]:
+    """Seed 000 plus §1.4. Messages mimic the documented "Missing required parameter: prompt"."""
+    if not isinstance(payload, dict):
+        raise ValueError("not an object")
+    for name in payload:
+        if name not in _TOP_LEVEL_FIELDS:
+            raise _Rejected(f"Unknown parameter: {name}")
+    model = payload.get("model")
+    if model is None:
+        raise _Rejected("Missing required parameter: model")
+    if model != MODEL_ID:
+        raise _Rejected(f"Unsupported model: {model}")
+    _check_url(payload, "callback_url")  # validated only: the emulator makes no outbound calls
+    dry_run = payload.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise _Rejected("Invalid parameter: dry_run must be a boolean")
+    task_input = payload.get("input")
+    if task_input is None:
+        raise _Rejected("Missing required parameter: input")
+    if not isinstance(task_input, dict):
+        raise _Rejected("Invalid parameter: input must be an object")
+    return _validated_input(task_input), dry_run
+
+
+def _validated_input(task_input: dict[str, Any]) -> ImageSpec:
+    for name in task_input:
+        if name not in _INPUT_FIELDS:
+            raise _Rejected(f"Unknown parameter: {name}")
+    prompt = task_input.get("prompt")
+    if prompt is None or prompt == "":
+        raise _Rejected("Missing required parameter: prompt")
+    if not isinstance(prompt, str):
+        raise _Rejected("Invalid parameter: prompt must be a string")
+    if len(prompt) > MAX_PROMPT_LENGTH:
+        raise _Rejected(f"Invalid parameter: prompt must be at most {MAX_PROMPT_LENGTH} characters")
+    _check_image_urls(task_input.get("image_urls"))
+    aspect_ratio = task_input.get("aspect_ratio", "auto")
+    if aspect_ratio not in ASPECT_RATIO_CHOICES:
+        raise _Rejected(
+            f"Invalid parameter: aspect_ratio must be one of {', '.join(ASPECT_RATIO_CHOICES)}"
+        )
+    resolution = task_input.get("resolution", DEFAULT_RESOLUTION)
+    if resolution not in RESOLUTIONS:
+        raise _Rejected(f"Invalid parameter: resolution must be one of {', '.join(RESOLUTIONS)}")
+    ratio = AUTO_ASPECT_RATIO if aspect_ratio == "auto" else aspect_ratio
+    width, height = pixels(RESOLUTIONS[resolution], ratio)
+    # Output format is not documented (§1.8); the documented example URLs end in .png.
+    return ImageSpec(width, height, "PNG")
+
+
+def _check_image_urls(image_urls: Any) -> None:
+    if image_urls is None:
+        return
+    if not isinstance(image_urls, list):
+        raise _Rejected("Invalid parameter: image_urls must be an array of URLs")
+    if len(image_urls) > MAX_IMAGE_URLS:
+        raise _Rejected(f"Invalid parameter: image_urls accepts at most {MAX_IMAGE_URLS} URLs")
+    for url in image_urls:
+        if not isinstance(url, str) or not _HTTP_URL.match(url):
+            raise _Rejected("Invalid parameter: every image_urls entry must be an http(s) URL")
+
+
+def _check_url(payload: dict[str, Any], name: str) -> None:
+    value = payload.get(name)
+    if value is not None and (not isinstance(value, str) or not _HTTP_URL.match(value)):
+        raise _Rejected(f"Invalid parameter: {name} must be an http(s) URL")
