@@ -1,0 +1,131 @@
+"""What several commands share: the provider option, and opening a provider session (real, or
+against the in-process emulator)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from kling_cli.config import (
+    ConfigFile,
+    config_path,
+    resolve_base_url,
+    resolve_key,
+    resolve_provider_id,
+)
+from kling_cli.errors import ConfigError
+from kling_cli.providers import PROVIDERS, get_provider
+from kling_cli.providers.base import Endpoint, Provider
+from kling_cli.ui import Output
+
+DEFAULT_OUTPUT_DIR = Path("kling-output")
+EMULATE_DEFAULT_PROVIDER = "runware"
+EMULATOR_LATENCY_ENV = "KLING_EMULATOR_LATENCY"
+DEFAULT_EMULATOR_LATENCY = 2.0
+
+PROVIDER_OPTION = typer.Option(
+    None,
+    "--provider",
+    "-p",
+    help=f"Provider id: {', '.join(PROVIDERS)} [default: $KLING_PROVIDER or default_provider].",
+    show_default=False,
+)
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+
+
+@dataclass(frozen=True)
+class ProviderSession:
+    provider: Provider
+    endpoint: Endpoint
+
+
+def load_config(output: Output) -> ConfigFile:
+    config = ConfigFile.load(config_path())
+    for warning in config.warnings:
+        output.warn(warning)
+    return config
+
+
+@contextmanager
+def open_session(
+    provider_id: str | None, *, emulate: bool, output: Output
+) -> Iterator[ProviderSession]:
+    """Resolve the provider, its base URL and key; under `emulate`, start the emulator for
+    the duration of the block and point the provider at it."""
+    config = load_config(output)
+    chosen = resolve_provider_id(provider_id, config)
+    if emulate:
+        provider = get_provider(chosen or EMULATE_DEFAULT_PROVIDER)
+        from kling_cli.emulator import EMULATOR_API_KEY, Emulator
+
+        latency = _emulator_latency()
+        with Emulator(latency=latency) as emulator:
+            output.note(f"Using the built-in {provider.name} emulator (offline, no cost).")
+            yield ProviderSession(
+                provider, Endpoint(emulator.base_url(provider.id), EMULATOR_API_KEY)
+            )
+        return
+    if chosen is None:
+        chosen = _only_provider_with_key(config)
+    if chosen is None:
+        raise ConfigError(
+            "No provider is set up yet.",
+            hint=(
+                f"Store a key with `kling config set-key <id>` (ids: {', '.join(PROVIDERS)}) "
+                "or set KLING_<ID>_API_KEY, then pass --provider or set KLING_PROVIDER. "
+                "To try kling-cli offline first, add --emulate."
+            ),
+        )
+    provider = get_provider(chosen)
+    key = resolve_key(provider, config)
+    if key is None:
+        env_names = " or ".join(
+            f"${name}" for name in (provider.key_env_var, *provider.key_env_vars)
+        )
+        raise ConfigError(
+            f"No API key for {provider.name}.",
+            hint=(
+                f"Store one with `kling config set-key {provider.id}` or set {env_names}; "
+                "or try it offline with --emulate."
+            ),
+        )
+    yield ProviderSession(provider, Endpoint(resolve_base_url(provider, config), key.value))
+
+
+def _only_provider_with_key(config: ConfigFile) -> str | None:
+    """With no provider chosen, the one provider that has a key; None when none has."""
+    configured = [p.id for p in PROVIDERS.values() if resolve_key(p, config) is not None]
+    if len(configured) > 1:
+        raise ConfigError(
+            f"Keys are set for several providers ({', '.join(configured)}); choose one.",
+            hint="Pass --provider, set KLING_PROVIDER, or run "
+            "`kling config set default_provider <id>`.",
+        )
+    return configured[0] if configured else None
+
+
+def _emulator_latency() -> float:
+    raw = os.environ.get(EMULATOR_LATENCY_ENV)
+    if not raw:
+        return DEFAULT_EMULATOR_LATENCY
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ConfigError(
+            f"{EMULATOR_LATENCY_ENV} must be a number of seconds, not {raw!r}."
+        ) from None
+
+
+def file_stem_for(prompt: str, task_id: str) -> str:
+    """`a-red-fox-on-3f2a91bc`: a few words of the prompt and the start of the task id, safe as
+    a file name on every system."""
+    words = re.findall(r"[a-z0-9]+", prompt.lower())[:4]
+    slug = "-".join(words)[:40].strip("-") or "kling"
+    task = re.sub(r"[^A-Za-z0-9]", "", task_id)[:8] or "task"
+    return f"{slug}-{task}"

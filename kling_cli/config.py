@@ -1,0 +1,223 @@
+"""The TOML config file, and where keys, base URLs and the default provider come from.
+
+Layout of `config.toml`:
+
+    default_provider = "runware"
+
+    [providers.runware]
+    api_key = "..."
+    base_url = "https://api.runware.ai/v1"
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from kling_cli.errors import ConfigError
+from kling_cli.providers import PROVIDERS, get_provider
+from kling_cli.providers.base import Provider
+
+APP_NAME = "kling-cli"
+CONFIG_FILE_NAME = "config.toml"
+CONFIG_DIR_ENV = "KLING_CONFIG_DIR"
+PROVIDER_ENV = "KLING_PROVIDER"
+
+# Settings `kling config set/get/unset` accept, besides `providers.<id>.api_key`
+# (which only `kling config set-key` writes: a key must never be typed into argv).
+PROVIDER_SETTINGS = ("api_key", "base_url")
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    override = environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME, appauthor=False))
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    return config_dir(environ) / CONFIG_FILE_NAME
+
+
+@dataclass
+class ConfigFile:
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> ConfigFile:
+        config = cls(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return config
+        except OSError as exc:
+            raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.") from None
+        try:
+            config.data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"The config file {path} is not valid TOML ({exc}); fix or delete it."
+            ) from None
+        if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            config.warnings.append(
+                f"{path} is readable by other users and may hold API keys; run `chmod 600 {path}`."
+            )
+        return config
+
+    def get(self, dotted: str) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def set(self, dotted: str, value: Any) -> None:
+        *parents, leaf = dotted.split(".")
+        node = self.data
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{dotted} cannot be set: {part} is not a table in {self.path}.")
+            node = child
+        node[leaf] = value
+
+    def unset(self, dotted: str) -> bool:
+        *parents, leaf = dotted.split(".")
+        node: Any = self.data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            return False
+        del node[leaf]
+        return True
+
+    def save(self) -> None:
+        """Write atomically: a private temporary file in the same directory, then rename."""
+        import tomli_w
+
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.name == "posix":
+            os.chmod(directory, 0o700)
+        fd, temp_name = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(tomli_w.dumps(_drop_empty_tables(self.data)).encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, self.path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+
+
+def _drop_empty_tables(data: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = _drop_empty_tables(value)
+            if not value:
+                continue
+        cleaned[key] = value
+    return cleaned
+
+
+def check_setting_name(dotted: str) -> None:
+    """Accept `default_provider` and `providers.<id>.<api_key|base_url>`."""
+    if dotted == "default_provider":
+        return
+    parts = dotted.split(".")
+    if len(parts) == 3 and parts[0] == "providers" and parts[2] in PROVIDER_SETTINGS:
+        get_provider(parts[1])
+        return
+    raise ConfigError(
+        f"Unknown setting {dotted!r}; settings are default_provider and "
+        f"providers.<id>.{{{','.join(PROVIDER_SETTINGS)}}} with <id> one of "
+        f"{', '.join(PROVIDERS)}."
+    )
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    value: str
+    source: str  # an environment variable's name, or "config file"
+
+
+def resolve_key(
+    provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
+) -> ResolvedKey | None:
+    """`KLING_<ID>_API_KEY`, then the provider's own variable, then the config file."""
+    environ = os.environ if environ is None else environ
+    for name in (provider.key_env_var, *provider.key_env_vars):
+        value = environ.get(name, "").strip()
+        if value:
+            return ResolvedKey(value, name)
+    stored = config.get(f"providers.{provider.id}.api_key")
+    if isinstance(stored, str) and stored.strip():
+        return ResolvedKey(stored.strip(), "config file")
+    return None
+
+
+def resolve_base_url(
+    provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
+) -> str:
+    environ = os.environ if environ is None else environ
+    value = environ.get(provider.base_url_env_var) or config.get(
+        f"providers.{provider.id}.base_url"
+    )
+    if not value:
+        return provider.default_base_url
+    if not isinstance(value, str):
+        raise ConfigError(f"providers.{provider.id}.base_url in {config.path} must be a string.")
+    return check_base_url(value.rstrip("/"), setting=provider.base_url_env_var)
+
+
+def check_base_url(url: str, *, setting: str) -> str:
+    """https everywhere; plain http only to this machine, so a key never crosses a network
+    in the clear."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return url
+    raise ConfigError(
+        f"Base URL {url!r} (from {setting}) must use https; plain http is allowed only for "
+        "loopback hosts such as 127.0.0.1."
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_provider_id(
+    explicit: str | None, config: ConfigFile, environ: Mapping[str, str] | None = None
+) -> str | None:
+    environ = os.environ if environ is None else environ
+    chosen = explicit or environ.get(PROVIDER_ENV) or config.get("default_provider")
+    return str(chosen) if chosen else None
+
+
+def mask_key(key: str) -> str:
+    """Enough to tell two keys apart, never enough to use one."""
+    return f"****{key[-4:]}" if len(key) >= 16 else "****"

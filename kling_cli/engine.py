@@ -1,0 +1,312 @@
+"""The only code that talks to providers: submit once, poll, download.
+
+Adapters build and parse the wire messages; the engine sends them, applies the one retry policy
+(`kling_cli.retry`), guards the key, and reports progress to a listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from kling_cli import __version__
+from kling_cli.download import SavedFile, download_image
+from kling_cli.errors import (
+    DownloadError,
+    KlingError,
+    NetworkError,
+    ProviderRequestError,
+    SaveError,
+    TaskFailedError,
+    WaitTimeoutError,
+)
+from kling_cli.providers.base import (
+    Endpoint,
+    HttpRequest,
+    HttpResponse,
+    Provider,
+    TaskHandle,
+    TaskStatus,
+)
+from kling_cli.request import GenerationRequest
+from kling_cli.retry import RETRYABLE_STATUS, PollPolicy, RetryPolicy
+
+USER_AGENT = f"kling-cli/{__version__}"
+MAX_PARALLEL_DOWNLOADS = 4
+
+
+class ProgressListener(Protocol):
+    """What the engine tells whoever shows progress (the CLI) or records jobs."""
+
+    def submitted(self, task: TaskHandle) -> None: ...
+
+    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None: ...
+
+    def retrying(self, reason: str, delay: float) -> None: ...
+
+    def saved(self, file: SavedFile) -> None: ...
+
+
+class SilentListener:
+    def submitted(self, task: TaskHandle) -> None:
+        pass
+
+    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
+        pass
+
+    def retrying(self, reason: str, delay: float) -> None:
+        pass
+
+    def saved(self, file: SavedFile) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    task: TaskHandle
+    status: TaskStatus
+    files: tuple[SavedFile, ...] = ()
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
+
+
+class Engine:
+    def __init__(
+        self,
+        provider: Provider,
+        endpoint: Endpoint,
+        *,
+        listener: ProgressListener | None = None,
+        poll_policy: PollPolicy | None = None,
+        retry_policy: RetryPolicy | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.provider = provider
+        self.endpoint = endpoint
+        self.listener = listener or SilentListener()
+        self.poll_policy = poll_policy or PollPolicy()
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._client = client
+        self._owns_client = client is None
+
+    async def __aenter__(self) -> Engine:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(60.0, connect=10.0),
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+            )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("use the Engine as an async context manager")
+        return self._client
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        output_dir: Path,
+        *,
+        timeout: float | None,
+        file_stem: str,
+        overwrite: bool = False,
+    ) -> GenerationResult:
+        task, status = await self.submit(request)
+        status = await self.wait(task, status, timeout=timeout)
+        files = await self.download(task, status, output_dir, file_stem, overwrite=overwrite)
+        return GenerationResult(task, status, files)
+
+    async def submit(self, request: GenerationRequest) -> tuple[TaskHandle, TaskStatus]:
+        """Send the submit request once. It is repeated only when it provably never reached the
+        provider (the connection was refused or timed out while connecting), or on a 429 that
+        says when to come back."""
+        submission = self.provider.build_submit(request, self.endpoint)
+        attempt = 0
+        while True:
+            last_attempt = attempt + 1 >= self.retry_policy.attempts
+            try:
+                response = await self._send(submission.request)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if last_attempt:
+                    raise self._unreachable(exc) from None
+                await self._back_off(attempt, f"cannot connect ({type(exc).__name__})")
+                attempt += 1
+                continue
+            except httpx.TransportError as exc:
+                raise NetworkError(
+                    f"The connection to {self.provider.name} broke after the job was sent "
+                    f"({type(exc).__name__}); it may have been created and charged.",
+                    hint=self._lookup_hint(submission.client_task_id),
+                ) from None
+            told_when = response.status_code == 429 and response.retry_after is not None
+            if told_when and not last_attempt:
+                await self._back_off(attempt, "rate limited", response.retry_after)
+                attempt += 1
+                continue
+            task_id, status = self.provider.parse_submit(response, submission)
+            task = TaskHandle(self.provider.id, task_id, submission.expected_images)
+            self.listener.submitted(task)
+            self.listener.status_changed(task, status)
+            return task, status
+
+    async def refresh(self, task: TaskHandle) -> TaskStatus:
+        """Ask the provider once for the task's state (with retries on transient errors)."""
+        request = self.provider.build_poll(task.task_id, self.endpoint)
+        attempt = 0
+        while True:
+            try:
+                response = await self._send(request)
+            except httpx.TransportError as exc:
+                if attempt + 1 >= self.retry_policy.attempts:
+                    raise self._unreachable(exc) from None
+                await self._back_off(attempt, f"status check failed ({type(exc).__name__})")
+            else:
+                retryable = response.status_code in RETRYABLE_STATUS
+                if not retryable or attempt + 1 >= self.retry_policy.attempts:
+                    return self.provider.parse_poll(response, task)
+                await self._back_off(
+                    attempt,
+                    f"{self.provider.name} answered HTTP {response.status_code}",
+                    response.retry_after,
+                )
+            attempt += 1
+
+    async def wait(
+        self, task: TaskHandle, status: TaskStatus, *, timeout: float | None
+    ) -> TaskStatus:
+        """Poll until the task ends; raise TaskFailedError or WaitTimeoutError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poll_number = 0
+        while not status.state.is_terminal:
+            delay = self.poll_policy.delay(poll_number)
+            if deadline is not None and time.monotonic() + delay > deadline:
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    await asyncio.sleep(remaining)
+                raise WaitTimeoutError(
+                    f"Gave up waiting after {timeout:g} s; {self.provider.name} may still finish "
+                    f"task {task.task_id}.",
+                    hint=resume_command(task),
+                    job=job_summary(task, status),
+                )
+            await asyncio.sleep(delay)
+            poll_number += 1
+            new_status = await self.refresh(task)
+            if new_status != status:
+                self.listener.status_changed(task, new_status)
+            status = new_status
+        if status.error and not status.outputs:
+            raise TaskFailedError(
+                f"{self.provider.name} reports that task {task.task_id} failed: {status.error}",
+                job=job_summary(task, status),
+            )
+        return status
+
+    async def download(
+        self,
+        task: TaskHandle,
+        status: TaskStatus,
+        output_dir: Path,
+        file_stem: str,
+        *,
+        overwrite: bool = False,
+    ) -> tuple[SavedFile, ...]:
+        semaphore = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
+        many = len(status.outputs) > 1
+
+        async def fetch(index: int, url: str) -> SavedFile:
+            stem = f"{file_stem}-{index + 1}" if many else file_stem
+            async with semaphore:
+                saved = await self._download_with_retries(url, output_dir, stem, overwrite)
+            self.listener.saved(saved)
+            return saved
+
+        try:
+            files = await asyncio.gather(
+                *(fetch(i, output.url) for i, output in enumerate(status.outputs))
+            )
+        except DownloadError as exc:
+            exc.job = job_summary(task, status)
+            exc.hint = exc.hint or resume_command(task)
+            raise
+        return tuple(files)
+
+    async def _download_with_retries(
+        self, url: str, output_dir: Path, stem: str, overwrite: bool
+    ) -> SavedFile:
+        attempt = 0
+        while True:
+            try:
+                return await download_image(self.client, url, output_dir, stem, overwrite=overwrite)
+            except DownloadError as exc:
+                if isinstance(exc, SaveError) or attempt + 1 >= self.retry_policy.attempts:
+                    raise
+                await self._back_off(attempt, exc.message)
+            attempt += 1
+
+    async def _send(self, request: HttpRequest) -> HttpResponse:
+        self._check_key_destination(request)
+        response = await self.client.request(
+            request.method, request.url, headers=dict(request.headers), json=request.json
+        )
+        return HttpResponse(
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            response.content,
+        )
+
+    def _check_key_destination(self, request: HttpRequest) -> None:
+        """`Authorization` goes to the provider's API host and nowhere else."""
+        carries_key = any(name.lower() == "authorization" for name in request.headers)
+        if carries_key and origin(request.url) != origin(self.endpoint.base_url):
+            host = urlsplit(request.url).hostname
+            raise ProviderRequestError(
+                f"Refusing to send the {self.provider.name} key to {host}, "
+                "which is not the provider's API host."
+            )
+
+    async def _back_off(self, attempt: int, reason: str, retry_after: float | None = None) -> None:
+        delay = self.retry_policy.delay(attempt, retry_after)
+        self.listener.retrying(reason, delay)
+        await asyncio.sleep(delay)
+
+    def _unreachable(self, exc: Exception) -> KlingError:
+        host = urlsplit(self.endpoint.base_url).hostname
+        return NetworkError(f"Cannot reach {self.provider.name} at {host} ({type(exc).__name__}).")
+
+    def _lookup_hint(self, client_task_id: str | None) -> str | None:
+        if client_task_id is None:
+            return "Check the provider's dashboard before submitting again."
+        return (
+            f"Check with `kling status {client_task_id} --provider {self.provider.id}` "
+            "before submitting again."
+        )
+
+
+def resume_command(task: TaskHandle) -> str:
+    return f"kling status {task.task_id} --provider {task.provider}"
+
+
+def job_summary(task: TaskHandle, status: TaskStatus | None) -> dict[str, str | None]:
+    return {
+        "provider": task.provider,
+        "task_id": task.task_id,
+        "state": status.state.value if status else None,
+    }

@@ -1,0 +1,116 @@
+"""Errors the user can act on, each with its documented exit code.
+
+Only `kling_cli.cli.main` turns these into exit codes and messages; the core raises them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    UNEXPECTED = 1
+    INVALID_ARGUMENTS = 2
+    TASK_FAILED = 3
+    AUTH_OR_CONFIG = 4
+    TIMED_OUT = 5
+    RATE_LIMITED = 6
+    DOWNLOAD_FAILED = 7
+    INTERRUPTED = 130
+
+
+class KlingError(Exception):
+    """Base class: a message for the user, a stable machine code and an exit code."""
+
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+    code: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None, job: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.job = job
+
+
+class InvalidRequestError(KlingError):
+    """Bad arguments, caught before any network call."""
+
+    exit_code = ExitCode.INVALID_ARGUMENTS
+    code = "invalid_arguments"
+
+
+class ConfigError(KlingError):
+    """A missing or rejected key, or a bad configuration."""
+
+    exit_code = ExitCode.AUTH_OR_CONFIG
+    code = "config"
+
+
+class AuthError(ConfigError):
+    code = "auth"
+
+
+class TaskFailedError(KlingError):
+    """The provider accepted the job and reports that it failed."""
+
+    exit_code = ExitCode.TASK_FAILED
+    code = "task_failed"
+
+
+class ProviderRequestError(KlingError):
+    """The provider refused a request (4xx that is not auth, rate or billing) or answered
+    with something we cannot read."""
+
+    exit_code = ExitCode.UNEXPECTED
+    code = "provider_error"
+
+
+class RateLimitedError(KlingError):
+    """Rate limited or out of credits."""
+
+    exit_code = ExitCode.RATE_LIMITED
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class OutOfCreditsError(RateLimitedError):
+    code = "out_of_credits"
+
+
+class WaitTimeoutError(KlingError):
+    """Waited past --timeout; the job may still finish on the provider's side."""
+
+    exit_code = ExitCode.TIMED_OUT
+    code = "timeout"
+
+
+class DownloadError(KlingError):
+    """The images were generated but could not be downloaded or saved."""
+
+    exit_code = ExitCode.DOWNLOAD_FAILED
+    code = "download_failed"
+
+
+class SaveError(DownloadError):
+    """The image arrived but could not be written or read back: retrying will not help."""
+
+    code = "save_failed"
+
+
+class InterruptedByUser(KlingError):
+    """Ctrl-C. A submitted job keeps running (and is paid for) at the provider."""
+
+    exit_code = ExitCode.INTERRUPTED
+    code = "interrupted"
+
+
+class NetworkError(KlingError):
+    """The provider could not be reached."""
+
+    exit_code = ExitCode.UNEXPECTED
+    code = "network"

@@ -1,0 +1,51 @@
+"""Every documented Kling Image O1 limit, as named constants (no heavy imports: the registry and
+`kling providers` use these without loading pydantic).
+
+Sources: seed 000 (Unifically's O1 image page: ten references, nine aspect ratios, 1K/2K),
+seed 001 (API in One: 1-9 images), seed 004 (inference.sh: prompt max 2500 characters) and
+seed 002 (Runware's model page: the output dimension table).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, get_args
+
+AspectRatio = Literal["auto", "1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9"]
+Resolution = Literal["1k", "2k"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+ASPECT_RATIOS: tuple[str, ...] = get_args(AspectRatio)
+RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+
+MIN_IMAGES = 1
+MAX_IMAGES = 9
+MAX_REFERENCES = 10
+MIN_PROMPT_CHARS = 1
+MAX_PROMPT_CHARS = 2500
+
+# Output pixel size per resolution and aspect ratio, verbatim from Runware's model page (seed 002,
+# "The following dimension combinations are supported"). `auto` follows the references.
+OUTPUT_DIMENSIONS: dict[tuple[str, str], tuple[int, int]] = {
+    ("1k", "1:1"): (1024, 1024),
+    ("1k", "3:2"): (1248, 832),
+    ("1k", "2:3"): (832, 1248),
+    ("1k", "4:3"): (1168, 880),
+    ("1k", "3:4"): (880, 1168),
+    ("1k", "9:16"): (768, 1360),
+    ("1k", "16:9"): (1360, 768),
+    ("1k", "21:9"): (1552, 656),
+    ("2k", "1:1"): (2048, 2048),
+    ("2k", "3:2"): (2496, 1664),
+    ("2k", "2:3"): (1664, 2496),
+    ("2k", "4:3"): (2336, 1760),
+    ("2k", "3:4"): (1760, 2336),
+    ("2k", "9:16"): (1536, 2720),
+    ("2k", "16:9"): (2720, 1536),
+    ("2k", "21:9"): (3104, 1312),
+}
+
+# `@image_1` ... `@image_10` name the references in order (seed 000). Matched case-insensitively
+# so that `@Image_3` with two references is caught too.
+IMAGE_TOKEN = re.compile(r"@image_(\d+)\b", re.IGNORECASE)

@@ -1,0 +1,241 @@
+"""The sans-I/O provider interface.
+
+An adapter turns a `GenerationRequest` into the HTTP requests its provider documents, and turns
+the provider's responses into a neutral `TaskStatus`. It never opens a connection: the engine
+does all I/O, so every adapter is tested by the same engine against the emulator.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+from kling_cli.errors import (
+    AuthError,
+    InvalidRequestError,
+    KlingError,
+    OutOfCreditsError,
+    ProviderRequestError,
+    RateLimitedError,
+)
+from kling_cli.limits import ASPECT_RATIOS, OUTPUT_FORMATS
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: Literal["GET", "POST", "PUT"]
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The parsed body, or None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def retry_after(self) -> float | None:
+        from kling_cli.retry import parse_retry_after
+
+        return parse_retry_after(self.headers.get("retry-after"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to talk to one provider."""
+
+    base_url: str
+    api_key: str
+
+
+@dataclass(frozen=True)
+class TaskHandle:
+    """What is needed to find a submitted task again."""
+
+    provider: str
+    task_id: str
+    # How many images the task was asked for, when known: some providers report images one by
+    # one, so fewer than this means "still running".
+    expected_images: int | None = None
+
+
+@dataclass(frozen=True)
+class OutputImage:
+    url: str
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    state: TaskState
+    provider_status: str
+    outputs: tuple[OutputImage, ...] = ()
+    error: str | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submit request, with the handle it will be known by when the id is the client's."""
+
+    request: HttpRequest
+    client_task_id: str | None = None
+    expected_images: int | None = None
+
+
+LocalFileTransport = Literal["unsupported", "inline-base64", "data-uri", "upload"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    max_references: int = 10
+    max_images: int = 9
+    aspect_ratios: tuple[str, ...] = ASPECT_RATIOS
+    auto_aspect_needs_references: bool = False
+    min_prompt_chars: int = 1
+    output_formats: tuple[str, ...] = OUTPUT_FORMATS
+    negative_prompt: bool = False
+    local_files: LocalFileTransport = "unsupported"
+    # "sync": results can come back on the submit response itself.
+    push: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        parts = [f"refs≤{self.max_references}", f"n≤{self.max_images}"]
+        if self.output_formats:
+            parts.append("/".join(self.output_formats))
+        if self.push:
+            parts.append("push:" + ",".join(self.push))
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Price:
+    usd_per_image: float
+    source: str
+    as_of: str
+
+
+class Provider(ABC):
+    """One provider's wire protocol. Subclasses set the class attributes and the four methods."""
+
+    id: str
+    name: str
+    default_base_url: str
+    key_env_vars: tuple[str, ...]
+    docs_url: str
+    capabilities: Capabilities
+    price: Price
+
+    @property
+    def key_env_var(self) -> str:
+        return f"KLING_{self.id.upper()}_API_KEY"
+
+    @property
+    def base_url_env_var(self) -> str:
+        return f"KLING_{self.id.upper()}_BASE_URL"
+
+    def check_request(self, request: GenerationRequest) -> None:
+        """Refuse, before any network call, what this provider cannot do."""
+        caps = self.capabilities
+        if len(request.references) > caps.max_references:
+            raise InvalidRequestError(
+                f"{self.name} accepts at most {caps.max_references} reference image"
+                f"{'s' if caps.max_references != 1 else ''}; {len(request.references)} given."
+            )
+        if request.num_images > caps.max_images:
+            plural = "image" if caps.max_images == 1 else "images"
+            raise InvalidRequestError(
+                f"{self.name} returns {caps.max_images} {plural} per task; ask for -n "
+                f"{caps.max_images} or fewer here, or use a provider that makes more at once "
+                "(see `kling providers`)."
+            )
+        if request.aspect_ratio not in caps.aspect_ratios:
+            raise InvalidRequestError(
+                f"{self.name} does not support aspect ratio {request.aspect_ratio}; "
+                f"use one of {', '.join(caps.aspect_ratios)}."
+            )
+        needs_reference = caps.auto_aspect_needs_references and not request.references
+        if needs_reference and request.aspect_ratio == "auto":
+            raise InvalidRequestError(
+                f"Aspect ratio auto follows the reference images, and {self.name} needs at "
+                "least one --ref for it; give a reference or an explicit -a such as 1:1."
+            )
+        if len(request.prompt) < caps.min_prompt_chars:
+            raise InvalidRequestError(
+                f"{self.name} needs a prompt of at least {caps.min_prompt_chars} characters."
+            )
+        if request.output_format and request.output_format not in caps.output_formats:
+            allowed = ", ".join(caps.output_formats) if caps.output_formats else "none"
+            raise InvalidRequestError(
+                f"{self.name} cannot choose the output format {request.output_format}; "
+                f"formats it can produce on request: {allowed}."
+            )
+
+    @abstractmethod
+    def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission: ...
+
+    @abstractmethod
+    def parse_submit(
+        self, response: HttpResponse, submission: Submission
+    ) -> tuple[str, TaskStatus]:
+        """The provider's task id and the state right after submitting."""
+
+    @abstractmethod
+    def build_poll(self, task_id: str, endpoint: Endpoint) -> HttpRequest: ...
+
+    @abstractmethod
+    def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus: ...
+
+
+def error_for_http_status(
+    response: HttpResponse, message: str, *, provider_name: str, key_hint: str
+) -> KlingError:
+    """The error a non-2xx answer stands for, worded with the provider's own message."""
+    status = response.status_code
+    text = f"{provider_name}: {message}" if message else f"{provider_name} answered HTTP {status}"
+    if status in (401, 403):
+        return AuthError(f"{text} (HTTP {status}).", hint=key_hint)
+    if status == 402:
+        return OutOfCreditsError(f"{text} (HTTP 402: out of credits).")
+    if status == 429:
+        return RateLimitedError(f"{text} (HTTP 429).", retry_after=response.retry_after)
+    return ProviderRequestError(f"{text} (HTTP {status}).")
+
+
+def unreadable_response(provider_name: str, response: HttpResponse) -> ProviderRequestError:
+    snippet = response.body[:200].decode("utf-8", "replace")
+    return ProviderRequestError(
+        f"{provider_name} sent a response kling-cli cannot read (HTTP {response.status_code}): "
+        f"{snippet!r}"
+    )
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}

@@ -1,0 +1,200 @@
+"""Runware: one endpoint, a JSON array of tasks, and a task UUID chosen by the client.
+
+Wire facts: seed 002 (the model page) and providers-seeds.md §3 (platform docs and the
+official SDK).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from kling_cli.errors import AuthError, KlingError, OutOfCreditsError, RateLimitedError
+from kling_cli.providers.base import (
+    Capabilities,
+    Endpoint,
+    HttpRequest,
+    HttpResponse,
+    OutputImage,
+    Price,
+    Provider,
+    Submission,
+    TaskHandle,
+    TaskState,
+    TaskStatus,
+    bearer,
+    error_for_http_status,
+    unreadable_response,
+)
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
+
+MODEL_ID = "klingai:kling-image@o1"
+OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPG", "webp": "WEBP"}
+
+
+class Runware(Provider):
+    id = "runware"
+    name = "Runware"
+    default_base_url = "https://api.runware.ai/v1"
+    key_env_vars = ("RUNWARE_API_KEY",)
+    docs_url = "https://runware.ai/docs/models/klingai-image-o1"
+    capabilities = Capabilities(
+        max_references=10,
+        max_images=9,
+        # "Either provide inputs.referenceImages, or specify width/height" (seed 002): without
+        # references there is no size to follow, so `auto` needs at least one.
+        auto_aspect_needs_references=True,
+        min_prompt_chars=3,  # positivePrompt "min 3" (providers-seeds.md §3.4)
+        output_formats=("png", "jpeg", "webp"),
+    )
+    price = Price(usd_per_image=0.028, source="runware.ai model page (seed 002)", as_of="2025-12")
+
+    def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
+        task_uuid = str(uuid.uuid4())
+        task: dict[str, Any] = {
+            "taskType": "imageInference",
+            "taskUUID": task_uuid,
+            "model": MODEL_ID,
+            "positivePrompt": request.prompt,
+            "numberResults": request.num_images,
+            "outputType": "URL",
+            # The API's default is JPG; kling-cli's default is lossless PNG.
+            "outputFormat": OUTPUT_FORMATS[request.output_format or "png"],
+            "includeCost": True,
+            # The API defaults to sync; async lets the engine record the task before waiting.
+            "deliveryMethod": "async",
+        }
+        dimensions = request.dimensions
+        if dimensions:
+            task["width"], task["height"] = dimensions
+        else:
+            # `auto`: omit width/height so the output follows the first reference, and pick the
+            # tier with `resolution`. The doc spells it `1k`/`2k` while the official SDK types
+            # it `1K`/`2K` (providers-seeds.md §3.4); we send the documented spelling.
+            task["resolution"] = request.resolution
+        if request.references:
+            task["inputs"] = {"referenceImages": list(request.references)}
+        return Submission(
+            request=HttpRequest("POST", endpoint.base_url, bearer(endpoint.api_key), [task]),
+            client_task_id=task_uuid,
+            expected_images=request.num_images,
+        )
+
+    def parse_submit(
+        self, response: HttpResponse, submission: Submission
+    ) -> tuple[str, TaskStatus]:
+        assert submission.client_task_id is not None
+        task = TaskHandle(self.id, submission.client_task_id, submission.expected_images)
+        return task.task_id, self.parse_poll(response, task)
+
+    def build_poll(self, task_id: str, endpoint: Endpoint) -> HttpRequest:
+        return HttpRequest(
+            "POST",
+            endpoint.base_url,
+            bearer(endpoint.api_key),
+            [{"taskType": "getResponse", "taskUUID": task_id}],
+        )
+
+    def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
+        body = response.json()
+        envelope_errors = _envelope_errors(body)
+        if envelope_errors:
+            first = envelope_errors[0]
+            error = self._error_for_code(first, response)
+            if error is not None:
+                raise error
+            return TaskStatus(TaskState.FAILED, "error", error=_describe(first))
+        if response.status_code >= 400 or not isinstance(body, dict):
+            if response.status_code >= 400:
+                raise error_for_http_status(
+                    response, "", provider_name=self.name, key_hint=self._key_hint()
+                )
+            raise unreadable_response(self.name, response)
+        return _status_from_items(body.get("data"), task)
+
+    def _error_for_code(self, error: dict[str, Any], response: HttpResponse) -> KlingError | None:
+        """Errors about the account rather than the task, by the code families the official
+        SDK uses (providers-seeds.md §3.7)."""
+        code = str(error.get("code", ""))
+        message = f"{self.name}: {_describe(error)}"
+        lowered = code.lower()
+        if "apikey" in lowered or response.status_code == 401:
+            return AuthError(message, hint=self._key_hint())
+        if any(word in lowered for word in ("credit", "quota", "balance", "paymentrequired")):
+            return OutOfCreditsError(message)
+        if response.status_code == 402:
+            return OutOfCreditsError(message)
+        if "ratelimit" in lowered or response.status_code == 429:
+            return RateLimitedError(message, retry_after=response.retry_after)
+        if response.status_code >= 400:
+            return error_for_http_status(
+                response, _describe(error), provider_name=self.name, key_hint=self._key_hint()
+            )
+        return None
+
+    def _key_hint(self) -> str:
+        return f"Check the key with `kling config set-key {self.id}` or ${self.key_env_var}."
+
+
+def _envelope_errors(body: Any) -> list[dict[str, Any]]:
+    """`errors[]`, or the singular `error` the SDK also accepts (providers-seeds.md §3.2)."""
+    if not isinstance(body, dict):
+        return []
+    errors = body.get("errors", body.get("error"))
+    if isinstance(errors, dict):
+        errors = [errors]
+    if not isinstance(errors, list):
+        return []
+    return [e for e in errors if isinstance(e, dict)]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    message = str(error.get("message") or "unknown error")
+    code = error.get("code")
+    return f"{message} ({code})" if code else message
+
+
+def _status_from_items(items: Any, task: TaskHandle) -> TaskStatus:
+    """getResponse returns everything so far each time (cumulative), one item per image:
+    dedupe by imageUUID. An item is done when it has `status: success` or an output URL;
+    `processing`/`pending` or progress-only items are still running (§3.6)."""
+    if not isinstance(items, list):
+        items = []
+    outputs: dict[str, OutputImage] = {}
+    errors: list[str] = []
+    running = False
+    cost = 0.0
+    has_cost = False
+    for item in items:
+        if not isinstance(item, dict) or item.get("taskUUID", task.task_id) != task.task_id:
+            continue
+        url = item.get("imageURL")
+        if item.get("status") == "error":
+            error = item.get("error")
+            errors.append(_describe(error) if isinstance(error, dict) else _describe(item))
+        elif isinstance(url, str) and url:
+            key = str(item.get("imageUUID") or item.get("resultIndex") or url)
+            seed = item.get("seed")
+            outputs[key] = OutputImage(url=url, seed=seed if isinstance(seed, int) else None)
+            if isinstance(item.get("cost"), int | float):
+                cost += float(item["cost"])
+                has_cost = True
+        elif item.get("taskType") == "imageInference":
+            running = True
+    total_cost = round(cost, 6) if has_cost else None
+    found = tuple(outputs.values())
+    expected = task.expected_images or 1
+    if not errors and found and len(found) < expected:
+        running = True
+    if running:
+        return TaskStatus(TaskState.RUNNING, "processing", outputs=found, cost=total_cost)
+    if found:
+        # Partial failure keeps the images that were made (the SDK raises instead, §3.6).
+        error = "; ".join(errors) or None
+        return TaskStatus(TaskState.SUCCEEDED, "success", found, error=error, cost=total_cost)
+    if errors:
+        return TaskStatus(TaskState.FAILED, "error", error="; ".join(errors), cost=total_cost)
+    # An empty `data` is the async acknowledgement, or a task not yet picked up.
+    return TaskStatus(TaskState.PENDING, "submitted")

@@ -1,0 +1,140 @@
+"""Unifically: the unified tasks API, `POST /v1/tasks` then `GET /v1/tasks/{task_id}`.
+
+Wire facts: seed 000 (the O1 image page) and providers-seeds.md §1.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kling_cli.providers.base import (
+    Capabilities,
+    Endpoint,
+    HttpRequest,
+    HttpResponse,
+    OutputImage,
+    Price,
+    Provider,
+    Submission,
+    TaskHandle,
+    TaskState,
+    TaskStatus,
+    bearer,
+    error_for_http_status,
+    unreadable_response,
+)
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
+
+MODEL_ID = "kuaishou/kling-o1-image"
+
+# Documented for the legacy status endpoint and, by every client seen, for /v1/tasks (§1.6).
+STATES = {
+    "pending": TaskState.PENDING,
+    "processing": TaskState.RUNNING,
+    "completed": TaskState.SUCCEEDED,
+    "failed": TaskState.FAILED,
+}
+
+
+class Unifically(Provider):
+    id = "unifically"
+    name = "Unifically"
+    default_base_url = "https://api.unifically.com"
+    # Unifically documents no variable; this is the name its third-party clients use (§1).
+    key_env_vars = ("UNIFICALLY_API_KEY",)
+    docs_url = "https://unifically.com/models/kling-o1-image"
+    capabilities = Capabilities(
+        max_references=10,
+        # No image-count field is documented for this model (§1.4): one image per task.
+        max_images=1,
+        # The output format is not selectable (NOT FOUND, §1.8).
+        output_formats=(),
+    )
+    # Not published for this model; Kling O1's list price elsewhere is $0.028 per image.
+    price = Price(usd_per_image=0.028, source="not published; Kling O1 list price", as_of="2026-11")
+
+    def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
+        model_input: dict[str, Any] = {
+            "prompt": request.prompt,
+            "aspect_ratio": request.aspect_ratio,
+            "resolution": request.resolution,
+        }
+        if request.references:
+            model_input["image_urls"] = list(request.references)
+        body = {"model": MODEL_ID, "input": model_input}
+        return Submission(
+            request=HttpRequest(
+                "POST", f"{endpoint.base_url}/v1/tasks", bearer(endpoint.api_key), body
+            ),
+            expected_images=1,
+        )
+
+    def parse_submit(
+        self, response: HttpResponse, submission: Submission
+    ) -> tuple[str, TaskStatus]:
+        data = self._data(response)
+        # Some clients fall back to `data.id` (§1.5).
+        task_id = data.get("task_id") or data.get("id")
+        if not isinstance(task_id, str) or not task_id:
+            raise unreadable_response(self.name, response)
+        return task_id, self._status(data, response)
+
+    def build_poll(self, task_id: str, endpoint: Endpoint) -> HttpRequest:
+        headers = {"Authorization": f"Bearer {endpoint.api_key}"}
+        return HttpRequest("GET", f"{endpoint.base_url}/v1/tasks/{task_id}", headers)
+
+    def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
+        return self._status(self._data(response), response)
+
+    def _data(self, response: HttpResponse) -> dict[str, Any]:
+        """The `data` object of the `{code, data}` envelope. The envelope `code` is not the
+        task's state (it can read 400 while processing, §1.6): only the HTTP status decides
+        whether the request itself failed."""
+        body = response.json()
+        data = body.get("data") if isinstance(body, dict) else None
+        if response.status_code >= 400:
+            message = ""
+            if isinstance(data, dict):
+                message = str(data.get("message") or "")
+                if data.get("code"):
+                    message = f"{message} ({data['code']})"
+            hint = f"Check the key with `kling config set-key {self.id}` or ${self.key_env_var}."
+            raise error_for_http_status(response, message, provider_name=self.name, key_hint=hint)
+        if not isinstance(data, dict):
+            raise unreadable_response(self.name, response)
+        return data
+
+    def _status(self, data: dict[str, Any], response: HttpResponse) -> TaskStatus:
+        raw = str(data.get("status") or "pending")
+        state = STATES.get(raw.lower(), TaskState.RUNNING)
+        if state is TaskState.FAILED:
+            return TaskStatus(state, raw, error=_error_message(data))
+        if state is TaskState.SUCCEEDED:
+            outputs = _output_urls(data.get("output"))
+            if not outputs:
+                raise unreadable_response(self.name, response)
+            return TaskStatus(state, raw, tuple(OutputImage(url) for url in outputs))
+        return TaskStatus(state, raw)
+
+
+def _output_urls(output: Any) -> list[str]:
+    """`output.image_url`, or `output.image_urls[]` on multi-output models (§1.6)."""
+    if not isinstance(output, dict):
+        return []
+    urls = output.get("image_urls")
+    found = [u for u in urls if isinstance(u, str) and u] if isinstance(urls, list) else []
+    single = output.get("image_url")
+    if isinstance(single, str) and single and single not in found:
+        found.insert(0, single)
+    return found
+
+
+def _error_message(data: dict[str, Any]) -> str:
+    """`data.error.message`, or `data.message` as one client reads it (§1.6)."""
+    error = data.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        code = error.get("code")
+        return f"{error['message']} ({code})" if code else str(error["message"])
+    return str(data.get("message") or "the task failed without a reason")

@@ -1,0 +1,178 @@
+"""The provider-neutral generation request, validated against the documented limits in
+`kling_cli.limits` with one clear sentence per mistake."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from kling_cli.errors import InvalidRequestError
+from kling_cli.limits import (
+    ASPECT_RATIOS,
+    IMAGE_TOKEN,
+    MAX_IMAGES,
+    MAX_PROMPT_CHARS,
+    MAX_REFERENCES,
+    MIN_IMAGES,
+    OUTPUT_DIMENSIONS,
+    OUTPUT_FORMATS,
+    RESOLUTIONS,
+    AspectRatio,
+    OutputFormat,
+    Resolution,
+)
+
+
+def _quoted_choices(choices: tuple[str, ...]) -> str:
+    return ", ".join(choices)
+
+
+class GenerationRequest(BaseModel):
+    """One generation as the user asked for it, before any provider translates it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str
+    references: tuple[str, ...] = ()
+    aspect_ratio: AspectRatio = "1:1"
+    resolution: Resolution = "1k"
+    num_images: int = 1
+    output_format: OutputFormat | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_aspect_ratio(cls, data: Any) -> Any:
+        # With references, let the model follow them (`auto`, the documented default); without,
+        # a square is the one choice every provider accepts.
+        if isinstance(data, dict) and data.get("aspect_ratio") is None:
+            data = {**data, "aspect_ratio": "auto" if data.get("references") else "1:1"}
+        return data
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _check_prompt(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("The prompt is empty; describe the image you want.")
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"The prompt is {len(value)} characters long; "
+                f"Kling Image O1 accepts at most {MAX_PROMPT_CHARS}."
+            )
+        return value
+
+    @field_validator("references", mode="before")
+    @classmethod
+    def _check_references(cls, value: Any) -> Any:
+        refs = list(value or ())
+        if len(refs) > MAX_REFERENCES:
+            raise ValueError(
+                f"{len(refs)} reference images given; Kling Image O1 accepts at most "
+                f"{MAX_REFERENCES}."
+            )
+        for ref in refs:
+            check_reference_url(ref)
+        return tuple(refs)
+
+    @field_validator("aspect_ratio", mode="before")
+    @classmethod
+    def _check_aspect_ratio(cls, value: Any) -> Any:
+        if value not in ASPECT_RATIOS:
+            raise ValueError(
+                f"Aspect ratio {value!r} is not supported; use one of "
+                f"{_quoted_choices(ASPECT_RATIOS)}."
+            )
+        return value
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _check_resolution(cls, value: Any) -> Any:
+        normalized = value.lower() if isinstance(value, str) else value
+        if normalized not in RESOLUTIONS:
+            raise ValueError(
+                f"Resolution {value!r} is not supported; use {_quoted_choices(RESOLUTIONS)}."
+            )
+        return normalized
+
+    @field_validator("num_images", mode="before")
+    @classmethod
+    def _check_num_images(cls, value: Any) -> Any:
+        if not isinstance(value, int) or not MIN_IMAGES <= value <= MAX_IMAGES:
+            raise ValueError(
+                f"Number of images {value!r} is out of range; ask for {MIN_IMAGES} to {MAX_IMAGES}."
+            )
+        return value
+
+    @field_validator("output_format", mode="before")
+    @classmethod
+    def _check_output_format(cls, value: Any) -> Any:
+        normalized = value.lower() if isinstance(value, str) else value
+        if normalized == "jpg":
+            normalized = "jpeg"
+        if normalized is not None and normalized not in OUTPUT_FORMATS:
+            raise ValueError(
+                f"Output format {value!r} is not supported; use {_quoted_choices(OUTPUT_FORMATS)}."
+            )
+        return normalized
+
+    @model_validator(mode="after")
+    def _check_image_tokens(self) -> GenerationRequest:
+        count = len(self.references)
+        for number in sorted({int(n) for n in IMAGE_TOKEN.findall(self.prompt)}):
+            if not 1 <= number <= count:
+                given = (
+                    "no reference images were given"
+                    if count == 0
+                    else f"only {count} reference image{'s were' if count > 1 else ' was'} given"
+                )
+                raise ValueError(
+                    f"The prompt mentions @image_{number} but {given}; "
+                    "add references with --ref or fix the number."
+                )
+        return self
+
+    @property
+    def dimensions(self) -> tuple[int, int] | None:
+        """The documented output size, or None for `auto` (it follows the references)."""
+        return OUTPUT_DIMENSIONS.get((self.resolution, self.aspect_ratio))
+
+    def referenced_images(self) -> list[int]:
+        """The `@image_N` numbers the prompt uses, in order of first appearance."""
+        seen: list[int] = []
+        for n in IMAGE_TOKEN.findall(self.prompt):
+            if int(n) not in seen:
+                seen.append(int(n))
+        return seen
+
+
+def check_reference_url(ref: Any) -> None:
+    if not isinstance(ref, str) or not ref:
+        raise ValueError("A reference image is empty; pass an http(s) URL.")
+    parts = urlsplit(ref)
+    if parts.scheme in ("http", "https") and parts.netloc and " " not in ref:
+        return
+    if not parts.scheme or len(parts.scheme) == 1:  # a path, or a Windows drive letter
+        raise ValueError(
+            f"Reference {ref!r} looks like a local file; local reference files are not "
+            "supported yet, pass an http(s) URL."
+        )
+    raise ValueError(f"Reference {ref!r} is not a valid http(s) URL.")
+
+
+def build_request(**fields: Any) -> GenerationRequest:
+    """Build a request, turning pydantic's errors into one sentence for the user."""
+    try:
+        return GenerationRequest(**fields)
+    except ValidationError as exc:
+        raise InvalidRequestError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    message = str(first.get("msg", "invalid value"))
+    prefix = "Value error, "
+    if message.startswith(prefix):
+        return message[len(prefix) :]
+    field = ".".join(str(part) for part in first.get("loc", ()))
+    return f"Invalid value for {field or 'the request'}: {message}."

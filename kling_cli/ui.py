@@ -1,0 +1,160 @@
+"""Everything the user sees: results on stdout, progress and diagnostics on stderr.
+
+A spinner with elapsed time on a terminal; one plain line per state change otherwise (CI logs);
+`--json` prints exactly one object on stdout. Colour follows rich, which honours NO_COLOR.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from kling_cli.errors import ExitCode, KlingError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from kling_cli.download import SavedFile
+    from kling_cli.providers.base import TaskHandle, TaskStatus
+
+JSON_SCHEMA_VERSION = 1
+
+
+@dataclass
+class Output:
+    """The process's two streams, and whether they are terminals (tests build their own)."""
+
+    stdout: Console = field(default_factory=lambda: Console(soft_wrap=True))
+    stderr: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    json_mode: bool = False
+
+    def result(self, text: str) -> None:
+        self.stdout.print(text, markup=False, highlight=False)
+
+    def note(self, text: str) -> None:
+        self.stderr.print(text, markup=False, highlight=False)
+
+    def warn(self, text: str) -> None:
+        self.stderr.print(f"[yellow]warning:[/yellow] {escape(text)}", highlight=False)
+
+    def emit_json(self, payload: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def error(self, exc: KlingError) -> None:
+        self.stderr.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", highlight=False)
+        if exc.hint:
+            self.stderr.print(f"  {escape(exc.hint)}", markup=False, highlight=False)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def envelope(
+    *,
+    exit_code: int,
+    job: dict[str, Any] | None = None,
+    files: list[dict[str, Any]] | None = None,
+    error: KlingError | None = None,
+) -> dict[str, Any]:
+    """The one JSON shape `generate` prints on every path, errors included."""
+    return {
+        "status": "success" if exit_code == ExitCode.OK else "error",
+        "exit_code": int(exit_code),
+        "job": job,
+        "files": files or [],
+        "error": None if error is None else {"code": error.code, "message": error.message},
+    }
+
+
+def describe_file(saved: SavedFile) -> dict[str, Any]:
+    return {
+        "path": str(saved.path),
+        "width": saved.width,
+        "height": saved.height,
+        "bytes": saved.bytes,
+        "sha256": saved.sha256,
+        "url": saved.url,
+    }
+
+
+class PlainProgress:
+    """One line on stderr per change, for logs and pipes."""
+
+    def __init__(self, output: Output, provider_name: str) -> None:
+        self.output = output
+        self.provider_name = provider_name
+        self.started = time.monotonic()
+        self.task: TaskHandle | None = None
+        self.status: TaskStatus | None = None
+
+    def _line(self, text: str) -> None:
+        self.output.note(f"[{time.monotonic() - self.started:5.1f}s] {text}")
+
+    def submitted(self, task: TaskHandle) -> None:
+        self.task = task
+        self._line(f"submitted to {self.provider_name}: task {task.task_id}")
+
+    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
+        self.status = status
+        self._line(f"{status.state.value} ({status.provider_status})")
+
+    def retrying(self, reason: str, delay: float) -> None:
+        self._line(f"{reason}; retrying in {delay:.1f} s")
+
+    def saved(self, file: SavedFile) -> None:
+        self._line(f"saved {file.path}")
+
+    def close(self) -> None:
+        pass
+
+
+class SpinnerProgress(PlainProgress):
+    """A transient spinner with elapsed time; milestones stay on screen as plain lines."""
+
+    def __init__(self, output: Output, provider_name: str) -> None:
+        super().__init__(output, provider_name)
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress: Progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=output.stderr,
+            transient=True,
+        )
+        self.task_id: TaskID = self.progress.add_task(f"Submitting to {provider_name}", total=None)
+        self.progress.start()
+
+    def _line(self, text: str) -> None:
+        self.progress.console.print(text, markup=False, highlight=False)
+
+    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
+        self.status = status
+        self.progress.update(
+            self.task_id, description=f"{self.provider_name}: {status.provider_status}"
+        )
+
+    def retrying(self, reason: str, delay: float) -> None:
+        self.progress.update(self.task_id, description=f"{reason}; retrying in {delay:.0f} s")
+
+    def saved(self, file: SavedFile) -> None:
+        # The paths follow on stdout; the spinner only says it is saving.
+        self.progress.update(self.task_id, description=f"saved {file.path.name}")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def progress_for(output: Output, provider_name: str) -> PlainProgress:
+    if output.stderr.is_terminal:
+        return SpinnerProgress(output, provider_name)
+    return PlainProgress(output, provider_name)
