@@ -1,0 +1,75 @@
+"""Every test runs with its own config directory, no provider keys from the developer's
+environment, a fixed terminal, and the working directory in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kling_cli.cli import main
+from kling_cli.emulator import EMULATOR_API_KEY, Emulator
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in list(os.environ):
+        if name.startswith("KLING_") or name.endswith("_API_KEY") or name in ("NO_COLOR",):
+            monkeypatch.delenv(name, raising=False)
+    config_dir = tmp_path / "config"
+    monkeypatch.setenv("KLING_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERMINAL_WIDTH", "100")
+    monkeypatch.setenv("COLUMNS", "100")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    yield config_dir
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(latency=0.2) as emu:
+        yield emu
+
+
+@pytest.fixture
+def use_emulator(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """Point every provider at the emulator, with the key it accepts, as a user would with
+    a real provider: through the documented environment variables."""
+    for provider in emulator.providers:
+        monkeypatch.setenv(f"KLING_{provider.upper()}_BASE_URL", emulator.base_url(provider))
+        monkeypatch.setenv(f"KLING_{provider.upper()}_API_KEY", EMULATOR_API_KEY)
+    return emulator
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> object:
+        import json
+
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run `kling ARGS...` in this process and capture what it prints."""
+
+    def run(*args: str, stdin: str | None = None) -> CliResult:
+        if stdin is not None:
+            import io
+
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

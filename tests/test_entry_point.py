@@ -1,0 +1,125 @@
+"""The installed `kling` command, run as a user would: a separate process, no terminal."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import kling_cli
+
+
+def kling_command() -> list[str]:
+    """The console script next to this interpreter (installed by `pip install .`)."""
+    script = Path(sys.executable).parent / "kling"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("kling")
+    assert found, "the `kling` entry point is not installed"
+    return [found]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*kling_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_help_and_version() -> None:
+    help_result = run("--help")
+    assert help_result.returncode == 0
+    assert "generate" in help_result.stdout and "Exit codes" in help_result.stdout
+    version = run("--version")
+    assert version.stdout.strip() == f"kling {kling_cli.__version__}"
+
+
+def test_a_full_offline_generation(tmp_path: Path) -> None:
+    result = run(
+        "generate",
+        "a red fox on a snowy ridge at dawn",
+        "--emulate",
+        "-a",
+        "16:9",
+        "-n",
+        "2",
+        "-o",
+        str(tmp_path / "out"),
+        env={"KLING_EMULATOR_LATENCY": "0.3"},
+    )
+    assert result.returncode == 0, result.stderr
+    paths = result.stdout.split()
+    assert len(paths) == 2
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.size == (1360, 768)
+    # Not a terminal: plain progress lines on stderr, no spinner control codes.
+    assert "submitted to Runware: task" in result.stderr
+    assert "succeeded (success)" in result.stderr
+    assert "\x1b[" not in result.stderr
+
+
+def test_ctrl_c_while_waiting_exits_130(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*kling_command(), "generate", "a red fox", "--emulate", "-o", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "KLING_EMULATOR_LATENCY": "30"},
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 20
+    line = ""
+    while "submitted" not in line and time.monotonic() < deadline:
+        line = process.stderr.readline()
+    assert "submitted" in line
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert "Interrupted" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("provider", ["runware", "unifically"])
+def test_standalone_emulator_serves_a_real_pipeline(tmp_path: Path, provider: str) -> None:
+    server = subprocess.Popen(
+        [*kling_command(), "emulate", "--port", "0", "--latency", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert server.stdout is not None
+        base_url = None
+        deadline = time.monotonic() + 20
+        while base_url is None and time.monotonic() < deadline:
+            for word in server.stdout.readline().split():
+                if word.startswith("http://127.0.0.1") and f"/{provider}" in word:
+                    base_url = word
+        assert base_url, "the emulator announces each provider's base URL"
+        env = {
+            f"KLING_{provider.upper()}_BASE_URL": base_url,
+            f"KLING_{provider.upper()}_API_KEY": "emulator-key",
+            "KLING_CONFIG_DIR": str(tmp_path / "config"),
+        }
+        result = run("generate", "a red fox", "-p", provider, "-o", str(tmp_path), env=env)
+        assert result.returncode == 0, result.stderr
+        assert Path(result.stdout.strip()).exists()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=10)

@@ -1,0 +1,147 @@
+"""What the user sees when things go wrong, driven by the emulator's fault injection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kling_cli.emulator import Emulator, Fault
+
+
+@pytest.mark.parametrize("provider", ["runware", "unifically"])
+def test_failed_task_exits_3_with_the_providers_reason(
+    run_cli, use_emulator: Emulator, provider: str
+) -> None:
+    use_emulator.inject(provider, Fault(kind="task_failure", message="Content policy violation"))
+    result = run_cli("generate", "a red fox", "-p", provider, "--json")
+    assert result.exit_code == 3
+    body = result.json()
+    assert body["status"] == "error" and body["exit_code"] == 3
+    assert body["error"]["code"] == "task_failed"
+    assert "Content policy violation" in body["error"]["message"]
+    assert body["job"]["provider"] == provider and body["job"]["state"] == "failed"
+    assert not Path("kling-output").exists() or not any(Path("kling-output").iterdir())
+
+
+@pytest.mark.parametrize("provider", ["runware", "unifically"])
+def test_a_rejected_key_exits_4_without_showing_it(
+    run_cli, use_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    monkeypatch.setenv(f"KLING_{provider.upper()}_API_KEY", "sk-wrong-key-0123456789")
+    result = run_cli("generate", "a red fox", "-p", provider)
+    assert result.exit_code == 4
+    assert "Invalid API key" in result.stderr
+    assert f"kling config set-key {provider}" in result.stderr
+    assert "sk-wrong-key-0123456789" not in result.stdout + result.stderr
+
+
+def test_no_key_exits_4_and_says_how_to_set_one(run_cli) -> None:
+    result = run_cli("generate", "a red fox", "-p", "runware")
+    assert result.exit_code == 4
+    assert "No API key for Runware" in result.stderr
+    assert "kling config set-key runware" in result.stderr
+    assert "$KLING_RUNWARE_API_KEY" in result.stderr and "$RUNWARE_API_KEY" in result.stderr
+    assert "--emulate" in result.stderr
+
+
+def test_no_provider_and_no_key_exits_4_and_mentions_emulate(run_cli) -> None:
+    result = run_cli("generate", "a red fox")
+    assert result.exit_code == 4
+    assert "No provider is set up yet" in result.stderr
+    assert "--emulate" in result.stderr
+
+
+def test_plain_http_to_a_remote_host_is_refused(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KLING_RUNWARE_API_KEY", "k" * 20)
+    monkeypatch.setenv("KLING_RUNWARE_BASE_URL", "http://api.example.com/v1")
+    result = run_cli("generate", "a red fox", "-p", "runware")
+    assert result.exit_code == 4
+    assert "must use https" in result.stderr
+
+
+def test_submit_rate_limited_with_retry_after_is_retried(run_cli, use_emulator: Emulator) -> None:
+    use_emulator.inject("runware", Fault(kind="rate_limit", on="submit", retry_after=1))
+    result = run_cli("generate", "a red fox", "-p", "runware")
+    assert result.exit_code == 0, result.stderr
+    submits = [
+        r
+        for r in use_emulator.requests
+        if r.server == "api" and r.json()[0]["taskType"] == "imageInference"
+    ]
+    assert len(submits) == 2
+    assert "rate limited; retrying in 1.0 s" in result.stderr
+
+
+def test_rate_limited_to_the_end_exits_6(run_cli, use_emulator: Emulator) -> None:
+    use_emulator.inject(
+        "unifically", Fault(kind="rate_limit", on="submit", retry_after=0, times=50)
+    )
+    result = run_cli("generate", "a red fox", "-p", "unifically")
+    assert result.exit_code == 6
+    assert "Rate limit exceeded" in result.stderr
+
+
+def test_server_errors_while_polling_are_retried(run_cli, use_emulator: Emulator) -> None:
+    use_emulator.inject("unifically", Fault(kind="server_error", on="poll", times=2))
+    result = run_cli("generate", "a red fox", "-p", "unifically")
+    assert result.exit_code == 0, result.stderr
+    assert "answered HTTP 500; retrying" in result.stderr
+
+
+def test_submit_is_not_repeated_after_a_server_error(run_cli, use_emulator: Emulator) -> None:
+    use_emulator.inject("unifically", Fault(kind="server_error", on="submit", times=1))
+    result = run_cli("generate", "a red fox", "-p", "unifically")
+    assert result.exit_code == 1
+    submits = [r for r in use_emulator.requests if r.server == "api" and r.method == "POST"]
+    assert len(submits) == 1
+
+
+def test_timeout_exits_5_with_the_resume_command(
+    run_cli, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Emulator(latency=30) as slow:
+        monkeypatch.setenv("KLING_UNIFICALLY_BASE_URL", slow.base_url("unifically"))
+        monkeypatch.setenv("KLING_UNIFICALLY_API_KEY", "emulator-key")
+        result = run_cli("generate", "a red fox", "-p", "unifically", "--timeout", "1", "--json")
+    assert result.exit_code == 5
+    body = result.json()
+    assert body["error"]["code"] == "timeout"
+    task_id = body["job"]["task_id"]
+    assert task_id and body["job"]["state"] in ("pending", "running")
+    assert "may still finish" in body["error"]["message"]
+
+
+def test_timeout_hint_in_text_mode(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Emulator(latency=30) as slow:
+        monkeypatch.setenv("KLING_RUNWARE_BASE_URL", slow.base_url("runware"))
+        monkeypatch.setenv("KLING_RUNWARE_API_KEY", "emulator-key")
+        result = run_cli("generate", "a red fox", "-p", "runware", "--timeout", "1")
+    assert result.exit_code == 5
+    assert "kling status " in result.stderr and "--provider runware" in result.stderr
+
+
+def test_a_truncated_download_is_retried(run_cli, use_emulator: Emulator) -> None:
+    use_emulator.inject("images", Fault(kind="truncated_download", on="download", times=1))
+    result = run_cli("generate", "a red fox", "-p", "runware")
+    assert result.exit_code == 0, result.stderr
+    assert "arrived truncated" in result.stderr
+    [path] = result.stdout.split()
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+
+
+def test_a_download_that_keeps_failing_exits_7_and_keeps_the_job(
+    run_cli, use_emulator: Emulator
+) -> None:
+    use_emulator.inject("images", Fault(kind="truncated_download", on="download", times=50))
+    result = run_cli("generate", "a red fox", "-p", "runware", "--json")
+    assert result.exit_code == 7
+    body = result.json()
+    assert body["error"]["code"] == "download_failed"
+    assert body["job"]["state"] == "succeeded" and body["job"]["task_id"]
+    out = Path("kling-output")
+    assert not out.exists() or not [p for p in out.iterdir() if p.suffix == ".png"]
+    assert not out.exists() or not list(out.glob(".*.part"))

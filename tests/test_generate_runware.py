@@ -1,0 +1,183 @@
+"""Runware end to end against the emulator: the exact wire requests (seed 002 and
+providers-seeds.md §3), the poll loop, and the downloaded files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from kling_cli.emulator import EMULATOR_API_KEY, Emulator
+
+
+def api_requests(emu: Emulator) -> list:
+    return [r for r in emu.requests if r.server == "api"]
+
+
+def test_text_to_image_request_matches_the_documented_example(
+    run_cli, use_emulator: Emulator
+) -> None:
+    prompt = "Two rival duelists facing each other on a narrow suspended walkway"
+    result = run_cli("generate", prompt, "-p", "runware", "-a", "16:9")
+    assert result.exit_code == 0, result.stderr
+
+    submit, *polls = api_requests(use_emulator)
+    assert (submit.method, submit.path) == ("POST", "/v1")
+    assert submit.headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
+    assert submit.headers["content-type"] == "application/json"
+    [task] = submit.json()
+    task_uuid = task["taskUUID"]
+    assert uuid.UUID(task_uuid).version == 4
+    # The documented text-to-image example ("Velvet Canopy Duelists", seed 002) sends exactly
+    # taskType, taskUUID, model, positivePrompt, width and height; the rest are documented
+    # options kling-cli sets on purpose.
+    assert task == {
+        "taskType": "imageInference",
+        "taskUUID": task_uuid,
+        "model": "klingai:kling-image@o1",
+        "positivePrompt": prompt,
+        "width": 1360,
+        "height": 768,
+        "numberResults": 1,
+        "outputType": "URL",
+        "outputFormat": "PNG",
+        "includeCost": True,
+        "deliveryMethod": "async",
+    }
+    assert polls, "the result is fetched with getResponse"
+    for poll in polls:
+        assert (poll.method, poll.path) == ("POST", "/v1")
+        assert poll.json() == [{"taskType": "getResponse", "taskUUID": task_uuid}]
+
+    [path] = result.stdout.split()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == (1360, 768)
+    assert "Cost reported by Runware: $0.0280" in result.stderr
+
+
+def test_references_and_several_images(run_cli, use_emulator: Emulator) -> None:
+    refs = ["https://example.com/a.png", "https://example.com/b.jpg"]
+    result = run_cli(
+        "generate",
+        "@image_1 wearing the jacket from @image_2",
+        "-r",
+        refs[0],
+        "-r",
+        refs[1],
+        "-p",
+        "runware",
+        "-R",
+        "2k",
+        "-a",
+        "3:2",
+        "-n",
+        "3",
+    )
+    assert result.exit_code == 0, result.stderr
+    [task] = api_requests(use_emulator)[0].json()
+    assert task["inputs"] == {"referenceImages": refs}
+    assert (task["width"], task["height"]) == (2496, 1664)
+    assert task["numberResults"] == 3
+    paths = result.stdout.split()
+    assert len(paths) == 3 and len(set(paths)) == 3
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.size == (2496, 1664)
+
+
+def test_auto_aspect_sends_resolution_instead_of_a_size(run_cli, use_emulator: Emulator) -> None:
+    result = run_cli(
+        "generate",
+        "restyle @image_1",
+        "-r",
+        "https://example.com/a.png",
+        "-p",
+        "runware",
+        "-R",
+        "2k",
+    )
+    assert result.exit_code == 0, result.stderr
+    [task] = api_requests(use_emulator)[0].json()
+    assert "width" not in task and "height" not in task
+    assert task["resolution"] == "2k"
+
+
+@pytest.mark.parametrize(
+    "fmt, pil_format, ext", [("jpeg", "JPEG", ".jpg"), ("webp", "WEBP", ".webp")]
+)
+def test_output_format(
+    run_cli, use_emulator: Emulator, fmt: str, pil_format: str, ext: str
+) -> None:
+    result = run_cli("generate", "a red fox", "-p", "runware", "-f", fmt)
+    assert result.exit_code == 0, result.stderr
+    [task] = api_requests(use_emulator)[0].json()
+    assert task["outputFormat"] == {"jpeg": "JPG", "webp": "WEBP"}[fmt]
+    [path] = result.stdout.split()
+    assert path.endswith(ext)
+    with Image.open(path) as image:
+        assert image.format == pil_format
+
+
+def test_json_output_contract(run_cli, use_emulator: Emulator) -> None:
+    result = run_cli("generate", "a red fox", "-p", "runware", "-n", "2", "--json", "-o", "out")
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)  # exactly one JSON object on stdout
+    assert set(body) == {"status", "exit_code", "job", "files", "error"}
+    assert body["status"] == "success" and body["exit_code"] == 0 and body["error"] is None
+    assert body["job"]["provider"] == "runware"
+    assert body["job"]["state"] == "succeeded"
+    assert uuid.UUID(body["job"]["task_id"])
+    assert len(body["files"]) == 2
+    for entry in body["files"]:
+        assert set(entry) == {"path", "width", "height", "bytes", "sha256", "url"}
+        data = Path(entry["path"]).read_bytes()
+        assert Path(entry["path"]).parent == Path("out").resolve() or Path(
+            entry["path"]
+        ).parent == Path("out")
+        assert entry["bytes"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert (entry["width"], entry["height"]) == (1024, 1024)
+        assert entry["url"].startswith(use_emulator.image_origin)
+
+
+def test_the_image_host_never_sees_the_key(run_cli, use_emulator: Emulator) -> None:
+    result = run_cli("generate", "a red fox", "-p", "runware", "-n", "2")
+    assert result.exit_code == 0, result.stderr
+    downloads = [r for r in use_emulator.requests if r.server == "images"]
+    assert len(downloads) == 2
+    assert all("authorization" not in r.headers for r in downloads)
+    assert EMULATOR_API_KEY not in result.stdout + result.stderr
+
+
+def test_existing_files_are_never_overwritten(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    first = run_cli("generate", "a red fox", "-p", "runware", "-o", "same")
+    second = run_cli("generate", "a red fox", "-p", "runware", "-o", "same")
+    assert first.exit_code == second.exit_code == 0
+    assert first.stdout.strip() != second.stdout.strip()
+    assert Path(first.stdout.strip()).exists() and Path(second.stdout.strip()).exists()
+    assert not list(Path("same").glob("*.part")) and not list(Path("same").glob(".*.part"))
+
+
+def test_no_wait_prints_the_task_id_and_status_finds_it(run_cli, use_emulator: Emulator) -> None:
+    submitted = run_cli("generate", "a red fox", "-p", "runware", "--no-wait")
+    assert submitted.exit_code == 0, submitted.stderr
+    task_id = submitted.stdout.strip()
+    assert uuid.UUID(task_id)
+    assert f"kling status {task_id} --provider runware" in submitted.stderr
+    assert not Path("kling-output").exists()
+
+    import time
+
+    time.sleep(0.3)
+    status = run_cli("status", task_id, "-p", "runware", "--json")
+    assert status.exit_code == 0, status.stderr
+    job = status.json()["job"]
+    assert job["state"] == "succeeded"
+    assert len(job["outputs"]) == 1 and job["cost"] == pytest.approx(0.028)
