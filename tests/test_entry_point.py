@@ -123,3 +123,35 @@ def test_standalone_emulator_serves_a_real_pipeline(tmp_path: Path, provider: st
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=10)
+
+
+def test_on_a_terminal_a_spinner_shows_the_provider_status(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [*kling_command(), "generate", "a red fox", "--emulate", "-o", str(tmp_path)],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env={**os.environ, "KLING_EMULATOR_LATENCY": "1.5", "TERM": "xterm"},
+    )
+    os.close(terminal)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(controller, 4096)
+            except OSError:
+                break
+    stdout = process.communicate(timeout=10)[0].decode()
+    os.close(controller)
+    screen = seen.decode(errors="replace")
+    assert process.returncode == 0
+    assert "Runware: processing" in screen
+    assert "0:00:0" in screen  # elapsed time next to the spinner
+    assert "[  0." not in screen  # no plain progress lines on a terminal
+    assert Path(stdout.strip()).exists()
