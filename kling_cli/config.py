@@ -33,7 +33,8 @@ PROVIDER_ENV = "KLING_PROVIDER"
 
 # Settings `kling config set/get/unset` accept, besides `providers.<id>.api_key`
 # (which only `kling config set-key` writes: a key must never be typed into argv).
-PROVIDER_SETTINGS = ("api_key", "base_url")
+PROVIDER_SETTINGS = ("api_key", "secret_key", "base_url")
+SECRET_SETTINGS = ("api_key", "secret_key")
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -168,6 +169,24 @@ def resolve_key(
         if value:
             return ResolvedKey(value, name)
     stored = config.get(f"providers.{provider.id}.api_key")
+    if isinstance(stored, str) and stored.strip():
+        return ResolvedKey(stored.strip(), "config file")
+    return None
+
+
+def resolve_secret_key(
+    provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
+) -> ResolvedKey | None:
+    """For key-pair providers: `KLING_<ID>_SECRET_KEY`, the provider's own variable, then the
+    config file."""
+    if not provider.needs_secret_key:
+        return None
+    environ = os.environ if environ is None else environ
+    for name in (provider.secret_env_var, *provider.secret_env_vars):
+        value = environ.get(name, "").strip()
+        if value:
+            return ResolvedKey(value, name)
+    stored = config.get(f"providers.{provider.id}.secret_key")
     if isinstance(stored, str) and stored.strip():
         return ResolvedKey(stored.strip(), "config file")
     return None

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,10 +31,11 @@ from kling_cli.providers.base import (
     HttpResponse,
     Provider,
     TaskHandle,
+    TaskState,
     TaskStatus,
 )
 from kling_cli.request import GenerationRequest
-from kling_cli.retry import RETRYABLE_STATUS, PollPolicy, RetryPolicy
+from kling_cli.retry import PollPolicy, RetryPolicy
 
 USER_AGENT = f"kling-cli/{__version__}"
 MAX_PARALLEL_DOWNLOADS = 4
@@ -65,13 +65,6 @@ class SilentListener:
 
     def saved(self, file: SavedFile) -> None:
         pass
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    task: TaskHandle
-    status: TaskStatus
-    files: tuple[SavedFile, ...] = ()
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -119,19 +112,11 @@ class Engine:
             raise RuntimeError("use the Engine as an async context manager")
         return self._client
 
-    async def generate(
-        self,
-        request: GenerationRequest,
-        output_dir: Path,
-        *,
-        timeout: float | None,
-        file_stem: str,
-        overwrite: bool = False,
-    ) -> GenerationResult:
-        task, status = await self.submit(request)
-        status = await self.wait(task, status, timeout=timeout)
-        files = await self.download(task, status, output_dir, file_stem, overwrite=overwrite)
-        return GenerationResult(task, status, files)
+    async def submit_job(self, request: GenerationRequest) -> list[tuple[TaskHandle, TaskStatus]]:
+        """Submit the request as one task, or as several when the provider makes fewer images
+        per task than asked for. Each task is reported (and so recorded) as it is accepted."""
+        parts = request.split(self.provider.capabilities.max_images)
+        return [await self.submit(part) for part in parts]
 
     async def submit(self, request: GenerationRequest) -> tuple[TaskHandle, TaskStatus]:
         """Send the submit request once. It is repeated only when it provably never reached the
@@ -160,32 +145,40 @@ class Engine:
                 await self._back_off(attempt, "rate limited", response.retry_after)
                 attempt += 1
                 continue
-            task_id, status = self.provider.parse_submit(response, submission)
-            task = TaskHandle(self.provider.id, task_id, submission.expected_images)
+            task, status = self.provider.parse_submit(response, submission)
             self.listener.submitted(task)
             self.listener.status_changed(task, status)
             return task, status
 
     async def refresh(self, task: TaskHandle) -> TaskStatus:
-        """Ask the provider once for the task's state (with retries on transient errors)."""
-        request = self.provider.build_poll(task.task_id, self.endpoint)
+        """Ask the provider once for the task's state, and for its outputs when a queue API
+        keeps them behind a separate result request."""
+        status = await self._ask(self.provider.build_poll(task, self.endpoint), task, "poll")
+        if status.state is TaskState.SUCCEEDED and not status.outputs:
+            result_request = self.provider.build_result(task, self.endpoint)
+            if result_request is not None:
+                status = await self._ask(result_request, task, "result")
+        return status
+
+    async def _ask(self, request: HttpRequest, task: TaskHandle, step: str) -> TaskStatus:
+        """Send a poll or result request, retrying transport errors and transient answers."""
         attempt = 0
         while True:
+            last_attempt = attempt + 1 >= self.retry_policy.attempts
             try:
                 response = await self._send(request)
             except httpx.TransportError as exc:
-                if attempt + 1 >= self.retry_policy.attempts:
+                if last_attempt:
                     raise self._unreachable(exc) from None
-                await self._back_off(attempt, f"status check failed ({type(exc).__name__})")
+                reason = f"status check failed ({type(exc).__name__})"
+                await self._back_off(attempt, reason)
             else:
-                retryable = response.status_code in RETRYABLE_STATUS
-                if not retryable or attempt + 1 >= self.retry_policy.attempts:
+                if last_attempt or not self.provider.is_retryable(response):
+                    if step == "result":
+                        return self.provider.parse_result(response, task)
                     return self.provider.parse_poll(response, task)
-                await self._back_off(
-                    attempt,
-                    f"{self.provider.name} answered HTTP {response.status_code}",
-                    response.retry_after,
-                )
+                reason = f"{self.provider.name} answered HTTP {response.status_code}"
+                await self._back_off(attempt, reason, response.retry_after)
             attempt += 1
 
     async def wait(
@@ -304,7 +297,7 @@ def resume_command(task: TaskHandle) -> str:
     return f"kling status {task.task_id} --provider {task.provider}"
 
 
-def job_summary(task: TaskHandle, status: TaskStatus | None) -> dict[str, str | None]:
+def job_summary(task: TaskHandle, status: TaskStatus | None) -> dict[str, Any]:
     return {
         "provider": task.provider,
         "task_id": task.task_id,

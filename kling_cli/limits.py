@@ -14,10 +14,13 @@ from typing import Literal, get_args
 AspectRatio = Literal["auto", "1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9"]
 Resolution = Literal["1k", "2k"]
 OutputFormat = Literal["png", "jpeg", "webp"]
+# "multi-shot": character-consistent images from one reference (API in One's `ai-multi-shot`).
+Mode = Literal["default", "multi-shot"]
 
 ASPECT_RATIOS: tuple[str, ...] = get_args(AspectRatio)
 RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+MODES: tuple[str, ...] = get_args(Mode)
 
 MIN_IMAGES = 1
 MAX_IMAGES = 9

@@ -16,10 +16,12 @@ from kling_cli.limits import (
     MAX_PROMPT_CHARS,
     MAX_REFERENCES,
     MIN_IMAGES,
+    MODES,
     OUTPUT_DIMENSIONS,
     OUTPUT_FORMATS,
     RESOLUTIONS,
     AspectRatio,
+    Mode,
     OutputFormat,
     Resolution,
 )
@@ -40,6 +42,8 @@ class GenerationRequest(BaseModel):
     resolution: Resolution = "1k"
     num_images: int = 1
     output_format: OutputFormat | None = None
+    negative_prompt: str | None = None
+    mode: Mode = "default"
 
     @model_validator(mode="before")
     @classmethod
@@ -116,6 +120,25 @@ class GenerationRequest(BaseModel):
             )
         return normalized
 
+    @field_validator("negative_prompt", mode="before")
+    @classmethod
+    def _check_negative_prompt(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"The negative prompt is {len(value)} characters long; "
+                f"at most {MAX_PROMPT_CHARS} are accepted."
+            )
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _check_mode(cls, value: Any) -> Any:
+        if value not in MODES:
+            raise ValueError(f"Mode {value!r} is not supported; use {_quoted_choices(MODES)}.")
+        return value
+
     @model_validator(mode="after")
     def _check_image_tokens(self) -> GenerationRequest:
         count = len(self.references)
@@ -131,6 +154,14 @@ class GenerationRequest(BaseModel):
                     "add references with --ref or fix the number."
                 )
         return self
+
+    def split(self, images_per_task: int) -> list[GenerationRequest]:
+        """The same request as several tasks of at most `images_per_task` images each, for
+        providers that make fewer images per task than asked for."""
+        counts = [images_per_task] * (self.num_images // images_per_task)
+        if self.num_images % images_per_task:
+            counts.append(self.num_images % images_per_task)
+        return [self.model_copy(update={"num_images": count}) for count in counts]
 
     @property
     def dimensions(self) -> tuple[int, int] | None:

@@ -49,3 +49,17 @@ def test_references_go_in_image_urls(run_cli, use_emulator: Emulator) -> None:
     body = next(r for r in use_emulator.requests if r.server == "api").json()
     assert body["input"]["image_urls"] == refs
     assert body["input"]["aspect_ratio"] == "auto"
+
+
+def test_several_images_fan_out_over_several_tasks(run_cli, use_emulator: Emulator) -> None:
+    # No image-count field is documented for Unifically: `-n 3` is three tasks of one image.
+    result = run_cli("generate", "a red fox", "-p", "unifically", "-n", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    body = result.json()
+    submits = [r for r in use_emulator.requests if r.server == "api" and r.method == "POST"]
+    assert len(submits) == 3
+    assert all(
+        "n" not in r.json()["input"] and "num_images" not in r.json()["input"] for r in submits
+    )
+    assert len(body["job"]["task_ids"]) == 3 and len(set(body["job"]["task_ids"])) == 3
+    assert len(body["files"]) == 3 and len({f["path"] for f in body["files"]}) == 3

@@ -60,10 +60,16 @@ CASES = [
         id="unknown provider",
     ),
     pytest.param(
-        ["a fox", "-p", "unifically", "-n", "2"],
-        "Unifically returns 1 image per task",
-        id="unifically n=2",
+        ["a fox", "-p", "runware", "--negative-prompt", "blur"],
+        "Runware has no negative prompt",
+        id="runware negative prompt",
     ),
+    pytest.param(
+        ["a fox", "-p", "runware", "--mode", "multi-shot"],
+        "Runware does not offer --mode multi-shot",
+        id="runware multi-shot",
+    ),
+    pytest.param(["a fox", "--mode", "cinema"], "Mode 'cinema' is not supported", id="mode"),
     pytest.param(
         ["a fox", "-p", "unifically", "-f", "webp"],
         "Unifically cannot choose the output format webp",

@@ -18,6 +18,7 @@ from kling_cli.config import (
     resolve_base_url,
     resolve_key,
     resolve_provider_id,
+    resolve_secret_key,
 )
 from kling_cli.errors import ConfigError
 from kling_cli.providers import PROVIDERS, get_provider
@@ -67,9 +68,12 @@ def open_session(
         latency = _emulator_latency()
         with Emulator(latency=latency) as emulator:
             output.note(f"Using the built-in {provider.name} emulator (offline, no cost).")
-            yield ProviderSession(
-                provider, Endpoint(emulator.base_url(provider.id), EMULATOR_API_KEY)
+            endpoint = Endpoint(
+                emulator.base_url(provider.id),
+                EMULATOR_API_KEY,
+                EMULATOR_API_KEY if provider.needs_secret_key else None,
             )
+            yield ProviderSession(provider, endpoint)
         return
     if chosen is None:
         chosen = _only_provider_with_key(config)
@@ -95,7 +99,19 @@ def open_session(
                 "or try it offline with --emulate."
             ),
         )
-    yield ProviderSession(provider, Endpoint(resolve_base_url(provider, config), key.value))
+    secret = resolve_secret_key(provider, config)
+    if provider.needs_secret_key and secret is None:
+        env_names = " or ".join(
+            f"${name}" for name in (provider.secret_env_var, *provider.secret_env_vars)
+        )
+        raise ConfigError(
+            f"{provider.name} needs a secret key as well as the access key.",
+            hint=f"Store both with `kling config set-key {provider.id}` or set {env_names}.",
+        )
+    endpoint = Endpoint(
+        resolve_base_url(provider, config), key.value, secret.value if secret else None
+    )
+    yield ProviderSession(provider, endpoint)
 
 
 def _only_provider_with_key(config: ConfigFile) -> str | None:

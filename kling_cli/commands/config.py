@@ -8,12 +8,14 @@ import typer
 
 from kling_cli.commands.common import JSON_OPTION, load_config
 from kling_cli.config import (
+    SECRET_SETTINGS,
     ConfigFile,
     check_base_url,
     check_setting_name,
     config_path,
     mask_key,
     resolve_key,
+    resolve_secret_key,
 )
 from kling_cli.errors import ConfigError, ExitCode, InvalidRequestError
 from kling_cli.providers import PROVIDERS, get_provider
@@ -34,16 +36,28 @@ def set_key(
     """Store a provider's API key (typed at a hidden prompt, or piped with --stdin)."""
     output: Output = ctx.obj
     provider = get_provider(provider_id)
-    if stdin:
-        key = sys.stdin.readline().strip()
-    else:
-        key = typer.prompt(f"{provider.name} API key", hide_input=True).strip()
-    if not key:
-        raise InvalidRequestError("The key is empty; nothing was stored.")
+    # Key-pair providers (Kling) take the access key, then the secret key (a second line
+    # with --stdin).
+    names = ["api_key", "secret_key"] if provider.needs_secret_key else ["api_key"]
+    labels = {
+        "api_key": "access key" if provider.needs_secret_key else "API key",
+        "secret_key": "secret key",
+    }
+    values = {}
+    for name in names:
+        if stdin:
+            value = sys.stdin.readline().strip()
+        else:
+            value = typer.prompt(f"{provider.name} {labels[name]}", hide_input=True).strip()
+        if not value:
+            raise InvalidRequestError(f"The {labels[name]} is empty; nothing was stored.")
+        values[name] = value
     config = load_config(output)
-    config.set(f"providers.{provider.id}.api_key", key)
+    for name, value in values.items():
+        config.set(f"providers.{provider.id}.{name}", value)
     config.save()
-    output.note(f"Stored the {provider.name} key ({mask_key(key)}) in {config.path}.")
+    masked = ", ".join(f"{labels[n]} {mask_key(v)}" for n, v in values.items())
+    output.note(f"Stored the {provider.name} {masked} in {config.path}.")
     return ExitCode.OK
 
 
@@ -59,14 +73,17 @@ def list_settings(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
             {"name": "default_provider", "value": str(default_provider), "source": "config file"}
         )
     for provider in PROVIDERS.values():
-        key = resolve_key(provider, config)
-        rows.append(
-            {
-                "name": f"providers.{provider.id}.api_key",
-                "value": mask_key(key.value) if key else None,
-                "source": key.source if key else None,
-            }
-        )
+        keys = [("api_key", resolve_key(provider, config))]
+        if provider.needs_secret_key:
+            keys.append(("secret_key", resolve_secret_key(provider, config)))
+        for name, key in keys:
+            rows.append(
+                {
+                    "name": f"providers.{provider.id}.{name}",
+                    "value": mask_key(key.value) if key else None,
+                    "source": key.source if key else None,
+                }
+            )
         base_url = config.get(f"providers.{provider.id}.base_url")
         if base_url:
             rows.append(
@@ -94,7 +111,8 @@ def get_setting(ctx: typer.Context, name: str = typer.Argument(..., help="Settin
     value = load_config(output).get(name)
     if value is None:
         raise ConfigError(f"{name} is not set in {config_path()}.")
-    output.result(mask_key(str(value)) if name.endswith(".api_key") else str(value))
+    is_secret = name.rsplit(".", 1)[-1] in SECRET_SETTINGS
+    output.result(mask_key(str(value)) if is_secret else str(value))
     return ExitCode.OK
 
 
@@ -107,7 +125,7 @@ def set_setting(
     """Change a setting. Keys go through `kling config set-key`, never the command line."""
     output: Output = ctx.obj
     check_setting_name(name)
-    if name.endswith(".api_key"):
+    if name.rsplit(".", 1)[-1] in SECRET_SETTINGS:
         provider_id = name.split(".")[1]
         raise ConfigError(
             "Keys typed on the command line end up in shell history; "

@@ -21,6 +21,7 @@ from kling_cli.errors import ExitCode, InterruptedByUser, InvalidRequestError
 from kling_cli.ui import Output, PlainProgress, describe_file, envelope, progress_for
 
 if TYPE_CHECKING:
+    from kling_cli.download import SavedFile
     from kling_cli.providers.base import TaskHandle, TaskStatus
     from kling_cli.request import GenerationRequest
 
@@ -65,6 +66,12 @@ def generate(
     no_wait: bool = typer.Option(
         False, "--no-wait", help="Submit, print the task id, and exit without waiting."
     ),
+    negative_prompt: str | None = typer.Option(
+        None, "--negative-prompt", help="What to keep out of the image, where supported."
+    ),
+    mode: str = typer.Option(
+        "default", "--mode", help="default, or multi-shot where supported (see `kling providers`)."
+    ),
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -88,6 +95,8 @@ def generate(
         resolution=resolution,
         num_images=num_images,
         output_format=output_format,
+        negative_prompt=negative_prompt,
+        mode=mode,
     )
     with open_session(provider, emulate=emulate, output=output) as session:
         session.provider.check_request(request)
@@ -102,6 +111,20 @@ def generate(
             raise _interrupted(progress.task, progress.status) from None
         finally:
             progress.close()
+
+
+def _print_submitted(output: Output, submitted: list[tuple[TaskHandle, TaskStatus]]) -> None:
+    from kling_cli.engine import job_summary, resume_command
+
+    if output.json_mode:
+        first_task, first_status = submitted[0]
+        job = job_summary(first_task, first_status)
+        job["task_ids"] = [task.task_id for task, _ in submitted]
+        output.emit_json(envelope(exit_code=ExitCode.OK, job=job))
+        return
+    for task, _ in submitted:
+        output.result(task.task_id)
+        output.note(f"Check on it with: {resume_command(task)}")
 
 
 def _interrupted(task: TaskHandle, status: TaskStatus | None) -> InterruptedByUser:
@@ -124,40 +147,46 @@ async def _run(
     no_wait: bool,
     overwrite: bool,
 ) -> int:
-    from kling_cli.engine import Engine, job_summary, resume_command
+    from kling_cli.engine import Engine, job_summary
 
     async with Engine(session.provider, session.endpoint, listener=progress) as engine:
-        task, status = await engine.submit(request)
+        submitted = await engine.submit_job(request)
         if no_wait:
             progress.close()
-            if output.json_mode:
-                output.emit_json(envelope(exit_code=ExitCode.OK, job=job_summary(task, status)))
-            else:
-                output.result(task.task_id)
-                output.note(f"Check on it with: {resume_command(task)}")
+            _print_submitted(output, submitted)
             return ExitCode.OK
-        status = await engine.wait(task, status, timeout=timeout)
-        files = await engine.download(
-            task,
-            status,
-            output_dir,
-            file_stem_for(request.prompt, task.task_id),
-            overwrite=overwrite,
+        outcomes = await asyncio.gather(
+            *(engine.wait(task, status, timeout=timeout) for task, status in submitted),
+            return_exceptions=True,
         )
+        files: list[SavedFile] = []
+        finished: list[TaskStatus] = []
+        failures: list[BaseException] = []
+        for (task, _), outcome in zip(submitted, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failures.append(outcome)
+                continue
+            finished.append(outcome)
+            if outcome.error:
+                output.warn(f"{session.provider.name} reported a partial failure: {outcome.error}")
+            stem = file_stem_for(request.prompt, task.task_id)
+            files += await engine.download(task, outcome, output_dir, stem, overwrite=overwrite)
     progress.close()
-    if status.error:
-        output.warn(f"{session.provider.name} reported a partial failure: {status.error}")
+    if failures:
+        # Images that were made are on disk; the first failure decides the exit code.
+        for saved in files:
+            output.note(f"saved {saved.path}")
+        raise failures[0]
+    job = job_summary(submitted[0][0], finished[0])
+    job["task_ids"] = [task.task_id for task, _ in submitted]
     if output.json_mode:
         output.emit_json(
-            envelope(
-                exit_code=ExitCode.OK,
-                job=job_summary(task, status),
-                files=[describe_file(f) for f in files],
-            )
+            envelope(exit_code=ExitCode.OK, job=job, files=[describe_file(f) for f in files])
         )
-    else:
-        for saved in files:
-            output.result(str(saved.path))
-        if status.cost is not None:
-            output.note(f"Cost reported by {session.provider.name}: ${status.cost:.4f}")
+        return ExitCode.OK
+    for saved in files:
+        output.result(str(saved.path))
+    costs = [status.cost for status in finished if status.cost is not None]
+    if costs:
+        output.note(f"Cost reported by {session.provider.name}: ${sum(costs):.4f}")
     return ExitCode.OK

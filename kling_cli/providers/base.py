@@ -69,21 +69,26 @@ class HttpResponse:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where and as whom to talk to one provider."""
+    """Where and as whom to talk to one provider. `secret_key` is for providers that sign
+    with a key pair (Kling's access key + secret key); `api_key` then holds the access key."""
 
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
+    secret_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class TaskHandle:
-    """What is needed to find a submitted task again."""
+    """What is needed to find a submitted task again; stored in the jobs journal."""
 
     provider: str
     task_id: str
     # How many images the task was asked for, when known: some providers report images one by
     # one, so fewer than this means "still running".
     expected_images: int | None = None
+    # Provider-given follow-up addresses (e.g. fal's status_url/response_url), kept verbatim
+    # because the docs say to use them rather than build them.
+    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,18 +121,23 @@ LocalFileTransport = Literal["unsupported", "inline-base64", "data-uri", "upload
 @dataclass(frozen=True)
 class Capabilities:
     max_references: int = 10
+    # Images one task can return; `-n` above this is fanned out over several tasks.
     max_images: int = 9
     aspect_ratios: tuple[str, ...] = ASPECT_RATIOS
     auto_aspect_needs_references: bool = False
     min_prompt_chars: int = 1
     output_formats: tuple[str, ...] = OUTPUT_FORMATS
     negative_prompt: bool = False
+    modes: tuple[str, ...] = ("default",)
     local_files: LocalFileTransport = "unsupported"
     # "sync": results can come back on the submit response itself.
     push: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        parts = [f"refs≤{self.max_references}", f"n≤{self.max_images}"]
+        parts = [f"refs≤{self.max_references}", f"n≤{self.max_images}/task"]
+        if self.negative_prompt:
+            parts.append("negative")
+        parts.extend(mode for mode in self.modes if mode != "default")
         if self.output_formats:
             parts.append("/".join(self.output_formats))
         if self.push:
@@ -152,6 +162,16 @@ class Provider(ABC):
     docs_url: str
     capabilities: Capabilities
     price: Price
+    # Providers that sign requests with a key pair name the secret's variables here.
+    secret_env_vars: tuple[str, ...] = ()
+
+    @property
+    def needs_secret_key(self) -> bool:
+        return bool(self.secret_env_vars)
+
+    @property
+    def secret_env_var(self) -> str:
+        return f"KLING_{self.id.upper()}_SECRET_KEY"
 
     @property
     def key_env_var(self) -> str:
@@ -169,12 +189,15 @@ class Provider(ABC):
                 f"{self.name} accepts at most {caps.max_references} reference image"
                 f"{'s' if caps.max_references != 1 else ''}; {len(request.references)} given."
             )
-        if request.num_images > caps.max_images:
-            plural = "image" if caps.max_images == 1 else "images"
+        if request.negative_prompt and not caps.negative_prompt:
             raise InvalidRequestError(
-                f"{self.name} returns {caps.max_images} {plural} per task; ask for -n "
-                f"{caps.max_images} or fewer here, or use a provider that makes more at once "
-                "(see `kling providers`)."
+                f"{self.name} has no negative prompt; drop --negative-prompt or pick a provider "
+                "that has one (see `kling providers`)."
+            )
+        if request.mode not in caps.modes:
+            raise InvalidRequestError(
+                f"{self.name} does not offer --mode {request.mode}; "
+                f"its modes: {', '.join(caps.modes)}."
             )
         if request.aspect_ratio not in caps.aspect_ratios:
             raise InvalidRequestError(
@@ -204,14 +227,32 @@ class Provider(ABC):
     @abstractmethod
     def parse_submit(
         self, response: HttpResponse, submission: Submission
-    ) -> tuple[str, TaskStatus]:
-        """The provider's task id and the state right after submitting."""
+    ) -> tuple[TaskHandle, TaskStatus]:
+        """The handle the task will be found by, and its state right after submitting."""
 
     @abstractmethod
-    def build_poll(self, task_id: str, endpoint: Endpoint) -> HttpRequest: ...
+    def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest: ...
 
     @abstractmethod
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus: ...
+
+    def build_result(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest | None:
+        """For queue APIs whose status answer carries no outputs (fal): the request that
+        fetches them once the task has succeeded. None: the poll answer has them."""
+        return None
+
+    def parse_result(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
+        raise NotImplementedError(f"{self.name} has no separate result request")
+
+    def is_retryable(self, response: HttpResponse) -> bool:
+        """Whether a poll or result answer is transient. Providers whose 429 can also mean
+        "out of credits" (Kling's codes 1101/1102) refine this."""
+        from kling_cli.retry import RETRYABLE_STATUS
+
+        return response.status_code in RETRYABLE_STATUS
+
+    def handle(self, task_id: str, submission: Submission, **extra: str) -> TaskHandle:
+        return TaskHandle(self.id, task_id, submission.expected_images, extra)
 
 
 def error_for_http_status(

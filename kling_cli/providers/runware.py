@@ -84,17 +84,17 @@ class Runware(Provider):
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission
-    ) -> tuple[str, TaskStatus]:
+    ) -> tuple[TaskHandle, TaskStatus]:
         assert submission.client_task_id is not None
-        task = TaskHandle(self.id, submission.client_task_id, submission.expected_images)
-        return task.task_id, self.parse_poll(response, task)
+        task = self.handle(submission.client_task_id, submission)
+        return task, self.parse_poll(response, task)
 
-    def build_poll(self, task_id: str, endpoint: Endpoint) -> HttpRequest:
+    def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
         return HttpRequest(
             "POST",
             endpoint.base_url,
             bearer(endpoint.api_key),
-            [{"taskType": "getResponse", "taskUUID": task_id}],
+            [{"taskType": "getResponse", "taskUUID": task.task_id}],
         )
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:

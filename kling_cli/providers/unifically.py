@@ -73,17 +73,17 @@ class Unifically(Provider):
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission
-    ) -> tuple[str, TaskStatus]:
+    ) -> tuple[TaskHandle, TaskStatus]:
         data = self._data(response)
         # Some clients fall back to `data.id` (§1.5).
         task_id = data.get("task_id") or data.get("id")
         if not isinstance(task_id, str) or not task_id:
             raise unreadable_response(self.name, response)
-        return task_id, self._status(data, response)
+        return self.handle(task_id, submission), self._status(data, response)
 
-    def build_poll(self, task_id: str, endpoint: Endpoint) -> HttpRequest:
+    def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
         headers = {"Authorization": f"Bearer {endpoint.api_key}"}
-        return HttpRequest("GET", f"{endpoint.base_url}/v1/tasks/{task_id}", headers)
+        return HttpRequest("GET", f"{endpoint.base_url}/v1/tasks/{task.task_id}", headers)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         return self._status(self._data(response), response)
