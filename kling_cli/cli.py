@@ -9,7 +9,7 @@ import traceback
 import typer
 
 from kling_cli import __version__
-from kling_cli.commands import config, emulate, generate, providers, status
+from kling_cli.commands import config, emulate, generate, jobs, providers, status
 from kling_cli.errors import ExitCode, InvalidRequestError, KlingError
 from kling_cli.ui import Output, envelope
 
@@ -57,6 +57,7 @@ def root(
 
 app.command("generate")(generate.generate)
 app.command("status")(status.status)
+app.add_typer(jobs.app, name="jobs")
 app.command("providers")(providers.list_providers)
 app.add_typer(config.app, name="config")
 app.command("emulate")(emulate.emulate)

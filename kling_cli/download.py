@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kling_cli.errors import DownloadError, SaveError
+from kling_cli.retry import RETRYABLE_STATUS
 
 CHUNK_SIZE = 256 * 1024
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -53,11 +54,22 @@ async def download_image(
         # No provider headers here: the image host never sees the API key.
         async with client.stream("GET", url, follow_redirects=True) as response:
             if response.status_code != 200:
-                raise DownloadError(
+                error = DownloadError(
                     f"Downloading an image from {url_host(url)} failed with HTTP "
-                    f"{response.status_code}."
+                    f"{response.status_code}"
+                    + (
+                        " (the link may have expired)."
+                        if response.status_code in (403, 404)
+                        else "."
+                    )
                 )
-            extension = extension_for(response.headers.get("content-type"), url)
+                error.retryable = response.status_code in RETRYABLE_STATUS
+                raise error
+            content_type = response.headers.get("content-type", "")
+            mime = content_type.split(";")[0].strip().lower()
+            if mime and not mime.startswith(("image/", "application/octet-stream")):
+                raise DownloadError(f"{url_host(url)} answered with {mime} instead of an image.")
+            extension = extension_for(content_type, url)
             part = directory / f".{stem}.{os.getpid()}.{extension}.part"
             digest = hashlib.sha256()
             size = 0
@@ -67,6 +79,8 @@ async def download_image(
                         handle.write(chunk)
                         digest.update(chunk)
                         size += len(chunk)
+                    handle.flush()
+                    os.fsync(handle.fileno())
                 expected = response.headers.get("content-length")
                 if expected is not None and expected.isdigit() and int(expected) != size:
                     raise DownloadError(

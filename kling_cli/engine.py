@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -21,8 +23,8 @@ from kling_cli.errors import (
     KlingError,
     NetworkError,
     ProviderRequestError,
-    SaveError,
     TaskFailedError,
+    UnreadableResponseError,
     WaitTimeoutError,
 )
 from kling_cli.providers.base import (
@@ -30,6 +32,7 @@ from kling_cli.providers.base import (
     HttpRequest,
     HttpResponse,
     Provider,
+    Submission,
     TaskHandle,
     TaskState,
     TaskStatus,
@@ -42,7 +45,13 @@ MAX_PARALLEL_DOWNLOADS = 4
 
 
 class ProgressListener(Protocol):
-    """What the engine tells whoever shows progress (the CLI) or records jobs."""
+    """What the engine tells whoever shows progress (the CLI) or records jobs (the journal).
+    `submitting` comes before the submit request is sent, so a crash at any later moment
+    leaves a record."""
+
+    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None: ...
+
+    def submit_uncertain(self, reason: str) -> None: ...
 
     def submitted(self, task: TaskHandle) -> None: ...
 
@@ -50,27 +59,51 @@ class ProgressListener(Protocol):
 
     def retrying(self, reason: str, delay: float) -> None: ...
 
-    def saved(self, file: SavedFile) -> None: ...
+    def saved(self, task: TaskHandle, file: SavedFile) -> None: ...
 
 
-class SilentListener:
+class Listeners:
+    """Several listeners as one, called in order."""
+
+    def __init__(self, *listeners: ProgressListener) -> None:
+        self.listeners = listeners
+
+    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
+        for listener in self.listeners:
+            listener.submitting(client_task_id, expected_images)
+
+    def submit_uncertain(self, reason: str) -> None:
+        for listener in self.listeners:
+            listener.submit_uncertain(reason)
+
     def submitted(self, task: TaskHandle) -> None:
-        pass
+        for listener in self.listeners:
+            listener.submitted(task)
 
     def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
-        pass
+        for listener in self.listeners:
+            listener.status_changed(task, status)
 
     def retrying(self, reason: str, delay: float) -> None:
-        pass
+        for listener in self.listeners:
+            listener.retrying(reason, delay)
 
-    def saved(self, file: SavedFile) -> None:
-        pass
+    def saved(self, task: TaskHandle, file: SavedFile) -> None:
+        for listener in self.listeners:
+            listener.saved(task, file)
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default_port = {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
+
+
+@dataclass
+class JobOutcome:
+    finished: list[tuple[TaskHandle, TaskStatus]] = field(default_factory=list)
+    files: list[SavedFile] = field(default_factory=list)
+    failures: list[KlingError] = field(default_factory=list)
 
 
 class Engine:
@@ -86,7 +119,7 @@ class Engine:
     ) -> None:
         self.provider = provider
         self.endpoint = endpoint
-        self.listener = listener or SilentListener()
+        self.listener: ProgressListener = listener or Listeners()
         self.poll_policy = poll_policy or PollPolicy()
         self.retry_policy = retry_policy or RetryPolicy()
         self._client = client
@@ -123,6 +156,7 @@ class Engine:
         provider (the connection was refused or timed out while connecting), or on a 429 that
         says when to come back."""
         submission = self.provider.build_submit(request, self.endpoint)
+        self.listener.submitting(submission.client_task_id, submission.expected_images)
         attempt = 0
         while True:
             last_attempt = attempt + 1 >= self.retry_policy.attempts
@@ -135,11 +169,7 @@ class Engine:
                 attempt += 1
                 continue
             except httpx.TransportError as exc:
-                raise NetworkError(
-                    f"The connection to {self.provider.name} broke after the job was sent "
-                    f"({type(exc).__name__}); it may have been created and charged.",
-                    hint=self._lookup_hint(submission.client_task_id),
-                ) from None
+                return await self._after_ambiguous_submit(submission, exc)
             told_when = response.status_code == 429 and response.retry_after is not None
             if told_when and not last_attempt:
                 await self._back_off(attempt, "rate limited", response.retry_after)
@@ -149,6 +179,35 @@ class Engine:
             self.listener.submitted(task)
             self.listener.status_changed(task, status)
             return task, status
+
+    async def _after_ambiguous_submit(
+        self, submission: Submission, exc: httpx.TransportError
+    ) -> tuple[TaskHandle, TaskStatus]:
+        """The request may have reached the provider. Never send it again: look the task up
+        by the id we chose, where the provider has one, or say it may exist."""
+        reason = (
+            f"the connection to {self.provider.name} broke after the job was sent "
+            f"({type(exc).__name__})"
+        )
+        self.listener.submit_uncertain(reason)
+        client_task_id = submission.client_task_id
+        if client_task_id is None or not self.provider.capabilities.client_task_id_lookup:
+            raise NetworkError(
+                f"{reason[0].upper()}{reason[1:]}; it may have been created and charged.",
+                hint="Check the provider's dashboard (and `kling jobs`) before submitting again.",
+            )
+        task = self.provider.handle(client_task_id, submission)
+        try:
+            status = await self.refresh(task)
+        except KlingError:
+            raise NetworkError(
+                f"{reason[0].upper()}{reason[1:]}, and {self.provider.name} does not know task "
+                f"{client_task_id}: it was not created, so nothing was charged.",
+                hint="Run the same command again.",
+            ) from None
+        self.listener.submitted(task)
+        self.listener.status_changed(task, status)
+        return task, status
 
     async def refresh(self, task: TaskHandle) -> TaskStatus:
         """Ask the provider once for the task's state, and for its outputs when a queue API
@@ -174,11 +233,17 @@ class Engine:
                 await self._back_off(attempt, reason)
             else:
                 if last_attempt or not self.provider.is_retryable(response):
-                    if step == "result":
-                        return self.provider.parse_result(response, task)
-                    return self.provider.parse_poll(response, task)
-                reason = f"{self.provider.name} answered HTTP {response.status_code}"
-                await self._back_off(attempt, reason, response.retry_after)
+                    try:
+                        if step == "result":
+                            return self.provider.parse_result(response, task)
+                        return self.provider.parse_poll(response, task)
+                    except UnreadableResponseError:
+                        if last_attempt:
+                            raise
+                        await self._back_off(attempt, "unreadable answer")
+                else:
+                    reason = f"{self.provider.name} answered HTTP {response.status_code}"
+                    await self._back_off(attempt, reason, response.retry_after)
             attempt += 1
 
     async def wait(
@@ -212,6 +277,43 @@ class Engine:
             )
         return status
 
+    async def finish(
+        self,
+        submitted: list[tuple[TaskHandle, TaskStatus]],
+        output_dir: Path,
+        stem_for: Callable[[TaskHandle], str],
+        *,
+        timeout: float | None,
+        overwrite: bool = False,
+        on_disk: Collection[str] = (),
+    ) -> JobOutcome:
+        """Wait for every task, then download the images not yet on disk. A task that fails
+        does not stop the others: what was made is saved, and the failures are returned."""
+        outcomes = await asyncio.gather(
+            *(self.wait(task, status, timeout=timeout) for task, status in submitted),
+            return_exceptions=True,
+        )
+        result = JobOutcome()
+        for (task, _), outcome in zip(submitted, outcomes, strict=True):
+            if isinstance(outcome, KlingError):
+                result.failures.append(outcome)
+                continue
+            if isinstance(outcome, BaseException):
+                raise outcome
+            result.finished.append((task, outcome))
+            try:
+                result.files += await self.download(
+                    task,
+                    outcome,
+                    output_dir,
+                    stem_for(task),
+                    overwrite=overwrite,
+                    on_disk=on_disk,
+                )
+            except DownloadError as exc:
+                result.failures.append(exc)
+        return result
+
     async def download(
         self,
         task: TaskHandle,
@@ -220,6 +322,7 @@ class Engine:
         file_stem: str,
         *,
         overwrite: bool = False,
+        on_disk: Collection[str] = (),
     ) -> tuple[SavedFile, ...]:
         semaphore = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
         many = len(status.outputs) > 1
@@ -228,12 +331,16 @@ class Engine:
             stem = f"{file_stem}-{index + 1}" if many else file_stem
             async with semaphore:
                 saved = await self._download_with_retries(url, output_dir, stem, overwrite)
-            self.listener.saved(saved)
+            self.listener.saved(task, saved)
             return saved
 
         try:
             files = await asyncio.gather(
-                *(fetch(i, output.url) for i, output in enumerate(status.outputs))
+                *(
+                    fetch(i, output.url)
+                    for i, output in enumerate(status.outputs)
+                    if output.url not in on_disk
+                )
             )
         except DownloadError as exc:
             exc.job = job_summary(task, status)
@@ -249,7 +356,7 @@ class Engine:
             try:
                 return await download_image(self.client, url, output_dir, stem, overwrite=overwrite)
             except DownloadError as exc:
-                if isinstance(exc, SaveError) or attempt + 1 >= self.retry_policy.attempts:
+                if not exc.retryable or attempt + 1 >= self.retry_policy.attempts:
                     raise
                 await self._back_off(attempt, exc.message)
             attempt += 1
@@ -283,14 +390,6 @@ class Engine:
     def _unreachable(self, exc: Exception) -> KlingError:
         host = urlsplit(self.endpoint.base_url).hostname
         return NetworkError(f"Cannot reach {self.provider.name} at {host} ({type(exc).__name__}).")
-
-    def _lookup_hint(self, client_task_id: str | None) -> str | None:
-        if client_task_id is None:
-            return "Check the provider's dashboard before submitting again."
-        return (
-            f"Check with `kling status {client_task_id} --provider {self.provider.id}` "
-            "before submitting again."
-        )
 
 
 def resume_command(task: TaskHandle) -> str:

@@ -67,6 +67,13 @@ class ProviderRequestError(KlingError):
     code = "provider_error"
 
 
+class UnreadableResponseError(ProviderRequestError):
+    """A body that is not what the provider documents (cut-off JSON, a proxy's HTML page).
+    Often transient, so status checks retry it."""
+
+    code = "unreadable_response"
+
+
 class RateLimitedError(KlingError):
     """Rate limited or out of credits."""
 
@@ -94,12 +101,14 @@ class DownloadError(KlingError):
 
     exit_code = ExitCode.DOWNLOAD_FAILED
     code = "download_failed"
+    retryable = True
 
 
 class SaveError(DownloadError):
     """The image arrived but could not be written or read back: retrying will not help."""
 
     code = "save_failed"
+    retryable = False
 
 
 class InterruptedByUser(KlingError):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from kling_cli.download import SavedFile
+    from kling_cli.journal import JobRecord
     from kling_cli.providers.base import TaskHandle, TaskStatus
 
 JSON_SCHEMA_VERSION = 1
@@ -75,6 +76,21 @@ def envelope(
     }
 
 
+def describe_job(job: JobRecord) -> dict[str, Any]:
+    """The `job` object of the JSON envelope: the local job id, and the first task's provider
+    id (all of them in `task_ids` when `-n` was fanned out)."""
+    task_ids = [task.task_id for task in job.tasks if task.task_id]
+    costs = [task.cost for task in job.tasks if task.cost is not None]
+    return {
+        "id": job.id,
+        "provider": job.provider,
+        "task_id": task_ids[0] if task_ids else None,
+        "state": job.state,
+        "task_ids": task_ids,
+        "cost": round(sum(costs), 6) if costs else None,
+    }
+
+
 def describe_file(saved: SavedFile) -> dict[str, Any]:
     return {
         "path": str(saved.path),
@@ -99,6 +115,12 @@ class PlainProgress:
     def _line(self, text: str) -> None:
         self.output.note(f"[{time.monotonic() - self.started:5.1f}s] {text}")
 
+    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
+        pass
+
+    def submit_uncertain(self, reason: str) -> None:
+        self._line(f"{reason}; checking whether the job exists")
+
     def submitted(self, task: TaskHandle) -> None:
         self.task = task
         self._line(f"submitted to {self.provider_name}: task {task.task_id}")
@@ -110,7 +132,7 @@ class PlainProgress:
     def retrying(self, reason: str, delay: float) -> None:
         self._line(f"{reason}; retrying in {delay:.1f} s")
 
-    def saved(self, file: SavedFile) -> None:
+    def saved(self, task: TaskHandle, file: SavedFile) -> None:
         self._line(f"saved {file.path}")
 
     def close(self) -> None:
@@ -146,7 +168,7 @@ class SpinnerProgress(PlainProgress):
     def retrying(self, reason: str, delay: float) -> None:
         self.progress.update(self.task_id, description=f"{reason}; retrying in {delay:.0f} s")
 
-    def saved(self, file: SavedFile) -> None:
+    def saved(self, task: TaskHandle, file: SavedFile) -> None:
         # The paths follow on stdout; the spinner only says it is saving.
         self.progress.update(self.task_id, description=f"saved {file.path.name}")
 

@@ -112,13 +112,33 @@ def test_timeout_exits_5_with_the_resume_command(
     assert "may still finish" in body["error"]["message"]
 
 
-def test_timeout_hint_in_text_mode(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    with Emulator(latency=30) as slow:
+def test_a_timed_out_job_is_resumed_by_status(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Emulator(latency=2) as slow:
         monkeypatch.setenv("KLING_RUNWARE_BASE_URL", slow.base_url("runware"))
         monkeypatch.setenv("KLING_RUNWARE_API_KEY", "emulator-key")
-        result = run_cli("generate", "a red fox", "-p", "runware", "--timeout", "1")
-    assert result.exit_code == 5
-    assert "kling status " in result.stderr and "--provider runware" in result.stderr
+        result = run_cli("generate", "a red fox", "-p", "runware", "-n", "2", "--timeout", "0.5")
+        assert result.exit_code == 5
+        resume = next(line for line in result.stderr.splitlines() if "Resume with:" in line)
+        command = resume.split("Resume with: ")[1].split()
+        assert command[:2] == ["kling", "status"] and command[3:] == ["--wait", "--download"]
+        job_id = command[2]
+
+        listed = run_cli("jobs", "--json").json()["jobs"]
+        assert [(job["id"], job["state"]) for job in listed] == [(job_id, "timed_out")]
+
+        resumed = run_cli(*command[1:])
+        assert resumed.exit_code == 0, resumed.stderr
+        assert "succeeded" in resumed.stdout.splitlines()[0]
+        paths = [
+            line.strip() for line in resumed.stdout.splitlines() if line.strip().endswith(".png")
+        ]
+        assert len(paths) == 2 and all(Path(path).exists() for path in paths)
+        submits = [
+            r
+            for r in slow.requests
+            if r.server == "api" and r.json()[0]["taskType"] == "imageInference"
+        ]
+        assert len(submits) == 1  # resuming never submits (or pays) again
 
 
 def test_a_truncated_download_is_retried(run_cli, use_emulator: Emulator) -> None:

@@ -165,19 +165,20 @@ def test_existing_files_are_never_overwritten(
     assert not list(Path("same").glob("*.part")) and not list(Path("same").glob(".*.part"))
 
 
-def test_no_wait_prints_the_task_id_and_status_finds_it(run_cli, use_emulator: Emulator) -> None:
+def test_no_wait_prints_the_job_id_and_status_finishes_it(run_cli, use_emulator: Emulator) -> None:
     submitted = run_cli("generate", "a red fox", "-p", "runware", "--no-wait")
     assert submitted.exit_code == 0, submitted.stderr
-    task_id = submitted.stdout.strip()
-    assert uuid.UUID(task_id)
-    assert f"kling status {task_id} --provider runware" in submitted.stderr
+    job_id = submitted.stdout.strip()
+    assert f"kling status {job_id} --wait --download" in submitted.stderr
     assert not Path("kling-output").exists()
 
-    import time
-
-    time.sleep(0.3)
-    status = run_cli("status", task_id, "-p", "runware", "--json")
+    status = run_cli("status", job_id, "--wait", "--download", "--json")
     assert status.exit_code == 0, status.stderr
-    job = status.json()["job"]
-    assert job["state"] == "succeeded"
-    assert len(job["outputs"]) == 1 and job["cost"] == pytest.approx(0.028)
+    body = status.json()
+    assert body["job"]["id"] == job_id and body["job"]["state"] == "succeeded"
+    assert body["job"]["cost"] == pytest.approx(0.028)
+    [task] = body["job"]["tasks"]
+    assert uuid.UUID(task["task_id"]) and task["state"] == "succeeded"
+    [entry] = body["files"]
+    with Image.open(entry["path"]) as image:
+        assert image.size == (1024, 1024)

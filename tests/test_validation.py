@@ -56,7 +56,7 @@ CASES = [
     pytest.param(["a fox", "-r", "./hero.png"], "looks like a local file", id="local path"),
     pytest.param(
         ["a fox", "-p", "nosuch"],
-        "Unknown provider 'nosuch'; choose one of runware, unifically",
+        "Unknown provider 'nosuch'; choose one of runware, unifically, ",
         id="unknown provider",
     ),
     pytest.param(

@@ -44,6 +44,7 @@ JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdou
 class ProviderSession:
     provider: Provider
     endpoint: Endpoint
+    emulated: bool = False
 
 
 def load_config(output: Output) -> ConfigFile:
@@ -73,7 +74,7 @@ def open_session(
                 EMULATOR_API_KEY,
                 EMULATOR_API_KEY if provider.needs_secret_key else None,
             )
-            yield ProviderSession(provider, endpoint)
+            yield ProviderSession(provider, endpoint, emulated=True)
         return
     if chosen is None:
         chosen = _only_provider_with_key(config)

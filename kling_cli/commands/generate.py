@@ -17,11 +17,26 @@ from kling_cli.commands.common import (
     file_stem_for,
     open_session,
 )
-from kling_cli.errors import ExitCode, InterruptedByUser, InvalidRequestError
-from kling_cli.ui import Output, PlainProgress, describe_file, envelope, progress_for
+from kling_cli.errors import (
+    ExitCode,
+    InterruptedByUser,
+    InvalidRequestError,
+    KlingError,
+    TaskFailedError,
+)
+from kling_cli.ui import (
+    Output,
+    PlainProgress,
+    describe_file,
+    describe_job,
+    envelope,
+    progress_for,
+)
 
 if TYPE_CHECKING:
     from kling_cli.download import SavedFile
+    from kling_cli.engine import Listeners
+    from kling_cli.journal import Journal
     from kling_cli.providers.base import TaskHandle, TaskStatus
     from kling_cli.request import GenerationRequest
 
@@ -98,95 +113,160 @@ def generate(
         negative_prompt=negative_prompt,
         mode=mode,
     )
-    with open_session(provider, emulate=emulate, output=output) as session:
-        session.provider.check_request(request)
-        progress = progress_for(output, session.provider.name)
-        try:
-            return asyncio.run(
-                _run(session, request, output, progress, output_dir, timeout, no_wait, overwrite)
+    from kling_cli.journal import Journal
+
+    journal = Journal.open_default()
+    try:
+        with open_session(provider, emulate=emulate, output=output) as session:
+            session.provider.check_request(request)
+            return _generate(
+                session, request, output, journal, output_dir, timeout, no_wait, overwrite
             )
-        except KeyboardInterrupt:
-            if progress.task is None:
-                raise
-            raise _interrupted(progress.task, progress.status) from None
-        finally:
-            progress.close()
+    finally:
+        journal.close()
 
 
-def _print_submitted(output: Output, submitted: list[tuple[TaskHandle, TaskStatus]]) -> None:
-    from kling_cli.engine import job_summary, resume_command
+def _generate(
+    session: ProviderSession,
+    request: GenerationRequest,
+    output: Output,
+    journal: Journal,
+    output_dir: Path,
+    timeout: float,
+    no_wait: bool,
+    overwrite: bool,
+) -> int:
+    """Record the job before the first request, run it, and record how it ended."""
+    from kling_cli.engine import Listeners
+    from kling_cli.journal import JobRecorder, job_state_after
 
-    if output.json_mode:
-        first_task, first_status = submitted[0]
-        job = job_summary(first_task, first_status)
-        job["task_ids"] = [task.task_id for task, _ in submitted]
-        output.emit_json(envelope(exit_code=ExitCode.OK, job=job))
-        return
-    for task, _ in submitted:
-        output.result(task.task_id)
-        output.note(f"Check on it with: {resume_command(task)}")
-
-
-def _interrupted(task: TaskHandle, status: TaskStatus | None) -> InterruptedByUser:
-    from kling_cli.engine import job_summary, resume_command
-
-    return InterruptedByUser(
-        f"Interrupted; task {task.task_id} keeps running at {task.provider} (it is paid for).",
-        hint=f"Fetch the images later with: {resume_command(task)}",
-        job=job_summary(task, status),
+    job_id = journal.create_job(
+        session.provider.id,
+        request.model_dump(mode="json"),
+        str(output_dir.resolve()),
+        emulated=session.emulated,
     )
+    progress = progress_for(output, session.provider.name)
+    # The journal first: a crash right after a progress line must find the job recorded.
+    listener = Listeners(JobRecorder(journal, job_id), progress)
+    try:
+        files = asyncio.run(
+            _run(
+                session, request, output, listener, job_id, output_dir, timeout, no_wait, overwrite
+            )
+        )
+    except (KlingError, KeyboardInterrupt) as exc:
+        progress.close()
+        error = _with_resume_hint(exc, job_id, progress, session)
+        journal.set_job_state(job_id, job_state_after(error), getattr(error, "message", None))
+        raise error from None
+    finally:
+        progress.close()
+    journal.set_job_state(job_id, "submitted" if files is None else "succeeded")
+    if files is not None:
+        _print_result(output, session, journal, job_id, files)
+    return ExitCode.OK
 
 
 async def _run(
     session: ProviderSession,
     request: GenerationRequest,
     output: Output,
-    progress: PlainProgress,
+    listener: Listeners,
+    job_id: str,
     output_dir: Path,
     timeout: float,
     no_wait: bool,
     overwrite: bool,
-) -> int:
-    from kling_cli.engine import Engine, job_summary
+) -> list[SavedFile] | None:
+    from kling_cli.engine import Engine
 
-    async with Engine(session.provider, session.endpoint, listener=progress) as engine:
+    async with Engine(session.provider, session.endpoint, listener=listener) as engine:
         submitted = await engine.submit_job(request)
         if no_wait:
-            progress.close()
-            _print_submitted(output, submitted)
-            return ExitCode.OK
-        outcomes = await asyncio.gather(
-            *(engine.wait(task, status, timeout=timeout) for task, status in submitted),
-            return_exceptions=True,
+            _print_submitted(output, job_id, submitted)
+            return None
+        outcome = await engine.finish(
+            submitted,
+            output_dir,
+            lambda task: file_stem_for(request.prompt, task.task_id),
+            timeout=timeout,
+            overwrite=overwrite,
         )
-        files: list[SavedFile] = []
-        finished: list[TaskStatus] = []
-        failures: list[BaseException] = []
-        for (task, _), outcome in zip(submitted, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                failures.append(outcome)
-                continue
-            finished.append(outcome)
-            if outcome.error:
-                output.warn(f"{session.provider.name} reported a partial failure: {outcome.error}")
-            stem = file_stem_for(request.prompt, task.task_id)
-            files += await engine.download(task, outcome, output_dir, stem, overwrite=overwrite)
-    progress.close()
-    if failures:
-        # Images that were made are on disk; the first failure decides the exit code.
-        for saved in files:
+    for _, status in outcome.finished:
+        if status.error:
+            output.warn(f"{session.provider.name} reported a partial failure: {status.error}")
+    if outcome.failures:
+        # The images that were made are on disk; the first failure decides the exit code.
+        for saved in outcome.files:
             output.note(f"saved {saved.path}")
-        raise failures[0]
-    job = job_summary(submitted[0][0], finished[0])
-    job["task_ids"] = [task.task_id for task, _ in submitted]
+        raise outcome.failures[0]
+    return outcome.files
+
+
+def _print_result(
+    output: Output, session: ProviderSession, journal: Journal, job_id: str, files: list[SavedFile]
+) -> None:
+    job = journal.job(job_id)
+    assert job is not None
     if output.json_mode:
-        output.emit_json(
-            envelope(exit_code=ExitCode.OK, job=job, files=[describe_file(f) for f in files])
-        )
-        return ExitCode.OK
+        described = [describe_file(saved) for saved in files]
+        output.emit_json(envelope(exit_code=ExitCode.OK, job=describe_job(job), files=described))
+        return
     for saved in files:
         output.result(str(saved.path))
-    costs = [status.cost for status in finished if status.cost is not None]
+    costs = [task.cost for task in job.tasks if task.cost is not None]
     if costs:
         output.note(f"Cost reported by {session.provider.name}: ${sum(costs):.4f}")
-    return ExitCode.OK
+
+
+def _print_submitted(
+    output: Output, job_id: str, submitted: list[tuple[TaskHandle, TaskStatus]]
+) -> None:
+    if output.json_mode:
+        first_task, first_status = submitted[0]
+        job = {
+            "id": job_id,
+            "provider": first_task.provider,
+            "task_id": first_task.task_id,
+            "state": first_status.state.value,
+            "task_ids": [task.task_id for task, _ in submitted],
+        }
+        output.emit_json(envelope(exit_code=ExitCode.OK, job=job))
+        return
+    output.result(job_id)
+    output.note(f"Submitted; fetch the images later with: kling status {job_id} --wait --download")
+
+
+def _with_resume_hint(
+    error: BaseException, job_id: str, progress: PlainProgress, session: ProviderSession
+) -> BaseException:
+    """Point every stop that leaves a paid job behind at the command that resumes it."""
+    resume = f"kling status {job_id} --wait --download"
+    if isinstance(error, KeyboardInterrupt):
+        if progress.task is None:
+            return error
+        return InterruptedByUser(
+            f"Interrupted; job {job_id} keeps running at {session.provider.name} (it is paid for).",
+            hint=f"Fetch the images later with: {resume}",
+            job={
+                "id": job_id,
+                "provider": session.provider.id,
+                "task_id": progress.task.task_id,
+                "state": None,
+            },
+        )
+    assert isinstance(error, KlingError)
+    if progress.task is not None and not isinstance(error, TaskFailedError):
+        # Anything that stops us after the provider accepted the job leaves it resumable.
+        error.hint = f"Resume with: {resume}"
+    if error.job is not None:
+        error.job = {"id": job_id, **error.job}
+    elif progress.task is not None:
+        error.job = {
+            "id": job_id,
+            "provider": session.provider.id,
+            "task_id": progress.task.task_id,
+            "state": None,
+        }
+    return error

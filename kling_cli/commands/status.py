@@ -1,54 +1,229 @@
-"""`kling status`: ask the provider where a task stands."""
+"""`kling status`: where a job stands, from the journal and the provider; resume it."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from kling_cli.commands.common import JSON_OPTION, PROVIDER_OPTION, ProviderSession, open_session
-from kling_cli.errors import ExitCode
-from kling_cli.ui import Output, envelope
+from kling_cli.errors import ExitCode, InvalidRequestError
+from kling_cli.ui import Output, describe_job, envelope, progress_for
 
 if TYPE_CHECKING:
+    from kling_cli.engine import JobOutcome, Listeners
+    from kling_cli.journal import JobRecord, Journal
     from kling_cli.providers.base import TaskHandle, TaskStatus
 
 
 def status(
     ctx: typer.Context,
-    task_id: str = typer.Argument(..., help="The provider's task id, as `generate` printed it."),
+    identifier: str | None = typer.Argument(
+        None,
+        metavar="[ID]",
+        help="A job id (see `kling jobs`) or a provider task id [default: the latest job].",
+        show_default=False,
+    ),
     provider: str | None = PROVIDER_OPTION,
+    wait: bool = typer.Option(False, "--wait", help="Poll until every task has ended."),
+    download: bool = typer.Option(
+        False, "--download", help="Save the images that are not on disk yet."
+    ),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait with --wait."),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", "-o", help="Where to save [default: where the job was started]."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> int:
-    """Show a task's state and, once it has finished, its image URLs."""
-    from kling_cli.engine import job_summary
-    from kling_cli.providers.base import TaskHandle
+    """Ask the provider where a job stands; with --wait and --download, finish it."""
+    from kling_cli.journal import Journal
 
     output: Output = ctx.obj
-    with open_session(provider, emulate=False, output=output) as session:
-        task = TaskHandle(session.provider.id, task_id)
-        state = asyncio.run(_refresh(session, task))
-    if output.json_mode:
-        job = {
-            **job_summary(task, state),
-            "provider_status": state.provider_status,
-            "outputs": [image.url for image in state.outputs],
-            "cost": state.cost,
-            "error": state.error,
-        }
-        output.emit_json(envelope(exit_code=ExitCode.OK, job=job))
-        return ExitCode.OK
-    output.result(f"{state.state.value} ({state.provider_status})")
-    for image in state.outputs:
-        output.result(image.url)
-    if state.error:
-        output.note(f"{session.provider.name}: {state.error}")
+    journal = Journal.open_default()
+    try:
+        job = _find_job(journal, identifier, provider)
+        if job.emulated:
+            raise InvalidRequestError(
+                f"Job {job.id} ran against the built-in emulator, which stopped with it; "
+                "there is nothing to resume."
+            )
+        with open_session(job.provider, emulate=False, output=output) as session:
+            target = output_dir or Path(job.output_dir)
+            job = _refresh_job(session, journal, job, output, wait, download, timeout, target)
+    finally:
+        journal.close()
+    _print_job(output, job)
     return ExitCode.OK
 
 
-async def _refresh(session: ProviderSession, task: TaskHandle) -> TaskStatus:
+def _find_job(journal: Journal, identifier: str | None, provider: str | None) -> JobRecord:
+    if identifier is None:
+        latest = journal.latest()
+        if latest is None:
+            raise InvalidRequestError("No jobs yet; `kling generate` records every job it submits.")
+        return latest
+    found = journal.find(identifier)
+    if found is not None:
+        return found
+    if provider is None:
+        raise InvalidRequestError(
+            f"No job or task {identifier!r} in the journal; to ask a provider about a task "
+            "submitted elsewhere, add --provider."
+        )
+    # A task submitted from another machine or tool: adopt it, so it can be resumed.
+    from kling_cli.providers import get_provider
+
+    provider_id = get_provider(provider).id
+    job_id = journal.create_job(provider_id, {}, str(Path.cwd() / "kling-output"))
+    position = journal.add_task(job_id, None, 0)
+    journal.update_task(job_id, position, task_id=identifier, state="pending")
+    adopted = journal.job(job_id)
+    assert adopted is not None
+    return adopted
+
+
+def _refresh_job(
+    session: ProviderSession,
+    journal: Journal,
+    job: JobRecord,
+    output: Output,
+    wait: bool,
+    download: bool,
+    timeout: float,
+    output_dir: Path,
+) -> JobRecord:
+    from kling_cli.engine import Listeners
+    from kling_cli.journal import JobRecorder, job_state_after
+
+    progress = progress_for(output, session.provider.name)
+    listener = Listeners(JobRecorder(journal, job.id, job.tasks), progress)
+    try:
+        outcome = asyncio.run(_drive(session, job, listener, wait, download, timeout, output_dir))
+    except BaseException as exc:
+        journal.set_job_state(job.id, job_state_after(exc), getattr(exc, "message", None))
+        raise
+    finally:
+        progress.close()
+    refreshed = journal.job(job.id)
+    assert refreshed is not None
+    journal.set_job_state(job.id, _overall_state(refreshed, outcome))
+    final = journal.job(job.id)
+    assert final is not None
+    return final
+
+
+async def _drive(
+    session: ProviderSession,
+    job: JobRecord,
+    listener: Listeners,
+    wait: bool,
+    download: bool,
+    timeout: float,
+    output_dir: Path,
+) -> JobOutcome | None:
+    from kling_cli.commands.common import file_stem_for
     from kling_cli.engine import Engine
 
-    async with Engine(session.provider, session.endpoint) as engine:
-        return await engine.refresh(task)
+    handles = _handles(session, job)
+    if not handles:
+        raise InvalidRequestError(
+            f"Job {job.id} has no task the provider can be asked about: its submit was never "
+            "answered, and the provider offers no way to look a task up by our id."
+        )
+    async with Engine(session.provider, session.endpoint, listener=listener) as engine:
+        current: list[tuple[TaskHandle, TaskStatus]] = []
+        for handle in handles:
+            status = await engine.refresh(handle)
+            listener.status_changed(handle, status)
+            current.append((handle, status))
+        if not (wait or download):
+            return None
+        if not wait:
+            current = [(task, status) for task, status in current if status.state.is_terminal]
+        on_disk = {
+            out.url
+            for task in job.tasks
+            for out in task.outputs
+            if out.path and Path(out.path).exists()
+        }
+        outcome = await engine.finish(
+            current,
+            output_dir,
+            lambda task: file_stem_for(job.prompt, task.task_id),
+            timeout=timeout,
+            on_disk=on_disk if download else {o.url for _, s in current for o in s.outputs},
+        )
+    if wait and outcome.failures:
+        raise outcome.failures[0]
+    return outcome
+
+
+def _handles(session: ProviderSession, job: JobRecord) -> list[TaskHandle]:
+    from kling_cli.journal import MAY_EXIST, SUBMITTING
+    from kling_cli.providers.base import TaskHandle
+
+    handles = []
+    for task in job.tasks:
+        task_id = task.task_id
+        lookup = session.provider.capabilities.client_task_id_lookup
+        if task_id is None and task.state in (SUBMITTING, MAY_EXIST) and lookup:
+            # Stopped before the answer was recorded: the id we chose finds the task.
+            task_id = task.client_task_id
+        if task_id:
+            handles.append(
+                TaskHandle(session.provider.id, task_id, task.expected_images or None, task.extra)
+            )
+    return handles
+
+
+def _overall_state(job: JobRecord, outcome: JobOutcome | None) -> str:
+    states = {task.state for task in job.tasks}
+    if "failed" in states and states <= {"failed", "succeeded"}:
+        return "failed" if "succeeded" not in states else "partial"
+    if states == {"succeeded"}:
+        expected = sum(len(task.outputs) for task in job.tasks)
+        return "succeeded" if job.images_on_disk >= expected else "generated"
+    return "running"
+
+
+def _print_job(output: Output, job: JobRecord) -> None:
+    files = [
+        {
+            "path": out.path,
+            "width": out.width,
+            "height": out.height,
+            "bytes": out.bytes,
+            "sha256": out.sha256,
+            "url": out.url,
+        }
+        for task in job.tasks
+        for out in task.outputs
+        if out.path
+    ]
+    if output.json_mode:
+        described = describe_job(job)
+        described["tasks"] = [
+            {
+                "task_id": task.task_id,
+                "state": task.state,
+                "provider_status": task.provider_status,
+                "error": task.error,
+                "cost": task.cost,
+                "outputs": [out.url for out in task.outputs],
+            }
+            for task in job.tasks
+        ]
+        output.emit_json(envelope(exit_code=ExitCode.OK, job=described, files=files))
+        return
+    output.result(f"{job.id}  {job.provider}  {job.state}")
+    for task in job.tasks:
+        detail = f" ({task.provider_status})" if task.provider_status else ""
+        output.result(f"  task {task.task_id or task.client_task_id or '?'}: {task.state}{detail}")
+        if task.error:
+            output.result(f"    {task.error}")
+        for out in task.outputs:
+            output.result(f"    {out.path or out.url}")
+    if job.state in ("generated", "running", "timed_out", "interrupted", "download_failed"):
+        output.note(f"Finish it with: kling status {job.id} --wait --download")

@@ -26,7 +26,16 @@ from kling_cli.emulator.tasks import Event
 EMULATOR_API_KEY = "emulator-key"
 
 # task_failure is not a transport fault: the provider claims it when it creates a task.
-_TRANSPORT_FAULTS = ("rate_limit", "server_error", "slow", "truncated_download", "drop_connection")
+_TRANSPORT_FAULTS = (
+    "rate_limit",
+    "server_error",
+    "slow",
+    "truncated_download",
+    "drop_connection",
+    "lost_response",
+    "malformed_json",
+    "html_error_page",
+)
 
 
 class Emulator:
@@ -247,6 +256,14 @@ def _apply(
         return answer()
     if fault.kind == "drop_connection":
         return Reply(0, drop=True)
+    if fault.kind == "lost_response":
+        answer()
+        return Reply(0, drop=True)
+    if fault.kind == "malformed_json":
+        return Reply(200, b'{"data": [{"taskType": ')
+    if fault.kind == "html_error_page":
+        page = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
+        return Reply(502, page, content_type="text/html")
     if fault.kind == "rate_limit":
         reply = rate_limited()
         return dataclasses.replace(

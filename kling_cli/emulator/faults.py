@@ -14,6 +14,12 @@ FaultKind = Literal[
     "slow",
     "truncated_download",
     "drop_connection",
+    # The provider handles the request (a submit creates, and charges, the task), then the
+    # connection drops before the answer: the ambiguous failure clients must not resubmit on.
+    "lost_response",
+    # A 200 whose body is cut-off JSON, and a proxy's HTML error page instead of JSON.
+    "malformed_json",
+    "html_error_page",
 ]
 Phase = Literal["submit", "poll", "download"]
 

@@ -21,6 +21,7 @@ from kling_cli.errors import (
     OutOfCreditsError,
     ProviderRequestError,
     RateLimitedError,
+    UnreadableResponseError,
 )
 from kling_cli.limits import ASPECT_RATIOS, OUTPUT_FORMATS
 
@@ -132,6 +133,9 @@ class Capabilities:
     local_files: LocalFileTransport = "unsupported"
     # "sync": results can come back on the submit response itself.
     push: tuple[str, ...] = ()
+    # The client chooses the task id, so a task can be looked up after a submit whose answer
+    # was lost, instead of submitting again.
+    client_task_id_lookup: bool = False
 
     def summary(self) -> str:
         parts = [f"refs≤{self.max_references}", f"n≤{self.max_images}/task"]
@@ -272,7 +276,7 @@ def error_for_http_status(
 
 def unreadable_response(provider_name: str, response: HttpResponse) -> ProviderRequestError:
     snippet = response.body[:200].decode("utf-8", "replace")
-    return ProviderRequestError(
+    return UnreadableResponseError(
         f"{provider_name} sent a response kling-cli cannot read (HTTP {response.status_code}): "
         f"{snippet!r}"
     )

@@ -48,6 +48,8 @@ class Runware(Provider):
         auto_aspect_needs_references=True,
         min_prompt_chars=3,  # positivePrompt "min 3" (providers-seeds.md §3.4)
         output_formats=("png", "jpeg", "webp"),
+        # taskUUID is ours (§3.4); getResponse finds it (§3.6).
+        client_task_id_lookup=True,
     )
     price = Price(usd_per_image=0.028, source="runware.ai model page (seed 002)", as_of="2025-12")
 

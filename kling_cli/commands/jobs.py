@@ -1,0 +1,110 @@
+"""`kling jobs`: every job ever submitted, from the local journal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import typer
+
+from kling_cli.commands.common import JSON_OPTION
+from kling_cli.errors import ExitCode, InvalidRequestError
+from kling_cli.ui import Output, describe_job
+
+app = typer.Typer(help="List the jobs kling has submitted (the local journal).")
+
+
+@app.callback(invoke_without_command=True)
+def list_jobs(
+    ctx: typer.Context,
+    state: str | None = typer.Option(None, "--state", help="Only jobs in this state."),
+    provider: str | None = typer.Option(None, "--provider", "-p", help="Only this provider."),
+    limit: int = typer.Option(20, "--limit", help="How many, newest first."),
+    as_json: bool = JSON_OPTION,
+) -> int:
+    """List recent jobs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return ExitCode.OK
+    from kling_cli.journal import Journal
+
+    output: Output = ctx.obj
+    journal = Journal.open_default()
+    try:
+        jobs = journal.recent(limit=limit, state=state, provider=provider)
+    finally:
+        journal.close()
+    if output.json_mode:
+        output.emit_json({"jobs": [{**describe_job(job), "prompt": job.prompt} for job in jobs]})
+        return ExitCode.OK
+    if not jobs:
+        output.note("No jobs yet.")
+        return ExitCode.OK
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("ID", "CREATED", "PROVIDER", "STATE", "IMAGES", "PROMPT"):
+        table.add_column(column, no_wrap=column != "PROMPT", overflow="ellipsis")
+    for job in jobs:
+        created = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M")
+        prompt = job.prompt if len(job.prompt) <= 40 else job.prompt[:39] + "…"
+        table.add_row(job.id, created, job.provider, job.state, str(job.images_on_disk), prompt)
+    output.stdout.print(table)
+    return ExitCode.OK
+
+
+@app.command("show")
+def show_job(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="ID", help="A job id or a provider task id."),
+    as_json: bool = JSON_OPTION,
+) -> int:
+    """Show one job as recorded: request, tasks, images (no network call)."""
+    from kling_cli.journal import Journal
+
+    output: Output = ctx.obj
+    journal = Journal.open_default()
+    try:
+        job = journal.find(job_id)
+    finally:
+        journal.close()
+    if job is None:
+        raise InvalidRequestError(f"No job or task {job_id!r} in the journal.")
+    tasks: list[dict[str, Any]] = [
+        {
+            "task_id": task.task_id,
+            "client_task_id": task.client_task_id,
+            "state": task.state,
+            "provider_status": task.provider_status,
+            "error": task.error,
+            "cost": task.cost,
+            "outputs": [vars(out) for out in task.outputs],
+        }
+        for task in job.tasks
+    ]
+    if output.json_mode:
+        output.emit_json(
+            {
+                "job": {
+                    **describe_job(job),
+                    "request": job.request,
+                    "output_dir": job.output_dir,
+                    "emulated": job.emulated,
+                    "error": job.error,
+                    "tasks": tasks,
+                }
+            }
+        )
+        return ExitCode.OK
+    created = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    output.result(f"job       {job.id}{'  (emulated)' if job.emulated else ''}")
+    output.result(f"provider  {job.provider}")
+    output.result(f"created   {created}")
+    output.result(f"state     {job.state}" + (f": {job.error}" if job.error else ""))
+    for key, value in job.request.items():
+        if value not in (None, [], ()):
+            output.result(f"{key:<9} {value}")
+    for task in tasks:
+        output.result(f"task      {task['task_id'] or task['client_task_id']}: {task['state']}")
+        for out in task["outputs"]:
+            output.result(f"  {out['path'] or out['url']}")
+    return ExitCode.OK

@@ -1,0 +1,456 @@
+"""The jobs journal: every paid job, recorded before anything is waited for.
+
+A SQLite database (WAL, so several `kling` processes can write at once) in the user data
+directory. A job is one `generate`; it has one task per provider request (several when `-n` is
+fanned out), each with the images it produced. Keys are never stored: the request holds none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kling_cli.config import CONFIG_DIR_ENV
+from kling_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kling_cli.download import SavedFile
+    from kling_cli.providers.base import TaskHandle, TaskStatus
+
+DATABASE_NAME = "jobs.sqlite3"
+BUSY_TIMEOUT_MS = 10_000
+
+# One entry per schema version; the database's `user_version` says how many have run.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        request TEXT NOT NULL,
+        output_dir TEXT NOT NULL,
+        emulated INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT
+    );
+    CREATE TABLE tasks (
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        position INTEGER NOT NULL,
+        task_id TEXT,
+        client_task_id TEXT,
+        expected_images INTEGER,
+        extra TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL,
+        provider_status TEXT,
+        error TEXT,
+        cost REAL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (job_id, position)
+    );
+    CREATE INDEX tasks_by_task_id ON tasks (task_id);
+    CREATE INDEX tasks_by_client_task_id ON tasks (client_task_id);
+    CREATE TABLE outputs (
+        job_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        path TEXT,
+        sha256 TEXT,
+        bytes INTEGER,
+        width INTEGER,
+        height INTEGER,
+        PRIMARY KEY (job_id, position, url)
+    );
+    """,
+)
+
+# Task states beyond the provider's: not yet answered, and answered ambiguously.
+SUBMITTING = "submitting"
+MAY_EXIST = "may_exist"
+
+
+def job_state_after(error: BaseException | None) -> str:
+    """The job's state once a command stops, from how it stopped."""
+    from kling_cli.errors import (
+        DownloadError,
+        InterruptedByUser,
+        NetworkError,
+        TaskFailedError,
+        WaitTimeoutError,
+    )
+
+    if error is None:
+        return "succeeded"
+    for kind, state in (
+        (TaskFailedError, "failed"),
+        (WaitTimeoutError, "timed_out"),
+        (InterruptedByUser, "interrupted"),
+        (KeyboardInterrupt, "interrupted"),
+        (DownloadError, "download_failed"),
+        (NetworkError, MAY_EXIST),
+    ):
+        if isinstance(error, kind):
+            return state
+    return "error"
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    override = environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("kling-cli", appauthor=False))
+
+
+def new_job_id() -> str:
+    """Short enough to type, sortable by day: `261123-a3f9c2`."""
+    return f"{datetime.now(UTC):%y%m%d}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class OutputRecord:
+    url: str
+    path: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class TaskRecord:
+    position: int
+    task_id: str | None
+    client_task_id: str | None
+    expected_images: int | None
+    extra: dict[str, str]
+    state: str
+    provider_status: str | None
+    error: str | None
+    cost: float | None
+    outputs: list[OutputRecord] = field(default_factory=list)
+
+
+@dataclass
+class JobRecord:
+    id: str
+    provider: str
+    request: dict[str, Any]
+    output_dir: str
+    emulated: bool
+    created_at: float
+    updated_at: float
+    state: str
+    error: str | None
+    tasks: list[TaskRecord] = field(default_factory=list)
+
+    @property
+    def prompt(self) -> str:
+        return str(self.request.get("prompt", ""))
+
+    @property
+    def images_on_disk(self) -> int:
+        return sum(1 for task in self.tasks for out in task.outputs if out.path)
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = not path.exists()
+        try:
+            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"Cannot open the jobs journal {path}: {exc}.") from None
+        if fresh and os.name == "posix":
+            os.chmod(path, 0o600)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._migrate()
+
+    @classmethod
+    def open_default(cls) -> Journal:
+        return cls(data_dir() / DATABASE_NAME)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise ConfigError(
+                    f"The jobs journal {self.path} was written by a newer kling-cli; upgrade."
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def create_job(
+        self, provider: str, request: dict[str, Any], output_dir: str, *, emulated: bool = False
+    ) -> str:
+        job_id = new_job_id()
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (id, provider, request, output_dir, emulated, created_at,"
+                " updated_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    provider,
+                    json.dumps(request),
+                    output_dir,
+                    int(emulated),
+                    now,
+                    now,
+                    SUBMITTING,
+                ),
+            )
+        return job_id
+
+    def add_task(self, job_id: str, client_task_id: str | None, expected_images: int) -> int:
+        """Record a task about to be submitted; returns its position in the job."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM tasks WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            position = int(row[0])
+            db.execute(
+                "INSERT INTO tasks (job_id, position, client_task_id, expected_images, state,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, position, client_task_id, expected_images, SUBMITTING, time.time()),
+            )
+        return position
+
+    def update_task(
+        self,
+        job_id: str,
+        position: int,
+        *,
+        task_id: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        state: str | None = None,
+        provider_status: str | None = None,
+        error: str | None = None,
+        cost: float | None = None,
+        urls: list[str] | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {"updated_at": time.time()}
+        if task_id is not None:
+            changes["task_id"] = task_id
+        if extra is not None:
+            changes["extra"] = json.dumps(dict(extra))
+        if state is not None:
+            changes["state"] = state
+        if provider_status is not None:
+            changes["provider_status"] = provider_status
+        if error is not None:
+            changes["error"] = error
+        if cost is not None:
+            changes["cost"] = cost
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE tasks SET {assignments} WHERE job_id = ? AND position = ?",
+                (*changes.values(), job_id, position),
+            )
+            for url in urls or ():
+                db.execute(
+                    "INSERT OR IGNORE INTO outputs (job_id, position, url) VALUES (?, ?, ?)",
+                    (job_id, position, url),
+                )
+            self._touch(db, job_id)
+
+    def record_output(self, job_id: str, position: int, output: OutputRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO outputs (job_id, position, url, path, sha256, bytes, width, height)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (job_id, position, url) DO UPDATE SET path = excluded.path,"
+                " sha256 = excluded.sha256, bytes = excluded.bytes, width = excluded.width,"
+                " height = excluded.height",
+                (
+                    job_id,
+                    position,
+                    output.url,
+                    output.path,
+                    output.sha256,
+                    output.bytes,
+                    output.width,
+                    output.height,
+                ),
+            )
+            self._touch(db, job_id)
+
+    def set_job_state(self, job_id: str, state: str, error: str | None = None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                (state, error, time.time(), job_id),
+            )
+
+    def _touch(self, db: sqlite3.Connection, job_id: str) -> None:
+        db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time(), job_id))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> JobRecord | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._load(row) if row else None
+
+    def find(self, identifier: str) -> JobRecord | None:
+        """A job by its local id, or by any of its tasks' provider or client ids."""
+        found = self.job(identifier)
+        if found:
+            return found
+        row = self._db.execute(
+            "SELECT job_id FROM tasks WHERE task_id = ? OR client_task_id = ?"
+            " ORDER BY updated_at DESC LIMIT 1",
+            (identifier, identifier),
+        ).fetchone()
+        return self.job(row["job_id"]) if row else None
+
+    def latest(self) -> JobRecord | None:
+        row = self._db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT 1").fetchone()
+        return self._load(row) if row else None
+
+    def recent(
+        self, *, limit: int = 20, state: str | None = None, provider: str | None = None
+    ) -> list[JobRecord]:
+        query = "SELECT * FROM jobs WHERE 1 = 1"
+        params: list[Any] = []
+        if state:
+            query += " AND state = ?"
+            params.append(state)
+        if provider:
+            query += " AND provider = ?"
+            params.append(provider)
+        query += " ORDER BY created_at DESC LIMIT ?"
+        params.append(limit)
+        return [self._load(row) for row in self._db.execute(query, params).fetchall()]
+
+    def _load(self, row: sqlite3.Row) -> JobRecord:
+        job = JobRecord(
+            id=row["id"],
+            provider=row["provider"],
+            request=json.loads(row["request"]),
+            output_dir=row["output_dir"],
+            emulated=bool(row["emulated"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            state=row["state"],
+            error=row["error"],
+        )
+        outputs: dict[int, list[OutputRecord]] = {}
+        for out in self._db.execute(
+            "SELECT * FROM outputs WHERE job_id = ? ORDER BY rowid", (job.id,)
+        ):
+            outputs.setdefault(out["position"], []).append(
+                OutputRecord(
+                    out["url"],
+                    out["path"],
+                    out["sha256"],
+                    out["bytes"],
+                    out["width"],
+                    out["height"],
+                )
+            )
+        for task in self._db.execute(
+            "SELECT * FROM tasks WHERE job_id = ? ORDER BY position", (job.id,)
+        ):
+            job.tasks.append(
+                TaskRecord(
+                    position=task["position"],
+                    task_id=task["task_id"],
+                    client_task_id=task["client_task_id"],
+                    expected_images=task["expected_images"],
+                    extra=json.loads(task["extra"]),
+                    state=task["state"],
+                    provider_status=task["provider_status"],
+                    error=task["error"],
+                    cost=task["cost"],
+                    outputs=outputs.get(task["position"], []),
+                )
+            )
+        return job
+
+
+class JobRecorder:
+    """Writes what the engine reports into the journal (an engine listener). Tasks of a job are
+    submitted one after another, so each report belongs to the task submitted last or to the
+    task it names."""
+
+    def __init__(self, journal: Journal, job_id: str, known: Sequence[TaskRecord] = ()) -> None:
+        self.journal = journal
+        self.job_id = job_id
+        # Known tasks by provider id, and by our own id for those whose answer was lost.
+        self._positions = {
+            key: task.position
+            for task in known
+            for key in (task.client_task_id, task.task_id)
+            if key
+        }
+        self._submitting: int | None = None
+
+    def position_of(self, task: TaskHandle) -> int:
+        return self._positions[task.task_id]
+
+    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
+        self._submitting = self.journal.add_task(self.job_id, client_task_id, expected_images or 1)
+
+    def submit_uncertain(self, reason: str) -> None:
+        if self._submitting is not None:
+            self.journal.update_task(self.job_id, self._submitting, state=MAY_EXIST, error=reason)
+
+    def submitted(self, task: TaskHandle) -> None:
+        assert self._submitting is not None
+        self._positions[task.task_id] = self._submitting
+        self.journal.update_task(
+            self.job_id, self._submitting, task_id=task.task_id, extra=task.extra, state="pending"
+        )
+
+    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
+        self.journal.update_task(
+            self.job_id,
+            self.position_of(task),
+            state=status.state.value,
+            provider_status=status.provider_status,
+            error=status.error,
+            cost=status.cost,
+            urls=[output.url for output in status.outputs],
+        )
+
+    def retrying(self, reason: str, delay: float) -> None:
+        pass
+
+    def saved(self, task: TaskHandle, file: SavedFile) -> None:
+        record = OutputRecord(
+            file.url, str(file.path), file.sha256, file.bytes, file.width, file.height
+        )
+        self.journal.record_output(self.job_id, self.position_of(task), record)
