@@ -98,3 +98,350 @@ def decode_image(content: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(content))
     image.load()
     return image
+
+
+# Seed 001's example request, verbatim.
+APIINONE_EXAMPLE = {
+    "model": "kling-image-o1",
+    "prompt": "A cyberpunk cityscape at night with neon signs, inspired by the reference image",
+    "images": ["https://example.com/reference.jpg"],
+    "aspect_ratio": "16:9",
+    "resolution": "1k",
+}
+
+
+class ApiInOneCaller:
+    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
+        self.url = emulator.base_url("apiinone")
+        self.http = http
+
+    def submit(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}/images/generations",
+            json=body,
+            headers=AUTH if headers is None else headers,
+        )
+
+    def submit_fields(self, **fields: Any) -> httpx.Response:
+        """Seed 001's example with fields changed; a field set to None is removed."""
+        body = {**APIINONE_EXAMPLE, **fields}
+        return self.submit({name: value for name, value in body.items() if value is not None})
+
+    def poll(self, task_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.get(
+            f"{self.url}/tasks/{task_id}", headers=AUTH if headers is None else headers
+        )
+
+    def wait_for_task(self, task_id: str) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            data: dict[str, Any] = self.poll(task_id).json()["data"]
+            return data if data["status"] in ("completed", "failed") else None
+
+        result: dict[str, Any] = wait_until(finished)
+        return result
+
+
+INFERENCESH_APP = "klingai/image-o1"
+INFERENCESH_TERMINAL = (10, 11, 12)  # COMPLETED, FAILED, CANCELLED (current numbering)
+
+
+class InferenceShCaller:
+    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
+        self.url = emulator.base_url("inferencesh")
+        self.http = http
+
+    def run(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}/apps/run", json=body, headers=AUTH if headers is None else headers
+        )
+
+    def run_input(self, **task_input: Any) -> httpx.Response:
+        return self.run({"app": INFERENCESH_APP, "input": task_input})
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.get(f"{self.url}{path}", headers=AUTH if headers is None else headers)
+
+    def post(
+        self, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}{path}", json=body, headers=AUTH if headers is None else headers
+        )
+
+    def stream(self, task_id: str) -> httpx.Response:
+        return self.get(f"/tasks/{task_id}/stream", headers={**AUTH, **NDJSON})
+
+    def wait_for_task(self, task_id: str) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            task: dict[str, Any] = self.get(f"/tasks/{task_id}").json()["data"]
+            return task if task["status"] in INFERENCESH_TERMINAL else None
+
+        result: dict[str, Any] = wait_until(finished)
+        return result
+
+
+# The headers the SDK streams with (providers-seeds.md §4.7).
+NDJSON = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache"}
+
+
+# -- Kling official, fal, WaveSpeed, Comfy Router, AIML (providers-others.md §1-§3, §5, §6) --
+
+
+def kling_jwt(
+    access_key: str = EMULATOR_API_KEY,
+    secret_key: str | None = None,
+    *,
+    ttl: int = 1800,
+    not_before: int | None = -5,
+    **claims: Any,
+) -> str:
+    """A token as the official sample builds it (§1.2), with PyJWT: an independent encoder."""
+    import warnings
+
+    import jwt  # PyJWT; imported here so that only the Kling tests need it
+
+    now = int(time.time())
+    payload = {"iss": access_key, "exp": now + ttl, **claims}
+    if not_before is not None:
+        payload["nbf"] = now + not_before
+    key = access_key if secret_key is None else secret_key
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the emulator's short test key is no secret
+        return jwt.encode(payload, key, algorithm="HS256", headers={"typ": "JWT"})
+
+
+def png_base64(width: int, height: int, image_format: str = "PNG") -> str:
+    """Raw Base64 of a small image, as Kling's image_list accepts it (§1.6)."""
+    import base64
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, image_format)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# providers-others.md §1.3, the official example request (verbatim apart from whitespace).
+KLING_EXAMPLE: dict[str, Any] = {
+    "model_name": "kling-image-o1",
+    "prompt": "Merge all the people in the images into the <<<object_1>>> image",
+    "element_list": [{"element_id": 829836802793406551}],
+    "image_list": [
+        {"image": "https://v1-kling.klingai.com/kcdn/cdn-kcdn112452/kling-qa-test/multi-4.png"},
+        {
+            "image": "https://p2-kling.klingai.com/kcdn/cdn-kcdn112452/kling-qa-test/"
+            "video_effects/1.png"
+        },
+        {
+            "image": "https://p2-kling.klingai.com/kcdn/cdn-kcdn112452/kling-qa-test/"
+            "video_effects/4.png"
+        },
+    ],
+    "resolution": "2k",
+    "n": 1,
+    "aspect_ratio": "3:2",
+}
+
+
+class KlingCaller:
+    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
+        self.url = emulator.base_url("kling")
+        self.http = http
+
+    @staticmethod
+    def auth() -> dict[str, str]:
+        return {"Authorization": f"Bearer {kling_jwt()}"}
+
+    def submit(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}/v1/images/omni-image",
+            json=body,
+            headers=self.auth() if headers is None else headers,
+        )
+
+    def submit_fields(self, **fields: Any) -> httpx.Response:
+        """The minimal text-to-image body of §1.3 with fields changed; None removes one."""
+        body = {"model_name": "kling-image-o1", "prompt": "A lighthouse at dusk", **fields}
+        return self.submit({name: value for name, value in body.items() if value is not None})
+
+    def query(self, task_ref: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.get(
+            f"{self.url}/v1/images/omni-image/{task_ref}",
+            headers=self.auth() if headers is None else headers,
+        )
+
+    def wait_for_task(self, task_ref: str) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            data: dict[str, Any] = self.query(task_ref).json()["data"]
+            return data if data["task_status"] in ("succeed", "failed") else None
+
+        result: dict[str, Any] = wait_until(finished)
+        return result
+
+
+FAL_AUTH = {"Authorization": f"Key {EMULATOR_API_KEY}"}
+# providers-others.md §2.3, the submit example (reference URLs made concrete).
+FAL_EXAMPLE: dict[str, Any] = {
+    "prompt": "Put @Image1 in the back seat of the car in @Image2",
+    "image_urls": ["https://example.com/a.png", "https://example.com/b.png"],
+    "num_images": 1,
+    "resolution": "2K",
+    "aspect_ratio": "auto",
+    "output_format": "png",
+}
+
+
+class FalCaller:
+    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
+        self.url = emulator.base_url("fal")
+        self.http = http
+
+    def submit(
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}/fal-ai/kling-image/o1",
+            json=body,
+            params=params,
+            headers=FAL_AUTH if headers is None else headers,
+        )
+
+    def submit_fields(self, **fields: Any) -> httpx.Response:
+        body = {**FAL_EXAMPLE, **fields}
+        return self.submit({name: value for name, value in body.items() if value is not None})
+
+    def get(self, url: str, headers: dict[str, str] | None = None, **params: str) -> httpx.Response:
+        """GET one of the URLs the submit returned, verbatim."""
+        return self.http.get(url, params=params, headers=FAL_AUTH if headers is None else headers)
+
+    def wait_for_completion(self, status_url: str) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            status: dict[str, Any] = self.get(status_url).json()
+            return status if status["status"] == "COMPLETED" else None
+
+        result: dict[str, Any] = wait_until(finished)
+        return result
+
+
+# providers-others.md §3.3, the submit example (reference URLs made concrete).
+WAVESPEED_EXAMPLE: dict[str, Any] = {
+    "prompt": "The woman in <<<image_2>>> wears the jacket from <<<image_1>>>",
+    "images": ["https://example.com/jacket.png", "https://example.com/woman.png"],
+    "aspect_ratio": "auto",
+    "resolution": "2k",
+    "num_images": 2,
+}
+
+
+class WaveSpeedCaller:
+    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
+        self.url = emulator.base_url("wavespeed")
+        self.http = http
+
+    def submit(
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}/api/v3/kwaivgi/kling-image-o1",
+            json=body,
+            params=params,
+            headers=AUTH if headers is None else headers,
+        )
+
+    def submit_fields(self, **fields: Any) -> httpx.Response:
+        body = {**WAVESPEED_EXAMPLE, **fields}
+        return self.submit({name: value for name, value in body.items() if value is not None})
+
+    def result(self, prediction_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.get(
+            f"{self.url}/api/v3/predictions/{prediction_id}/result",
+            headers=AUTH if headers is None else headers,
+        )
+
+    def wait_for_prediction(self, prediction_id: str) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            data: dict[str, Any] = self.result(prediction_id).json()["data"]
+            return data if data["status"] in ("completed", "failed") else None
+
+        result: dict[str, Any] = wait_until(finished)
+        return result
+
+
+COMFY_AUTH = {"X-API-Key": EMULATOR_API_KEY}
+# Comfy Router's kling-image-o1 page (§5): the documented example input, verbatim.
+COMFY_EXAMPLE: dict[str, Any] = {
+    "aspect_ratio": "1:1",
+    "n": 1,
+    "prompt": "A watercolour koi pond at dawn, soft light.",
+    "resolution": "1k",
+}
+
+
+class ComfyCaller:
+    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
+        self.url = emulator.base_url("comfy")
+        self.http = http
+
+    def _headers(self, key: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+        chosen = dict(COMFY_AUTH if headers is None else headers)
+        if key is not None:
+            chosen["Idempotency-Key"] = key
+        return chosen
+
+    def run(
+        self, body: Any, key: str | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}/v2/models/kling/kling-image-o1",
+            json=body,
+            headers=self._headers(key, headers),
+        )
+
+    def enqueue(
+        self, body: Any, key: str | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}/v2/models/kling/kling-image-o1/requests",
+            json=body,
+            headers=self._headers(key, headers),
+        )
+
+    def get(self, url: str) -> httpx.Response:
+        return self.http.get(url, headers=COMFY_AUTH)
+
+    def wait_for_completion(self, status_url: str) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            status: dict[str, Any] = self.get(status_url).json()
+            return status if status["status"] == "COMPLETED" else None
+
+        result: dict[str, Any] = wait_until(finished)
+        return result
+
+
+# providers-others.md §6 has no example request; this one follows its schema.
+AIML_EXAMPLE: dict[str, Any] = {
+    "model": "klingai/image-o1",
+    "prompt": "Put @Image1 on a beach at sunset",
+    "image_urls": ["https://example.com/reference.png"],
+}
+
+
+class AimlCaller:
+    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
+        self.url = emulator.base_url("aiml")
+        self.http = http
+
+    def generate(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.post(
+            f"{self.url}/v1/images/generations",
+            json=body,
+            headers=AUTH if headers is None else headers,
+        )
+
+    def generate_fields(self, **fields: Any) -> httpx.Response:
+        body = {**AIML_EXAMPLE, **fields}
+        return self.generate({name: value for name, value in body.items() if value is not None})

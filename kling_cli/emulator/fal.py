@@ -1,0 +1,334 @@
+"""fal.ai's queue API for `fal-ai/kling-image/o1`: providers-others.md §2.
+
+The queue base `https://queue.fal.run` maps to the mount itself (base_path ""):
+`POST /fal-ai/kling-image/o1` submits and answers with `status_url`, `response_url` and
+`cancel_url`, absolute URLs back into this mount that use only owner/app
+(`/fal-ai/kling-image/requests/{id}...`, §2.3). Auth is `Authorization: Key <key>` (§2.1).
+Validation errors are FastAPI-style `{"detail": [{"loc", "msg", "type"}]}` (§2.4).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from kling_cli.emulator.body_fields import Fields, Invalid, parse_json
+from kling_cli.emulator.dimensions import Tier
+from kling_cli.emulator.faults import Phase
+from kling_cli.emulator.images import (
+    CONTENT_TYPES,
+    EXTENSIONS,
+    ImageFormat,
+    ImageSpec,
+    IssuedImage,
+    encoded,
+)
+from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.provider_kit import (
+    Cancellations,
+    data_uri_payload,
+    is_http_url,
+    iso_time,
+    issue_images,
+    output_spec,
+    request_origin,
+)
+from kling_cli.emulator.server import Reply, json_reply
+from kling_cli.emulator.tasks import Event, Task, TaskStore
+
+APP_PATH = "/fal-ai/kling-image"  # owner/app: status, result and cancel live here (§2.3)
+SUBMIT_PATH = APP_PATH + "/o1"
+REQUESTS_PREFIX = APP_PATH + "/requests/"
+
+# §2.2, KlingImageO1Input.
+INPUT_FIELDS = frozenset(
+    {
+        "prompt",
+        "image_urls",
+        "elements",
+        "num_images",
+        "aspect_ratio",
+        "resolution",
+        "output_format",
+        "sync_mode",
+    }
+)
+ELEMENT_FIELDS = frozenset({"frontal_image_url", "reference_image_urls"})
+ASPECT_RATIOS = ("auto", "16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
+RESOLUTIONS: dict[str, Tier] = {"1K": "1k", "2K": "2k"}
+OUTPUT_FORMATS: dict[str, ImageFormat] = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+MAX_PROMPT_LENGTH = 2500
+MAX_REFERENCES = 10  # image_urls, and images + elements together
+MAX_ELEMENT_REFERENCES = 3
+MAX_IMAGES = 9
+
+# inferred (§2.3 documents COMPLETED + error/error_type but not the values): the emulated
+# failure stands for a refusal by Kling's moderation, which fal reports with this type.
+FAILURE_ERROR_TYPE = "content_policy_violation"
+CANCELLED_MESSAGE = "Request was cancelled"
+
+
+@dataclass(frozen=True)
+class FalJob:
+    images: tuple[IssuedImage, ...]
+    sync_mode: bool  # outputs as data URIs (§2.2)
+
+
+def detail_reply(
+    status: int, detail: Any, error_type: str | None = None, headers: dict[str, str] | None = None
+) -> Reply:
+    """fal's error body: `{"detail": ...}`, plus `error_type` and `X-Fal-Error-Type` for
+    infrastructure errors (§2.4)."""
+    body: dict[str, Any] = {"detail": detail}
+    all_headers = dict(headers or {})
+    if error_type is not None:
+        body["error_type"] = error_type
+        all_headers["X-Fal-Error-Type"] = error_type
+    return json_reply(status, body, all_headers)
+
+
+class FalApi(ProviderApi):
+    provider_id = "fal"
+    base_path = ""  # https://queue.fal.run -> the mount; paths are /fal-ai/kling-image/...
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        self.tasks: TaskStore[FalJob] = TaskStore(self.provider_id)
+        self.cancellations = Cancellations(self.provider_id)
+
+    # -- ProviderApi -------------------------------------------------------------------------
+
+    def phase_of(self, request: ProviderRequest) -> Phase | None:
+        if request.method == "POST" and request.path == SUBMIT_PATH:
+            return "submit"
+        route = _request_route(request.path)
+        if request.method == "GET" and route is not None and route[1] in ("status", ""):
+            return "poll"
+        return None
+
+    def rate_limited(self, request: ProviderRequest) -> Reply:
+        # fal documents 429 among the retried codes but no body (§2.4, inferred shape).
+        return detail_reply(429, "Too many requests, retry later", "rate_limited")
+
+    def server_error(self, request: ProviderRequest, status: int) -> Reply:
+        # §2.4 request error types: request_timeout (504, its documented detail text) and
+        # runner_scheduling_failure (503); "internal_error" for the rest (inferred).
+        detail, error_type = {
+            503: ("Runner scheduling failure", "runner_scheduling_failure"),
+            504: ("Request timed out", "request_timeout"),
+        }.get(status, ("Internal server error", "internal_error"))
+        return detail_reply(status, detail, error_type)
+
+    def events(self) -> list[Event]:
+        return self.cancellations.adjust(self.tasks.events())
+
+    def reset(self) -> None:
+        self.tasks.clear()
+        self.cancellations.clear()
+
+    def handle(self, request: ProviderRequest) -> Reply:
+        unauthorized = self._unauthorized(request)
+        if unauthorized is not None:
+            return unauthorized
+        if request.path == SUBMIT_PATH and request.method == "POST":
+            return self._submit(request)
+        route = _request_route(request.path)
+        if route is not None:
+            request_id, action = route
+            task = self.tasks.get(request_id)
+            if (request.method, action) == ("GET", "status"):
+                return self._status(request, task)
+            if (request.method, action) == ("GET", ""):
+                return self._result(task)
+            if (request.method, action) == ("PUT", "cancel"):
+                return self._cancel(task)
+        return detail_reply(404, f"No route for {request.method} {request.path}")
+
+    # -- auth (§2.1) -------------------------------------------------------------------------
+
+    def _unauthorized(self, request: ProviderRequest) -> Reply | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() == "key" and key.strip() == self.context.settings.api_key:
+            return None
+        # 401 for a missing or wrong key; the exact bodies are not documented (§2.4, inferred).
+        if not header:
+            return detail_reply(401, "Authentication is required to access this application.")
+        return detail_reply(401, "No user found for Key ID and Secret")
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def _submit(self, request: ProviderRequest) -> Reply:
+        webhook = parse_qs(request.query).get("fal_webhook", [None])[0]
+        if webhook is not None and not is_http_url(webhook):
+            # Validated only: the emulator never calls out, so no webhook is delivered.
+            problem = {
+                "loc": ["query", "fal_webhook"],
+                "msg": "Input should be a valid URL",
+                "type": "url_parsing",
+            }
+            return detail_reply(422, [problem])
+        try:
+            spec, count, sync_mode = _validated(parse_json(request.body))
+        except Invalid as invalid:
+            return detail_reply(422, invalid.details())
+        job = FalJob(issue_images(self.context.images, spec, count, self.provider_id), sync_mode)
+        request_id = str(uuid.uuid4())
+        self.tasks.create(request_id, self.context.settings.latency, self.claim_task_failure(), job)
+        urls = self._urls(request, request_id)
+        body: dict[str, Any] = {"request_id": request_id, **urls}
+        if webhook is not None:
+            body["gateway_request_id"] = request_id  # "with a webhook the submit also carries"
+        return json_reply(200, body)
+
+    def _urls(self, request: ProviderRequest, request_id: str) -> dict[str, str]:
+        base = f"{request_origin(request)}/{self.provider_id}{self.base_path}"
+        response_url = f"{base}{REQUESTS_PREFIX}{request_id}"
+        return {
+            "response_url": response_url,
+            "status_url": f"{response_url}/status",
+            "cancel_url": f"{response_url}/cancel",
+        }
+
+    def _status(self, request: ProviderRequest, task: Task[FalJob] | None) -> Reply:
+        if task is None:
+            return detail_reply(404, "Request not found")  # inferred: providers-others.md §2.3
+        urls = self._urls(request, task.task_id)
+        with_logs = parse_qs(request.query).get("logs", ["0"])[0] == "1"
+        phase = task.phase()
+        body: dict[str, Any] = {"request_id": task.task_id, "response_url": urls["response_url"]}
+        if task.task_id in self.cancellations:
+            body.update(status="COMPLETED", logs=None, metrics={})
+            body.update(error=CANCELLED_MESSAGE, error_type="request_cancelled")  # inferred: §2.3
+            return json_reply(200, body)
+        if phase == "pending":
+            # Only this emulated request is ahead of itself: position 0 (0-indexed, §2.3).
+            body.update(status="IN_QUEUE", queue_position=0)
+            return json_reply(202, body)  # 202 while queued or running, 200 when done (§2.3)
+        logs = self._logs(task) if with_logs else None
+        if phase == "processing":
+            body.update(status="IN_PROGRESS", logs=logs)
+            return json_reply(202, body)
+        body.update(status="COMPLETED", logs=logs, metrics={"inference_time": task.latency})
+        if phase == "failed":
+            body.update(error=task.failure_message, error_type=FAILURE_ERROR_TYPE)
+        return json_reply(200, body)
+
+    @staticmethod
+    def _logs(task: Task[FalJob]) -> list[dict[str, str]]:
+        return [
+            {
+                "timestamp": iso_time(task.created_wall),
+                "level": "INFO",
+                "message": "Generating with Kling Image O1 (emulated)",
+            }
+        ]
+
+    def _result(self, task: Task[FalJob] | None) -> Reply:
+        if task is None:
+            return detail_reply(404, "Request not found")  # inferred: providers-others.md §2.3
+        if task.task_id in self.cancellations:
+            return detail_reply(400, CANCELLED_MESSAGE)  # inferred: providers-others.md §2.3
+        phase = task.phase()
+        if phase in ("pending", "processing"):
+            return detail_reply(400, "Request is still in progress")  # inferred: §2.3
+        if phase == "failed":
+            # "If the model returned an error, this operation returns the same error" (§2.3),
+            # in the documented model-error shape (§2.4); 422 and the loc are inferred.
+            error = {
+                "loc": ["body", "prompt"],
+                "msg": task.failure_message,
+                "type": FAILURE_ERROR_TYPE,
+            }
+            return detail_reply(422, [error], headers={"X-Fal-Retryable": "false"})
+        return json_reply(
+            200, {"images": [self._image(image, task) for image in task.details.images]}
+        )
+
+    def _image(self, image: IssuedImage, task: Task[FalJob]) -> dict[str, Any]:
+        """`Image` of §2.2: url plus content_type, file_name, file_size, width, height."""
+        content = encoded(image.spec)
+        content_type = CONTENT_TYPES[image.spec.format]
+        if task.details.sync_mode:
+            url = f"data:{content_type};base64,{base64.b64encode(content).decode('ascii')}"
+        else:
+            url = self.context.images.url(image)
+        return {
+            "url": url,
+            "content_type": content_type,
+            "file_name": f"{image.image_id}.{EXTENSIONS[image.spec.format]}",
+            "file_size": len(content),
+            "width": image.spec.width,
+            "height": image.spec.height,
+        }
+
+    def _cancel(self, task: Task[FalJob] | None) -> Reply:
+        # The four documented outcomes (fal cancel page): NOT_FOUND, CANCELLATION_REQUESTED,
+        # ALREADY_COMPLETED (and OK); the HTTP codes are inferred. A running request gets a
+        # cancellation signal that this model does not act on, so it still completes.
+        if task is None:
+            return json_reply(404, {"status": "NOT_FOUND"})
+        if self.cancellations.cancel_if_queued(task) or not task.is_finished():
+            return json_reply(202, {"status": "CANCELLATION_REQUESTED"})
+        return json_reply(400, {"status": "ALREADY_COMPLETED"})
+
+
+def _request_route(path: str) -> tuple[str, str] | None:
+    """(request id, "" | "status" | "cancel") for a path under /fal-ai/kling-image/requests/."""
+    if not path.startswith(REQUESTS_PREFIX):
+        return None
+    request_id, _, action = path[len(REQUESTS_PREFIX) :].partition("/")
+    if not request_id or action not in ("", "status", "cancel"):
+        return None
+    return request_id, action
+
+
+def _validated(payload: Any) -> tuple[ImageSpec, int, bool]:
+    fields = Fields(payload, INPUT_FIELDS)
+    # inferred (providers-others.md §2.2): unknown fields are refused, so that a mistyped
+    # field is not silently dropped
+    fields.text("prompt", required=True, max_length=MAX_PROMPT_LENGTH)
+    # image_urls is required on this endpoint (§2.2); an empty list is refused (inferred).
+    image_urls = fields.items("image_urls", required=True, min_items=1, max_items=MAX_REFERENCES)
+    for index, url in enumerate(image_urls):
+        _check_file_url(fields, ("image_urls", index), url)
+    elements = fields.items("elements", max_items=MAX_REFERENCES)
+    for index, element in enumerate(elements):
+        _check_element(fields, index, element)
+    if elements and len(image_urls) + len(elements) > MAX_REFERENCES:
+        fields.add(
+            ("elements",),
+            f"Total number of elements and images must not exceed {MAX_REFERENCES}",
+            "too_long",
+            {"max_length": MAX_REFERENCES},
+        )
+    count = fields.integer("num_images", default=1, ge=1, le=MAX_IMAGES)
+    aspect_ratio = fields.choice("aspect_ratio", ASPECT_RATIOS, default="auto")
+    resolution = fields.choice("resolution", tuple(RESOLUTIONS), default="1K")
+    output_format = fields.choice("output_format", tuple(OUTPUT_FORMATS), default="png")
+    sync_mode = fields.boolean("sync_mode", default=False)
+    fields.finish()
+    spec = output_spec(RESOLUTIONS[resolution], aspect_ratio, OUTPUT_FORMATS[output_format])
+    return spec, count, sync_mode
+
+
+def _check_file_url(fields: Fields, loc: tuple[str | int, ...], value: Any) -> None:
+    # URLs, or base64 data URIs, which fal models accept as file inputs (§2.5, inferred here).
+    if isinstance(value, str) and (is_http_url(value) or data_uri_payload(value) is not None):
+        return
+    fields.add(loc, "Input should be a valid URL", "url_parsing")
+
+
+def _check_element(fields: Fields, index: int, element: Any) -> None:
+    element_fields = Fields(element, ELEMENT_FIELDS, ("elements", index))
+    if element_fields.has("frontal_image_url"):
+        _check_file_url(
+            element_fields, ("frontal_image_url",), element_fields.raw("frontal_image_url")
+        )
+    references = element_fields.items("reference_image_urls", max_items=MAX_ELEMENT_REFERENCES)
+    for position, url in enumerate(references):
+        _check_file_url(element_fields, ("reference_image_urls", position), url)
+    fields.problems.extend(element_fields.problems)

@@ -1,0 +1,189 @@
+"""WaveSpeed's API for `kwaivgi/kling-image-o1`: providers-others.md §3.
+
+Base `https://api.wavespeed.ai` maps to the mount itself (base_path ""):
+`POST /api/v3/kwaivgi/kling-image-o1` submits, `GET /api/v3/predictions/{id}/result` polls
+(the general docs' `GET /api/v3/predictions/{id}` answers the same). Auth is
+`Authorization: Bearer <key>`. Every answer is `{"code", "message"[, "data"]}` (§3.3).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from kling_cli.emulator.body_fields import Fields, Invalid, parse_json
+from kling_cli.emulator.dimensions import Tier
+from kling_cli.emulator.faults import Phase
+from kling_cli.emulator.images import ImageFormat, ImageSpec, IssuedImage
+from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.provider_kit import (
+    is_http_url,
+    iso_time,
+    issue_images,
+    output_spec,
+    request_origin,
+    wait_until_finished,
+)
+from kling_cli.emulator.server import Reply, json_reply
+from kling_cli.emulator.tasks import Event, Task, TaskPhase, TaskStore
+
+MODEL_ID = "kwaivgi/kling-image-o1"
+SUBMIT_PATH = "/api/v3/" + MODEL_ID
+PREDICTIONS_PREFIX = "/api/v3/predictions/"
+
+# §3.2; `output_format` (sent by third-party code, inferred) and the common flags of §3.2/§3.6.
+INPUT_FIELDS = frozenset(
+    {
+        "prompt",
+        "images",
+        "aspect_ratio",
+        "resolution",
+        "num_images",
+        "output_format",
+        "enable_sync_mode",
+        "webhook_url",
+    }
+)
+ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "auto")
+RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}
+# inferred: the values fal and AIML document for the same model; png by default.
+OUTPUT_FORMATS: dict[str, ImageFormat] = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+MAX_PROMPT_LENGTH = 2500  # not documented for WaveSpeed; Kling's own limit (inferred)
+MAX_IMAGES_IN = 10
+MAX_IMAGES_OUT = 9  # inferred (§3.2)
+
+_STATUS_BY_PHASE: dict[TaskPhase, str] = {
+    "pending": "created",
+    "processing": "processing",
+    "succeeded": "completed",
+    "failed": "failed",
+}
+
+
+@dataclass(frozen=True)
+class WaveSpeedJob:
+    images: tuple[IssuedImage, ...]
+
+
+def error_reply(status: int, message: str) -> Reply:
+    # The error body is not documented (§3.4); inferred to mirror the success envelope.
+    return json_reply(status, {"code": status, "message": message})
+
+
+class WaveSpeedApi(ProviderApi):
+    provider_id = "wavespeed"
+    base_path = ""  # https://api.wavespeed.ai -> the mount; paths are /api/v3/...
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        self.tasks: TaskStore[WaveSpeedJob] = TaskStore(self.provider_id)
+
+    # -- ProviderApi -------------------------------------------------------------------------
+
+    def phase_of(self, request: ProviderRequest) -> Phase | None:
+        if request.method == "POST" and request.path == SUBMIT_PATH:
+            return "submit"
+        if request.method == "GET" and _prediction_id_in(request.path) is not None:
+            return "poll"
+        return None
+
+    def rate_limited(self, request: ProviderRequest) -> Reply:
+        return error_reply(429, "Too Many Requests")  # §3.4 wording; body inferred
+
+    def server_error(self, request: ProviderRequest, status: int) -> Reply:
+        return error_reply(status, "Internal Server Error")  # inferred: providers-others.md §3.4
+
+    def events(self) -> list[Event]:
+        return self.tasks.events()
+
+    def reset(self) -> None:
+        self.tasks.clear()
+
+    def handle(self, request: ProviderRequest) -> Reply:
+        if request.bearer_token() != self.context.settings.api_key:
+            # §3.4: 401 for a wrong header or key; the message is inferred.
+            return error_reply(401, "Unauthorized: invalid or missing API key")
+        if request.method == "POST" and request.path == SUBMIT_PATH:
+            return self._submit(request)
+        prediction_id = _prediction_id_in(request.path)
+        if request.method == "GET" and prediction_id is not None:
+            task = self.tasks.get(prediction_id)
+            if task is None:
+                return error_reply(404, f"prediction {prediction_id} not found")  # inferred: §3.4
+            return self._prediction_reply(request, task)
+        return error_reply(404, f"No route for {request.method} {request.path}")
+
+    def _submit(self, request: ProviderRequest) -> Reply:
+        webhook = parse_qs(request.query).get("webhook", [None])[0]
+        if webhook is not None and not is_http_url(webhook):
+            return error_reply(400, "webhook must be an http(s) URL")  # validated, never called
+        try:
+            spec, count, sync = _validated(parse_json(request.body))
+        except Invalid as invalid:
+            return error_reply(400, invalid.problems[0].sentence())
+        job = WaveSpeedJob(issue_images(self.context.images, spec, count, self.provider_id))
+        task = self.tasks.create(
+            uuid.uuid4().hex, self.context.settings.latency, self.claim_task_failure(), job
+        )
+        if sync:
+            # enable_sync_mode: the POST answers with the final prediction (§3.2). WaveSpeed's
+            # sync timeout (code 5004) is not documented in seconds, so it is not emulated.
+            wait_until_finished(task)
+        return self._prediction_reply(request, task)
+
+    def _prediction_reply(self, request: ProviderRequest, task: Task[WaveSpeedJob]) -> Reply:
+        """The documented prediction shapes (§3.3); a failed task is still HTTP 200."""
+        phase = task.phase()
+        data: dict[str, Any] = {
+            "id": task.task_id,
+            "model": MODEL_ID,
+            "status": _STATUS_BY_PHASE[phase],
+            "urls": {"get": self._result_url(request, task.task_id)},
+            "outputs": [],
+            "has_nsfw_contents": [],
+            "created_at": iso_time(task.created_wall),
+            "error": "",
+        }
+        if phase == "succeeded":
+            data["outputs"] = [self.context.images.url(image) for image in task.details.images]
+            data["has_nsfw_contents"] = [False] * len(task.details.images)
+            data["timings"] = {"inference": round(task.latency * 1000)}  # ms
+        elif phase == "failed":
+            data["error"] = task.failure_message or "generation failed"
+        return json_reply(200, {"code": 200, "message": "success", "data": data})
+
+    def _result_url(self, request: ProviderRequest, prediction_id: str) -> str:
+        base = f"{request_origin(request)}/{self.provider_id}{self.base_path}"
+        return f"{base}{PREDICTIONS_PREFIX}{prediction_id}/result"
+
+
+def _prediction_id_in(path: str) -> str | None:
+    """`/api/v3/predictions/{id}/result` (preferred, §3.3) or `/api/v3/predictions/{id}`."""
+    if not path.startswith(PREDICTIONS_PREFIX):
+        return None
+    prediction_id, _, rest = path[len(PREDICTIONS_PREFIX) :].partition("/")
+    return prediction_id if prediction_id and rest in ("", "result") else None
+
+
+def _validated(payload: Any) -> tuple[ImageSpec, int, bool]:
+    fields = Fields(payload, INPUT_FIELDS)
+    # inferred (providers-others.md §3.2): unknown fields are refused, so that a mistyped
+    # field is not silently dropped
+    fields.text("prompt", required=True, min_length=1, max_length=MAX_PROMPT_LENGTH)
+    for index, url in enumerate(fields.items("images", max_items=MAX_IMAGES_IN)):
+        # URLs; base64 is not documented (§3.2), local files go through the upload API (§3.5).
+        if not is_http_url(url):
+            fields.add(("images", index), "Input should be a valid http(s) URL", "url_parsing")
+    aspect_ratio = fields.choice("aspect_ratio", ASPECT_RATIOS, default="1:1")  # §3.2 default
+    resolution = fields.choice("resolution", tuple(RESOLUTIONS), default="1k")
+    count = fields.integer("num_images", default=1, ge=1, le=MAX_IMAGES_OUT)
+    output_format = fields.choice("output_format", tuple(OUTPUT_FORMATS), default="png")
+    sync = fields.boolean("enable_sync_mode", default=False)
+    webhook_url = fields.text("webhook_url")
+    if webhook_url is not None and not is_http_url(webhook_url):
+        fields.add(("webhook_url",), "Input should be a valid http(s) URL", "url_parsing")
+    fields.finish()
+    spec = output_spec(RESOLUTIONS[resolution], aspect_ratio, OUTPUT_FORMATS[output_format])
+    return spec, count, sync

@@ -1,0 +1,211 @@
+"""inference.sh: run the app `klingai/image-o1` with `POST /apps/run`, then `GET /tasks/{id}`.
+
+Wire facts: seed 004 (the app page) and providers-seeds.md §4 (the app's own source and the
+official SDK).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from kling_cli.errors import OutOfCreditsError, ProviderRequestError
+from kling_cli.providers.base import (
+    Capabilities,
+    Endpoint,
+    HttpRequest,
+    HttpResponse,
+    OutputImage,
+    Price,
+    Provider,
+    Submission,
+    TaskHandle,
+    TaskState,
+    TaskStatus,
+    bearer,
+    error_for_http_status,
+    unreadable_response,
+)
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
+
+APP = "klingai/image-o1"
+# The app's `aspect_ratio` enum, in its order; it has no `auto` (§4.4).
+APP_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
+
+# The current status numbering, a status's number being its index (SDK 0.36.0, §4.6). The
+# legacy numbering (9 COMPLETED, 10 FAILED) collides with it; the current SDK and docs use
+# this one. String statuses are these names, in any case (the SDK's `parse_status`).
+STATUS_NAMES = (
+    "unknown",
+    "received",
+    "queued",
+    "dispatched",
+    "preparing",
+    "serving",
+    "setting_up",
+    "running",
+    "cancelling",
+    "uploading",
+    "completed",
+    "failed",
+    "cancelled",
+    "rejected",
+)
+LAST_QUEUED = STATUS_NAMES.index("dispatched")  # 0-3 have not started (§5.1)
+COMPLETED = STATUS_NAMES.index("completed")
+FAILED = STATUS_NAMES.index("failed")
+CANCELLED = STATUS_NAMES.index("cancelled")
+# "run admission refused (no balance, no payment method)": written already ended (§4.6).
+REJECTED = STATUS_NAMES.index("rejected")
+
+
+class InferenceSh(Provider):
+    id = "inferencesh"
+    name = "inference.sh"
+    default_base_url = "https://api.inference.sh"
+    key_env_vars = ("INFERENCE_API_KEY",)  # seed 004
+    docs_url = "https://inference.sh/apps/klingai/image-o1"
+    capabilities = Capabilities(
+        # `input.image` is one file (§4.4).
+        max_references=1,
+        # The app downloads only the first of Kling's images but bills for `n` (§4.4): each
+        # task asks for one, and `-n` is fanned out over tasks.
+        max_images=1,
+        aspect_ratios=APP_ASPECT_RATIOS,
+        # In the app's input schema, but its published source does not forward it to Kling
+        # (§4.4): it is sent, and may have no effect.
+        negative_prompt=True,
+        # The app always saves a `.png`, whatever Kling made (§4.11).
+        output_formats=(),
+    )
+    price = Price(usd_per_image=0.028, source="inference.sh app page (seed 004)", as_of="2026-11")
+
+    def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
+        # The documented run example (§4.5) without its webhook. Prompt tokens stay `@image_N`:
+        # inference.sh documents no other form, and with one reference there is only @image_1.
+        app_input: dict[str, Any] = {"prompt": request.prompt}
+        if request.references:
+            app_input["image"] = request.references[0]
+        if request.negative_prompt:
+            app_input["negative_prompt"] = request.negative_prompt
+        # The app's defaults (16:9, 1k) are not kling-cli's: always say which.
+        app_input["aspect_ratio"] = request.aspect_ratio
+        app_input["resolution"] = request.resolution
+        app_input["n"] = 1
+        body = {"app": APP, "input": app_input}
+        return Submission(
+            request=HttpRequest(
+                "POST", f"{endpoint.base_url}/apps/run", bearer(endpoint.api_key), body
+            ),
+            expected_images=1,
+        )
+
+    def parse_submit(
+        self, response: HttpResponse, submission: Submission
+    ) -> tuple[TaskHandle, TaskStatus]:
+        task_data = self._task_data(response)
+        task_id = task_data.get("id")  # `data.id` (§4.5)
+        if not isinstance(task_id, str) or not task_id:
+            raise unreadable_response(self.name, response)
+        task = self.handle(task_id, submission)
+        return task, self._status(task_data, task)
+
+    def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
+        headers = {"Authorization": f"Bearer {endpoint.api_key}"}
+        return HttpRequest(
+            "GET", f"{endpoint.base_url}/tasks/{quote(task.task_id, safe='')}", headers
+        )
+
+    def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
+        return self._status(self._task_data(response), task)
+
+    def _task_data(self, response: HttpResponse) -> dict[str, Any]:
+        """The TaskDTO from the `{"data": ..., "messages": [...]}` envelope (§4.3)."""
+        body = response.json()
+        if response.status_code >= 400:
+            hint = f"Check the key with `kling config set-key {self.id}` or ${self.key_env_var}."
+            raise error_for_http_status(
+                response, _problem_message(body), provider_name=self.name, key_hint=hint
+            )
+        if isinstance(body, dict) and body.get("success") is False:  # legacy envelope (§4.3)
+            raise ProviderRequestError(f"{self.name}: {_problem_message(body) or 'request failed'}")
+        task_data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(task_data, dict):
+            raise unreadable_response(self.name, response)
+        return task_data
+
+    def _status(self, task_data: dict[str, Any], task: TaskHandle) -> TaskStatus:
+        raw = task_data.get("status")
+        code = _status_code(raw)
+        name = STATUS_NAMES[code] if code is not None else str(raw or "unknown")
+        error = _task_error(task_data)
+        if code == REJECTED:
+            raise OutOfCreditsError(
+                f"{self.name} refused to run task {task.task_id} (no balance or payment "
+                f"method){': ' + error if error else ''}."
+            )
+        if code == COMPLETED:
+            # Success needs the image too, not the number alone (§4.6).
+            url = _image_url(task_data.get("output"))
+            if url:
+                return TaskStatus(TaskState.SUCCEEDED, name, (OutputImage(url),))
+            if error:
+                return TaskStatus(TaskState.FAILED, name, error=error)
+            raise ProviderRequestError(
+                f"{self.name} reports task {task.task_id} as completed, but its answer has no "
+                "output image kling-cli can download; the job may be finished.",
+                hint=f"Look again with `kling status {task.task_id} --provider {self.id}`.",
+            )
+        if code in (FAILED, CANCELLED):
+            return TaskStatus(TaskState.FAILED, name, error=error or f"the task was {name}")
+        if code is not None and code <= LAST_QUEUED:
+            return TaskStatus(TaskState.PENDING, name)
+        # 4-9, or a status newer than this table: not finished.
+        return TaskStatus(TaskState.RUNNING, name)
+
+
+def _status_code(raw: Any) -> int | None:
+    """The status number, from a number or a name in any case (§4.6); None when unknown."""
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in STATUS_NAMES:
+            return STATUS_NAMES.index(word)
+        raw = int(word) if word.isdigit() else None
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(STATUS_NAMES):
+        return raw
+    return None
+
+
+def _image_url(output: Any) -> str | None:
+    """`output.image`: a URL string, or a `{uri}`/`{url}` file object as the older REST docs
+    show it (§4.7). Only http(s) URLs can be downloaded (an `inf://` URI cannot)."""
+    image = output.get("image") if isinstance(output, dict) else None
+    if isinstance(image, dict):
+        image = image.get("url") or image.get("uri")
+    if isinstance(image, str) and image.startswith(("https://", "http://")):
+        return image
+    return None
+
+
+def _task_error(task_data: dict[str, Any]) -> str | None:
+    """TaskDTO `error` is a string, empty when there is none (§4.7, seed 004)."""
+    error = task_data.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    return str(error) if error else None
+
+
+def _problem_message(body: Any) -> str:
+    """RFC 9457 problem+json: `detail`, else `title`, else `message` (the SDK's order, §4.8);
+    else the legacy `error.message` (§4.3)."""
+    if not isinstance(body, dict):
+        return ""
+    for name in ("detail", "title", "message"):
+        if isinstance(body.get(name), str) and body[name]:
+            return str(body[name])
+    error = body.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return ""
