@@ -9,7 +9,7 @@ import traceback
 import typer
 
 from kling_cli import __version__
-from kling_cli.commands import config, emulate, generate, jobs, providers, status
+from kling_cli.commands import batch, config, emulate, generate, jobs, providers, status
 from kling_cli.errors import ExitCode, InvalidRequestError, KlingError
 from kling_cli.ui import Output, envelope
 
@@ -20,7 +20,7 @@ Try it offline first: kling generate "a red fox on a snowy ridge at dawn" --emul
 EPILOG = (
     "Exit codes: 0 ok · 1 unexpected · 2 invalid arguments · 3 task failed · "
     "4 key or config · 5 timed out · 6 rate limited or out of credits · "
-    "7 download failed · 130 interrupted."
+    "7 download failed · 8 some batch items failed · 130 interrupted."
 )
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ def root(
 
 
 app.command("generate")(generate.generate)
+app.command("batch")(batch.batch)
 app.command("status")(status.status)
 app.add_typer(jobs.app, name="jobs")
 app.command("providers")(providers.list_providers)

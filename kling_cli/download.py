@@ -51,8 +51,7 @@ async def download_image(
     """Download `url` to `directory/stem.<ext>` (or `stem-1.<ext>`, ... when taken)."""
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        # No provider headers here: the image host never sees the API key.
-        async with client.stream("GET", url, follow_redirects=True) as response:
+        async with client.stream("GET", url) as response:
             if response.status_code != 200:
                 error = DownloadError(
                     f"Downloading an image from {url_host(url)} failed with HTTP "

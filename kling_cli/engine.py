@@ -42,6 +42,8 @@ from kling_cli.retry import PollPolicy, RetryPolicy
 
 USER_AGENT = f"kling-cli/{__version__}"
 MAX_PARALLEL_DOWNLOADS = 4
+# Every request has explicit connect, read, write and pool timeouts.
+REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 class ProgressListener(Protocol):
@@ -106,6 +108,35 @@ class JobOutcome:
     failures: list[KlingError] = field(default_factory=list)
 
 
+@dataclass
+class HttpClients:
+    """The two HTTP clients all engines of a run share: one for provider APIs, and one for
+    images, which come from other hosts (CDNs, signed storage URLs) and so get a client that
+    has never seen a key: no provider header can follow a redirect there."""
+
+    api: httpx.AsyncClient
+    downloads: httpx.AsyncClient
+
+    @classmethod
+    def create(cls, max_connections: int = 32) -> HttpClients:
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        headers = {"User-Agent": USER_AGENT}
+        return cls(
+            api=httpx.AsyncClient(
+                timeout=REQUEST_TIMEOUT, headers=headers, limits=limits, follow_redirects=False
+            ),
+            downloads=httpx.AsyncClient(
+                timeout=REQUEST_TIMEOUT, headers=headers, limits=limits, follow_redirects=True
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+        await self.downloads.aclose()
+
+
 class Engine:
     def __init__(
         self,
@@ -115,35 +146,31 @@ class Engine:
         listener: ProgressListener | None = None,
         poll_policy: PollPolicy | None = None,
         retry_policy: RetryPolicy | None = None,
-        client: httpx.AsyncClient | None = None,
+        clients: HttpClients | None = None,
     ) -> None:
         self.provider = provider
         self.endpoint = endpoint
         self.listener: ProgressListener = listener or Listeners()
         self.poll_policy = poll_policy or PollPolicy()
         self.retry_policy = retry_policy or RetryPolicy()
-        self._client = client
-        self._owns_client = client is None
+        self._clients = clients
+        self._owns_clients = clients is None
 
     async def __aenter__(self) -> Engine:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(60.0, connect=10.0),
-                headers={"User-Agent": USER_AGENT},
-                follow_redirects=False,
-            )
+        if self._clients is None:
+            self._clients = HttpClients.create()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._owns_clients and self._clients is not None:
+            await self._clients.aclose()
+            self._clients = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("use the Engine as an async context manager")
-        return self._client
+    def clients(self) -> HttpClients:
+        if self._clients is None:
+            raise RuntimeError("use the Engine as an async context manager, or pass clients")
+        return self._clients
 
     async def submit_job(self, request: GenerationRequest) -> list[tuple[TaskHandle, TaskStatus]]:
         """Submit the request as one task, or as several when the provider makes fewer images
@@ -354,7 +381,9 @@ class Engine:
         attempt = 0
         while True:
             try:
-                return await download_image(self.client, url, output_dir, stem, overwrite=overwrite)
+                return await download_image(
+                    self.clients.downloads, url, output_dir, stem, overwrite=overwrite
+                )
             except DownloadError as exc:
                 if not exc.retryable or attempt + 1 >= self.retry_policy.attempts:
                     raise
@@ -363,7 +392,7 @@ class Engine:
 
     async def _send(self, request: HttpRequest) -> HttpResponse:
         self._check_key_destination(request)
-        response = await self.client.request(
+        response = await self.clients.api.request(
             request.method, request.url, headers=dict(request.headers), json=request.json
         )
         return HttpResponse(

@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     TIMED_OUT = 5
     RATE_LIMITED = 6
     DOWNLOAD_FAILED = 7
+    SOME_ITEMS_FAILED = 8
     INTERRUPTED = 130
 
 

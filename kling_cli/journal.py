@@ -71,6 +71,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, position, url)
     );
     """,
+    # 2: batch items find their job again on a re-run.
+    """
+    ALTER TABLE jobs ADD COLUMN batch_key TEXT;
+    CREATE INDEX jobs_by_batch_key ON jobs (batch_key);
+    """,
 )
 
 # Task states beyond the provider's: not yet answered, and answered ambiguously.
@@ -213,14 +218,20 @@ class Journal:
     # -- writing -------------------------------------------------------------------------------
 
     def create_job(
-        self, provider: str, request: dict[str, Any], output_dir: str, *, emulated: bool = False
+        self,
+        provider: str,
+        request: dict[str, Any],
+        output_dir: str,
+        *,
+        emulated: bool = False,
+        batch_key: str | None = None,
     ) -> str:
         job_id = new_job_id()
         now = time.time()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO jobs (id, provider, request, output_dir, emulated, created_at,"
-                " updated_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " updated_at, state, batch_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     provider,
@@ -230,9 +241,16 @@ class Journal:
                     now,
                     now,
                     SUBMITTING,
+                    batch_key,
                 ),
             )
         return job_id
+
+    def find_batch_item(self, batch_key: str) -> JobRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM jobs WHERE batch_key = ? ORDER BY created_at DESC LIMIT 1", (batch_key,)
+        ).fetchone()
+        return self._load(row) if row else None
 
     def add_task(self, job_id: str, client_task_id: str | None, expected_images: int) -> int:
         """Record a task about to be submitted; returns its position in the job."""

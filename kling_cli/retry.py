@@ -31,14 +31,15 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Poll soon after submitting, then at a steady pace: Kling Image O1 jobs take 5-15 s
-    (seed 001), so a sub-second interval keeps the delay to disk small at ~15 polls a job."""
+    """Poll soon after submitting, then back off to a cap: Kling Image O1 jobs take 5-15 s
+    (seed 001), so a one-second cap keeps the delay to disk small at ~15 polls a job."""
 
     first_delay: float = 0.5
-    interval: float = 0.75
+    growth: float = 1.25
+    max_interval: float = 1.0
 
     def delay(self, poll_number: int) -> float:
-        return self.first_delay if poll_number == 0 else self.interval
+        return min(self.first_delay * self.growth**poll_number, self.max_interval)
 
 
 @dataclass(frozen=True)

@@ -140,3 +140,33 @@ def test_prompt_can_come_from_stdin(run_cli, use_emulator: Emulator) -> None:
     result = run_cli("generate", "-", "-p", "runware", "-n", "0", stdin="a fox from stdin\n")
     assert result.exit_code == 2
     assert use_emulator.requests == []
+
+
+def test_an_unset_aspect_ratio_never_becomes_a_refused_auto(
+    run_cli, use_emulator: Emulator
+) -> None:
+    # inference.sh has no `auto`: a reference without -a must not be refused for a value the
+    # user never typed.
+    result = run_cli(
+        "generate",
+        "restyle @image_1",
+        "-r",
+        "https://example.com/a.png",
+        "-p",
+        "inferencesh",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    body = next(r for r in use_emulator.requests if r.server == "api" and r.method == "POST").json()
+    assert body["input"]["aspect_ratio"] == "1:1"
+    refused = run_cli(
+        "generate",
+        "restyle @image_1",
+        "-r",
+        "https://example.com/a.png",
+        "-p",
+        "inferencesh",
+        "-a",
+        "auto",
+    )
+    assert refused.exit_code == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,20 +63,8 @@ def open_session(
     config = load_config(output)
     chosen = resolve_provider_id(provider_id, config)
     if emulate:
-        provider = get_provider(chosen or EMULATE_DEFAULT_PROVIDER)
-        from kling_cli.emulator import EMULATOR_API_KEY, Emulator
-
-        latency = _emulator_latency()
-        with Emulator(latency=latency) as emulator:
-            output.note(f"Using the built-in {provider.name} emulator (offline, no cost).")
-            endpoint = Endpoint(
-                emulator.base_url(provider.id),
-                EMULATOR_API_KEY,
-                EMULATOR_API_KEY if provider.needs_secret_key else None,
-            )
-            yield ProviderSession(provider, endpoint, emulated=True)
-        return
-    if chosen is None:
+        chosen = chosen or EMULATE_DEFAULT_PROVIDER
+    elif chosen is None:
         chosen = _only_provider_with_key(config)
     if chosen is None:
         raise ConfigError(
@@ -87,7 +75,41 @@ def open_session(
                 "To try kling-cli offline first, add --emulate."
             ),
         )
-    provider = get_provider(chosen)
+    with open_sessions([chosen], emulate=emulate, output=output, config=config) as sessions:
+        yield sessions[get_provider(chosen).id]
+
+
+@contextmanager
+def open_sessions(
+    provider_ids: Iterable[str], *, emulate: bool, output: Output, config: ConfigFile | None = None
+) -> Iterator[dict[str, ProviderSession]]:
+    """Sessions for several providers at once (a batch), all checked before any is used;
+    under `emulate`, one emulator serves them all."""
+    config = config or load_config(output)
+    providers = {p.id: p for p in (get_provider(i) for i in provider_ids)}
+    if emulate:
+        from kling_cli.emulator import EMULATOR_API_KEY, Emulator
+
+        with Emulator(latency=_emulator_latency()) as emulator:
+            names = ", ".join(p.name for p in providers.values())
+            output.note(f"Using the built-in {names} emulator (offline, no cost).")
+            yield {
+                p.id: ProviderSession(
+                    p,
+                    Endpoint(
+                        emulator.base_url(p.id),
+                        EMULATOR_API_KEY,
+                        EMULATOR_API_KEY if p.needs_secret_key else None,
+                    ),
+                    emulated=True,
+                )
+                for p in providers.values()
+            }
+        return
+    yield {p.id: ProviderSession(p, _endpoint(p, config)) for p in providers.values()}
+
+
+def _endpoint(provider: Provider, config: ConfigFile) -> Endpoint:
     key = resolve_key(provider, config)
     if key is None:
         env_names = " or ".join(
@@ -109,10 +131,7 @@ def open_session(
             f"{provider.name} needs a secret key as well as the access key.",
             hint=f"Store both with `kling config set-key {provider.id}` or set {env_names}.",
         )
-    endpoint = Endpoint(
-        resolve_base_url(provider, config), key.value, secret.value if secret else None
-    )
-    yield ProviderSession(provider, endpoint)
+    return Endpoint(resolve_base_url(provider, config), key.value, secret.value if secret else None)
 
 
 def _only_provider_with_key(config: ConfigFile) -> str | None:

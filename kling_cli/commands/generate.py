@@ -118,6 +118,10 @@ def generate(
     journal = Journal.open_default()
     try:
         with open_session(provider, emulate=emulate, output=output) as session:
+            if aspect_ratio is None and "auto" not in session.provider.capabilities.aspect_ratios:
+                # Our default with references is `auto`; where a provider has none, the one
+                # ratio every provider accepts.
+                request = request.model_copy(update={"aspect_ratio": "1:1"})
             session.provider.check_request(request)
             return _generate(
                 session, request, output, journal, output_dir, timeout, no_wait, overwrite

@@ -1,0 +1,401 @@
+"""Batch runs: many generations from a JSONL or CSV manifest, concurrently, resumable.
+
+Every item is validated before anything is submitted. Each item is one journal job carrying a
+key derived from the item itself, so running the same manifest again skips what is done and
+picks up what was submitted but not finished, without submitting it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kling_cli.errors import InvalidRequestError, KlingError
+from kling_cli.providers import get_provider
+from kling_cli.providers.base import Endpoint, Provider
+
+# Item fields, with the names a manifest may use for each.
+FIELD_ALIASES: dict[str, str] = {
+    "id": "id",
+    "prompt": "prompt",
+    "provider": "provider",
+    "refs": "references",
+    "ref": "references",
+    "references": "references",
+    "aspect_ratio": "aspect_ratio",
+    "resolution": "resolution",
+    "num_images": "num_images",
+    "n": "num_images",
+    "format": "output_format",
+    "output_format": "output_format",
+    "negative_prompt": "negative_prompt",
+    "mode": "mode",
+}
+MANIFEST_NAME = "manifest.json"
+SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+WINDOWS_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10)}
+)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    line: int  # 1-based line in the file (CSV: counting the header)
+    fields: Mapping[str, Any]
+
+    @property
+    def item_id(self) -> str:
+        """The item's id made safe as a file name on every system (it names the files)."""
+        raw = str(self.fields.get("id") or f"item-{self.line}")
+        safe = SAFE_ID.sub("-", raw).strip("-.")[:80] or f"item-{self.line}"
+        return f"{safe}_" if safe.split(".")[0].upper() in WINDOWS_RESERVED_NAMES else safe
+
+
+@dataclass
+class PlannedItem:
+    item: BatchItem
+    provider: Provider
+    request: Any  # GenerationRequest (pydantic is imported lazily)
+    key: str = ""
+
+
+@dataclass
+class ItemResult:
+    item: PlannedItem
+    status: str  # "succeeded", "failed", "skipped"
+    job_id: str | None = None
+    task_ids: list[str] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    cost: float | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+
+def read_items(text: str, *, source: str) -> list[BatchItem]:
+    """JSONL (one object per line) or CSV (a header row names the fields)."""
+    stripped = text.lstrip()
+    if not stripped:
+        raise InvalidRequestError(f"{source} has no items.")
+    if stripped.startswith("{"):
+        return _read_jsonl(text, source)
+    return _read_csv(text, source)
+
+
+def _read_jsonl(text: str, source: str) -> list[BatchItem]:
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            raise InvalidRequestError(f"{source} line {number}: not valid JSON ({exc}).") from None
+        if not isinstance(value, dict):
+            raise InvalidRequestError(f"{source} line {number}: expected a JSON object.")
+        items.append(BatchItem(number, value))
+    return items
+
+
+def _read_csv(text: str, source: str) -> list[BatchItem]:
+    reader = csv.DictReader(io.StringIO(text))
+    items = []
+    for row in reader:
+        fields: dict[str, Any] = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}
+        refs = fields.pop("refs", None) or fields.pop("ref", None) or fields.pop("references", None)
+        if refs:
+            # Several references in one cell, separated by `|` or whitespace.
+            fields["refs"] = [r for r in re.split(r"[|\s]+", refs) if r]
+        for number_field in ("num_images", "n"):
+            if number_field in fields:
+                try:
+                    fields[number_field] = int(fields[number_field])
+                except ValueError:
+                    raise InvalidRequestError(
+                        f"{source} line {reader.line_num}, field {number_field}: "
+                        f"{fields[number_field]!r} is not a whole number."
+                    ) from None
+        items.append(BatchItem(reader.line_num, fields))
+    return items
+
+
+def select_shard(items: list[BatchItem], shard: str | None) -> list[BatchItem]:
+    """`K/N`: the K-th of N deterministic slices (every N-th item, starting at the K-th)."""
+    if shard is None:
+        return items
+    match = re.fullmatch(r"(\d+)/(\d+)", shard.strip())
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise InvalidRequestError(
+            f"--shard {shard!r} must be K/N with 1 <= K <= N, e.g. 2/4 for the second of four."
+        )
+    k, n = int(match[1]), int(match[2])
+    return [item for index, item in enumerate(items) if index % n == k - 1]
+
+
+def plan_items(
+    items: Iterable[BatchItem],
+    defaults: Mapping[str, Any],
+    *,
+    source: str,
+    default_provider: str | None,
+) -> list[PlannedItem]:
+    """Validate every item against the documented limits and its provider's capabilities,
+    before anything is submitted. The first bad item fails the run, naming line and field."""
+    from kling_cli.request import build_request
+
+    planned = []
+    seen_ids: dict[str, int] = {}
+    for item in items:
+        fields: dict[str, Any] = {}
+        for name, value in item.fields.items():
+            canonical = FIELD_ALIASES.get(name)
+            if canonical is None:
+                raise InvalidRequestError(
+                    f"{source} line {item.line}: unknown field {name!r}; fields are "
+                    f"{', '.join(sorted(set(FIELD_ALIASES) - {'ref', 'n', 'references'}))}."
+                )
+            fields[canonical] = value
+        if item.item_id in seen_ids:
+            raise InvalidRequestError(
+                f"{source} line {item.line}: id {item.item_id!r} is already used on line "
+                f"{seen_ids[item.item_id]}; ids name the output files, so they must be unique."
+            )
+        seen_ids[item.item_id] = item.line
+        provider_id = fields.pop("provider", None) or default_provider
+        fields.pop("id", None)
+        merged = {**defaults, **fields}
+        if isinstance(merged.get("references"), str):
+            merged["references"] = [merged["references"]]
+        try:
+            if provider_id is None:
+                raise InvalidRequestError(
+                    "no provider: give the item a provider field, or pass --provider."
+                )
+            provider = get_provider(str(provider_id))
+            if (
+                merged.get("aspect_ratio") is None
+                and "auto" not in provider.capabilities.aspect_ratios
+            ):
+                merged["aspect_ratio"] = "1:1"
+            request = build_request(**merged)
+            provider.check_request(request)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"{source} line {item.line}: {exc.message}") from None
+        planned.append(PlannedItem(item, provider, request))
+    return planned
+
+
+def item_key(planned: PlannedItem, output_dir: Path) -> str:
+    """Same item, same output folder: same key, so a re-run finds the job again."""
+    material = json.dumps(
+        {
+            "id": planned.item.item_id,
+            "provider": planned.provider.id,
+            "request": planned.request.model_dump(mode="json"),
+            "output_dir": str(output_dir.resolve()),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def estimated_cost(planned: Iterable[PlannedItem]) -> float:
+    return float(sum(p.provider.price.usd_per_image * p.request.num_images for p in planned))
+
+
+@dataclass
+class BatchRunner:
+    """Runs planned items with bounded concurrency, recording each in the journal."""
+
+    journal: Any  # kling_cli.journal.Journal
+    endpoints: Mapping[str, Endpoint]
+    output_dir: Path
+    concurrency: int
+    timeout: float
+    emulated: bool = False
+    on_result: Callable[[ItemResult], None] = lambda result: None
+    on_retry: Callable[[str, float], None] = lambda reason, delay: None
+
+    async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
+        from kling_cli.engine import HttpClients
+
+        clients = HttpClients.create(max_connections=max(self.concurrency, 8))
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def run_one(item: PlannedItem) -> ItemResult:
+            async with semaphore:
+                result = await self._run_item(item, clients)
+            self.on_result(result)
+            return result
+
+        try:
+            return list(await asyncio.gather(*(run_one(item) for item in planned)))
+        finally:
+            await clients.aclose()
+
+    async def _run_item(self, planned: PlannedItem, clients: Any) -> ItemResult:
+        from kling_cli.engine import Engine, Listeners
+        from kling_cli.journal import JobRecorder, job_state_after
+
+        planned.key = planned.key or item_key(planned, self.output_dir)
+        existing = self.journal.find_batch_item(planned.key)
+        if existing is not None and existing.state == "succeeded" and _files_present(existing):
+            return _result_from_job(planned, existing, "skipped")
+        # Resume what a previous run left in flight; an item whose tasks all failed gets a
+        # fresh attempt.
+        resuming = existing is not None and any(
+            task.task_id and task.state != "failed" for task in existing.tasks
+        )
+        if resuming:
+            assert existing is not None
+            job_id = existing.id
+            recorder = JobRecorder(self.journal, job_id, existing.tasks)
+        else:
+            job_id = self.journal.create_job(
+                planned.provider.id,
+                planned.request.model_dump(mode="json"),
+                str(self.output_dir.resolve()),
+                emulated=self.emulated,
+                batch_key=planned.key,
+            )
+            recorder = JobRecorder(self.journal, job_id)
+        listener = Listeners(recorder, _RetryReporter(self.on_retry))
+        engine = Engine(
+            planned.provider,
+            self.endpoints[planned.provider.id],
+            listener=listener,
+            clients=clients,
+        )
+        error: KlingError | None = None
+        try:
+            if resuming:
+                submitted = await _resume(engine, existing)
+            else:
+                submitted = await engine.submit_job(planned.request)
+            outcome = await engine.finish(
+                submitted,
+                self.output_dir,
+                _stems(planned.item.item_id, submitted),
+                timeout=self.timeout,
+            )
+            if outcome.failures:
+                error = outcome.failures[0]
+        except KlingError as exc:
+            error = exc
+        self.journal.set_job_state(job_id, job_state_after(error), error.message if error else None)
+        job = self.journal.job(job_id)
+        result = _result_from_job(planned, job, "failed" if error else "succeeded")
+        if error:
+            result.error, result.error_code = error.message, error.code
+        return result
+
+
+class _RetryReporter:
+    def __init__(self, on_retry: Callable[[str, float], None]) -> None:
+        self.on_retry = on_retry
+
+    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
+        pass
+
+    def submit_uncertain(self, reason: str) -> None:
+        pass
+
+    def submitted(self, task: Any) -> None:
+        pass
+
+    def status_changed(self, task: Any, status: Any) -> None:
+        pass
+
+    def retrying(self, reason: str, delay: float) -> None:
+        self.on_retry(reason, delay)
+
+    def saved(self, task: Any, file: Any) -> None:
+        pass
+
+
+def _stems(item_id: str, submitted: list[tuple[Any, Any]]) -> Callable[[Any], str]:
+    """Files are named after the item id; a fanned-out item numbers its tasks (`id-t2`)."""
+    if len(submitted) == 1:
+        return lambda task: item_id
+    numbers = {task.task_id: number for number, (task, _) in enumerate(submitted, start=1)}
+    return lambda task: f"{item_id}-t{numbers[task.task_id]}"
+
+
+async def _resume(engine: Any, job: Any) -> list[tuple[Any, Any]]:
+    """Refresh the tasks a previous run submitted; never submit them again."""
+    from kling_cli.providers.base import TaskHandle
+
+    current = []
+    for task in job.tasks:
+        if not task.task_id or task.state == "failed":
+            continue
+        handle = TaskHandle(
+            engine.provider.id, task.task_id, task.expected_images or None, task.extra
+        )
+        status = await engine.refresh(handle)
+        engine.listener.status_changed(handle, status)
+        current.append((handle, status))
+    return current
+
+
+def _files_present(job: Any) -> bool:
+    outputs = [out for task in job.tasks for out in task.outputs]
+    return bool(outputs) and all(out.path and Path(out.path).exists() for out in outputs)
+
+
+def _result_from_job(planned: PlannedItem, job: Any, status: str) -> ItemResult:
+    files = [
+        {
+            "path": out.path,
+            "sha256": out.sha256,
+            "bytes": out.bytes,
+            "width": out.width,
+            "height": out.height,
+        }
+        for task in job.tasks
+        for out in task.outputs
+        if out.path
+    ]
+    costs = [task.cost for task in job.tasks if task.cost is not None]
+    return ItemResult(
+        planned,
+        status,
+        job_id=job.id,
+        task_ids=[task.task_id for task in job.tasks if task.task_id],
+        files=files,
+        cost=round(sum(costs), 6) if costs else None,
+    )
+
+
+def manifest_entry(result: ItemResult) -> dict[str, Any]:
+    return {
+        "id": result.item.item.item_id,
+        "line": result.item.item.line,
+        "provider": result.item.provider.id,
+        "status": result.status,
+        "job_id": result.job_id,
+        "task_ids": result.task_ids,
+        "request": result.item.request.model_dump(mode="json"),
+        "files": result.files,
+        "cost": result.cost,
+        "error": result.error,
+    }
+
+
+def write_manifest(output_dir: Path, results: list[ItemResult]) -> Path:
+    """`manifest.json`: one entry per item, in manifest order, for the next CI step."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / MANIFEST_NAME
+    ordered = sorted(results, key=lambda r: r.item.item.line)
+    document = {"version": 1, "items": [manifest_entry(result) for result in ordered]}
+    temporary = path.with_suffix(".json.part")
+    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    temporary.replace(path)
+    return path

@@ -1,0 +1,218 @@
+"""`kling batch FILE`: many generations from a JSONL or CSV manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from kling_cli.commands.common import (
+    DEFAULT_OUTPUT_DIR,
+    JSON_OPTION,
+    PROVIDER_OPTION,
+    load_config,
+    open_sessions,
+)
+from kling_cli.config import resolve_provider_id
+from kling_cli.errors import ExitCode, InvalidRequestError
+from kling_cli.ui import Output
+
+if TYPE_CHECKING:
+    from kling_cli.batch import ItemResult
+
+DEFAULT_CONCURRENCY = 8
+
+
+def batch(
+    ctx: typer.Context,
+    file: str = typer.Argument(..., metavar="FILE", help="JSONL or CSV manifest; `-` for stdin."),
+    provider: str | None = PROVIDER_OPTION,
+    aspect_ratio: str | None = typer.Option(
+        None, "--aspect-ratio", "-a", help="Default aspect ratio for items without one."
+    ),
+    resolution: str | None = typer.Option(
+        None, "--resolution", "-R", help="Default resolution for items without one."
+    ),
+    num_images: int | None = typer.Option(
+        None, "--num-images", "-n", help="Default image count for items without one."
+    ),
+    output_dir: Path = typer.Option(
+        DEFAULT_OUTPUT_DIR, "--output-dir", "-o", help="Where images and manifest.json go."
+    ),
+    concurrency: int = typer.Option(
+        DEFAULT_CONCURRENCY, "--concurrency", "-j", help="Items in flight at once."
+    ),
+    shard: str | None = typer.Option(
+        None, "--shard", help="K/N: run only the K-th of N deterministic slices (CI matrices)."
+    ),
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", help="Refuse to start when the estimated cost exceeds this (USD)."
+    ),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for each item."),
+    as_json: bool = JSON_OPTION,
+    emulate: bool = typer.Option(
+        False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
+    ),
+) -> int:
+    """Run every item of a manifest; re-running it skips what is done and resumes the rest."""
+    from kling_cli.batch import estimated_cost, plan_items, read_items, select_shard
+
+    output: Output = ctx.obj
+    if concurrency < 1:
+        raise InvalidRequestError(f"--concurrency must be at least 1, not {concurrency}.")
+    source = "stdin" if file == "-" else file
+    text = sys.stdin.read() if file == "-" else _read_file(file)
+    items = select_shard(read_items(text, source=source), shard)
+    defaults = {
+        key: value
+        for key, value in {
+            "aspect_ratio": aspect_ratio,
+            "resolution": resolution,
+            "num_images": num_images,
+        }.items()
+        if value is not None
+    }
+    config = load_config(output)
+    default_provider = resolve_provider_id(provider, config) or ("runware" if emulate else None)
+    planned = plan_items(items, defaults, source=source, default_provider=default_provider)
+    estimate = estimated_cost(planned)
+    if max_cost is not None and estimate > max_cost:
+        raise InvalidRequestError(
+            f"The estimated cost is ${estimate:.2f}, over --max-cost ${max_cost:.2f}; "
+            "nothing was submitted."
+        )
+    provider_ids = sorted({item.provider.id for item in planned})
+    with open_sessions(provider_ids, emulate=emulate, output=output, config=config) as sessions:
+        results = _run(output, sessions, planned, output_dir, concurrency, timeout, emulate)
+    return _summarize(output, results, output_dir, estimate)
+
+
+def _read_file(file: str) -> str:
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequestError(f"Cannot read {file}: {exc.strerror}.") from None
+
+
+def _run(
+    output: Output,
+    sessions: dict[str, Any],
+    planned: list[Any],
+    output_dir: Path,
+    concurrency: int,
+    timeout: float,
+    emulated: bool,
+) -> list[ItemResult]:
+    from kling_cli.batch import BatchRunner
+    from kling_cli.journal import Journal
+
+    journal = Journal.open_default()
+    progress = _Progress(output, len(planned))
+    runner = BatchRunner(
+        journal=journal,
+        endpoints={pid: session.endpoint for pid, session in sessions.items()},
+        output_dir=output_dir,
+        concurrency=concurrency,
+        timeout=timeout,
+        emulated=emulated,
+        on_result=progress.finished,
+        on_retry=progress.retrying,
+    )
+    try:
+        return asyncio.run(runner.run(planned))
+    finally:
+        progress.close()
+        journal.close()
+
+
+class _Progress:
+    """A progress bar on a terminal; one line per finished item otherwise; JSON lines with
+    --json."""
+
+    def __init__(self, output: Output, total: int) -> None:
+        self.output = output
+        self.total = total
+        self.done = self.failed = self.images = 0
+        self.bar: Any = None
+        if output.stderr.is_terminal and not output.json_mode:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("batch"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                console=output.stderr,
+                transient=True,
+            )
+            self.task = self.bar.add_task("", total=total)
+            self.bar.start()
+
+    def finished(self, result: ItemResult) -> None:
+        from kling_cli.batch import manifest_entry
+
+        self.done += 1
+        self.failed += result.status == "failed"
+        self.images += len(result.files)
+        if self.output.json_mode:
+            self.output.emit_json({"item": manifest_entry(result)})
+        line = f"{result.status:<9} {result.item.item.item_id}"
+        line += f": {result.error}" if result.error else f" ({len(result.files)} images)"
+        if self.bar is not None:
+            self.bar.update(
+                self.task,
+                advance=1,
+                description=f"{self.failed} failed · {self.images} images",
+            )
+            if result.status == "failed":
+                self.bar.console.print(line, markup=False, highlight=False)
+        elif not self.output.json_mode:
+            self.output.note(f"[{self.done}/{self.total}] {line}")
+
+    def retrying(self, reason: str, delay: float) -> None:
+        if self.bar is None and not self.output.json_mode:
+            self.output.note(f"{reason}; retrying in {delay:.1f} s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _summarize(output: Output, results: list[ItemResult], output_dir: Path, estimate: float) -> int:
+    from kling_cli.batch import write_manifest
+
+    manifest = write_manifest(output_dir, results)
+    counts = {
+        state: sum(r.status == state for r in results)
+        for state in ("succeeded", "failed", "skipped")
+    }
+    images = sum(len(r.files) for r in results)
+    spent = sum(r.cost for r in results if r.cost is not None and r.status != "skipped")
+    exit_code = ExitCode.SOME_ITEMS_FAILED if counts["failed"] else ExitCode.OK
+    if output.json_mode:
+        output.emit_json(
+            {
+                "summary": {
+                    **counts,
+                    "images": images,
+                    "cost": round(spent, 6),
+                    "estimated_cost": round(estimate, 6),
+                    "manifest": str(manifest),
+                    "exit_code": int(exit_code),
+                }
+            }
+        )
+        return exit_code
+    output.result(str(manifest))
+    output.note(
+        f"{counts['succeeded']} succeeded, {counts['failed']} failed, {counts['skipped']} "
+        f"skipped (already done); {images} images; reported cost ${spent:.4f}."
+    )
+    for result in results:
+        if result.status == "failed":
+            item = result.item.item
+            output.note(f"  failed: {item.item_id} (line {item.line}): {result.error}")
+    return exit_code
