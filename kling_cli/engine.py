@@ -42,6 +42,8 @@ from kling_cli.retry import PollPolicy, RetryPolicy
 
 USER_AGENT = f"kling-cli/{__version__}"
 MAX_PARALLEL_DOWNLOADS = 4
+# After a submit whose answer was lost: when to look the task up by our own id.
+AMBIGUOUS_SUBMIT_LOOKUPS = (0.5, 1.5, 3.0)
 # Every request has explicit connect, read, write and pool timeouts.
 REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -118,17 +120,19 @@ class HttpClients:
     downloads: httpx.AsyncClient
 
     @classmethod
-    def create(cls, max_connections: int = 32) -> HttpClients:
+    def create(
+        cls, max_connections: int = 32, timeout: httpx.Timeout = REQUEST_TIMEOUT
+    ) -> HttpClients:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         headers = {"User-Agent": USER_AGENT}
         return cls(
             api=httpx.AsyncClient(
-                timeout=REQUEST_TIMEOUT, headers=headers, limits=limits, follow_redirects=False
+                timeout=timeout, headers=headers, limits=limits, follow_redirects=False
             ),
             downloads=httpx.AsyncClient(
-                timeout=REQUEST_TIMEOUT, headers=headers, limits=limits, follow_redirects=True
+                timeout=timeout, headers=headers, limits=limits, follow_redirects=True
             ),
         )
 
@@ -224,17 +228,22 @@ class Engine:
                 hint="Check the provider's dashboard (and `kling jobs`) before submitting again.",
             )
         task = self.provider.handle(client_task_id, submission)
-        try:
-            status = await self.refresh(task)
-        except KlingError:
-            raise NetworkError(
-                f"{reason[0].upper()}{reason[1:]}, and {self.provider.name} does not know task "
-                f"{client_task_id}: it was not created, so nothing was charged.",
-                hint="Run the same command again.",
-            ) from None
-        self.listener.submitted(task)
-        self.listener.status_changed(task, status)
-        return task, status
+        # The request may still be on its way: "unknown" proves nothing until a grace period
+        # has passed, and even then only that it has not arrived yet.
+        for delay in AMBIGUOUS_SUBMIT_LOOKUPS:
+            await asyncio.sleep(delay)
+            try:
+                status = await self.refresh(task)
+            except KlingError:
+                continue
+            self.listener.submitted(task)
+            self.listener.status_changed(task, status)
+            return task, status
+        raise NetworkError(
+            f"{reason[0].upper()}{reason[1:]}, and {self.provider.name} does not know task "
+            f"{client_task_id} yet; it may still have been created and charged.",
+            hint="`kling status` looks it up by that id: run it before submitting again.",
+        )
 
     async def refresh(self, task: TaskHandle) -> TaskStatus:
         """Ask the provider once for the task's state, and for its outputs when a queue API

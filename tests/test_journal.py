@@ -73,14 +73,16 @@ def test_a_lost_submit_answer_is_looked_up_not_resubmitted(run_cli, use_emulator
     assert Path(result.stdout.strip()).exists()
 
 
-def test_a_submit_that_never_arrived_is_reported_as_not_charged(
-    run_cli, use_emulator: Emulator
-) -> None:
+def test_a_dropped_submit_is_never_sent_again(run_cli, use_emulator: Emulator) -> None:
+    # The connection drops and the task never appears: kling cannot know it was not created,
+    # so it says it may have been, keeps the job, and does not submit again.
     use_emulator.inject("runware", Fault(kind="drop_connection", on="submit"))
-    result = run_cli("generate", "a red fox", "-p", "runware")
+    result = run_cli("generate", "a red fox", "-p", "runware", "--json")
     assert result.exit_code == 1
-    assert "it was not created, so nothing was charged" in result.stderr
+    assert "it may still have been created and charged" in result.json()["error"]["message"]
     assert len(submits(use_emulator, "runware")) == 1
+    [job] = run_cli("jobs", "--json").json()["jobs"]
+    assert job["state"] == "may_exist"
 
 
 def test_an_ambiguous_submit_without_a_client_id_is_recorded_as_may_exist(
@@ -253,3 +255,50 @@ def test_two_processes_at_once(tmp_path: Path) -> None:
     assert len(list((tmp_path / "out").glob("*.png"))) == 4
     jobs = json.loads(run_kling(env, "jobs", "--json").stdout)["jobs"]
     assert [job["state"] for job in jobs] == ["succeeded", "succeeded"]
+
+
+def test_an_image_redirected_to_another_host_gets_no_credentials(
+    run_cli, use_emulator: Emulator
+) -> None:
+    use_emulator.inject("images", Fault(kind="redirect_to_other_host"))
+    result = run_cli("generate", "a red fox", "-p", "runware")
+    assert result.exit_code == 0, result.stderr
+    first, second = [r for r in use_emulator.requests if r.server == "images"]
+    assert second.headers["host"].startswith("localhost:")
+    assert "authorization" not in first.headers and "authorization" not in second.headers
+
+
+@pytest.mark.parametrize("provider", ["runware", "unifically"])
+def test_a_submit_read_timeout_is_never_resubmitted(emulator: Emulator, provider: str) -> None:
+    import asyncio
+
+    import httpx
+
+    from kling_cli.emulator import EMULATOR_API_KEY
+    from kling_cli.engine import Engine, HttpClients
+    from kling_cli.errors import NetworkError
+    from kling_cli.providers import get_provider
+    from kling_cli.providers.base import Endpoint, TaskState
+    from kling_cli.request import build_request
+
+    emulator.inject(provider, Fault(kind="slow", on="submit", delay=1.5))
+    request = build_request(prompt="a red fox")
+
+    async def submit() -> TaskState:
+        clients = HttpClients.create(timeout=httpx.Timeout(0.5))
+        endpoint = Endpoint(emulator.base_url(provider), EMULATOR_API_KEY)
+        try:
+            engine = Engine(get_provider(provider), endpoint, clients=clients)
+            _, status = await engine.submit(request)
+            return status.state
+        finally:
+            await clients.aclose()
+
+    if provider == "runware":
+        # Runware's taskUUID is ours: the task is found once it lands, and the job goes on.
+        assert asyncio.run(submit()) in (TaskState.PENDING, TaskState.RUNNING, TaskState.SUCCEEDED)
+    else:
+        with pytest.raises(NetworkError, match="may have been created and charged"):
+            asyncio.run(submit())
+    time.sleep(1.2)  # let the slow submit land on the emulator's side
+    assert len(submits(emulator, provider)) == 1

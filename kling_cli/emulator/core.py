@@ -35,6 +35,7 @@ _TRANSPORT_FAULTS = (
     "lost_response",
     "malformed_json",
     "html_error_page",
+    "redirect_to_other_host",
 )
 
 
@@ -200,6 +201,10 @@ class Emulator:
         fault = self._faults.take(targets, "download", _TRANSPORT_FAULTS)
         if fault is None:
             return self._image_reply(incoming, image)
+        if fault.kind == "redirect_to_other_host":
+            port = self._running(self._image_server).origin.rsplit(":", 1)[1]
+            location = f"http://localhost:{port}{incoming.path}"
+            return Reply(302, b"", headers={"Location": location}, content_type="text/plain")
         return _apply(
             fault,
             answer=lambda: self._image_reply(incoming, image),

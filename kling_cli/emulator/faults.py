@@ -20,6 +20,8 @@ FaultKind = Literal[
     # A 200 whose body is cut-off JSON, and a proxy's HTML error page instead of JSON.
     "malformed_json",
     "html_error_page",
+    # A CDN's redirect of an image URL to another host (`localhost` instead of 127.0.0.1).
+    "redirect_to_other_host",
 ]
 Phase = Literal["submit", "poll", "download"]
 
@@ -32,7 +34,11 @@ DEFAULT_FAILURE_MESSAGE = (
 )
 
 # A kind that only makes sense on one phase gets that phase when `on` is left out.
-_ONLY_PHASE: dict[str, Phase] = {"task_failure": "submit", "truncated_download": "download"}
+_ONLY_PHASE: dict[str, Phase] = {
+    "task_failure": "submit",
+    "truncated_download": "download",
+    "redirect_to_other_host": "download",
+}
 
 
 @dataclass
