@@ -33,7 +33,10 @@ PROVIDER_ENV = "KLING_PROVIDER"
 
 # Settings `kling config set/get/unset` accept, besides `providers.<id>.api_key`
 # (which only `kling config set-key` writes: a key must never be typed into argv).
-PROVIDER_SETTINGS = ("api_key", "secret_key", "base_url")
+PROVIDER_SETTINGS = ("api_key", "secret_key", "base_url", "auth")
+# `auth = "bearer"`: a Kling-native relay (CometAPI and similar) that takes its own key as a
+# plain Bearer token instead of a JWT signed with a secret key.
+AUTH_MODES = ("jwt", "bearer")
 SECRET_SETTINGS = ("api_key", "secret_key")
 
 

@@ -97,6 +97,11 @@ class Listeners:
             listener.saved(task, file)
 
 
+def is_credential_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered == "authorization" or lowered.endswith(("key", "token", "secret"))
+
+
 def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default_port = {"http": 80, "https": 443}.get(parts.scheme)
@@ -201,7 +206,11 @@ class Engine:
                 continue
             except httpx.TransportError as exc:
                 return await self._after_ambiguous_submit(submission, exc)
-            told_when = response.status_code == 429 and response.retry_after is not None
+            told_when = (
+                response.status_code == 429
+                and response.retry_after is not None
+                and self.provider.is_retryable(response)
+            )
             if told_when and not last_attempt:
                 await self._back_off(attempt, "rate limited", response.retry_after)
                 attempt += 1
@@ -401,8 +410,17 @@ class Engine:
 
     async def _send(self, request: HttpRequest) -> HttpResponse:
         self._check_key_destination(request)
+        timeout = (
+            httpx.Timeout(REQUEST_TIMEOUT.connect, read=request.read_timeout, connect=10.0)
+            if request.read_timeout
+            else httpx.USE_CLIENT_DEFAULT
+        )
         response = await self.clients.api.request(
-            request.method, request.url, headers=dict(request.headers), json=request.json
+            request.method,
+            request.url,
+            headers=dict(request.headers),
+            json=request.json,
+            timeout=timeout,
         )
         return HttpResponse(
             response.status_code,
@@ -411,8 +429,9 @@ class Engine:
         )
 
     def _check_key_destination(self, request: HttpRequest) -> None:
-        """`Authorization` goes to the provider's API host and nowhere else."""
-        carries_key = any(name.lower() == "authorization" for name in request.headers)
+        """Credentials (`Authorization`, `X-API-Key`, ...) go to the provider's API host and
+        nowhere else."""
+        carries_key = any(is_credential_header(name) for name in request.headers)
         if carries_key and origin(request.url) != origin(self.endpoint.base_url):
             host = urlsplit(request.url).hostname
             raise ProviderRequestError(

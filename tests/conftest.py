@@ -16,8 +16,13 @@ from kling_cli.emulator import EMULATOR_API_KEY, Emulator
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    from kling_cli.providers import PROVIDERS
+
+    provider_variables = {
+        name for p in PROVIDERS.values() for name in (*p.key_env_vars, *p.secret_env_vars)
+    }
     for name in list(os.environ):
-        if name.startswith("KLING_") or name.endswith("_API_KEY") or name in ("NO_COLOR",):
+        if name.startswith("KLING_") or name.endswith("_API_KEY") or name in provider_variables:
             monkeypatch.delenv(name, raising=False)
     config_dir = tmp_path / "config"
     monkeypatch.setenv("KLING_CONFIG_DIR", str(config_dir))

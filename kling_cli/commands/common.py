@@ -123,7 +123,10 @@ def _endpoint(provider: Provider, config: ConfigFile) -> Endpoint:
             ),
         )
     secret = resolve_secret_key(provider, config)
-    if provider.needs_secret_key and secret is None:
+    relay = config.get(f"providers.{provider.id}.auth") == "bearer"
+    if relay:
+        secret = None
+    elif provider.needs_secret_key and secret is None:
         env_names = " or ".join(
             f"${name}" for name in (provider.secret_env_var, *provider.secret_env_vars)
         )

@@ -8,6 +8,7 @@ import typer
 
 from kling_cli.commands.common import JSON_OPTION, load_config
 from kling_cli.config import (
+    AUTH_MODES,
     SECRET_SETTINGS,
     ConfigFile,
     check_base_url,
@@ -133,6 +134,9 @@ def set_setting(
         )
     if name == "default_provider":
         value = get_provider(value).id
+    elif name.endswith(".auth"):
+        if value not in AUTH_MODES:
+            raise ConfigError(f"{name} must be one of {', '.join(AUTH_MODES)}, not {value!r}.")
     else:
         value = check_base_url(value.rstrip("/"), setting=name)
     config = load_config(output)

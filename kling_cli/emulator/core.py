@@ -36,6 +36,7 @@ _TRANSPORT_FAULTS = (
     "malformed_json",
     "html_error_page",
     "redirect_to_other_host",
+    "out_of_credits",
 )
 
 
@@ -192,6 +193,7 @@ class Emulator:
             answer=lambda: api.handle(request),
             rate_limited=lambda: api.rate_limited(request),
             server_error=lambda status: api.server_error(request, status),
+            out_of_credits=lambda: api.out_of_credits(request),
         )
 
     def _dispatch_image(self, incoming: Incoming) -> Reply:
@@ -210,6 +212,7 @@ class Emulator:
             answer=lambda: self._image_reply(incoming, image),
             rate_limited=lambda: _text_reply(429, "Too many requests"),
             server_error=lambda status: _text_reply(status, "Internal server error"),
+            out_of_credits=lambda: _text_reply(402, "Payment required"),
         )
 
     def _image_reply(self, incoming: Incoming, image: IssuedImage | None) -> Reply:
@@ -255,12 +258,15 @@ def _apply(
     answer: Callable[[], Reply],
     rate_limited: Callable[[], Reply],
     server_error: Callable[[int], Reply],
+    out_of_credits: Callable[[], Reply],
 ) -> Reply:
     if fault.kind == "slow":
         time.sleep(fault.delay)
         return answer()
     if fault.kind == "drop_connection":
         return Reply(0, drop=True)
+    if fault.kind == "out_of_credits":
+        return out_of_credits()
     if fault.kind == "lost_response":
         answer()
         return Reply(0, drop=True)

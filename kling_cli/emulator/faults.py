@@ -22,6 +22,8 @@ FaultKind = Literal[
     "html_error_page",
     # A CDN's redirect of an image URL to another host (`localhost` instead of 127.0.0.1).
     "redirect_to_other_host",
+    # The provider's documented refusal for an account without credit.
+    "out_of_credits",
 ]
 Phase = Literal["submit", "poll", "download"]
 

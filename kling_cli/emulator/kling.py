@@ -165,6 +165,10 @@ class KlingApi(ProviderApi):
         _, code, message = SERVER_ERRORS.get(status, SERVER_ERRORS[500])
         return error_reply((status, code, message))
 
+    def out_of_credits(self, request: ProviderRequest) -> Reply:
+        # Also a 429, told apart from a rate limit only by the body's code (§1.5).
+        return error_reply(NO_RESOURCE_PACK)
+
     def events(self) -> list[Event]:
         return self.tasks.events()
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from kling_cli.emulator.faults import FaultQueue, Phase
 from kling_cli.emulator.images import ImageStore
-from kling_cli.emulator.server import Reply
+from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Event
 
 
@@ -63,6 +63,11 @@ class ProviderApi(ABC):
 
     @abstractmethod
     def server_error(self, request: ProviderRequest, status: int) -> Reply: ...
+
+    def out_of_credits(self, request: ProviderRequest) -> Reply:
+        """The documented answer when the account has no credit; HTTP 402 where a provider
+        documents nothing more specific."""
+        return json_reply(402, {"error": {"message": "Insufficient credits"}})
 
     @abstractmethod
     def events(self) -> list[Event]: ...

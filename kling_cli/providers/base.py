@@ -46,6 +46,8 @@ class HttpRequest:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     json: Any = None
+    # Synchronous APIs hold the request until the images exist: a longer read timeout.
+    read_timeout: float | None = None
 
 
 @dataclass(frozen=True)

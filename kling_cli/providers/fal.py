@@ -1,0 +1,212 @@
+"""fal.ai: the queue protocol for `fal-ai/kling-image/o1`. Submit, then follow the
+`status_url` and `response_url` the submit answer gives.
+
+Wire facts: providers-others.md §2 (and §8 for the prompt tokens).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kling_cli.errors import InvalidRequestError, ProviderRequestError
+from kling_cli.limits import IMAGE_TOKEN
+from kling_cli.providers.base import (
+    Capabilities,
+    Endpoint,
+    HttpRequest,
+    HttpResponse,
+    OutputImage,
+    Price,
+    Provider,
+    Submission,
+    TaskHandle,
+    TaskState,
+    TaskStatus,
+    error_for_http_status,
+    unreadable_response,
+)
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
+
+MODEL_PATH = "/fal-ai/kling-image/o1"
+RESOLUTIONS = {"1k": "1K", "2k": "2K"}  # upper-case K on fal (§2.2)
+
+# The three states the official client knows (§2.3). COMPLETED covers failures too.
+STATES = {
+    "IN_QUEUE": TaskState.PENDING,
+    "IN_PROGRESS": TaskState.RUNNING,
+    "COMPLETED": TaskState.SUCCEEDED,
+}
+
+
+def fal_prompt(prompt: str) -> str:
+    """`@image_N` becomes fal's 1-indexed `@ImageN` (§2.2, §8). fal also takes a bare `@Image`
+    when there is one image; `@Image1` is documented as well, so one form serves every count."""
+    return IMAGE_TOKEN.sub(lambda match: f"@Image{int(match.group(1))}", prompt)
+
+
+def error_message(body: Any) -> str:
+    """fal's `detail` (a list of `{loc, msg}` for validation errors, or a string for
+    infrastructure errors, §2.4), or a plain `message`/`error`."""
+    if not isinstance(body, dict):
+        return ""
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if not isinstance(item, dict):
+                continue
+            loc = item.get("loc")
+            where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+            msg = str(item.get("msg") or "invalid")
+            parts.append(f"{where}: {msg}" if where else msg)
+        return "; ".join(parts)
+    for key in ("detail", "message", "error"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict) and isinstance(value.get("message"), str):
+            return str(value["message"])
+    return ""
+
+
+class Fal(Provider):
+    id = "fal"
+    name = "fal.ai"
+    default_base_url = "https://queue.fal.run"
+    key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (§2.1)
+    docs_url = "https://fal.ai/models/fal-ai/kling-image/o1/api"
+    capabilities = Capabilities(
+        max_references=10,  # image_urls max 10, elements included (§2.2)
+        max_images=9,  # num_images 1-9 (§2.2)
+        output_formats=("png", "jpeg", "webp"),  # output_format (§2.2)
+        negative_prompt=False,  # no such field (§2.2)
+    )
+    price = Price(
+        usd_per_image=0.028,
+        source="fal.ai via third-party catalogs ($0.027-0.028), providers-others.md §2.2",
+        as_of="2026-11",
+    )
+
+    def check_request(self, request: GenerationRequest) -> None:
+        super().check_request(request)
+        if not request.references:
+            raise InvalidRequestError(
+                f"{self.name}'s Kling O1 endpoint edits reference images and needs at least one "
+                "--ref (image_urls is required); for text-only images pick another provider "
+                "(see `kling providers`)."
+            )
+
+    def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
+        body = {
+            "prompt": fal_prompt(request.prompt),
+            "image_urls": list(request.references),
+            "num_images": request.num_images,
+            "resolution": RESOLUTIONS[request.resolution],
+            "aspect_ratio": request.aspect_ratio,
+            # fal's default is png as well; sent so the file type never depends on a default.
+            "output_format": request.output_format or "png",
+        }
+        headers = {**self._auth(endpoint), "Content-Type": "application/json"}
+        return Submission(
+            request=HttpRequest("POST", f"{endpoint.base_url}{MODEL_PATH}", headers, body),
+            expected_images=request.num_images,
+        )
+
+    def parse_submit(
+        self, response: HttpResponse, submission: Submission
+    ) -> tuple[TaskHandle, TaskStatus]:
+        body = self._body(response)
+        request_id, status_url, response_url = (
+            body.get(name) for name in ("request_id", "status_url", "response_url")
+        )
+        if not (
+            isinstance(request_id, str)
+            and isinstance(status_url, str)
+            and isinstance(response_url, str)
+            and request_id
+            and status_url
+            and response_url
+        ):
+            raise unreadable_response(self.name, response)
+        # Status and result live under the app (`fal-ai/kling-image`), not the model path, so
+        # they are kept as given rather than built (§2.3).
+        task = self.handle(request_id, submission, status_url=status_url, response_url=response_url)
+        raw = body.get("status")
+        if isinstance(raw, str) and raw in STATES:
+            return task, self._status(body, response)
+        return task, TaskStatus(TaskState.PENDING, "IN_QUEUE")
+
+    def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
+        return HttpRequest("GET", self._followup_url(task, "status_url"), self._auth(endpoint))
+
+    def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
+        return self._status(self._body(response), response)
+
+    def build_result(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest | None:
+        return HttpRequest("GET", self._followup_url(task, "response_url"), self._auth(endpoint))
+
+    def parse_result(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
+        body = response.json()
+        if response.status_code in (400, 422) and isinstance(body, dict):
+            # "If the model returned an error, this operation returns the same error" (§2.3):
+            # the request was accepted, so it is the task that failed.
+            message = error_message(body) or f"HTTP {response.status_code}"
+            return TaskStatus(TaskState.FAILED, "COMPLETED", error=message)
+        body = self._body(response)
+        images = body.get("images")
+        urls = [
+            image["url"]
+            for image in (images if isinstance(images, list) else [])
+            if isinstance(image, dict) and isinstance(image.get("url"), str) and image["url"]
+        ]
+        if not urls:
+            raise unreadable_response(self.name, response)
+        return TaskStatus(TaskState.SUCCEEDED, "COMPLETED", tuple(OutputImage(u) for u in urls))
+
+    def _status(self, body: dict[str, Any], response: HttpResponse) -> TaskStatus:
+        raw = str(body.get("status") or "")
+        state = STATES.get(raw)
+        if state is None:
+            # Only the three states are documented; anything else is taken as the end (§2.3).
+            reason = error_message(body) or f"{self.name} reported the unknown status {raw!r}"
+            return TaskStatus(TaskState.FAILED, raw or "unknown", error=reason)
+        if state is TaskState.SUCCEEDED and body.get("error"):
+            # COMPLETED with `error` is a failure (§2.3).
+            error = body["error"]
+            kind = body.get("error_type")
+            message = error if isinstance(error, str) else error_message({"error": error})
+            reason = f"{message} ({kind})" if kind else message
+            return TaskStatus(TaskState.FAILED, raw, error=reason or "the task failed")
+        # A success here has no outputs: the engine fetches them from response_url.
+        return TaskStatus(state, raw)
+
+    def _body(self, response: HttpResponse) -> dict[str, Any]:
+        body = response.json()
+        if response.status_code >= 400:
+            raise error_for_http_status(
+                response,
+                error_message(body),
+                provider_name=self.name,
+                key_hint=f"Check the key with `kling config set-key {self.id}` or "
+                f"${self.key_env_var} (or $FAL_KEY).",
+            )
+        if not isinstance(body, dict):
+            raise unreadable_response(self.name, response)
+        return body
+
+    def _followup_url(self, task: TaskHandle, name: str) -> str:
+        url = task.extra.get(name)
+        if not url:
+            raise ProviderRequestError(
+                f"{self.name} task {task.task_id} cannot be looked up: fal gives its status and "
+                "result addresses only in the answer to the submit, and they were not kept.",
+                hint="Look for the task in the fal.ai dashboard.",
+            )
+        return url
+
+    @staticmethod
+    def _auth(endpoint: Endpoint) -> dict[str, str]:
+        # `Key`, not `Bearer` (§2.1).
+        return {"Authorization": f"Key {endpoint.api_key}"}

@@ -1,0 +1,138 @@
+"""WaveSpeed: `POST /api/v3/kwaivgi/kling-image-o1`, then
+`GET /api/v3/predictions/{id}/result`.
+
+Wire facts: providers-others.md §3 (and §8).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kling_cli.errors import ProviderRequestError
+from kling_cli.providers.base import (
+    Capabilities,
+    Endpoint,
+    HttpRequest,
+    HttpResponse,
+    OutputImage,
+    Price,
+    Provider,
+    Submission,
+    TaskHandle,
+    TaskState,
+    TaskStatus,
+    bearer,
+    error_for_http_status,
+    unreadable_response,
+)
+from kling_cli.providers.kling import kling_prompt
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
+
+MODEL_PATH = "/api/v3/kwaivgi/kling-image-o1"
+
+# `created`/`processing`/`completed`/`failed` are documented; the official SDK's wait loop also
+# ends on `cancelled`, `timeout` and `deleted` (§3.3).
+STATES = {
+    "created": TaskState.PENDING,
+    "processing": TaskState.RUNNING,
+    "completed": TaskState.SUCCEEDED,
+    "failed": TaskState.FAILED,
+    "cancelled": TaskState.FAILED,
+    "timeout": TaskState.FAILED,
+    "deleted": TaskState.FAILED,
+}
+
+
+class WaveSpeed(Provider):
+    id = "wavespeed"
+    name = "WaveSpeed"
+    default_base_url = "https://api.wavespeed.ai"
+    key_env_vars = ("WAVESPEED_API_KEY",)  # the official SDK's variable (§3.1)
+    docs_url = "https://wavespeed.ai/models/kwaivgi/kling-image-o1"
+    capabilities = Capabilities(
+        max_references=10,  # images "max 10" (§3.2)
+        # num_images 1-9 is inferred from resellers of this endpoint, not WaveSpeed's page (§3.2).
+        max_images=9,
+        # output_format is unconfirmed for this model (§3.2, §8): not offered.
+        output_formats=(),
+        negative_prompt=False,
+    )
+    price = Price(
+        usd_per_image=0.028,
+        source="third-party comparison of fal/WaveSpeed, providers-others.md §3.1",
+        as_of="2026-11",
+    )
+
+    def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
+        body: dict[str, Any] = {"prompt": kling_prompt(request.prompt)}
+        if request.references:
+            body["images"] = list(request.references)
+        # Sent even at its default: WaveSpeed's default aspect ratio is 1:1, not auto (§8).
+        body["aspect_ratio"] = request.aspect_ratio
+        body["resolution"] = request.resolution
+        body["num_images"] = request.num_images
+        return Submission(
+            request=HttpRequest(
+                "POST", f"{endpoint.base_url}{MODEL_PATH}", bearer(endpoint.api_key), body
+            ),
+            expected_images=request.num_images,
+        )
+
+    def parse_submit(
+        self, response: HttpResponse, submission: Submission
+    ) -> tuple[TaskHandle, TaskStatus]:
+        data = self._data(response)
+        task_id = data.get("id")
+        if not isinstance(task_id, str) or not task_id:
+            raise unreadable_response(self.name, response)
+        return self.handle(task_id, submission), self._status(data, response)
+
+    def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
+        # `/result` as in the model page, the SDK and the webhook's `urls.get` (§3.3).
+        url = f"{endpoint.base_url}/api/v3/predictions/{task.task_id}/result"
+        return HttpRequest("GET", url, {"Authorization": f"Bearer {endpoint.api_key}"})
+
+    def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
+        return self._status(self._data(response), response)
+
+    def _data(self, response: HttpResponse) -> dict[str, Any]:
+        """`data` of the `{code, message, data}` envelope. The exact error body is not
+        documented (§3.4); its `message` is shown when there is one."""
+        body = response.json()
+        message = str(body.get("message") or "") if isinstance(body, dict) else ""
+        if response.status_code >= 400:
+            raise error_for_http_status(
+                response,
+                message,
+                provider_name=self.name,
+                key_hint=f"Check the key with `kling config set-key {self.id}` or "
+                f"${self.key_env_var}. WaveSpeed keys work only after the account's first "
+                "top-up.",
+            )
+        data = body.get("data") if isinstance(body, dict) else None
+        code = body.get("code") if isinstance(body, dict) else None
+        if isinstance(code, int) and code != 200 and not isinstance(data, dict):
+            raise ProviderRequestError(f"{self.name}: {message or 'request refused'} ({code}).")
+        if not isinstance(data, dict):
+            raise unreadable_response(self.name, response)
+        return data
+
+    def _status(self, data: dict[str, Any], response: HttpResponse) -> TaskStatus:
+        raw = str(data.get("status") or "created")
+        state = STATES.get(raw.lower(), TaskState.RUNNING)
+        if state is TaskState.FAILED:
+            reason = data.get("error") or f"the task ended as {raw}"
+            return TaskStatus(state, raw, error=str(reason))
+        if state is TaskState.SUCCEEDED:
+            outputs = data.get("outputs")
+            urls = (
+                [u for u in outputs if isinstance(u, str) and u]
+                if isinstance(outputs, list)
+                else []
+            )
+            if not urls:
+                raise unreadable_response(self.name, response)
+            return TaskStatus(state, raw, tuple(OutputImage(url) for url in urls))
+        return TaskStatus(state, raw)
