@@ -220,6 +220,7 @@ class BatchRunner:
     concurrency: int
     timeout: float
     emulated: bool = False
+    sidecars: bool = True
     on_result: Callable[[ItemResult], None] = lambda result: None
     on_retry: Callable[[str, float], None] = lambda reason, delay: None
 
@@ -267,6 +268,11 @@ class BatchRunner:
             )
             recorder = JobRecorder(self.journal, job_id)
         listener = Listeners(recorder, _RetryReporter(self.on_retry))
+        if self.sidecars:
+            from kling_cli.sidecar import SidecarWriter
+
+            recorded = planned.request.model_dump(mode="json")
+            listener = Listeners(listener, SidecarWriter(job_id, planned.provider.id, recorded))
         engine = Engine(
             planned.provider,
             self.endpoints[planned.provider.id],

@@ -210,10 +210,12 @@ def test_interrupted_batch_resumes_without_submitting_twice(tmp_path: Path) -> N
         while recorded < 8 and time.monotonic() < deadline:
             time.sleep(0.2)
             if database.exists():
-                with sqlite3.connect(database) as db:
-                    recorded = db.execute(
-                        "SELECT COUNT(*) FROM tasks WHERE task_id IS NOT NULL"
-                    ).fetchone()[0]
+                try:
+                    with sqlite3.connect(database, timeout=5) as db:
+                        query = "SELECT COUNT(*) FROM tasks WHERE task_id IS NOT NULL"
+                        recorded = db.execute(query).fetchone()[0]
+                except sqlite3.OperationalError:
+                    pass  # the batch is creating the database right now
         assert recorded == 8
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=20)

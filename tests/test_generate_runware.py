@@ -182,3 +182,25 @@ def test_no_wait_prints_the_job_id_and_status_finishes_it(run_cli, use_emulator:
     [entry] = body["files"]
     with Image.open(entry["path"]) as image:
         assert image.size == (1024, 1024)
+
+
+def test_a_sidecar_describes_each_image(run_cli, use_emulator: Emulator) -> None:
+    result = run_cli("generate", "a red fox", "-p", "runware", "-a", "3:2", "-n", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    body = result.json()
+    for entry in body["files"]:
+        sidecar = json.loads(Path(entry["path"] + ".json").read_text())
+        assert sidecar["prompt"] == "a red fox"
+        assert sidecar["parameters"]["aspect_ratio"] == "3:2"
+        assert sidecar["parameters"]["num_images"] == 2
+        assert (sidecar["provider"], sidecar["job_id"]) == ("runware", body["job"]["id"])
+        assert sidecar["task_id"] == body["job"]["task_id"]
+        assert sidecar["image"]["sha256"] == entry["sha256"]
+        assert sidecar["image"]["source_host"] == "127.0.0.1"  # the host, never the signed URL
+        assert entry["url"] not in json.dumps(sidecar)
+        assert sidecar["cost_usd"] == pytest.approx(0.056)
+        assert sidecar["tool"].startswith("kling-cli ")
+        assert all(sidecar["timings"][k] for k in ("started", "submitted", "finished", "saved"))
+    no_sidecar = run_cli("generate", "a red fox", "-p", "runware", "--no-sidecar", "-o", "bare")
+    assert no_sidecar.exit_code == 0
+    assert [p.suffix for p in Path("bare").iterdir()] == [".png"]

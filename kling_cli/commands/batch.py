@@ -52,6 +52,9 @@ def batch(
         None, "--max-cost", help="Refuse to start when the estimated cost exceeds this (USD)."
     ),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for each item."),
+    sidecar: bool = typer.Option(
+        True, "--sidecar/--no-sidecar", help="Write <image>.json beside each image."
+    ),
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -86,7 +89,9 @@ def batch(
         )
     provider_ids = sorted({item.provider.id for item in planned})
     with open_sessions(provider_ids, emulate=emulate, output=output, config=config) as sessions:
-        results = _run(output, sessions, planned, output_dir, concurrency, timeout, emulate)
+        results = _run(
+            output, sessions, planned, output_dir, concurrency, timeout, emulate, sidecar
+        )
     return _summarize(output, results, output_dir, estimate)
 
 
@@ -105,6 +110,7 @@ def _run(
     concurrency: int,
     timeout: float,
     emulated: bool,
+    sidecars: bool,
 ) -> list[ItemResult]:
     from kling_cli.batch import BatchRunner
     from kling_cli.journal import Journal
@@ -118,6 +124,7 @@ def _run(
         concurrency=concurrency,
         timeout=timeout,
         emulated=emulated,
+        sidecars=sidecars,
         on_result=progress.finished,
         on_retry=progress.retrying,
     )

@@ -87,6 +87,9 @@ def generate(
     mode: str = typer.Option(
         "default", "--mode", help="default, or multi-shot where supported (see `kling providers`)."
     ),
+    sidecar: bool = typer.Option(
+        True, "--sidecar/--no-sidecar", help="Write <image>.json beside each image."
+    ),
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -124,7 +127,7 @@ def generate(
                 request = request.model_copy(update={"aspect_ratio": "1:1"})
             session.provider.check_request(request)
             return _generate(
-                session, request, output, journal, output_dir, timeout, no_wait, overwrite
+                session, request, output, journal, output_dir, timeout, no_wait, overwrite, sidecar
             )
     finally:
         journal.close()
@@ -139,6 +142,7 @@ def _generate(
     timeout: float,
     no_wait: bool,
     overwrite: bool,
+    sidecar: bool,
 ) -> int:
     """Record the job before the first request, run it, and record how it ended."""
     from kling_cli.engine import Listeners
@@ -153,6 +157,11 @@ def _generate(
     progress = progress_for(output, session.provider.name)
     # The journal first: a crash right after a progress line must find the job recorded.
     listener = Listeners(JobRecorder(journal, job_id), progress)
+    if sidecar:
+        from kling_cli.sidecar import SidecarWriter
+
+        recorded = request.model_dump(mode="json")
+        listener = Listeners(listener, SidecarWriter(job_id, session.provider.id, recorded))
     try:
         files = asyncio.run(
             _run(

@@ -1,0 +1,93 @@
+"""A JSON sidecar beside each saved image: how it was made, for people and pipelines."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kling_cli import __version__
+from kling_cli.download import url_host
+
+if TYPE_CHECKING:
+    from kling_cli.download import SavedFile
+    from kling_cli.providers.base import TaskHandle, TaskStatus
+
+MODEL_NAME = "Kling Image O1"
+
+
+def sidecar_path(image: Path) -> Path:
+    return image.with_name(image.name + ".json")
+
+
+class SidecarWriter:
+    """An engine listener that writes `<image>.json` as each image is saved. The source URL's
+    host is kept, never the full URL: signed URLs carry tokens."""
+
+    def __init__(self, job_id: str, provider: str, request: dict[str, Any]) -> None:
+        self.job_id = job_id
+        self.provider = provider
+        self.request = request
+        self.started = time.time()
+        self._submitted_at: dict[str, float] = {}
+        self._finished_at: dict[str, float] = {}
+        self._status: dict[str, TaskStatus] = {}
+
+    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
+        pass
+
+    def submit_uncertain(self, reason: str) -> None:
+        pass
+
+    def submitted(self, task: TaskHandle) -> None:
+        self._submitted_at[task.task_id] = time.time()
+
+    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
+        self._status[task.task_id] = status
+        if status.state.is_terminal:
+            self._finished_at.setdefault(task.task_id, time.time())
+
+    def retrying(self, reason: str, delay: float) -> None:
+        pass
+
+    def saved(self, task: TaskHandle, file: SavedFile) -> None:
+        status = self._status.get(task.task_id)
+        seed = next((o.seed for o in status.outputs if o.url == file.url), None) if status else None
+        document = {
+            "prompt": self.request.get("prompt"),
+            "parameters": {k: v for k, v in self.request.items() if k != "prompt"},
+            "provider": self.provider,
+            "model": MODEL_NAME,
+            "job_id": self.job_id,
+            "task_id": task.task_id,
+            "seed": seed,
+            "image": {
+                "file": file.path.name,
+                "width": file.width,
+                "height": file.height,
+                "bytes": file.bytes,
+                "sha256": file.sha256,
+                "source_host": url_host(file.url),
+            },
+            "cost_usd": status.cost if status else None,
+            "timings": {
+                "started": _iso(self.started),
+                "submitted": _iso(self._submitted_at.get(task.task_id)),
+                "finished": _iso(self._finished_at.get(task.task_id)),
+                "saved": _iso(time.time()),
+            },
+            "tool": f"kling-cli {__version__}",
+        }
+        target = sidecar_path(file.path)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
+        temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        os.replace(temporary, target)
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
