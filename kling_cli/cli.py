@@ -59,7 +59,7 @@ app.command("generate")(generate.generate)
 app.command("batch")(batch.batch)
 app.command("status")(status.status)
 app.add_typer(jobs.app, name="jobs")
-app.command("providers")(providers.list_providers)
+app.add_typer(providers.app, name="providers")
 app.add_typer(config.app, name="config")
 app.command("emulate")(emulate.emulate)
 

@@ -123,7 +123,7 @@ def test_providers_table_shows_key_state_and_price(
     result = run_cli("providers")
     assert result.exit_code == 0
     runware_line = next(line for line in result.stdout.splitlines() if line.startswith("runware"))
-    assert "yes (RUNWARE_API_KEY)" in runware_line and "$0.028" in runware_line
+    assert "yes (RUNWARE_API_KEY)" in runware_line and "0.0280" in runware_line
     unifically_line = next(
         line for line in result.stdout.splitlines() if line.startswith("unifically")
     )
@@ -132,3 +132,16 @@ def test_providers_table_shows_key_state_and_price(
     by_id = {row["id"]: row for row in rows}
     assert by_id["runware"]["key_configured"] is True
     assert by_id["unifically"]["key_configured"] is False
+
+
+def test_providers_show_names_docs_variables_and_price_source(run_cli) -> None:
+    result = run_cli("providers", "show", "kling")
+    assert result.exit_code == 0
+    assert "KLING_KLING_API_KEY, KLING_ACCESS_KEY" in result.stdout
+    assert "KLING_KLING_SECRET_KEY, KLING_SECRET_KEY" in result.stdout
+    assert "https://api-singapore.klingai.com" in result.stdout
+    shown = run_cli("providers", "show", "inferencesh", "--json").json()["provider"]
+    assert shown["capabilities"]["max_references"] == 1
+    assert "auto" not in shown["capabilities"]["aspect_ratios"]
+    assert shown["price_source"] and shown["docs"].startswith("https://")
+    assert run_cli("providers", "show", "nosuch").exit_code == 2

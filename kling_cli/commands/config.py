@@ -39,9 +39,12 @@ def set_key(
     provider = get_provider(provider_id)
     # Key-pair providers (Kling) take the access key, then the secret key (a second line
     # with --stdin).
-    names = ["api_key", "secret_key"] if provider.needs_secret_key else ["api_key"]
+    config = load_config(output)
+    relay = config.get(f"providers.{provider.id}.auth") == "bearer"
+    pair = provider.needs_secret_key and not relay
+    names = ["api_key", "secret_key"] if pair else ["api_key"]
     labels = {
-        "api_key": "access key" if provider.needs_secret_key else "API key",
+        "api_key": "access key" if pair else "API key",
         "secret_key": "secret key",
     }
     values = {}
@@ -53,7 +56,6 @@ def set_key(
         if not value:
             raise InvalidRequestError(f"The {labels[name]} is empty; nothing was stored.")
         values[name] = value
-    config = load_config(output)
     for name, value in values.items():
         config.set(f"providers.{provider.id}.{name}", value)
     config.save()

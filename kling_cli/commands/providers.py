@@ -2,40 +2,60 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from kling_cli.commands.common import JSON_OPTION, load_config
-from kling_cli.config import resolve_key
+from kling_cli.config import ConfigFile, resolve_base_url, resolve_key
 from kling_cli.errors import ExitCode
-from kling_cli.providers import PROVIDERS
+from kling_cli.providers import PROVIDERS, get_provider
+from kling_cli.providers.base import Provider
 from kling_cli.ui import Output
 
+app = typer.Typer(help="List the providers, their capabilities and price, and key status.")
 
+
+def describe_provider(provider: Provider, config: ConfigFile) -> dict[str, Any]:
+    key = resolve_key(provider, config)
+    caps = provider.capabilities
+    return {
+        "id": provider.id,
+        "name": provider.name,
+        "key_configured": key is not None,
+        "key_source": key.source if key else None,
+        "capabilities": {
+            "max_references": caps.max_references,
+            "max_images_per_task": caps.max_images,
+            "native_num_images": caps.max_images > 1,
+            "negative_prompt": caps.negative_prompt,
+            "modes": list(caps.modes),
+            "aspect_ratios": list(caps.aspect_ratios),
+            "output_formats": list(caps.output_formats),
+            "push": list(caps.push),
+        },
+        "price_per_image_usd": provider.price.usd_per_image,
+        "price_source": provider.price.source,
+        "price_as_of": provider.price.as_of,
+        "docs": provider.docs_url,
+        "base_url": resolve_base_url(provider, config),
+        "key_env_vars": [provider.key_env_var, *provider.key_env_vars],
+        "secret_env_vars": (
+            [provider.secret_env_var, *provider.secret_env_vars]
+            if provider.needs_secret_key
+            else []
+        ),
+    }
+
+
+@app.callback(invoke_without_command=True)
 def list_providers(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
     """List the providers, their capabilities and price, and whether a key is configured."""
+    if ctx.invoked_subcommand is not None:
+        return ExitCode.OK
     output: Output = ctx.obj
     config = load_config(output)
-    rows = []
-    for provider in PROVIDERS.values():
-        key = resolve_key(provider, config)
-        rows.append(
-            {
-                "id": provider.id,
-                "name": provider.name,
-                "key_configured": key is not None,
-                "key_source": key.source if key else None,
-                "capabilities": {
-                    "max_references": provider.capabilities.max_references,
-                    "max_images": provider.capabilities.max_images,
-                    "aspect_ratios": list(provider.capabilities.aspect_ratios),
-                    "output_formats": list(provider.capabilities.output_formats),
-                },
-                "price_per_image_usd": provider.price.usd_per_image,
-                "price_source": provider.price.source,
-                "price_as_of": provider.price.as_of,
-                "docs": provider.docs_url,
-            }
-        )
+    rows = [describe_provider(provider, config) for provider in PROVIDERS.values()]
     if output.json_mode:
         output.emit_json({"providers": rows})
         return ExitCode.OK
@@ -43,16 +63,62 @@ def list_providers(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for column in ("ID", "NAME", "KEY", "CAPABILITIES", "PRICE/IMAGE"):
-        table.add_column(column)
-    for provider in PROVIDERS.values():
-        key = resolve_key(provider, config)
+    for column in ("ID", "KEY", "REFS", "N/TASK", "FORMATS", "EXTRAS", "$/IMAGE"):
+        table.add_column(column, no_wrap=column not in ("KEY", "FORMATS", "EXTRAS"))
+    for row in rows:
+        caps = row["capabilities"]
+        extras = [m for m in caps["modes"] if m != "default"] + [f"push:{p}" for p in caps["push"]]
+        if caps["negative_prompt"]:
+            extras.insert(0, "negative")
         table.add_row(
-            provider.id,
-            provider.name,
-            f"yes ({key.source})" if key else "no",
-            provider.capabilities.summary(),
-            f"${provider.price.usd_per_image:.3f}",
+            row["id"],
+            f"yes ({row['key_source']})" if row["key_configured"] else "no",
+            str(caps["max_references"]),
+            str(caps["max_images_per_task"]),
+            " ".join(caps["output_formats"]) or "-",
+            " ".join(extras) or "-",
+            f"{row['price_per_image_usd']:.4f}",
         )
     output.stdout.print(table)
+    output.note("`-n` above N/TASK runs several tasks. Details: kling providers show ID")
+    return ExitCode.OK
+
+
+@app.command("show")
+def show_provider(
+    ctx: typer.Context,
+    provider_id: str = typer.Argument(..., metavar="ID", help="Provider id."),
+    as_json: bool = JSON_OPTION,
+) -> int:
+    """Everything about one provider: capabilities, price and its source, docs, variables."""
+    output: Output = ctx.obj
+    row = describe_provider(get_provider(provider_id), load_config(output))
+    if output.json_mode:
+        output.emit_json({"provider": row})
+        return ExitCode.OK
+    caps = row["capabilities"]
+    key = f"yes, from {row['key_source']}" if row["key_configured"] else "no"
+    lines = [
+        ("provider", f"{row['name']} ({row['id']})"),
+        ("key", key),
+        ("key variables", ", ".join(row["key_env_vars"])),
+        ("secret variables", ", ".join(row["secret_env_vars"])),
+        ("base URL", row["base_url"]),
+        ("docs", row["docs"]),
+        (
+            "price",
+            f"${row['price_per_image_usd']} per image ({row['price_source']}, "
+            f"{row['price_as_of']})",
+        ),
+        ("references", f"up to {caps['max_references']}"),
+        ("images per task", f"up to {caps['max_images_per_task']}"),
+        ("aspect ratios", ", ".join(caps["aspect_ratios"])),
+        ("negative prompt", "yes" if caps["negative_prompt"] else "no"),
+        ("modes", ", ".join(caps["modes"])),
+        ("output formats", ", ".join(caps["output_formats"]) or "provider's choice"),
+        ("push delivery", ", ".join(caps["push"]) or "no (polling)"),
+    ]
+    for label, value in lines:
+        if value:
+            output.result(f"{label:<17} {value}")
     return ExitCode.OK
