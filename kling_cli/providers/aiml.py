@@ -157,8 +157,7 @@ class Aiml(Provider):
             response,
             message,
             provider_name=self.name,
-            key_hint=f"Check the key with `kling config set-key {self.id}` or "
-            f"${self.key_env_var} (or $AIMLAPI_API_KEY).",
+            key_hint=self.key_hint,
         )
 
 

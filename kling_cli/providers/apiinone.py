@@ -159,7 +159,7 @@ class ApiInOne(Provider):
     def _successful_body(self, response: HttpResponse) -> dict[str, Any]:
         body = response.json()
         if response.status_code >= 400:
-            hint = f"Check the key with `kling config set-key {self.id}` or ${self.key_env_var}."
+            hint = self.key_hint
             raise error_for_http_status(
                 response, _error_message(body), provider_name=self.name, key_hint=hint
             )

@@ -184,6 +184,18 @@ class Provider(ABC):
         return f"KLING_{self.id.upper()}_API_KEY"
 
     @property
+    def key_hint(self) -> str:
+        """What to do about a rejected key, for the error message."""
+        keys = " or ".join(f"${name}" for name in (self.key_env_var, *self.key_env_vars))
+        if not self.needs_secret_key:
+            return f"Check the key with `kling config set-key {self.id}` or {keys}."
+        secrets = " or ".join(f"${name}" for name in (self.secret_env_var, *self.secret_env_vars))
+        return (
+            f"Check the access key and secret key with `kling config set-key {self.id}`, "
+            f"or {keys} and {secrets}."
+        )
+
+    @property
     def base_url_env_var(self) -> str:
         return f"KLING_{self.id.upper()}_BASE_URL"
 

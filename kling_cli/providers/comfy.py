@@ -165,10 +165,10 @@ class Comfy(Provider):
             elif kind:
                 message = kind
             raise error_for_http_status(
-                response, message, provider_name=self.name, key_hint=self._key_hint()
+                response, message, provider_name=self.name, key_hint=self.key_hint
             )
         if is_failure_answer(response, body):
-            raise error_for_code(response, body, provider_name=self.name, key_hint=self._key_hint())
+            raise error_for_code(response, body, provider_name=self.name, key_hint=self.key_hint)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise unreadable_response(self.name, response)
@@ -182,9 +182,6 @@ class Comfy(Provider):
             "Idempotency-Key": idempotency_key,
             "Content-Type": "application/json",
         }
-
-    def _key_hint(self) -> str:
-        return f"Check the key with `kling config set-key {self.id}` or ${self.key_env_var}."
 
 
 def _error_type(response: HttpResponse, body: Any) -> str | None:

@@ -189,8 +189,7 @@ class Fal(Provider):
                 response,
                 error_message(body),
                 provider_name=self.name,
-                key_hint=f"Check the key with `kling config set-key {self.id}` or "
-                f"${self.key_env_var} (or $FAL_KEY).",
+                key_hint=self.key_hint,
             )
         if not isinstance(body, dict):
             raise unreadable_response(self.name, response)

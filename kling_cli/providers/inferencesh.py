@@ -125,7 +125,7 @@ class InferenceSh(Provider):
         """The TaskDTO from the `{"data": ..., "messages": [...]}` envelope (§4.3)."""
         body = response.json()
         if response.status_code >= 400:
-            hint = f"Check the key with `kling config set-key {self.id}` or ${self.key_env_var}."
+            hint = self.key_hint
             raise error_for_http_status(
                 response, _problem_message(body), provider_name=self.name, key_hint=hint
             )

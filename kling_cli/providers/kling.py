@@ -251,7 +251,7 @@ class Kling(Provider):
 
     def _data(self, response: HttpResponse, body: Any) -> dict[str, Any]:
         if is_failure_answer(response, body):
-            raise error_for_code(response, body, provider_name=self.name, key_hint=self._key_hint())
+            raise error_for_code(response, body, provider_name=self.name, key_hint=self.key_hint)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise unreadable_response(self.name, response)
@@ -259,12 +259,6 @@ class Kling(Provider):
 
     def _status(self, data: dict[str, Any], response: HttpResponse) -> TaskStatus:
         return task_status(data, provider_name=self.name, response=response)
-
-    def _key_hint(self) -> str:
-        return (
-            f"Check the access key and secret key with `kling config set-key {self.id}` or "
-            f"${self.key_env_var} and ${self.secret_env_var}."
-        )
 
 
 def mint_token(access_key: str, secret_key: str, *, now: float | None = None) -> str:

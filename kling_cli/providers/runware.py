@@ -111,7 +111,7 @@ class Runware(Provider):
         if response.status_code >= 400 or not isinstance(body, dict):
             if response.status_code >= 400:
                 raise error_for_http_status(
-                    response, "", provider_name=self.name, key_hint=self._key_hint()
+                    response, "", provider_name=self.name, key_hint=self.key_hint
                 )
             raise unreadable_response(self.name, response)
         return _status_from_items(body.get("data"), task)
@@ -123,7 +123,7 @@ class Runware(Provider):
         message = f"{self.name}: {_describe(error)}"
         lowered = code.lower()
         if "apikey" in lowered or response.status_code == 401:
-            return AuthError(message, hint=self._key_hint())
+            return AuthError(message, hint=self.key_hint)
         if any(word in lowered for word in ("credit", "quota", "balance", "paymentrequired")):
             return OutOfCreditsError(message)
         if response.status_code == 402:
@@ -132,12 +132,9 @@ class Runware(Provider):
             return RateLimitedError(message, retry_after=response.retry_after)
         if response.status_code >= 400:
             return error_for_http_status(
-                response, _describe(error), provider_name=self.name, key_hint=self._key_hint()
+                response, _describe(error), provider_name=self.name, key_hint=self.key_hint
             )
         return None
-
-    def _key_hint(self) -> str:
-        return f"Check the key with `kling config set-key {self.id}` or ${self.key_env_var}."
 
 
 def _envelope_errors(body: Any) -> list[dict[str, Any]]:

@@ -100,7 +100,7 @@ class Unifically(Provider):
                 message = str(data.get("message") or "")
                 if data.get("code"):
                     message = f"{message} ({data['code']})"
-            hint = f"Check the key with `kling config set-key {self.id}` or ${self.key_env_var}."
+            hint = self.key_hint
             raise error_for_http_status(response, message, provider_name=self.name, key_hint=hint)
         if not isinstance(data, dict):
             raise unreadable_response(self.name, response)

@@ -107,8 +107,7 @@ class WaveSpeed(Provider):
                 response,
                 message,
                 provider_name=self.name,
-                key_hint=f"Check the key with `kling config set-key {self.id}` or "
-                f"${self.key_env_var}. WaveSpeed keys work only after the account's first "
+                key_hint=f"{self.key_hint} WaveSpeed keys work only after the account's first "
                 "top-up.",
             )
         data = body.get("data") if isinstance(body, dict) else None
