@@ -97,6 +97,19 @@ class Listeners:
             listener.saved(task, file)
 
 
+def describe_request(request: HttpRequest) -> dict[str, Any]:
+    """A request as `--dry-run` shows it: credentials redacted, nothing sent."""
+    return {
+        "method": request.method,
+        "url": request.url,
+        "headers": {
+            name: "<redacted>" if is_credential_header(name) else value
+            for name, value in request.headers.items()
+        },
+        "body": request.json,
+    }
+
+
 def is_credential_header(name: str) -> bool:
     lowered = name.lower()
     return lowered == "authorization" or lowered.endswith(("key", "token", "secret"))

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 
 from kling_cli.emulator import Emulator, Fault
@@ -236,3 +237,18 @@ def test_interrupted_batch_resumes_without_submitting_twice(tmp_path: Path) -> N
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=10)
+
+
+def test_dry_run_validates_and_prints_without_sending(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    items = [
+        {"id": "a", "prompt": "a red fox", "provider": "runware", "num_images": 2},
+        {"id": "b", "prompt": "a grey wolf", "provider": "unifically", "num_images": 2},
+    ]
+    result = run_cli("batch", str(write_jsonl(tmp_path / "m.jsonl", items)), "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    body = result.json()
+    assert [(i["id"], len(i["requests"])) for i in body["items"]] == [("a", 1), ("b", 2)]
+    assert body["estimated_cost"] == pytest.approx(4 * 0.028)
+    assert use_emulator.requests == []

@@ -204,3 +204,25 @@ def test_a_sidecar_describes_each_image(run_cli, use_emulator: Emulator) -> None
     no_sidecar = run_cli("generate", "a red fox", "-p", "runware", "--no-sidecar", "-o", "bare")
     assert no_sidecar.exit_code == 0
     assert [p.suffix for p in Path("bare").iterdir()] == [".png"]
+
+
+def test_dry_run_prints_the_exact_request_and_sends_nothing(
+    run_cli, use_emulator: Emulator
+) -> None:
+    result = run_cli(
+        "generate", "a red fox", "-p", "runware", "-a", "16:9", "-n", "2", "--dry-run", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    body = result.json()
+    [request] = body["requests"]
+    assert request["method"] == "POST" and request["url"] == use_emulator.base_url("runware")
+    assert request["headers"]["Authorization"] == "<redacted>"
+    [task] = request["body"]
+    assert (task["width"], task["height"], task["numberResults"]) == (1360, 768, 2)
+    assert body["estimated_cost"] == pytest.approx(0.056)
+    assert use_emulator.requests == []
+    assert EMULATOR_API_KEY not in result.stdout
+    assert not Path("kling-output").exists()
+    text = run_cli("generate", "a red fox", "-p", "unifically", "-n", "3", "--dry-run")
+    assert text.stdout.count("POST ") == 3  # fanned out: one request per task
+    assert "Authorization: <redacted>" in text.stdout and "Nothing was sent" in text.stderr

@@ -55,6 +55,9 @@ def batch(
     sidecar: bool = typer.Option(
         True, "--sidecar/--no-sidecar", help="Write <image>.json beside each image."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate, print each item's requests and the cost; send none."
+    ),
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -87,12 +90,47 @@ def batch(
             f"The estimated cost is ${estimate:.2f}, over --max-cost ${max_cost:.2f}; "
             "nothing was submitted."
         )
+    if dry_run:
+        return _dry_run(output, planned, config, estimate)
     provider_ids = sorted({item.provider.id for item in planned})
     with open_sessions(provider_ids, emulate=emulate, output=output, config=config) as sessions:
         results = _run(
             output, sessions, planned, output_dir, concurrency, timeout, emulate, sidecar
         )
     return _summarize(output, results, output_dir, estimate)
+
+
+def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -> int:
+    import json
+
+    from kling_cli.commands.common import dry_run_endpoint
+    from kling_cli.engine import describe_request
+
+    items = []
+    for plan in planned:
+        endpoint, _ = dry_run_endpoint(plan.provider, config)
+        parts = plan.request.split(plan.provider.capabilities.max_images)
+        requests = [
+            describe_request(plan.provider.build_submit(p, endpoint).request) for p in parts
+        ]
+        items.append(
+            {
+                "id": plan.item.item_id,
+                "line": plan.item.line,
+                "provider": plan.provider.id,
+                "requests": requests,
+            }
+        )
+    if output.json_mode:
+        output.emit_json({"dry_run": True, "items": items, "estimated_cost": round(estimate, 6)})
+        return ExitCode.OK
+    for item in items:
+        output.result(f"# {item['id']} (line {item['line']}, {item['provider']})")
+        for described in item["requests"]:
+            output.result(f"{described['method']} {described['url']}")
+            output.result(json.dumps(described["body"], ensure_ascii=False))
+    output.note(f"Nothing was sent. {len(items)} items; estimated cost ${estimate:.4f}.")
+    return ExitCode.OK
 
 
 def _read_file(file: str) -> str:

@@ -168,3 +168,16 @@ def file_stem_for(prompt: str, task_id: str) -> str:
     slug = "-".join(words)[:40].strip("-") or "kling"
     task = re.sub(r"[^A-Za-z0-9]", "", task_id)[:8] or "task"
     return f"{slug}-{task}"
+
+
+def dry_run_endpoint(provider: Provider, config: ConfigFile) -> tuple[Endpoint, bool]:
+    """The endpoint a real run would use, with a stand-in where no key is set (a dry run
+    shows requests with keys redacted, so it needs none); and whether a key is set."""
+    key = resolve_key(provider, config)
+    secret = resolve_secret_key(provider, config)
+    endpoint = Endpoint(
+        resolve_base_url(provider, config),
+        key.value if key else "dry-run-key",
+        (secret.value if secret else "dry-run-secret") if provider.needs_secret_key else None,
+    )
+    return endpoint, key is not None

@@ -14,7 +14,9 @@ from kling_cli.commands.common import (
     JSON_OPTION,
     PROVIDER_OPTION,
     ProviderSession,
+    dry_run_endpoint,
     file_stem_for,
+    load_config,
     open_session,
 )
 from kling_cli.errors import (
@@ -90,6 +92,9 @@ def generate(
     sidecar: bool = typer.Option(
         True, "--sidecar/--no-sidecar", help="Write <image>.json beside each image."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the requests that would be sent and the cost; send none."
+    ),
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -116,6 +121,9 @@ def generate(
         negative_prompt=negative_prompt,
         mode=mode,
     )
+    if dry_run:
+        return _dry_run(provider, request, output, aspect_ratio is None)
+
     from kling_cli.journal import Journal
 
     journal = Journal.open_default()
@@ -131,6 +139,56 @@ def generate(
             )
     finally:
         journal.close()
+
+
+def _dry_run(
+    provider_id: str | None, request: GenerationRequest, output: Output, aspect_unset: bool
+) -> int:
+    from kling_cli.config import resolve_provider_id
+    from kling_cli.engine import describe_request
+    from kling_cli.providers import get_provider
+
+    config = load_config(output)
+    chosen = resolve_provider_id(provider_id, config)
+    if chosen is None:
+        raise InvalidRequestError("--dry-run needs a provider: pass --provider.")
+    provider = get_provider(chosen)
+    if aspect_unset and "auto" not in provider.capabilities.aspect_ratios:
+        request = request.model_copy(update={"aspect_ratio": "1:1"})
+    provider.check_request(request)
+    endpoint, has_key = dry_run_endpoint(provider, config)
+    requests = [
+        describe_request(provider.build_submit(part, endpoint).request)
+        for part in request.split(provider.capabilities.max_images)
+    ]
+    cost = provider.price.usd_per_image * request.num_images
+    if output.json_mode:
+        output.emit_json(
+            {
+                "dry_run": True,
+                "provider": provider.id,
+                "key_configured": has_key,
+                "requests": requests,
+                "estimated_cost": round(cost, 6),
+            }
+        )
+        return ExitCode.OK
+    import json
+
+    for described in requests:
+        output.result(f"{described['method']} {described['url']}")
+        for name, value in described["headers"].items():
+            output.result(f"{name}: {value}")
+        output.result("")
+        output.result(json.dumps(described["body"], indent=2, ensure_ascii=False))
+        output.result("")
+    output.note(
+        f"Nothing was sent. Estimated cost: ${cost:.4f} ({request.num_images} image(s) x "
+        f"${provider.price.usd_per_image} at {provider.name}, {provider.price.source})."
+    )
+    if not has_key:
+        output.warn(f"No key is set for {provider.name}; a real run would stop here (exit 4).")
+    return ExitCode.OK
 
 
 def _generate(
