@@ -46,61 +46,98 @@ def url_host(url: str) -> str:
 
 
 async def download_image(
-    client: httpx.AsyncClient, url: str, directory: Path, stem: str, *, overwrite: bool = False
+    client: httpx.AsyncClient,
+    url: str,
+    directory: Path,
+    stem: str,
+    *,
+    overwrite: bool = False,
+    partial: Path | None = None,
 ) -> SavedFile:
-    """Download `url` to `directory/stem.<ext>` (or `stem-1.<ext>`, ... when taken)."""
+    """Download `url` to `directory/stem.<ext>` (or `stem-1.<ext>`, ... when taken). A
+    `partial` file left by an interrupted attempt is resumed with `Range` where the server
+    allows it; a failure that may pass leaves its partial file on the raised error."""
     directory.mkdir(parents=True, exist_ok=True)
+    part = partial or directory / f".{stem}.{os.getpid()}.part"
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    digest = hashlib.sha256()
     try:
-        async with client.stream("GET", url) as response:
-            if response.status_code != 200:
-                error = DownloadError(
-                    f"Downloading an image from {url_host(url)} failed with HTTP "
-                    f"{response.status_code}"
-                    + (
-                        " (the link may have expired)."
-                        if response.status_code in (403, 404)
-                        else "."
-                    )
-                )
-                error.retryable = response.status_code in RETRYABLE_STATUS
-                raise error
+        async with client.stream("GET", url, headers=headers) as response:
+            resumed = response.status_code == 206 and _resumes_at(response, have)
+            if response.status_code != 200 and not resumed:
+                raise _status_error(url, response.status_code)
             content_type = response.headers.get("content-type", "")
             mime = content_type.split(";")[0].strip().lower()
             if mime and not mime.startswith(("image/", "application/octet-stream")):
                 raise DownloadError(f"{url_host(url)} answered with {mime} instead of an image.")
             extension = extension_for(content_type, url)
-            part = directory / f".{stem}.{os.getpid()}.{extension}.part"
-            digest = hashlib.sha256()
-            size = 0
-            try:
-                with part.open("wb") as handle:
-                    async for chunk in response.aiter_raw(CHUNK_SIZE):
-                        handle.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                expected = response.headers.get("content-length")
-                if expected is not None and expected.isdigit() and int(expected) != size:
-                    raise DownloadError(
-                        f"The image from {url_host(url)} arrived truncated "
-                        f"({size} of {expected} bytes)."
-                    )
-                width, height = _image_size(part, url)
-                final = _place(part, directory, stem, extension, overwrite=overwrite)
-            finally:
-                part.unlink(missing_ok=True)
+            if resumed:
+                with part.open("rb") as existing:
+                    for block in iter(lambda: existing.read(CHUNK_SIZE), b""):
+                        digest.update(block)
+            with part.open("ab" if resumed else "wb") as handle:
+                async for chunk in response.aiter_raw():
+                    handle.write(chunk)
+                    digest.update(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            size = part.stat().st_size
+            expected = _expected_size(response, resumed)
+            if expected is not None and expected != size:
+                raise DownloadError(
+                    f"The image from {url_host(url)} arrived truncated ({size} of {expected} "
+                    "bytes).",
+                    partial=part,
+                )
     except httpx.RemoteProtocolError:
         raise DownloadError(
-            f"The image from {url_host(url)} arrived truncated (the connection closed early)."
+            f"The image from {url_host(url)} arrived truncated (the connection closed early).",
+            partial=part,
         ) from None
     except httpx.HTTPError as exc:
         raise DownloadError(
-            f"Downloading an image from {url_host(url)} failed: {type(exc).__name__}."
+            f"Downloading an image from {url_host(url)} failed: {type(exc).__name__}.",
+            partial=part,
         ) from None
+    except DownloadError as exc:
+        if exc.partial is None:
+            part.unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise SaveError(f"Cannot save the image in {directory}: {exc.strerror}.") from None
+    try:
+        width, height = _image_size(part, url)
+        final = _place(part, directory, stem, extension, overwrite=overwrite)
     except OSError as exc:
         raise SaveError(f"Cannot save the image in {directory}: {exc.strerror}.") from None
+    finally:
+        part.unlink(missing_ok=True)
     return SavedFile(final, url, width, height, size, digest.hexdigest())
+
+
+def _status_error(url: str, status: int) -> DownloadError:
+    expired = " (the link may have expired)" if status in (403, 404) else ""
+    error = DownloadError(
+        f"Downloading an image from {url_host(url)} failed with HTTP {status}{expired}."
+    )
+    error.retryable = status in RETRYABLE_STATUS
+    return error
+
+
+def _resumes_at(response: httpx.Response, offset: int) -> bool:
+    """A 206 whose `Content-Range` starts where our partial file ends."""
+    content_range = str(response.headers.get("content-range", ""))
+    return content_range.startswith(f"bytes {offset}-")
+
+
+def _expected_size(response: httpx.Response, resumed: bool) -> int | None:
+    if resumed:
+        total = response.headers.get("content-range", "").rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    length = response.headers.get("content-length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 def _image_size(path: Path, url: str) -> tuple[int, int]:

@@ -410,13 +410,22 @@ class Engine:
         self, url: str, output_dir: Path, stem: str, overwrite: bool
     ) -> SavedFile:
         attempt = 0
+        partial: Path | None = None
         while True:
             try:
                 return await download_image(
-                    self.clients.downloads, url, output_dir, stem, overwrite=overwrite
+                    self.clients.downloads,
+                    url,
+                    output_dir,
+                    stem,
+                    overwrite=overwrite,
+                    partial=partial,
                 )
             except DownloadError as exc:
+                partial = exc.partial
                 if not exc.retryable or attempt + 1 >= self.retry_policy.attempts:
+                    if partial is not None:
+                        partial.unlink(missing_ok=True)
                     raise
                 await self._back_off(attempt, exc.message)
             attempt += 1

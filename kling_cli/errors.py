@@ -6,6 +6,7 @@ Only `kling_cli.cli.main` turns these into exit codes and messages; the core rai
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 
@@ -103,6 +104,11 @@ class DownloadError(KlingError):
     exit_code = ExitCode.DOWNLOAD_FAILED
     code = "download_failed"
     retryable = True
+
+    def __init__(self, message: str, *, partial: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # The bytes received so far, for the next attempt to resume from.
+        self.partial = partial
 
 
 class SaveError(DownloadError):

@@ -141,16 +141,23 @@ def test_a_timed_out_job_is_resumed_by_status(run_cli, monkeypatch: pytest.Monke
         assert len(submits) == 1  # resuming never submits (or pays) again
 
 
-def test_a_truncated_download_is_retried(run_cli, use_emulator: Emulator) -> None:
+def test_a_truncated_download_resumes_where_it_stopped(run_cli, use_emulator: Emulator) -> None:
     use_emulator.inject("images", Fault(kind="truncated_download", on="download", times=1))
-    result = run_cli("generate", "a red fox", "-p", "runware")
+    result = run_cli("generate", "a red fox", "-p", "runware", "--json")
     assert result.exit_code == 0, result.stderr
     assert "arrived truncated" in result.stderr
-    [path] = result.stdout.split()
+    first, second = [r for r in use_emulator.requests if r.server == "images"]
+    assert "range" not in first.headers
+    assert second.headers["range"].startswith("bytes=") and second.headers["range"] != "bytes=0-"
+    [entry] = result.json()["files"]
+    import hashlib
+
     from PIL import Image
 
-    with Image.open(path) as image:
+    assert hashlib.sha256(Path(entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+    with Image.open(entry["path"]) as image:
         image.load()
+    assert not list(Path("kling-output").glob(".*.part"))
 
 
 def test_a_download_that_keeps_failing_exits_7_and_keeps_the_job(

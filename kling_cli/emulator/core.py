@@ -222,7 +222,15 @@ class Emulator:
         if image is None:
             return _text_reply(404, "Not found")
         body = encoded(image.spec)
-        return Reply(200, body, content_type=CONTENT_TYPES[image.spec.format])
+        content_type = CONTENT_TYPES[image.spec.format]
+        start = _range_start(incoming.headers.get("range"), len(body))
+        if start is None:
+            return Reply(200, body, headers={"Accept-Ranges": "bytes"}, content_type=content_type)
+        # Like a CDN: `Range: bytes=N-` resumes an interrupted download.
+        content_range = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        return Reply(
+            206, body[start:], headers={"Content-Range": content_range}, content_type=content_type
+        )
 
     def _record(
         self, server: ServerName, provider: str | None, path: str, incoming: Incoming
@@ -283,6 +291,17 @@ def _apply(
     if fault.kind == "server_error":
         return server_error(fault.status)
     return dataclasses.replace(answer(), truncate=True)  # truncated_download
+
+
+def _range_start(header: str | None, size: int) -> int | None:
+    """The first byte asked for by `Range: bytes=N-`, or None for the whole body."""
+    if not header or not header.startswith("bytes=") or not header.endswith("-"):
+        return None
+    try:
+        start = int(header[len("bytes=") : -1])
+    except ValueError:
+        return None
+    return start if 0 <= start < size else None
 
 
 def _text_reply(status: int, text: str) -> Reply:
