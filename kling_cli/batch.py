@@ -247,7 +247,7 @@ class BatchRunner:
 
         planned.key = planned.key or item_key(planned, self.output_dir)
         existing = self.journal.find_batch_item(planned.key)
-        if existing is not None and existing.state == "succeeded" and _files_present(existing):
+        if existing is not None and _finished_and_saved(existing):
             return _result_from_job(planned, existing, "skipped")
         # Resume what a previous run left in flight; an item whose tasks all failed gets a
         # fresh attempt.
@@ -284,12 +284,13 @@ class BatchRunner:
             if resuming:
                 submitted = await _resume(engine, existing)
             else:
-                submitted = await engine.submit_job(planned.request)
+                submitted = await engine.submit_job(planned.request, push_timeout=self.timeout)
             outcome = await engine.finish(
                 submitted,
                 self.output_dir,
                 _stems(planned.item.item_id, submitted),
                 timeout=self.timeout,
+                on_disk=_saved_urls(existing) if resuming and existing else (),
             )
             if outcome.failures:
                 error = outcome.failures[0]
@@ -351,9 +352,21 @@ async def _resume(engine: Any, job: Any) -> list[tuple[Any, Any]]:
     return current
 
 
-def _files_present(job: Any) -> bool:
+def _saved_urls(job: Any) -> set[str]:
+    return {
+        out.url
+        for task in job.tasks
+        for out in task.outputs
+        if out.path and Path(out.path).exists()
+    }
+
+
+def _finished_and_saved(job: Any) -> bool:
+    """Every task succeeded and every image it made is on disk (whatever state the job row
+    says: a run stopped between the last download and that write)."""
     outputs = [out for task in job.tasks for out in task.outputs]
-    return bool(outputs) and all(out.path and Path(out.path).exists() for out in outputs)
+    all_succeeded = bool(job.tasks) and all(task.state == "succeeded" for task in job.tasks)
+    return all_succeeded and bool(outputs) and len(_saved_urls(job)) == len(outputs)
 
 
 def _result_from_job(planned: PlannedItem, job: Any, status: str) -> ItemResult:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -194,17 +194,23 @@ class Engine:
             raise RuntimeError("use the Engine as an async context manager, or pass clients")
         return self._clients
 
-    async def submit_job(self, request: GenerationRequest) -> list[tuple[TaskHandle, TaskStatus]]:
+    async def submit_job(
+        self, request: GenerationRequest, *, push_timeout: float | None = None
+    ) -> list[tuple[TaskHandle, TaskStatus]]:
         """Submit the request as one task, or as several when the provider makes fewer images
-        per task than asked for. Each task is reported (and so recorded) as it is accepted."""
+        per task than asked for. Each task is reported (and so recorded) as it is accepted.
+        With `push_timeout` (the caller will wait anyway), a provider's push delivery is used,
+        held open at most that long."""
         parts = request.split(self.provider.capabilities.max_images)
-        return [await self.submit(part) for part in parts]
+        return [await self.submit(part, push_timeout=push_timeout) for part in parts]
 
-    async def submit(self, request: GenerationRequest) -> tuple[TaskHandle, TaskStatus]:
+    async def submit(
+        self, request: GenerationRequest, *, push_timeout: float | None = None
+    ) -> tuple[TaskHandle, TaskStatus]:
         """Send the submit request once. It is repeated only when it provably never reached the
         provider (the connection was refused or timed out while connecting), or on a 429 that
         says when to come back."""
-        submission = self.provider.build_submit(request, self.endpoint)
+        submission = self._submission(request, push_timeout)
         self.listener.submitting(submission.client_task_id, submission.expected_images)
         attempt = 0
         while True:
@@ -232,6 +238,17 @@ class Engine:
             self.listener.submitted(task)
             self.listener.status_changed(task, status)
             return task, status
+
+    def _submission(self, request: GenerationRequest, push_timeout: float | None) -> Submission:
+        pushed = (
+            self.provider.build_push_submit(request, self.endpoint)
+            if push_timeout is not None
+            else None
+        )
+        if pushed is None or push_timeout is None:
+            return self.provider.build_submit(request, self.endpoint)
+        limit = min(pushed.request.read_timeout or push_timeout, push_timeout)
+        return replace(pushed, request=replace(pushed.request, read_timeout=limit))
 
     async def _after_ambiguous_submit(
         self, submission: Submission, exc: httpx.TransportError

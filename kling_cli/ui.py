@@ -116,7 +116,8 @@ class PlainProgress:
         self.output.note(f"[{time.monotonic() - self.started:5.1f}s] {text}")
 
     def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
-        pass
+        if client_task_id:
+            self._line(f"submitting to {self.provider_name}: task {client_task_id}")
 
     def submit_uncertain(self, reason: str) -> None:
         self._line(f"{reason}; checking whether the job exists")

@@ -131,7 +131,16 @@ def test_on_a_terminal_a_spinner_shows_the_provider_status(tmp_path: Path) -> No
 
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [*kling_command(), "generate", "a red fox", "--emulate", "-o", str(tmp_path)],
+        [
+            *kling_command(),
+            "generate",
+            "a red fox",
+            "--emulate",
+            "-p",
+            "unifically",
+            "-o",
+            str(tmp_path),
+        ],
         stdin=terminal,
         stdout=subprocess.PIPE,
         stderr=terminal,
@@ -151,7 +160,7 @@ def test_on_a_terminal_a_spinner_shows_the_provider_status(tmp_path: Path) -> No
     os.close(controller)
     screen = seen.decode(errors="replace")
     assert process.returncode == 0
-    assert "Runware: processing" in screen
+    assert "Unifically: processing" in screen
     assert "0:00:0" in screen  # elapsed time next to the spinner
     assert "[  0." not in screen  # no plain progress lines on a terminal
     assert Path(stdout.strip()).exists()

@@ -25,7 +25,9 @@ def test_text_to_image_request_matches_the_documented_example(
     result = run_cli("generate", prompt, "-p", "runware", "-a", "16:9")
     assert result.exit_code == 0, result.stderr
 
-    submit, *polls = api_requests(use_emulator)
+    # Waiting anyway, kling uses the documented default `deliveryMethod: sync`: one request,
+    # answered with the image, no polling.
+    [submit] = api_requests(use_emulator)
     assert (submit.method, submit.path) == ("POST", "/v1")
     assert submit.headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
     assert submit.headers["content-type"] == "application/json"
@@ -46,18 +48,30 @@ def test_text_to_image_request_matches_the_documented_example(
         "outputType": "URL",
         "outputFormat": "PNG",
         "includeCost": True,
-        "deliveryMethod": "async",
+        "deliveryMethod": "sync",
     }
-    assert polls, "the result is fetched with getResponse"
-    for poll in polls:
-        assert (poll.method, poll.path) == ("POST", "/v1")
-        assert poll.json() == [{"taskType": "getResponse", "taskUUID": task_uuid}]
-
     [path] = result.stdout.split()
     with Image.open(path) as image:
         assert image.format == "PNG"
         assert image.size == (1360, 768)
     assert "Cost reported by Runware: $0.0280" in result.stderr
+
+
+def test_no_wait_submits_async_and_status_polls_with_get_response(
+    run_cli, use_emulator: Emulator
+) -> None:
+    submitted = run_cli("generate", "a red fox", "-p", "runware", "--no-wait", "--json")
+    assert submitted.exit_code == 0, submitted.stderr
+    [submit] = api_requests(use_emulator)
+    [task] = submit.json()
+    assert task["deliveryMethod"] == "async"
+    finished = run_cli("status", submitted.json()["job"]["id"], "--wait", "--download")
+    assert finished.exit_code == 0, finished.stderr
+    polls = api_requests(use_emulator)[1:]
+    assert polls, "the result is fetched with getResponse"
+    for poll in polls:
+        assert (poll.method, poll.path) == ("POST", "/v1")
+        assert poll.json() == [{"taskType": "getResponse", "taskUUID": task["taskUUID"]}]
 
 
 def test_references_and_several_images(run_cli, use_emulator: Emulator) -> None:

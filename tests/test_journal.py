@@ -99,8 +99,8 @@ def test_an_ambiguous_submit_without_a_client_id_is_recorded_as_may_exist(
 
 @pytest.mark.parametrize("fault", ["malformed_json", "html_error_page", "server_error"])
 def test_a_bad_status_answer_is_retried(run_cli, use_emulator: Emulator, fault: str) -> None:
-    use_emulator.inject("runware", Fault(kind=fault, on="poll"))
-    result = run_cli("generate", "a red fox", "-p", "runware")
+    use_emulator.inject("unifically", Fault(kind=fault, on="poll"))
+    result = run_cli("generate", "a red fox", "-p", "unifically")
     assert result.exit_code == 0, result.stderr
     assert "retrying" in result.stderr
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -253,7 +254,8 @@ async def _run(
     from kling_cli.engine import Engine
 
     async with Engine(session.provider, session.endpoint, listener=listener) as engine:
-        submitted = await engine.submit_job(request)
+        started = time.monotonic()
+        submitted = await engine.submit_job(request, push_timeout=None if no_wait else timeout)
         if no_wait:
             _print_submitted(output, job_id, submitted)
             return None
@@ -261,7 +263,7 @@ async def _run(
             submitted,
             output_dir,
             lambda task: file_stem_for(request.prompt, task.task_id),
-            timeout=timeout,
+            timeout=max(timeout - (time.monotonic() - started), 0.001),
             overwrite=overwrite,
         )
     for _, status in outcome.finished:
@@ -316,7 +318,12 @@ def _with_resume_hint(
     resume = f"kling status {job_id} --wait --download"
     if isinstance(error, KeyboardInterrupt):
         if progress.task is None:
-            return error
+            return InterruptedByUser(
+                f"Interrupted while submitting job {job_id}; if the provider received it, it "
+                "keeps running (and is paid for).",
+                hint=f"Check with: {resume}",
+                job={"id": job_id, "provider": session.provider.id, "task_id": None, "state": None},
+            )
         return InterruptedByUser(
             f"Interrupted; job {job_id} keeps running at {session.provider.name} (it is paid for).",
             hint=f"Fetch the images later with: {resume}",

@@ -242,6 +242,13 @@ class Provider(ABC):
     @abstractmethod
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission: ...
 
+    def build_push_submit(
+        self, request: GenerationRequest, endpoint: Endpoint
+    ) -> Submission | None:
+        """A submit whose answer carries the results (push delivery), for callers that wait
+        anyway; None where the provider has none. `parse_submit` reads its answer."""
+        return None
+
     @abstractmethod
     def parse_submit(
         self, response: HttpResponse, submission: Submission

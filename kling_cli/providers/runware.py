@@ -7,6 +7,7 @@ official SDK).
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import AuthError, KlingError, OutOfCreditsError, RateLimitedError
@@ -31,7 +32,20 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
 
 MODEL_ID = "klingai:kling-image@o1"
+# A sync answer waits for every image; Kling Image O1 takes 5-15 s an image (seed 001).
+SYNC_READ_TIMEOUT = 300.0
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPG", "webp": "WEBP"}
+# Error code families of a task that ran and failed, as the official SDK classifies them
+# (safety, provider, timeout: providers-seeds.md §3.7).
+TASK_FAILURE_CODES = (
+    "contentpolicy",
+    "nsfw",
+    "safety",
+    "provider",
+    "timeout",
+    "inferenceerror",
+    "taskfailed",
+)
 
 
 class Runware(Provider):
@@ -48,6 +62,7 @@ class Runware(Provider):
         auto_aspect_needs_references=True,
         min_prompt_chars=3,  # positivePrompt "min 3" (providers-seeds.md §3.4)
         output_formats=("png", "jpeg", "webp"),
+        push=("sync",),
         # taskUUID is ours (§3.4); getResponse finds it (§3.6).
         client_task_id_lookup=True,
     )
@@ -65,7 +80,7 @@ class Runware(Provider):
             # The API's default is JPG; kling-cli's default is lossless PNG.
             "outputFormat": OUTPUT_FORMATS[request.output_format or "png"],
             "includeCost": True,
-            # The API defaults to sync; async lets the engine record the task before waiting.
+            # `sync` (the API's default) answers with the results; see build_push_submit.
             "deliveryMethod": "async",
         }
         dimensions = request.dimensions
@@ -83,6 +98,19 @@ class Runware(Provider):
             client_task_id=task_uuid,
             expected_images=request.num_images,
         )
+
+    def build_push_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
+        """`deliveryMethod: sync`: one request, answered with the images (seed 002). Safe to
+        wait on because the taskUUID is ours and recorded first: if the answer is lost, the
+        task is looked up with getResponse instead of being sent again."""
+        submission = self.build_submit(request, endpoint)
+        [task] = submission.request.json
+        synchronous = replace(
+            submission.request,
+            json=[{**task, "deliveryMethod": "sync"}],
+            read_timeout=SYNC_READ_TIMEOUT,
+        )
+        return replace(submission, request=synchronous)
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission
@@ -128,6 +156,9 @@ class Runware(Provider):
             return OutOfCreditsError(message)
         if response.status_code == 402:
             return OutOfCreditsError(message)
+        if any(word in lowered for word in TASK_FAILURE_CODES) and "notfound" not in lowered:
+            # The task ran and failed (a sync answer says so with HTTP 400): not a bad request.
+            return None
         if "ratelimit" in lowered or response.status_code == 429:
             return RateLimitedError(message, retry_after=response.retry_after)
         if response.status_code >= 400:
