@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kling_cli.errors import InvalidRequestError, KlingError
+from kling_cli.naming import Naming, safe_name
 from kling_cli.providers import get_provider
 from kling_cli.providers.base import Endpoint, Provider
 
@@ -40,10 +41,7 @@ FIELD_ALIASES: dict[str, str] = {
     "mode": "mode",
 }
 MANIFEST_NAME = "manifest.json"
-SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
-WINDOWS_RESERVED_NAMES = frozenset(
-    {"CON", "PRN", "AUX", "NUL"} | {f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10)}
-)
+BATCH_NAME_TEMPLATE = "{id}"
 
 
 @dataclass(frozen=True)
@@ -54,9 +52,8 @@ class BatchItem:
     @property
     def item_id(self) -> str:
         """The item's id made safe as a file name on every system (it names the files)."""
-        raw = str(self.fields.get("id") or f"item-{self.line}")
-        safe = SAFE_ID.sub("-", raw).strip("-.")[:80] or f"item-{self.line}"
-        return f"{safe}_" if safe.split(".")[0].upper() in WINDOWS_RESERVED_NAMES else safe
+        fallback = f"item-{self.line}"
+        return safe_name(str(self.fields.get("id") or fallback), fallback=fallback)
 
 
 @dataclass
@@ -221,6 +218,7 @@ class BatchRunner:
     timeout: float
     emulated: bool = False
     sidecars: bool = True
+    name_template: str = BATCH_NAME_TEMPLATE
     on_result: Callable[[ItemResult], None] = lambda result: None
     on_retry: Callable[[str, float], None] = lambda reason, delay: None
 
@@ -265,6 +263,7 @@ class BatchRunner:
                 str(self.output_dir.resolve()),
                 emulated=self.emulated,
                 batch_key=planned.key,
+                name_template=self.name_template,
             )
             recorder = JobRecorder(self.journal, job_id)
         listener = Listeners(recorder, _RetryReporter(self.on_retry))
@@ -288,7 +287,15 @@ class BatchRunner:
             outcome = await engine.finish(
                 submitted,
                 self.output_dir,
-                _stems(planned.item.item_id, submitted),
+                Naming(
+                    self.name_template,
+                    job_id,
+                    planned.provider.id,
+                    planned.request.prompt,
+                    planned.request.aspect_ratio,
+                    planned.request.resolution,
+                    item_id=planned.item.item_id,
+                ).stem_for(),
                 timeout=self.timeout,
                 on_disk=_saved_urls(existing) if resuming and existing else (),
             )
@@ -325,14 +332,6 @@ class _RetryReporter:
 
     def saved(self, task: Any, file: Any) -> None:
         pass
-
-
-def _stems(item_id: str, submitted: list[tuple[Any, Any]]) -> Callable[[Any], str]:
-    """Files are named after the item id; a fanned-out item numbers its tasks (`id-t2`)."""
-    if len(submitted) == 1:
-        return lambda task: item_id
-    numbers = {task.task_id: number for number, (task, _) in enumerate(submitted, start=1)}
-    return lambda task: f"{item_id}-t{numbers[task.task_id]}"
 
 
 async def _resume(engine: Any, job: Any) -> list[tuple[Any, Any]]:

@@ -121,6 +121,10 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
 
 
+# A file stem for (task id, image number in the job, images in the job).
+NameFor = Callable[[str, int, int], str]
+
+
 @dataclass
 class JobOutcome:
     finished: list[tuple[TaskHandle, TaskStatus]] = field(default_factory=list)
@@ -356,14 +360,15 @@ class Engine:
         self,
         submitted: list[tuple[TaskHandle, TaskStatus]],
         output_dir: Path,
-        stem_for: Callable[[TaskHandle], str],
+        name_for: NameFor,
         *,
         timeout: float | None,
         overwrite: bool = False,
         on_disk: Collection[str] = (),
     ) -> JobOutcome:
         """Wait for every task, then download the images not yet on disk. A task that fails
-        does not stop the others: what was made is saved, and the failures are returned."""
+        does not stop the others: what was made is saved, and the failures are returned.
+        Images are numbered across the whole job, so a fanned-out `-n 3` gives 1, 2, 3."""
         outcomes = await asyncio.gather(
             *(self.wait(task, status, timeout=timeout) for task, status in submitted),
             return_exceptions=True,
@@ -372,21 +377,27 @@ class Engine:
         for (task, _), outcome in zip(submitted, outcomes, strict=True):
             if isinstance(outcome, KlingError):
                 result.failures.append(outcome)
-                continue
-            if isinstance(outcome, BaseException):
+            elif isinstance(outcome, BaseException):
                 raise outcome
-            result.finished.append((task, outcome))
+            else:
+                result.finished.append((task, outcome))
+        count = sum(len(status.outputs) for _, status in result.finished)
+        first = 1
+        for task, status in result.finished:
             try:
                 result.files += await self.download(
                     task,
-                    outcome,
+                    status,
                     output_dir,
-                    stem_for(task),
+                    name_for,
+                    first,
+                    count,
                     overwrite=overwrite,
                     on_disk=on_disk,
                 )
             except DownloadError as exc:
                 result.failures.append(exc)
+            first += len(status.outputs)
         return result
 
     async def download(
@@ -394,16 +405,18 @@ class Engine:
         task: TaskHandle,
         status: TaskStatus,
         output_dir: Path,
-        file_stem: str,
+        name_for: NameFor,
+        first_index: int = 1,
+        count: int | None = None,
         *,
         overwrite: bool = False,
         on_disk: Collection[str] = (),
     ) -> tuple[SavedFile, ...]:
         semaphore = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
-        many = len(status.outputs) > 1
+        total = count if count is not None else len(status.outputs)
 
         async def fetch(index: int, url: str) -> SavedFile:
-            stem = f"{file_stem}-{index + 1}" if many else file_stem
+            stem = name_for(task.task_id, index, total)
             async with semaphore:
                 saved = await self._download_with_retries(url, output_dir, stem, overwrite)
             self.listener.saved(task, saved)
@@ -412,8 +425,8 @@ class Engine:
         try:
             files = await asyncio.gather(
                 *(
-                    fetch(i, output.url)
-                    for i, output in enumerate(status.outputs)
+                    fetch(index, output.url)
+                    for index, output in enumerate(status.outputs, start=first_index)
                     if output.url not in on_disk
                 )
             )

@@ -76,6 +76,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN batch_key TEXT;
     CREATE INDEX jobs_by_batch_key ON jobs (batch_key);
     """,
+    # 3: `kling status --download` names files the way the job was asked to.
+    """
+    ALTER TABLE jobs ADD COLUMN name_template TEXT;
+    """,
 )
 
 # Task states beyond the provider's: not yet answered, and answered ambiguously.
@@ -158,6 +162,7 @@ class JobRecord:
     updated_at: float
     state: str
     error: str | None
+    name_template: str | None = None
     tasks: list[TaskRecord] = field(default_factory=list)
 
     @property
@@ -225,13 +230,15 @@ class Journal:
         *,
         emulated: bool = False,
         batch_key: str | None = None,
+        name_template: str | None = None,
     ) -> str:
         job_id = new_job_id()
         now = time.time()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO jobs (id, provider, request, output_dir, emulated, created_at,"
-                " updated_at, state, batch_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " updated_at, state, batch_key, name_template)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     provider,
@@ -242,6 +249,7 @@ class Journal:
                     now,
                     SUBMITTING,
                     batch_key,
+                    name_template,
                 ),
             )
         return job_id
@@ -384,6 +392,7 @@ class Journal:
             updated_at=row["updated_at"],
             state=row["state"],
             error=row["error"],
+            name_template=row["name_template"],
         )
         outputs: dict[int, list[OutputRecord]] = {}
         for out in self._db.execute(

@@ -55,6 +55,9 @@ def batch(
     sidecar: bool = typer.Option(
         True, "--sidecar/--no-sidecar", help="Write <image>.json beside each image."
     ),
+    name: str = typer.Option(
+        "{id}", "--name", help="File name template (see `kling generate --help`)."
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate, print each item's requests and the cost; send none."
     ),
@@ -65,8 +68,10 @@ def batch(
 ) -> int:
     """Run every item of a manifest; re-running it skips what is done and resumes the rest."""
     from kling_cli.batch import estimated_cost, plan_items, read_items, select_shard
+    from kling_cli.naming import check_template
 
     output: Output = ctx.obj
+    check_template(name)
     if concurrency < 1:
         raise InvalidRequestError(f"--concurrency must be at least 1, not {concurrency}.")
     source = "stdin" if file == "-" else file
@@ -95,7 +100,7 @@ def batch(
     provider_ids = sorted({item.provider.id for item in planned})
     with open_sessions(provider_ids, emulate=emulate, output=output, config=config) as sessions:
         results = _run(
-            output, sessions, planned, output_dir, concurrency, timeout, emulate, sidecar
+            output, sessions, planned, output_dir, concurrency, timeout, emulate, sidecar, name
         )
     return _summarize(output, results, output_dir, estimate)
 
@@ -149,6 +154,7 @@ def _run(
     timeout: float,
     emulated: bool,
     sidecars: bool,
+    name_template: str,
 ) -> list[ItemResult]:
     from kling_cli.batch import BatchRunner
     from kling_cli.journal import Journal
@@ -163,6 +169,7 @@ def _run(
         timeout=timeout,
         emulated=emulated,
         sidecars=sidecars,
+        name_template=name_template,
         on_result=progress.finished,
         on_retry=progress.retrying,
     )

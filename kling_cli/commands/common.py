@@ -4,7 +4,6 @@ against the in-process emulator)."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,15 +158,6 @@ def _emulator_latency() -> float:
         raise ConfigError(
             f"{EMULATOR_LATENCY_ENV} must be a number of seconds, not {raw!r}."
         ) from None
-
-
-def file_stem_for(prompt: str, task_id: str) -> str:
-    """`a-red-fox-on-3f2a91bc`: a few words of the prompt and the start of the task id, safe as
-    a file name on every system."""
-    words = re.findall(r"[a-z0-9]+", prompt.lower())[:4]
-    slug = "-".join(words)[:40].strip("-") or "kling"
-    task = re.sub(r"[^A-Za-z0-9]", "", task_id)[:8] or "task"
-    return f"{slug}-{task}"
 
 
 def dry_run_endpoint(provider: Provider, config: ConfigFile) -> tuple[Endpoint, bool]:

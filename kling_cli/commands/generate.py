@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,6 @@ from kling_cli.commands.common import (
     PROVIDER_OPTION,
     ProviderSession,
     dry_run_endpoint,
-    file_stem_for,
     load_config,
     open_session,
 )
@@ -75,8 +75,17 @@ def generate(
     output_dir: Path = typer.Option(
         DEFAULT_OUTPUT_DIR, "--output-dir", "-o", help="Where to save the images."
     ),
+    name: str = typer.Option(
+        "{slug}-{task}",
+        "--name",
+        help="File name template: {id} {job} {task} {index} {provider} {date} {time} {slug} "
+        "{aspect} {resolution} {ext}.",
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace existing files instead of adding -1, -2..."
+    ),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Do nothing (and pay nothing) if the files exist."
     ),
     timeout: float = typer.Option(
         DEFAULT_TIMEOUT_SECONDS, "--timeout", help="Seconds to wait for the images."
@@ -122,6 +131,17 @@ def generate(
         negative_prompt=negative_prompt,
         mode=mode,
     )
+    from kling_cli.naming import check_template
+
+    check_template(name)
+    if skip_existing:
+        from kling_cli.naming import Naming, check_skippable, existing_outputs
+
+        check_skippable(name)
+        naming = Naming(name, "", "", request.prompt, request.aspect_ratio, request.resolution)
+        existing = existing_outputs(output_dir, naming, request.num_images)
+        if existing is not None:
+            return _print_skipped(output, existing)
     if dry_run:
         return _dry_run(provider, request, output, aspect_ratio is None)
 
@@ -135,11 +155,21 @@ def generate(
                 # ratio every provider accepts.
                 request = request.model_copy(update={"aspect_ratio": "1:1"})
             session.provider.check_request(request)
-            return _generate(
-                session, request, output, journal, output_dir, timeout, no_wait, overwrite, sidecar
-            )
+            options = RunOptions(output_dir, timeout, no_wait, overwrite, sidecar, name)
+            return _generate(session, request, output, journal, options)
     finally:
         journal.close()
+
+
+def _print_skipped(output: Output, existing: list[Path]) -> int:
+    if output.json_mode:
+        files = [{"path": str(path), "skipped": True} for path in existing]
+        output.emit_json(envelope(exit_code=ExitCode.OK, files=files))
+    else:
+        for path in existing:
+            output.result(str(path))
+        output.note("Already there (--skip-existing): nothing was submitted.")
+    return ExitCode.OK
 
 
 def _dry_run(
@@ -192,16 +222,22 @@ def _dry_run(
     return ExitCode.OK
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    output_dir: Path
+    timeout: float
+    no_wait: bool
+    overwrite: bool
+    sidecar: bool
+    name_template: str
+
+
 def _generate(
     session: ProviderSession,
     request: GenerationRequest,
     output: Output,
     journal: Journal,
-    output_dir: Path,
-    timeout: float,
-    no_wait: bool,
-    overwrite: bool,
-    sidecar: bool,
+    options: RunOptions,
 ) -> int:
     """Record the job before the first request, run it, and record how it ended."""
     from kling_cli.engine import Listeners
@@ -210,23 +246,20 @@ def _generate(
     job_id = journal.create_job(
         session.provider.id,
         request.model_dump(mode="json"),
-        str(output_dir.resolve()),
+        str(options.output_dir.resolve()),
         emulated=session.emulated,
+        name_template=options.name_template,
     )
     progress = progress_for(output, session.provider.name)
     # The journal first: a crash right after a progress line must find the job recorded.
     listener = Listeners(JobRecorder(journal, job_id), progress)
-    if sidecar:
+    if options.sidecar:
         from kling_cli.sidecar import SidecarWriter
 
         recorded = request.model_dump(mode="json")
         listener = Listeners(listener, SidecarWriter(job_id, session.provider.id, recorded))
     try:
-        files = asyncio.run(
-            _run(
-                session, request, output, listener, job_id, output_dir, timeout, no_wait, overwrite
-            )
-        )
+        files = asyncio.run(_run(session, request, output, listener, job_id, options))
     except (KlingError, KeyboardInterrupt) as exc:
         progress.close()
         error = _with_resume_hint(exc, job_id, progress, session)
@@ -246,25 +279,33 @@ async def _run(
     output: Output,
     listener: Listeners,
     job_id: str,
-    output_dir: Path,
-    timeout: float,
-    no_wait: bool,
-    overwrite: bool,
+    options: RunOptions,
 ) -> list[SavedFile] | None:
     from kling_cli.engine import Engine
+    from kling_cli.naming import Naming
 
+    naming = Naming(
+        options.name_template,
+        job_id,
+        session.provider.id,
+        request.prompt,
+        request.aspect_ratio,
+        request.resolution,
+    )
+    timeout = options.timeout
     async with Engine(session.provider, session.endpoint, listener=listener) as engine:
         started = time.monotonic()
-        submitted = await engine.submit_job(request, push_timeout=None if no_wait else timeout)
-        if no_wait:
+        push_timeout = None if options.no_wait else timeout
+        submitted = await engine.submit_job(request, push_timeout=push_timeout)
+        if options.no_wait:
             _print_submitted(output, job_id, submitted)
             return None
         outcome = await engine.finish(
             submitted,
-            output_dir,
-            lambda task: file_stem_for(request.prompt, task.task_id),
+            options.output_dir,
+            naming.stem_for(),
             timeout=max(timeout - (time.monotonic() - started), 0.001),
-            overwrite=overwrite,
+            overwrite=options.overwrite,
         )
     for _, status in outcome.finished:
         if status.error:

@@ -123,8 +123,8 @@ async def _drive(
     timeout: float,
     output_dir: Path,
 ) -> JobOutcome | None:
-    from kling_cli.commands.common import file_stem_for
     from kling_cli.engine import Engine
+    from kling_cli.naming import DEFAULT_TEMPLATE, Naming
 
     handles = _handles(session, job)
     if not handles:
@@ -151,7 +151,14 @@ async def _drive(
         outcome = await engine.finish(
             current,
             output_dir,
-            lambda task: file_stem_for(job.prompt, task.task_id),
+            Naming(
+                job.name_template or DEFAULT_TEMPLATE,
+                job.id,
+                job.provider,
+                job.prompt,
+                str(job.request.get("aspect_ratio", "")),
+                str(job.request.get("resolution", "")),
+            ).stem_for(),
             timeout=timeout,
             on_disk=on_disk if download else {o.url for _, s in current for o in s.outputs},
         )
