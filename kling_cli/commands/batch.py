@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,6 +173,8 @@ def _run(
         on_retry=progress.retrying,
     )
     try:
+        import asyncio  # not at module level: it is slow to import
+
         return asyncio.run(runner.run(planned))
     finally:
         progress.close()

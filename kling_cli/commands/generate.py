@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from dataclasses import dataclass
@@ -259,6 +258,8 @@ def _generate(
         recorded = request.model_dump(mode="json")
         listener = Listeners(listener, SidecarWriter(job_id, session.provider.id, recorded))
     try:
+        import asyncio  # not at module level: it is slow to import
+
         files = asyncio.run(_run(session, request, output, listener, job_id, options))
     except (KlingError, KeyboardInterrupt) as exc:
         progress.close()

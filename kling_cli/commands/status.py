@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,6 +99,8 @@ def _refresh_job(
     progress = progress_for(output, session.provider.name)
     listener = Listeners(JobRecorder(journal, job.id, job.tasks), progress)
     try:
+        import asyncio  # not at module level: it is slow to import
+
         outcome = asyncio.run(_drive(session, job, listener, wait, download, timeout, output_dir))
     except BaseException as exc:
         journal.set_job_state(job.id, job_state_after(exc), getattr(exc, "message", None))

@@ -11,8 +11,6 @@ import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import jwt
-
 from kling_cli.errors import (
     AuthError,
     KlingError,
@@ -264,6 +262,8 @@ class Kling(Provider):
 def mint_token(access_key: str, secret_key: str, *, now: float | None = None) -> str:
     """A fresh token per request: HS256, `iss` = access key, valid from 5 s ago for 30 min
     (§1.2)."""
+    import jwt  # PyJWT; imported here so that commands without Kling start faster
+
     issued = int(time.time() if now is None else now)
     claims = {
         "iss": access_key,
