@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kling_cli.emulator.aiml import AimlApi
+from kling_cli.emulator.aimlapi import AimlApi
 from kling_cli.emulator.apiinone import ApiInOneApi
 from kling_cli.emulator.comfy import ComfyApi
 from kling_cli.emulator.fal import FalApi

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kling_cli.errors import InvalidRequestError
-from kling_cli.providers.aiml import Aiml
+from kling_cli.providers.aimlapi import Aiml
 from kling_cli.providers.apiinone import ApiInOne
 from kling_cli.providers.base import Provider
 from kling_cli.providers.comfy import Comfy

@@ -432,7 +432,7 @@ AIML_EXAMPLE: dict[str, Any] = {
 
 class AimlCaller:
     def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("aiml")
+        self.url = emulator.base_url("aimlapi")
         self.http = http
 
     def generate(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:

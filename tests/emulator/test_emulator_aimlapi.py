@@ -105,7 +105,7 @@ def test_a_bad_key_is_401(emu: Emulator, aiml: AimlCaller, headers: dict[str, st
 
 
 def test_a_failed_generation_is_an_error_answer(emu: Emulator, aiml: AimlCaller) -> None:
-    emu.inject("aiml", Fault("task_failure", message="content flagged"))
+    emu.inject("aimlapi", Fault("task_failure", message="content flagged"))
     response = aiml.generate(AIML_EXAMPLE)
     assert response.status_code == 400
     assert response.json()["message"] == "content flagged"
@@ -113,11 +113,11 @@ def test_a_failed_generation_is_an_error_answer(emu: Emulator, aiml: AimlCaller)
 
 
 def test_rate_limit_and_server_error(emu: Emulator, aiml: AimlCaller) -> None:
-    emu.inject("aiml", Fault("rate_limit", retry_after=6))
+    emu.inject("aimlapi", Fault("rate_limit", retry_after=6))
     limited = aiml.generate(AIML_EXAMPLE)
     assert (limited.status_code, limited.headers["retry-after"]) == (429, "6")
     assert limited.json()["statusCode"] == 429
-    emu.inject("aiml", Fault("server_error", status=502))
+    emu.inject("aimlapi", Fault("server_error", status=502))
     failed = aiml.generate(AIML_EXAMPLE)
     assert (failed.status_code, failed.json()["statusCode"]) == (502, 502)
     assert emu.events == []  # neither created a generation

@@ -75,7 +75,7 @@ def error_reply(status: int, message: str, details: list[Problem] | None = None)
 
 
 class AimlApi(ProviderApi):
-    provider_id = "aiml"
+    provider_id = "aimlapi"
     base_path = ""  # https://api.aimlapi.com -> the mount; the route is /v1/images/generations
 
     def __init__(self, context: ProviderContext) -> None:

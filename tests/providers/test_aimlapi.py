@@ -12,7 +12,7 @@ from PIL import Image
 from kling_cli.emulator import EMULATOR_API_KEY, Emulator, Fault
 from kling_cli.errors import ProviderRequestError
 from kling_cli.limits import ASPECT_RATIOS, OUTPUT_DIMENSIONS
-from kling_cli.providers.aiml import Aiml
+from kling_cli.providers.aimlapi import Aiml
 from kling_cli.providers.base import Endpoint, HttpResponse, TaskHandle, TaskState
 from kling_cli.request import build_request
 
@@ -31,7 +31,7 @@ def api_requests(emu: Emulator) -> list:
 
 def test_one_request_with_the_documented_fields(run_cli, use_emulator: Emulator) -> None:
     prompt = "Put @image_1 on a beach at sunset"
-    result = run_cli("generate", prompt, "-r", REF, "-a", "16:9", "-p", "aiml", "--json")
+    result = run_cli("generate", prompt, "-r", REF, "-a", "16:9", "-p", "aimlapi", "--json")
     assert result.exit_code == 0, result.stderr
 
     [submit] = api_requests(use_emulator)
@@ -63,7 +63,7 @@ def test_one_request_with_the_documented_fields(run_cli, use_emulator: Emulator)
 def test_refused_before_the_network(
     run_cli, use_emulator: Emulator, args: list[str], message: str
 ) -> None:
-    result = run_cli("generate", "a red fox", *args, "-p", "aiml")
+    result = run_cli("generate", "a red fox", *args, "-p", "aimlapi")
     assert result.exit_code == 2
     assert message in result.stderr
     assert not api_requests(use_emulator)
@@ -71,7 +71,7 @@ def test_refused_before_the_network(
 
 def test_without_an_aspect_ratio_a_reference_gets_a_square(run_cli, use_emulator: Emulator) -> None:
     # `auto` is kling-cli's default with references; AIML has none (§6), so the CLI picks 1:1.
-    result = run_cli("generate", "restyle", "-r", REF, "-p", "aiml")
+    result = run_cli("generate", "restyle", "-r", REF, "-p", "aimlapi")
     assert result.exit_code == 0, result.stderr
     [submit] = api_requests(use_emulator)
     assert submit.json()["aspect_ratio"] == "1:1"
@@ -81,7 +81,7 @@ def test_ten_references_in_order(run_cli, use_emulator: Emulator) -> None:
     refs = [f"https://example.com/{i}.png" for i in range(1, 11)]
     prompt = "@image_1 wearing the hat from @image_10"
     args = [a for r in refs for a in ("-r", r)]
-    result = run_cli("generate", prompt, *args, "-a", "1:1", "-p", "aiml")
+    result = run_cli("generate", prompt, *args, "-a", "1:1", "-p", "aimlapi")
     assert result.exit_code == 0, result.stderr
     [submit] = api_requests(use_emulator)
     assert submit.json()["image_urls"] == refs
@@ -90,7 +90,7 @@ def test_ten_references_in_order(run_cli, use_emulator: Emulator) -> None:
 
 @pytest.mark.parametrize("aspect", [a for a in ASPECT_RATIOS if a != "auto"])
 def test_every_aspect_ratio(run_cli, use_emulator: Emulator, aspect: str) -> None:
-    result = run_cli("generate", "restyle", "-r", REF, "-a", aspect, "-p", "aiml", "--json")
+    result = run_cli("generate", "restyle", "-r", REF, "-a", aspect, "-p", "aimlapi", "--json")
     assert result.exit_code == 0, result.stderr
     assert api_requests(use_emulator)[0].json()["aspect_ratio"] == aspect
     [entry] = result.json()["files"]
@@ -100,7 +100,7 @@ def test_every_aspect_ratio(run_cli, use_emulator: Emulator, aspect: str) -> Non
 @pytest.mark.parametrize(("resolution", "wire"), [("1k", "1K"), ("2k", "2K")])
 def test_both_resolutions(run_cli, use_emulator: Emulator, resolution: str, wire: str) -> None:
     args = ["-r", REF, "-a", "3:4", "-R", resolution]
-    result = run_cli("generate", "restyle", *args, "-p", "aiml")
+    result = run_cli("generate", "restyle", *args, "-p", "aimlapi")
     assert result.exit_code == 0, result.stderr
     assert api_requests(use_emulator)[0].json()["resolution"] == wire
     [path] = result.stdout.split()
@@ -110,7 +110,7 @@ def test_both_resolutions(run_cli, use_emulator: Emulator, resolution: str, wire
 
 def test_nine_images_are_one_request(run_cli, use_emulator: Emulator) -> None:
     result = run_cli(
-        "generate", "restyle", "-r", REF, "-a", "1:1", "-n", "9", "-p", "aiml", "--json"
+        "generate", "restyle", "-r", REF, "-a", "1:1", "-n", "9", "-p", "aimlapi", "--json"
     )
     assert result.exit_code == 0, result.stderr
     [submit] = api_requests(use_emulator)
@@ -120,7 +120,7 @@ def test_nine_images_are_one_request(run_cli, use_emulator: Emulator) -> None:
 
 @pytest.mark.parametrize(("fmt", "pil_format"), [("jpeg", "JPEG"), ("webp", "WEBP")])
 def test_output_format(run_cli, use_emulator: Emulator, fmt: str, pil_format: str) -> None:
-    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-f", fmt, "-p", "aiml")
+    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-f", fmt, "-p", "aimlapi")
     assert result.exit_code == 0, result.stderr
     assert api_requests(use_emulator)[0].json()["output_format"] == fmt
     [path] = result.stdout.split()
@@ -129,8 +129,8 @@ def test_output_format(run_cli, use_emulator: Emulator, fmt: str, pil_format: st
 
 
 def test_a_failed_generation_exits_3(run_cli, use_emulator: Emulator) -> None:
-    use_emulator.inject("aiml", Fault(kind="task_failure", message="Content policy violation"))
-    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-p", "aiml", "--json")
+    use_emulator.inject("aimlapi", Fault(kind="task_failure", message="Content policy violation"))
+    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-p", "aimlapi", "--json")
     assert result.exit_code == 3, result.stderr
     body = result.json()
     assert body["error"]["code"] == "task_failed"
@@ -138,21 +138,21 @@ def test_a_failed_generation_exits_3(run_cli, use_emulator: Emulator) -> None:
 
 
 def test_a_wrong_key_exits_4(run_cli, use_emulator: Emulator, monkeypatch) -> None:
-    monkeypatch.setenv("KLING_AIML_API_KEY", "aiml-wrong-key-0123456789")
-    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-p", "aiml")
+    monkeypatch.setenv("KLING_AIMLAPI_API_KEY", "aiml-wrong-key-0123456789")
+    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-p", "aimlapi")
     assert result.exit_code == 4
-    assert "kling config set-key aiml" in result.stderr
+    assert "kling config set-key aimlapi" in result.stderr
     assert "aiml-wrong-key-0123456789" not in result.stdout + result.stderr
 
 
 def test_rate_limited_to_the_end_exits_6(run_cli, use_emulator: Emulator) -> None:
-    use_emulator.inject("aiml", Fault(kind="rate_limit", on="submit", retry_after=0, times=50))
-    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-p", "aiml")
+    use_emulator.inject("aimlapi", Fault(kind="rate_limit", on="submit", retry_after=0, times=50))
+    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-p", "aimlapi")
     assert result.exit_code == 6
 
 
 def test_the_key_goes_to_the_api_origin_only(run_cli, use_emulator: Emulator) -> None:
-    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-n", "2", "-p", "aiml")
+    result = run_cli("generate", "restyle", "-r", REF, "-a", "1:1", "-n", "2", "-p", "aimlapi")
     assert result.exit_code == 0, result.stderr
     downloads = [r for r in use_emulator.requests if r.server == "images"]
     assert len(downloads) == 2
@@ -186,7 +186,7 @@ def test_the_documented_answer_is_the_result_with_its_cost() -> None:
 
 def test_a_poll_is_never_needed() -> None:
     with pytest.raises(ProviderRequestError):
-        AIML.build_poll(TaskHandle("aiml", "aiml-x"), Endpoint("https://api.aimlapi.com", "k"))
+        AIML.build_poll(TaskHandle("aimlapi", "aiml-x"), Endpoint("https://api.aimlapi.com", "k"))
 
 
 def test_a_schema_refusal_is_a_request_error_not_a_failed_generation() -> None:

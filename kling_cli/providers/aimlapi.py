@@ -42,7 +42,7 @@ SYNC_READ_TIMEOUT = 600.0
 
 
 class Aiml(Provider):
-    id = "aiml"
+    id = "aimlapi"
     name = "AIML API"
     default_base_url = "https://api.aimlapi.com"
     # AIML documents no variable name; this is the one its third-party clients use.
