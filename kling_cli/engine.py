@@ -332,7 +332,7 @@ class Engine:
         deadline = None if timeout is None else time.monotonic() + timeout
         poll_number = 0
         while not status.state.is_terminal:
-            delay = self.poll_policy.delay(poll_number)
+            delay = max(self.poll_policy.delay(poll_number), status.poll_after or 0.0)
             if deadline is not None and time.monotonic() + delay > deadline:
                 remaining = deadline - time.monotonic()
                 if remaining > 0:

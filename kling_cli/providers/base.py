@@ -107,6 +107,8 @@ class TaskStatus:
     outputs: tuple[OutputImage, ...] = ()
     error: str | None = None
     cost: float | None = None
+    # The provider's own `Retry-After` on a "still running" answer: poll no sooner.
+    poll_after: float | None = None
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,11 @@ class Comfy(Provider):
     def _answer(self, response: HttpResponse) -> TaskStatus:
         body = response.json()
         if _still_running(response):
-            return TaskStatus(TaskState.RUNNING, _error_type(response, body) or "running")
+            return TaskStatus(
+                TaskState.RUNNING,
+                _error_type(response, body) or "running",
+                poll_after=response.retry_after,
+            )
         if response.status_code >= 400:
             message = error_message(body)
             kind = _error_type(response, body)

@@ -13,7 +13,7 @@ from PIL import Image
 from kling_cli.emulator import EMULATOR_API_KEY, Emulator, Fault
 from kling_cli.errors import OutOfCreditsError, ProviderRequestError
 from kling_cli.limits import ASPECT_RATIOS, OUTPUT_DIMENSIONS
-from kling_cli.providers.base import Endpoint, HttpResponse, Submission, TaskState
+from kling_cli.providers.base import Endpoint, HttpResponse, Submission, TaskHandle, TaskState
 from kling_cli.providers.comfy import Comfy
 from kling_cli.request import build_request
 
@@ -225,3 +225,13 @@ def test_a_lost_answer_is_collected_with_the_same_key(run_cli, use_emulator: Emu
     assert replay.json() == first.json()
     assert [event[1] for event in use_emulator.events].count("created") == 1
     assert len(result.stdout.split()) == 1
+
+
+def test_a_still_running_answer_paces_the_next_poll_by_its_retry_after() -> None:
+    # §5: a replay while the original request runs is 409 concurrency_limit_exceeded with a
+    # Retry-After; the next poll waits that long rather than the usual sub-second pace.
+    body = {"error_type": "concurrency_limit_exceeded", "message": "still running"}
+    task = TaskHandle("comfy", "key-1")
+    status = COMFY.parse_poll(answer(409, body, {"retry-after": "7"}), task)
+    assert status.state is TaskState.RUNNING
+    assert status.poll_after == 7
