@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kling_cli.errors import InvalidRequestError, KlingError
+from kling_cli.events import NullListener
 from kling_cli.naming import Naming, safe_name
 from kling_cli.providers import get_provider
 from kling_cli.providers.base import Endpoint, Provider
@@ -240,7 +241,8 @@ class BatchRunner:
             await clients.aclose()
 
     async def _run_item(self, planned: PlannedItem, clients: Any) -> ItemResult:
-        from kling_cli.engine import Engine, Listeners
+        from kling_cli.engine import Engine
+        from kling_cli.events import Listeners
         from kling_cli.journal import JobRecorder, job_state_after
 
         planned.key = planned.key or item_key(planned, self.output_dir)
@@ -311,27 +313,12 @@ class BatchRunner:
         return result
 
 
-class _RetryReporter:
+class _RetryReporter(NullListener):
     def __init__(self, on_retry: Callable[[str, float], None]) -> None:
         self.on_retry = on_retry
 
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
-        pass
-
-    def submit_uncertain(self, reason: str) -> None:
-        pass
-
-    def submitted(self, task: Any) -> None:
-        pass
-
-    def status_changed(self, task: Any, status: Any) -> None:
-        pass
-
     def retrying(self, reason: str, delay: float) -> None:
         self.on_retry(reason, delay)
-
-    def saved(self, task: Any, file: Any) -> None:
-        pass
 
 
 async def _resume(engine: Any, job: Any) -> list[tuple[Any, Any]]:

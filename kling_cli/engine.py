@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +27,7 @@ from kling_cli.errors import (
     UnreadableResponseError,
     WaitTimeoutError,
 )
+from kling_cli.events import Listeners, ProgressListener
 from kling_cli.providers.base import (
     Endpoint,
     HttpRequest,
@@ -37,8 +38,10 @@ from kling_cli.providers.base import (
     TaskState,
     TaskStatus,
 )
-from kling_cli.request import GenerationRequest
 from kling_cli.retry import PollPolicy, RetryPolicy
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
 
 USER_AGENT = f"kling-cli/{__version__}"
 MAX_PARALLEL_DOWNLOADS = 4
@@ -46,55 +49,6 @@ MAX_PARALLEL_DOWNLOADS = 4
 AMBIGUOUS_SUBMIT_LOOKUPS = (0.5, 1.5, 3.0)
 # Every request has explicit connect, read, write and pool timeouts.
 REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-
-
-class ProgressListener(Protocol):
-    """What the engine tells whoever shows progress (the CLI) or records jobs (the journal).
-    `submitting` comes before the submit request is sent, so a crash at any later moment
-    leaves a record."""
-
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None: ...
-
-    def submit_uncertain(self, reason: str) -> None: ...
-
-    def submitted(self, task: TaskHandle) -> None: ...
-
-    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None: ...
-
-    def retrying(self, reason: str, delay: float) -> None: ...
-
-    def saved(self, task: TaskHandle, file: SavedFile) -> None: ...
-
-
-class Listeners:
-    """Several listeners as one, called in order."""
-
-    def __init__(self, *listeners: ProgressListener) -> None:
-        self.listeners = listeners
-
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
-        for listener in self.listeners:
-            listener.submitting(client_task_id, expected_images)
-
-    def submit_uncertain(self, reason: str) -> None:
-        for listener in self.listeners:
-            listener.submit_uncertain(reason)
-
-    def submitted(self, task: TaskHandle) -> None:
-        for listener in self.listeners:
-            listener.submitted(task)
-
-    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
-        for listener in self.listeners:
-            listener.status_changed(task, status)
-
-    def retrying(self, reason: str, delay: float) -> None:
-        for listener in self.listeners:
-            listener.retrying(reason, delay)
-
-    def saved(self, task: TaskHandle, file: SavedFile) -> None:
-        for listener in self.listeners:
-            listener.saved(task, file)
 
 
 def describe_request(request: HttpRequest) -> dict[str, Any]:

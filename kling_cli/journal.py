@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kling_cli.config import CONFIG_DIR_ENV
 from kling_cli.errors import ConfigError
+from kling_cli.events import NullListener
 
 if TYPE_CHECKING:
     from kling_cli.download import SavedFile
@@ -428,7 +429,7 @@ class Journal:
         return job
 
 
-class JobRecorder:
+class JobRecorder(NullListener):
     """Writes what the engine reports into the journal (an engine listener). Tasks of a job are
     submitted one after another, so each report belongs to the task submitted last or to the
     task it names."""
@@ -472,9 +473,6 @@ class JobRecorder:
             cost=status.cost,
             urls=[output.url for output in status.outputs],
         )
-
-    def retrying(self, reason: str, delay: float) -> None:
-        pass
 
     def saved(self, task: TaskHandle, file: SavedFile) -> None:
         record = OutputRecord(

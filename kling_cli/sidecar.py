@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from kling_cli import __version__
 from kling_cli.download import url_host
+from kling_cli.events import NullListener
 
 if TYPE_CHECKING:
     from kling_cli.download import SavedFile
@@ -23,7 +24,7 @@ def sidecar_path(image: Path) -> Path:
     return image.with_name(image.name + ".json")
 
 
-class SidecarWriter:
+class SidecarWriter(NullListener):
     """An engine listener that writes `<image>.json` as each image is saved. The source URL's
     host is kept, never the full URL: signed URLs carry tokens."""
 
@@ -36,12 +37,6 @@ class SidecarWriter:
         self._finished_at: dict[str, float] = {}
         self._status: dict[str, TaskStatus] = {}
 
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
-        pass
-
-    def submit_uncertain(self, reason: str) -> None:
-        pass
-
     def submitted(self, task: TaskHandle) -> None:
         self._submitted_at[task.task_id] = time.time()
 
@@ -49,9 +44,6 @@ class SidecarWriter:
         self._status[task.task_id] = status
         if status.state.is_terminal:
             self._finished_at.setdefault(task.task_id, time.time())
-
-    def retrying(self, reason: str, delay: float) -> None:
-        pass
 
     def saved(self, task: TaskHandle, file: SavedFile) -> None:
         status = self._status.get(task.task_id)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from kling_cli.errors import ExitCode, KlingError
+from kling_cli.events import NullListener
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -102,7 +103,7 @@ def describe_file(saved: SavedFile) -> dict[str, Any]:
     }
 
 
-class PlainProgress:
+class PlainProgress(NullListener):
     """One line on stderr per change, for logs and pipes."""
 
     def __init__(self, output: Output, provider_name: str) -> None:

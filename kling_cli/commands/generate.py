@@ -37,7 +37,7 @@ from kling_cli.ui import (
 
 if TYPE_CHECKING:
     from kling_cli.download import SavedFile
-    from kling_cli.engine import Listeners
+    from kling_cli.events import Listeners
     from kling_cli.journal import Journal
     from kling_cli.providers.base import TaskHandle, TaskStatus
     from kling_cli.request import GenerationRequest
@@ -239,7 +239,7 @@ def _generate(
     options: RunOptions,
 ) -> int:
     """Record the job before the first request, run it, and record how it ended."""
-    from kling_cli.engine import Listeners
+    from kling_cli.events import Listeners
     from kling_cli.journal import JobRecorder, job_state_after
 
     job_id = journal.create_job(

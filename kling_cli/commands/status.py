@@ -12,7 +12,8 @@ from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, describe_job, envelope, progress_for
 
 if TYPE_CHECKING:
-    from kling_cli.engine import JobOutcome, Listeners
+    from kling_cli.engine import JobOutcome
+    from kling_cli.events import Listeners
     from kling_cli.journal import JobRecord, Journal
     from kling_cli.providers.base import TaskHandle, TaskStatus
 
@@ -93,7 +94,7 @@ def _refresh_job(
     timeout: float,
     output_dir: Path,
 ) -> JobRecord:
-    from kling_cli.engine import Listeners
+    from kling_cli.events import Listeners
     from kling_cli.journal import JobRecorder, job_state_after
 
     progress = progress_for(output, session.provider.name)
