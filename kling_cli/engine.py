@@ -198,6 +198,10 @@ class Engine:
             return task, status
 
     def _submission(self, request: GenerationRequest, push_timeout: float | None) -> Submission:
+        from kling_cli.references import with_inline_references
+
+        if self.provider.capabilities.local_files in ("data-uri", "inline-base64"):
+            request = with_inline_references(request, self.provider.capabilities.local_files)
         pushed = (
             self.provider.build_push_submit(request, self.endpoint)
             if push_timeout is not None

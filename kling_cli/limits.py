@@ -52,3 +52,10 @@ OUTPUT_DIMENSIONS: dict[tuple[str, str], tuple[int, int]] = {
 # `@image_1` ... `@image_10` name the references in order (seed 000). Matched case-insensitively
 # so that `@Image_3` with two references is caught too.
 IMAGE_TOKEN = re.compile(r"@image_(\d+)\b", re.IGNORECASE)
+
+# Reference images (providers-others.md §8, Kling's documented input limits): JPEG or PNG, at
+# most 10 MB, each side at least 300 px, aspect ratio between 1:2.5 and 2.5:1.
+REFERENCE_FORMATS = ("JPEG", "PNG")
+MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+MIN_REFERENCE_SIDE = 300
+MAX_REFERENCE_ASPECT = 2.5

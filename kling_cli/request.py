@@ -178,16 +178,17 @@ class GenerationRequest(BaseModel):
 
 
 def check_reference_url(ref: Any) -> None:
+    """An http(s) URL, or a local JPEG/PNG within the documented limits."""
     if not isinstance(ref, str) or not ref:
-        raise ValueError("A reference image is empty; pass an http(s) URL.")
+        raise ValueError("A reference image is empty; pass an http(s) URL or a file.")
+    from kling_cli.references import inspect_local_reference, is_local
+
+    if is_local(ref):
+        inspect_local_reference(ref)
+        return
     parts = urlsplit(ref)
     if parts.scheme in ("http", "https") and parts.netloc and " " not in ref:
         return
-    if not parts.scheme or len(parts.scheme) == 1:  # a path, or a Windows drive letter
-        raise ValueError(
-            f"Reference {ref!r} looks like a local file; local reference files are not "
-            "supported yet, pass an http(s) URL."
-        )
     raise ValueError(f"Reference {ref!r} is not a valid http(s) URL.")
 
 

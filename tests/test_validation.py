@@ -53,7 +53,9 @@ CASES = [
     pytest.param(
         ["a fox", "-r", "https://"], "'https://' is not a valid http(s) URL", id="url without host"
     ),
-    pytest.param(["a fox", "-r", "./hero.png"], "looks like a local file", id="local path"),
+    pytest.param(
+        ["a fox", "-r", "./hero.png"], "Reference './hero.png' does not exist", id="missing file"
+    ),
     pytest.param(
         ["a fox", "-p", "nosuch"],
         "Unknown provider 'nosuch'; choose one of runware, unifically, ",

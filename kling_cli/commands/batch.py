@@ -109,11 +109,13 @@ def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -
 
     from kling_cli.commands.common import dry_run_endpoint
     from kling_cli.engine import describe_request
+    from kling_cli.references import with_described_references
 
     items = []
     for plan in planned:
         endpoint, _ = dry_run_endpoint(plan.provider, config)
-        parts = plan.request.split(plan.provider.capabilities.max_images)
+        shown = with_described_references(plan.request, plan.provider.capabilities.local_files)
+        parts = shown.split(plan.provider.capabilities.max_images)
         requests = [
             describe_request(plan.provider.build_submit(p, endpoint).request) for p in parts
         ]

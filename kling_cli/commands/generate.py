@@ -52,7 +52,10 @@ def generate(
     ),
     provider: str | None = PROVIDER_OPTION,
     ref: list[str] = typer.Option(
-        [], "--ref", "-r", help="A reference image URL (repeatable, up to 10, in @image_N order)."
+        [],
+        "--ref",
+        "-r",
+        help="A reference image: URL or local JPEG/PNG (repeatable, up to 10, @image_N order).",
     ),
     aspect_ratio: str | None = typer.Option(
         None,
@@ -187,9 +190,12 @@ def _dry_run(
         request = request.model_copy(update={"aspect_ratio": "1:1"})
     provider.check_request(request)
     endpoint, has_key = dry_run_endpoint(provider, config)
+    from kling_cli.references import with_described_references
+
+    shown = with_described_references(request, provider.capabilities.local_files)
     requests = [
         describe_request(provider.build_submit(part, endpoint).request)
-        for part in request.split(provider.capabilities.max_images)
+        for part in shown.split(provider.capabilities.max_images)
     ]
     cost = provider.price.usd_per_image * request.num_images
     if output.json_mode:

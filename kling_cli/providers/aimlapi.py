@@ -49,6 +49,8 @@ class Aiml(Provider):
     key_env_vars = ("AIMLAPI_API_KEY",)
     docs_url = "https://docs.aimlapi.com/api-references/image-models/kling-ai/image-o1"
     capabilities = Capabilities(
+        # Local files go inline: "URLs or local Base64 encoded images" (providers-others.md §6).
+        local_files="data-uri",
         max_references=10,  # image_urls 1-10 (§6)
         max_images=9,  # num_images 1-9 (§6)
         # The documented enum has no `auto` (§6).

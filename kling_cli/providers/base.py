@@ -24,6 +24,7 @@ from kling_cli.errors import (
     UnreadableResponseError,
 )
 from kling_cli.limits import ASPECT_RATIOS, OUTPUT_FORMATS
+from kling_cli.references import is_local
 
 if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
@@ -233,6 +234,13 @@ class Provider(ABC):
         if len(request.prompt) < caps.min_prompt_chars:
             raise InvalidRequestError(
                 f"{self.name} needs a prompt of at least {caps.min_prompt_chars} characters."
+            )
+        local = [ref for ref in request.references if is_local(ref)]
+        if local and caps.local_files not in ("inline-base64", "data-uri"):
+            raise InvalidRequestError(
+                f"{self.name} takes reference images as URLs only (for now); {local[0]!r} is "
+                "a local file. Pass a URL, or a provider that takes files inline: "
+                "runware, kling, fal, aimlapi."
             )
         if request.output_format and request.output_format not in caps.output_formats:
             allowed = ", ".join(caps.output_formats) if caps.output_formats else "none"

@@ -78,6 +78,8 @@ class Fal(Provider):
     key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (§2.1)
     docs_url = "https://fal.ai/models/fal-ai/kling-image/o1/api"
     capabilities = Capabilities(
+        # Local files go inline: data URIs are accepted as file inputs (providers-others.md §2.5).
+        local_files="data-uri",
         max_references=10,  # image_urls max 10, elements included (§2.2)
         max_images=9,  # num_images 1-9 (§2.2)
         output_formats=("png", "jpeg", "webp"),  # output_format (§2.2)

@@ -174,6 +174,8 @@ class Kling(Provider):
     secret_env_vars = ("KLING_SECRET_KEY",)
     docs_url = "https://kling.ai/document-api/api/image/o1/image-generation"
     capabilities = Capabilities(
+        # Local files go inline: raw base64 without a data: prefix (providers-others.md §1.6).
+        local_files="inline-base64",
         max_references=10,  # image_list + element_list ≤ 10 (§1.3)
         max_images=9,  # n in [1, 9] (§1.3)
         # No output format field on this route (§8): the model returns what it returns.

@@ -55,6 +55,8 @@ class Runware(Provider):
     key_env_vars = ("RUNWARE_API_KEY",)
     docs_url = "https://runware.ai/docs/models/klingai-image-o1"
     capabilities = Capabilities(
+        # Local files go inline: "UUID, URL, Data URI, or Base64" (seed 002).
+        local_files="data-uri",
         max_references=10,
         max_images=9,
         # "Either provide inputs.referenceImages, or specify width/height" (seed 002): without

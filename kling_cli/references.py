@@ -1,0 +1,115 @@
+"""Local reference images: inspected against the documented limits, then sent the way the
+provider accepts them (inline as a data URI or raw base64; uploads come later)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from kling_cli.limits import (
+    MAX_REFERENCE_ASPECT,
+    MAX_REFERENCE_BYTES,
+    MIN_REFERENCE_SIDE,
+    REFERENCE_FORMATS,
+)
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
+
+MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
+
+
+def is_local(reference: str) -> bool:
+    """A path rather than a URL (`C:\\x.png` has a one-letter scheme)."""
+    scheme = urlsplit(reference).scheme
+    return not scheme or len(scheme) == 1
+
+
+@dataclass(frozen=True)
+class LocalReference:
+    path: Path
+    format: str  # what the bytes are, whatever the extension says
+    width: int
+    height: int
+    size: int
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.format} {self.width}x{self.height}, {self.size:,} bytes"
+
+
+def inspect_local_reference(reference: str) -> LocalReference:
+    """Read a local file's real format and size with Pillow; one sentence per broken rule."""
+    path = Path(reference).expanduser()
+    if not path.exists():
+        raise ValueError(f"Reference {reference!r} does not exist.")
+    if path.is_dir():
+        raise ValueError(f"Reference {reference!r} is a directory, not an image file.")
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                with Image.open(handle) as image:
+                    image.verify()
+                    found, (width, height) = image.format or "?", image.size
+            except (UnidentifiedImageError, SyntaxError, ValueError, OSError):
+                raise ValueError(
+                    f"Reference {reference!r} is not an image kling-cli can read "
+                    "(a JPEG or PNG file is needed)."
+                ) from None
+    except PermissionError:
+        raise ValueError(f"Reference {reference!r} cannot be read (permission denied).") from None
+    if found not in REFERENCE_FORMATS:
+        raise ValueError(
+            f"Reference {reference!r} is a {found} image; Kling Image O1 takes JPEG or PNG."
+        )
+    if size > MAX_REFERENCE_BYTES:
+        raise ValueError(
+            f"Reference {reference!r} is {size / 1024 / 1024:.1f} MB; the limit is "
+            f"{MAX_REFERENCE_BYTES // 1024 // 1024} MB."
+        )
+    if min(width, height) < MIN_REFERENCE_SIDE:
+        raise ValueError(
+            f"Reference {reference!r} is {width}x{height} px; each side must be at least "
+            f"{MIN_REFERENCE_SIDE} px."
+        )
+    if max(width, height) / min(width, height) > MAX_REFERENCE_ASPECT:
+        raise ValueError(
+            f"Reference {reference!r} is {width}x{height} px; its aspect ratio must be between "
+            f"1:{MAX_REFERENCE_ASPECT} and {MAX_REFERENCE_ASPECT}:1."
+        )
+    return LocalReference(path, found, width, height, size)
+
+
+def inline(reference: str, form: str) -> str:
+    """A local file as the provider takes it inline: a `data:` URI, or raw base64 (Kling)."""
+    info = inspect_local_reference(reference)
+    encoded = base64.b64encode(info.path.read_bytes()).decode("ascii")
+    if form == "data-uri":
+        return f"data:{MIME_TYPES[info.format]};base64,{encoded}"
+    return encoded
+
+
+def with_inline_references(request: GenerationRequest, form: str) -> GenerationRequest:
+    """The request with every local reference replaced by its inline form, order kept."""
+    if not any(is_local(ref) for ref in request.references):
+        return request
+    references = tuple(inline(ref, form) if is_local(ref) else ref for ref in request.references)
+    return request.model_copy(update={"references": references})
+
+
+def with_described_references(request: GenerationRequest, form: str) -> GenerationRequest:
+    """For --dry-run: what would be inlined, by size, instead of the bytes."""
+    if not any(is_local(ref) for ref in request.references):
+        return request
+    references = tuple(
+        f"<{inspect_local_reference(ref).describe()}, sent inline as {form}>"
+        if is_local(ref)
+        else ref
+        for ref in request.references
+    )
+    return request.model_copy(update={"references": references})

@@ -1,0 +1,113 @@
+"""Local reference images: checked against the documented limits before any network call,
+then sent inline the way each provider documents."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from kling_cli.emulator import Emulator
+
+
+def make_image(path: Path, size: tuple[int, int], fmt: str = "PNG", **options: object) -> Path:
+    Image.new("RGB", size, (200, 80, 40)).save(path, fmt, **options)
+    return path
+
+
+@pytest.fixture
+def hero(tmp_path: Path) -> Path:
+    return make_image(tmp_path / "hero.png", (600, 800))
+
+
+def refusal_cases(tmp_path: Path) -> list[tuple[str, str]]:
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(make_image(tmp_path / "ok.png", (400, 400)).read_bytes()[:40])
+    big = tmp_path / "big.png"
+    noise = Image.frombytes("RGB", (2100, 2100), os.urandom(2100 * 2100 * 3))
+    noise.save(big, "PNG", compress_level=0)
+    return [
+        (str(tmp_path / "missing.png"), "does not exist"),
+        (str(tmp_path), "is a directory"),
+        (str(text), "is not an image kling-cli can read"),
+        (str(corrupt), "is not an image kling-cli can read"),
+        (str(make_image(tmp_path / "small.png", (299, 600))), "each side must be at least 300 px"),
+        (str(make_image(tmp_path / "pano.png", (300, 900))), "aspect ratio must be between 1:2.5"),
+        (str(make_image(tmp_path / "hero.webp", (600, 600), "WEBP")), "is a WEBP image"),
+        (str(big), "the limit is 10 MB"),
+    ]
+
+
+def test_every_broken_rule_is_one_sentence_and_no_request(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    for path, message in refusal_cases(tmp_path):
+        result = run_cli("generate", "restyle @image_1", "-r", path, "-p", "runware")
+        assert result.exit_code == 2, (path, result.stderr)
+        assert message in result.stderr and path in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert use_emulator.requests == []
+
+
+def test_runware_gets_the_files_bytes_as_data_uris_in_order(
+    run_cli, use_emulator: Emulator, hero: Path, tmp_path: Path
+) -> None:
+    jacket = make_image(tmp_path / "jacket.jpg", (500, 500), "JPEG")
+    url = "https://example.com/scene.png"
+    result = run_cli(
+        "generate",
+        "@image_1 in @image_2 wearing @image_3",
+        "-r",
+        str(hero),
+        "-r",
+        url,
+        "-r",
+        str(jacket),
+        "-p",
+        "runware",
+        "-a",
+        "1:1",
+    )
+    assert result.exit_code == 0, result.stderr
+    [task] = next(r for r in use_emulator.requests if r.server == "api").json()
+    first, second, third = task["inputs"]["referenceImages"]
+    assert first == "data:image/png;base64," + base64.b64encode(hero.read_bytes()).decode()
+    assert second == url
+    assert third == "data:image/jpeg;base64," + base64.b64encode(jacket.read_bytes()).decode()
+    shown = run_cli("jobs", "show", run_cli("jobs", "--json").json()["jobs"][0]["id"], "--json")
+    assert shown.json()["job"]["request"]["references"][0] == str(hero)  # the path, not bytes
+
+
+def test_kling_gets_raw_base64_without_a_data_prefix(
+    run_cli, use_emulator: Emulator, hero: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KLING_KLING_SECRET_KEY", "emulator-key")
+    result = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", "kling")
+    assert result.exit_code == 0, result.stderr
+    body = next(r for r in use_emulator.requests if r.server == "api" and r.method == "POST").json()
+    assert body["image_list"][0]["image"] == base64.b64encode(hero.read_bytes()).decode()
+
+
+def test_a_provider_without_inline_files_refuses_a_path(
+    run_cli, use_emulator: Emulator, hero: Path
+) -> None:
+    result = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", "unifically")
+    assert result.exit_code == 2
+    assert "takes reference images as URLs only" in result.stderr
+    assert use_emulator.requests == []
+
+
+def test_dry_run_shows_sizes_not_bytes(run_cli, use_emulator: Emulator, hero: Path) -> None:
+    result = run_cli(
+        "generate", "restyle @image_1", "-r", str(hero), "-p", "runware", "--dry-run", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    [task] = result.json()["requests"][0]["body"]
+    [shown] = task["inputs"]["referenceImages"]
+    assert shown == f"<{hero}: PNG 600x800, {hero.stat().st_size:,} bytes, sent inline as data-uri>"
+    assert use_emulator.requests == []
