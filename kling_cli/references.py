@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kling_cli.limits import (
@@ -113,3 +113,79 @@ def with_described_references(request: GenerationRequest, form: str) -> Generati
         for ref in request.references
     )
     return request.model_copy(update={"references": references})
+
+
+def fit_reference(reference: str, cache_dir: Path) -> tuple[str, str | None]:
+    """With --fit: a version of a local file within the limits, keeping its aspect ratio, in a
+    content-addressed cache (so the journal's path stays valid); and what was done, or None
+    when the file was fine. Never crops: an aspect ratio out of range is still refused."""
+    try:
+        inspect_local_reference(reference)
+        return reference, None
+    except ValueError as problem:
+        original_problem = problem
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(reference).expanduser()
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = opened.copy()
+            found = opened.format or "?"
+    except (UnidentifiedImageError, OSError):
+        raise original_problem from None
+    width, height = image.size
+    if max(width, height) / min(width, height) > MAX_REFERENCE_ASPECT:
+        raise ValueError(f"{original_problem} (--fit does not crop.)") from None
+    steps = []
+    if min(width, height) < MIN_REFERENCE_SIDE:
+        scale = MIN_REFERENCE_SIDE / min(width, height)
+        size = (round(width * scale), round(height * scale))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+        steps.append(f"upscaled {width}x{height} to {size[0]}x{size[1]}")
+    data, kind, final_size = _encode_within_limit(image)
+    if kind != found:
+        steps.insert(0, f"converted {found} to {kind}")
+    if final_size != image.size:
+        steps.append(f"downscaled to {final_size[0]}x{final_size[1]}")
+    if not steps:
+        steps.append(f"re-encoded to {len(data):,} bytes")
+    import hashlib
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    extension = "png" if kind == "PNG" else "jpg"
+    fitted = cache_dir / f"{hashlib.sha256(data).hexdigest()[:24]}.{extension}"
+    if not fitted.exists():
+        fitted.write_bytes(data)
+    return str(fitted), f"{reference}: {', '.join(steps)}"
+
+
+def _encode_within_limit(image: Any) -> tuple[bytes, str, tuple[int, int]]:
+    """PNG when it fits in the byte limit, else JPEG, downscaled while it still does not."""
+    import io
+
+    from PIL import Image
+
+    def encode(picture: Any, kind: str) -> bytes:
+        buffer = io.BytesIO()
+        if kind == "PNG":
+            picture.save(buffer, "PNG", optimize=True)
+        else:
+            picture.convert("RGB").save(buffer, "JPEG", quality=90)
+        return buffer.getvalue()
+
+    data = encode(image, "PNG")
+    if len(data) <= MAX_REFERENCE_BYTES:
+        return data, "PNG", image.size
+    while True:
+        data = encode(image, "JPEG")
+        if len(data) <= MAX_REFERENCE_BYTES:
+            return data, "JPEG", image.size
+        width, height = image.size
+        smaller = (round(width * 0.8), round(height * 0.8))
+        if min(smaller) < MIN_REFERENCE_SIDE:
+            raise ValueError(
+                f"--fit cannot bring it under {MAX_REFERENCE_BYTES // 1024 // 1024} MB without "
+                f"a side below {MIN_REFERENCE_SIDE} px."
+            )
+        image = image.resize(smaller, Image.Resampling.LANCZOS)

@@ -111,3 +111,59 @@ def test_dry_run_shows_sizes_not_bytes(run_cli, use_emulator: Emulator, hero: Pa
     [shown] = task["inputs"]["referenceImages"]
     assert shown == f"<{hero}: PNG 600x800, {hero.stat().st_size:,} bytes, sent inline as data-uri>"
     assert use_emulator.requests == []
+
+
+def inlined_image(emu: Emulator) -> Image.Image:
+    import io
+
+    [task] = next(r for r in emu.requests if r.server == "api").json()
+    [uri] = task["inputs"]["referenceImages"]
+    _, payload = uri.split(",", 1)
+    image = Image.open(io.BytesIO(base64.b64decode(payload)))
+    image.load()
+    return image
+
+
+def test_fit_converts_a_webp_to_png(run_cli, use_emulator: Emulator, tmp_path: Path) -> None:
+    webp = make_image(tmp_path / "hero.webp", (640, 480), "WEBP")
+    result = run_cli("generate", "restyle @image_1", "-r", str(webp), "-p", "runware", "--fit")
+    assert result.exit_code == 0, result.stderr
+    assert f"--fit: {webp}: converted WEBP to PNG" in result.stderr
+    image = inlined_image(use_emulator)
+    assert (image.format, image.size) == ("PNG", (640, 480))
+
+
+def test_fit_upscales_a_small_side_keeping_the_aspect(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    small = make_image(tmp_path / "small.png", (200, 400))
+    result = run_cli("generate", "restyle @image_1", "-r", str(small), "-p", "runware", "--fit")
+    assert result.exit_code == 0, result.stderr
+    assert "upscaled 200x400 to 300x600" in result.stderr
+    assert inlined_image(use_emulator).size == (300, 600)
+
+
+def test_fit_brings_an_oversize_file_under_the_limit(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.png"
+    Image.frombytes("RGB", (2400, 1600), os.urandom(2400 * 1600 * 3)).save(big, compress_level=0)
+    assert big.stat().st_size > 10 * 1024 * 1024
+    result = run_cli("generate", "restyle @image_1", "-r", str(big), "-p", "runware", "--fit")
+    assert result.exit_code == 0, result.stderr
+    assert "converted PNG to JPEG" in result.stderr
+    image = inlined_image(use_emulator)
+    assert image.format == "JPEG"
+    assert abs(image.width / image.height - 1.5) < 0.01
+
+
+def test_fit_never_crops_and_never_touches_a_good_file(
+    run_cli, use_emulator: Emulator, tmp_path: Path, hero: Path
+) -> None:
+    pano = make_image(tmp_path / "pano.png", (300, 900))
+    refused = run_cli("generate", "restyle @image_1", "-r", str(pano), "-p", "runware", "--fit")
+    assert refused.exit_code == 2 and "--fit does not crop" in refused.stderr
+    assert use_emulator.requests == []
+    fine = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", "runware", "--fit")
+    assert fine.exit_code == 0 and "--fit:" not in fine.stderr
+    assert inlined_image(use_emulator).size == (600, 800)

@@ -104,6 +104,12 @@ def generate(
     sidecar: bool = typer.Option(
         True, "--sidecar/--no-sidecar", help="Write <image>.json beside each image."
     ),
+    fit: bool = typer.Option(
+        False,
+        "--fit",
+        help="Convert local references that break a limit (format, size, a small side) "
+        "instead of refusing them; never crops.",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the requests that would be sent and the cost; send none."
     ),
@@ -123,6 +129,8 @@ def generate(
 
     from kling_cli.request import build_request
 
+    if fit:
+        ref = fit_references(ref, output)
     request = build_request(
         prompt=prompt,
         references=ref,
@@ -161,6 +169,26 @@ def generate(
             return _generate(session, request, output, journal, options)
     finally:
         journal.close()
+
+
+def fit_references(references: list[str], output: Output) -> list[str]:
+    """--fit: replace each local file that breaks a limit by a fitted copy, and say so."""
+    from kling_cli.journal import data_dir
+    from kling_cli.references import fit_reference, is_local
+
+    fitted = []
+    for reference in references:
+        if not is_local(reference):
+            fitted.append(reference)
+            continue
+        try:
+            path, change = fit_reference(reference, data_dir() / "fitted-references")
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        if change:
+            output.note(f"--fit: {change}")
+        fitted.append(path)
+    return fitted
 
 
 def _print_skipped(output: Output, existing: list[Path]) -> int:
