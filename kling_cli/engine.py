@@ -286,8 +286,11 @@ class Engine:
     async def wait(
         self, task: TaskHandle, status: TaskStatus, *, timeout: float | None
     ) -> TaskStatus:
-        """Poll until the task ends; raise TaskFailedError or WaitTimeoutError."""
+        """Follow the provider's status stream where it has one, else poll, until the task
+        ends; raise TaskFailedError or WaitTimeoutError."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not status.state.is_terminal:
+            status = await self._follow_stream(task, status, deadline)
         poll_number = 0
         while not status.state.is_terminal:
             delay = max(self.poll_policy.delay(poll_number), status.poll_after or 0.0)
@@ -313,6 +316,43 @@ class Engine:
                 job=job_summary(task, status),
             )
         return status
+
+    async def _follow_stream(
+        self, task: TaskHandle, status: TaskStatus, deadline: float | None
+    ) -> TaskStatus:
+        """Read status events as the provider pushes them; once one says the task ended, one
+        regular poll fetches the outputs. Any trouble (an error, a dropped stream, a stream
+        that ends early) leaves the rest to polling."""
+        request = self.provider.build_stream(task, self.endpoint)
+        if request is None:
+            return status
+        self._check_key_destination(request)
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        timeout = httpx.Timeout(REQUEST_TIMEOUT.connect, read=request.read_timeout)
+        try:
+            async with asyncio.timeout(remaining):
+                async with self.clients.api.stream(
+                    "GET", request.url, headers=dict(request.headers), timeout=timeout
+                ) as response:
+                    if response.status_code != 200:
+                        return status
+                    async for line in response.aiter_lines():
+                        event = self.provider.parse_stream_line(line, task)
+                        if event is None:
+                            continue
+                        if event != status:
+                            self.listener.status_changed(task, event)
+                        status = event
+                        if status.state.is_terminal:
+                            break
+        except (TimeoutError, httpx.HTTPError, KlingError):
+            return status
+        if not status.state.is_terminal:
+            return status
+        final = await self.refresh(task)
+        if final != status:
+            self.listener.status_changed(task, final)
+        return final
 
     async def finish(
         self,

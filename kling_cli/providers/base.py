@@ -279,6 +279,16 @@ class Provider(ABC):
     def parse_result(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         raise NotImplementedError(f"{self.name} has no separate result request")
 
+    def build_stream(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest | None:
+        """A push channel of status events (inference.sh's NDJSON stream), or None. The engine
+        reads it instead of polling, and falls back to polling on any trouble."""
+        return None
+
+    def parse_stream_line(self, line: str, task: TaskHandle) -> TaskStatus | None:
+        """The state one stream line announces, or None for a line without one (heartbeats).
+        Outputs are read afterwards with a regular poll."""
+        raise NotImplementedError(f"{self.name} has no status stream")
+
     def is_retryable(self, response: HttpResponse) -> bool:
         """Whether a poll or result answer is transient. Providers whose 429 can also mean
         "out of credits" (Kling's codes 1101/1102) refine this."""

@@ -6,6 +6,7 @@ official SDK).
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -61,6 +62,10 @@ CANCELLED = STATUS_NAMES.index("cancelled")
 REJECTED = STATUS_NAMES.index("rejected")
 
 
+# The SDK gives the stream 60 s before it reconnects or falls back to GET (§4.7).
+STREAM_READ_TIMEOUT = 60.0
+
+
 class InferenceSh(Provider):
     id = "inferencesh"
     name = "inference.sh"
@@ -77,6 +82,7 @@ class InferenceSh(Provider):
         # In the app's input schema, but its published source does not forward it to Kling
         # (§4.4): it is sent, and may have no effect.
         negative_prompt=True,
+        push=("stream",),
         # The app always saves a `.png`, whatever Kling made (§4.11).
         output_formats=(),
     )
@@ -117,6 +123,38 @@ class InferenceSh(Provider):
         return HttpRequest(
             "GET", f"{endpoint.base_url}/tasks/{quote(task.task_id, safe='')}", headers
         )
+
+    def build_stream(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
+        """`GET /tasks/{id}/stream`, NDJSON, with the headers the SDK sends (§4.7)."""
+        headers = {
+            "Authorization": f"Bearer {endpoint.api_key}",
+            "Accept": "application/x-ndjson",
+            "Cache-Control": "no-cache",
+            "Accept-Encoding": "identity",
+        }
+        url = f"{endpoint.base_url}/tasks/{quote(task.task_id, safe='')}/stream"
+        return HttpRequest("GET", url, headers, read_timeout=STREAM_READ_TIMEOUT)
+
+    def parse_stream_line(self, line: str, task: TaskHandle) -> TaskStatus | None:
+        """Heartbeats and LLM deltas say nothing; `{"data": <task>, "fields": [...]}` is a
+        partial update, anything else a whole task snapshot (§4.7)."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(event, dict) or event.get("type") == "heartbeat":
+            return None
+        if event.get("event") == "delta":
+            return None
+        data = event.get("data")
+        snapshot = data if isinstance(data, dict) else event
+        code = _status_code(snapshot.get("status"))
+        if code is None:
+            return None
+        name = STATUS_NAMES[code]
+        if code in (COMPLETED, FAILED, CANCELLED, REJECTED):
+            return TaskStatus(TaskState.SUCCEEDED if code == COMPLETED else TaskState.FAILED, name)
+        return TaskStatus(TaskState.PENDING if code <= LAST_QUEUED else TaskState.RUNNING, name)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         return self._status(self._task_data(response), task)

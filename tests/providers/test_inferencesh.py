@@ -64,7 +64,7 @@ def test_the_documented_example_goes_out_field_for_field(run_cli, use_emulator: 
     for poll in polls:
         assert poll.method == "GET" and poll.path.startswith("/tasks/")
         assert poll.headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
-        task_ids.add(poll.path.rsplit("/", 1)[1])
+        task_ids.add(poll.path.removeprefix("/tasks/").split("/")[0])
     assert len(task_ids) == 1
 
     [path] = result.stdout.split()
@@ -243,3 +243,24 @@ def test_problem_details_are_the_message() -> None:
     response = HttpResponse(401, {}, json.dumps({**problem, "detail": "invalid api key"}).encode())
     with pytest.raises(AuthError, match="invalid api key"):
         InferenceSh().parse_poll(response, TASK)
+
+
+def test_waiting_follows_the_status_stream_instead_of_polling(
+    run_cli, use_emulator: Emulator
+) -> None:
+    result = run_cli("generate", "a red fox", "-p", "inferencesh", "-a", "16:9", "--json")
+    assert result.exit_code == 0, result.stderr
+    gets = [r for r in use_emulator.requests if r.server == "api" and r.method == "GET"]
+    stream, final = gets  # one stream until the end, then one GET for the outputs
+    assert stream.path.endswith("/stream")
+    assert stream.headers["accept"] == "application/x-ndjson"
+    assert not final.path.endswith("/stream")
+    assert len(result.json()["files"]) == 1
+
+
+def test_a_broken_stream_falls_back_to_polling(run_cli, use_emulator: Emulator) -> None:
+    use_emulator.inject("inferencesh", Fault(kind="drop_connection", on="poll"))
+    result = run_cli("generate", "a red fox", "-p", "inferencesh", "-a", "16:9")
+    assert result.exit_code == 0, result.stderr
+    gets = [r for r in use_emulator.requests if r.server == "api" and r.method == "GET"]
+    assert gets[0].path.endswith("/stream") and len(gets) >= 2

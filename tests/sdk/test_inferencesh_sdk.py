@@ -91,11 +91,13 @@ def test_run_body_matches_the_sdk(
     assert set(sdk["input"]) - set(kling["input"]) == set()
     assert {k: kling["input"][k] for k in set(kling["input"]) - set(sdk["input"])} == {"n": 1}
 
-    # Following the task differs by design: kling polls `GET /tasks/{id}`, the SDK reads the
-    # NDJSON stream of the same task (and may reconcile with a GET) (§4.7).
+    # Both follow the task on its NDJSON stream (§4.7); kling then reads the outputs with one
+    # GET, as the SDK does when it reconciles.
     assert kling_polls and sdk_follow
+    kling_task_id = task_id_of(kling_polls[0].path)
     assert {(r.method, r.path) for r in kling_polls} == {
-        ("GET", f"/tasks/{task_id_of(kling_polls[0].path)}")
+        ("GET", f"/tasks/{kling_task_id}/stream"),
+        ("GET", f"/tasks/{kling_task_id}"),
     }
     sdk_task_id = task_id_of(sdk_follow[0].path)
     assert sdk_task_id == task["id"]
