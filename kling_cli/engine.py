@@ -229,14 +229,8 @@ class Engine:
                 hint="Check the provider's dashboard (and `kling jobs`) before submitting again.",
             )
         task = self.provider.handle(client_task_id, submission)
-        # The request may still be on its way: "unknown" proves nothing until a grace period
-        # has passed, and even then only that it has not arrived yet.
-        for delay in AMBIGUOUS_SUBMIT_LOOKUPS:
-            await asyncio.sleep(delay)
-            try:
-                status = await self.refresh(task)
-            except KlingError:
-                continue
+        status = await self.find_by_our_id(task)
+        if status is not None:
             self.listener.submitted(task)
             self.listener.status_changed(task, status)
             return task, status
@@ -245,6 +239,18 @@ class Engine:
             f"{client_task_id} yet; it may still have been created and charged.",
             hint="`kling status` looks it up by that id: run it before submitting again.",
         )
+
+    async def find_by_our_id(self, task: TaskHandle) -> TaskStatus | None:
+        """Look a task up by the id we chose, after its submit answer was lost. The request
+        may still be on its way, so "unknown" is only believed after a grace period; None:
+        still unknown then."""
+        for delay in AMBIGUOUS_SUBMIT_LOOKUPS:
+            await asyncio.sleep(delay)
+            try:
+                return await self.refresh(task)
+            except KlingError:
+                continue
+        return None
 
     async def refresh(self, task: TaskHandle) -> TaskStatus:
         """Ask the provider once for the task's state, and for its outputs when a queue API

@@ -67,6 +67,7 @@ class ProviderRequestError(KlingError):
 
     exit_code = ExitCode.UNEXPECTED
     code = "provider_error"
+    http_status: int | None = None
 
 
 class UnreadableResponseError(ProviderRequestError):

@@ -86,6 +86,8 @@ MIGRATIONS: tuple[str, ...] = (
 # Task states beyond the provider's: not yet answered, and answered ambiguously.
 SUBMITTING = "submitting"
 MAY_EXIST = "may_exist"
+# Looked up by our own id and unknown to the provider: the submit never arrived.
+NOT_CREATED = "not_created"
 
 
 def job_state_after(error: BaseException | None) -> str:

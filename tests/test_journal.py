@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -83,6 +84,22 @@ def test_a_dropped_submit_is_never_sent_again(run_cli, use_emulator: Emulator) -
     assert len(submits(use_emulator, "runware")) == 1
     [job] = run_cli("jobs", "--json").json()["jobs"]
     assert job["state"] == "may_exist"
+
+
+def test_status_says_when_a_lost_submit_never_arrived(run_cli, use_emulator: Emulator) -> None:
+    use_emulator.inject("runware", Fault(kind="drop_connection", on="submit"))
+    assert run_cli("generate", "a red fox", "-p", "runware").exit_code == 1
+    soon = run_cli("status", "--json")  # right after: it may still be on its way
+    assert soon.json()["job"]["tasks"][0]["error"].startswith("not received by the provider yet")
+    with sqlite3.connect(Path(os.environ["KLING_CONFIG_DIR"]) / "jobs.sqlite3") as db:
+        db.execute("UPDATE jobs SET created_at = created_at - 3600")  # an hour later
+    result = run_cli("status", "--json")
+    assert result.exit_code == 0, result.stderr
+    job = result.json()["job"]
+    assert job["state"] == "not_created"
+    assert job["tasks"][0]["error"] == "never received by the provider: nothing was charged"
+    assert "nothing was charged" in run_cli("status").stderr
+    assert len(submits(use_emulator, "runware")) == 1
 
 
 def test_an_ambiguous_submit_without_a_client_id_is_recorded_as_may_exist(
@@ -157,6 +174,11 @@ def standalone_emulator(tmp_path: Path) -> Iterator[dict[str, str]]:
             (w for w in server.stdout.readline().split() if w.endswith("/runware/v1")), None
         )
     assert base_url
+    # The submit takes a while on the provider's side, so a stop right after kling prints
+    # "submitting" lands while the request is in flight: the task exists, its answer is lost.
+    control = base_url.split("/runware")[0]
+    fault = {"kind": "slow", "on": "submit", "delay": 1.5}
+    httpx.post(f"{control}/_emulator/faults", params={"provider": "runware"}, json=fault)
     yield {
         **os.environ,
         "KLING_RUNWARE_BASE_URL": base_url,
@@ -179,9 +201,10 @@ def start_generation(env: dict[str, str], out: Path) -> subprocess.Popen[str]:
     assert process.stderr is not None
     deadline = time.monotonic() + 20
     line = ""
-    while "submitted" not in line and time.monotonic() < deadline:
+    while "submit" not in line and time.monotonic() < deadline:
         line = process.stderr.readline()
-    assert "submitted" in line
+    assert "submit" in line
+    time.sleep(0.5)  # the request is on its way
     return process
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,9 @@ import typer
 from kling_cli.commands.common import JSON_OPTION, PROVIDER_OPTION, ProviderSession, open_session
 from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, describe_job, envelope, progress_for
+
+# A submit still unknown this long after it was sent never arrived.
+NOT_CREATED_AFTER_SECONDS = 600
 
 if TYPE_CHECKING:
     from kling_cli.engine import JobOutcome
@@ -49,6 +53,9 @@ def status(
                 f"Job {job.id} ran against the built-in emulator, which stopped with it; "
                 "there is nothing to resume."
             )
+        if job.state == "not_created":
+            _print_job(output, job)
+            return ExitCode.OK
         with open_session(job.provider, emulate=False, output=output) as session:
             target = output_dir or Path(job.output_dir)
             job = _refresh_job(session, journal, job, output, wait, download, timeout, target)
@@ -102,7 +109,9 @@ def _refresh_job(
     try:
         import asyncio  # not at module level: it is slow to import
 
-        outcome = asyncio.run(_drive(session, job, listener, wait, download, timeout, output_dir))
+        outcome = asyncio.run(
+            _drive(session, journal, job, listener, wait, download, timeout, output_dir)
+        )
     except BaseException as exc:
         journal.set_job_state(job.id, job_state_after(exc), getattr(exc, "message", None))
         raise
@@ -118,6 +127,7 @@ def _refresh_job(
 
 async def _drive(
     session: ProviderSession,
+    journal: Journal,
     job: JobRecord,
     listener: Listeners,
     wait: bool,
@@ -129,6 +139,12 @@ async def _drive(
     from kling_cli.naming import DEFAULT_TEMPLATE, Naming
 
     handles = _handles(session, job)
+    positions = {
+        key: task.position
+        for task in job.tasks
+        for key in (task.task_id, task.client_task_id)
+        if key
+    }
     if not handles:
         raise InvalidRequestError(
             f"Job {job.id} has no task the provider can be asked about: its submit was never "
@@ -136,11 +152,18 @@ async def _drive(
         )
     async with Engine(session.provider, session.endpoint, listener=listener) as engine:
         current: list[tuple[TaskHandle, TaskStatus]] = []
-        for handle in handles:
-            status = await engine.refresh(handle)
+        for handle, by_our_id in handles:
+            if by_our_id:
+                found = await engine.find_by_our_id(handle)
+                if found is None:
+                    _record_unknown(journal, job, positions[handle.task_id])
+                    continue
+                status = found
+            else:
+                status = await engine.refresh(handle)
             listener.status_changed(handle, status)
             current.append((handle, status))
-        if not (wait or download):
+        if not current or not (wait or download):
             return None
         if not wait:
             current = [(task, status) for task, status in current if status.state.is_terminal]
@@ -169,7 +192,9 @@ async def _drive(
     return outcome
 
 
-def _handles(session: ProviderSession, job: JobRecord) -> list[TaskHandle]:
+def _handles(session: ProviderSession, job: JobRecord) -> list[tuple[TaskHandle, bool]]:
+    """Each task the provider can be asked about, and whether it is asked by our own id
+    (its submit was never answered)."""
     from kling_cli.journal import MAY_EXIST, SUBMITTING
     from kling_cli.providers.base import TaskHandle
 
@@ -177,18 +202,38 @@ def _handles(session: ProviderSession, job: JobRecord) -> list[TaskHandle]:
     for task in job.tasks:
         task_id = task.task_id
         lookup = session.provider.capabilities.client_task_id_lookup
-        if task_id is None and task.state in (SUBMITTING, MAY_EXIST) and lookup:
+        by_our_id = task_id is None and task.state in (SUBMITTING, MAY_EXIST) and lookup
+        if by_our_id:
             # Stopped before the answer was recorded: the id we chose finds the task.
             task_id = task.client_task_id
         if task_id:
-            handles.append(
-                TaskHandle(session.provider.id, task_id, task.expected_images or None, task.extra)
+            handle = TaskHandle(
+                session.provider.id, task_id, task.expected_images or None, task.extra
             )
+            handles.append((handle, bool(by_our_id)))
     return handles
 
 
+def _record_unknown(journal: Journal, job: JobRecord, position: int) -> None:
+    """A task asked for by our own id that the provider does not know. Long after the stop,
+    its submit never arrived; shortly after, it may still be on its way."""
+    from kling_cli.journal import MAY_EXIST, NOT_CREATED
+
+    if time.time() - job.created_at > NOT_CREATED_AFTER_SECONDS:
+        error = "never received by the provider: nothing was charged"
+        journal.update_task(job.id, position, state=NOT_CREATED, error=error)
+    else:
+        error = "not received by the provider yet; check again in a minute"
+        journal.update_task(job.id, position, state=MAY_EXIST, error=error)
+
+
 def _overall_state(job: JobRecord, outcome: JobOutcome | None) -> str:
+    from kling_cli.journal import NOT_CREATED
+
     states = {task.state for task in job.tasks}
+    if states == {NOT_CREATED}:
+        return NOT_CREATED
+    states.discard(NOT_CREATED)
     if "failed" in states and states <= {"failed", "succeeded"}:
         return "failed" if "succeeded" not in states else "partial"
     if states == {"succeeded"}:
@@ -234,5 +279,7 @@ def _print_job(output: Output, job: JobRecord) -> None:
             output.result(f"    {task.error}")
         for out in task.outputs:
             output.result(f"    {out.path or out.url}")
+    if job.state == "not_created":
+        output.note("The provider never received this job, so nothing was charged; run it again.")
     if job.state in ("generated", "running", "timed_out", "interrupted", "download_failed"):
         output.note(f"Finish it with: kling status {job.id} --wait --download")

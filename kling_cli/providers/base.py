@@ -312,7 +312,9 @@ def error_for_http_status(
         return OutOfCreditsError(f"{text} (HTTP 402: out of credits).")
     if status == 429:
         return RateLimitedError(f"{text} (HTTP 429).", retry_after=response.retry_after)
-    return ProviderRequestError(f"{text} (HTTP {status}).")
+    error = ProviderRequestError(f"{text} (HTTP {status}).")
+    error.http_status = status
+    return error
 
 
 def unreadable_response(provider_name: str, response: HttpResponse) -> ProviderRequestError:
