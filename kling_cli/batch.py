@@ -227,18 +227,22 @@ class BatchRunner:
         from kling_cli.engine import HttpClients
 
         clients = HttpClients.create(max_connections=max(self.concurrency, 8))
-        semaphore = asyncio.Semaphore(self.concurrency)
+        pending = iter(planned)
+        results: list[ItemResult] = []
 
-        async def run_one(item: PlannedItem) -> ItemResult:
-            async with semaphore:
+        async def worker() -> None:
+            # A fixed pool pulling from one iterator: memory stays flat however long the
+            # manifest, unlike one coroutine per item.
+            for item in pending:
                 result = await self._run_item(item, clients)
-            self.on_result(result)
-            return result
+                results.append(result)
+                self.on_result(result)
 
         try:
-            return list(await asyncio.gather(*(run_one(item) for item in planned)))
+            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(planned)))))
         finally:
             await clients.aclose()
+        return results
 
     async def _run_item(self, planned: PlannedItem, clients: Any) -> ItemResult:
         from kling_cli.engine import Engine
