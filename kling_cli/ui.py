@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
 
 from kling_cli.errors import ExitCode, KlingError
 from kling_cli.events import NullListener
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from kling_cli.download import SavedFile
@@ -27,19 +26,33 @@ if TYPE_CHECKING:
 JSON_SCHEMA_VERSION = 1
 
 
-@dataclass
 class Output:
-    """The process's two streams, and whether they are terminals (tests build their own)."""
+    """The process's two streams. Plain lines are written directly; rich consoles (colour,
+    tables, spinners) are created on first use, since importing rich costs start-up time that
+    `kling --version` or `kling config path` should not pay."""
 
-    stdout: Console = field(default_factory=lambda: Console(soft_wrap=True))
-    stderr: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
-    json_mode: bool = False
+    def __init__(self, *, json_mode: bool = False) -> None:
+        self.json_mode = json_mode
+
+    @cached_property
+    def stdout(self) -> Console:
+        from rich.console import Console
+
+        return Console(soft_wrap=True)
+
+    @cached_property
+    def stderr(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, soft_wrap=True)
 
     def result(self, text: str) -> None:
-        self.stdout.print(text, markup=False, highlight=False)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
     def note(self, text: str) -> None:
-        self.stderr.print(text, markup=False, highlight=False)
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
     def warn(self, text: str) -> None:
         self.stderr.print(f"[yellow]warning:[/yellow] {escape(text)}", highlight=False)
