@@ -198,15 +198,36 @@ def resolve_secret_key(
 def resolve_base_url(
     provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
 ) -> str:
+    return _resolve_url(provider, config, "base", provider.default_base_url, environ)
+
+
+def resolve_service_urls(
+    provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The provider's other hosts (file storage...), each overridable like the base URL:
+    `KLING_<ID>_<NAME>_URL` or `providers.<id>.<name>_url`."""
+    return {
+        name: _resolve_url(provider, config, name, default, environ)
+        for name, default in provider.service_urls.items()
+    }
+
+
+def _resolve_url(
+    provider: Provider,
+    config: ConfigFile,
+    name: str,
+    default: str,
+    environ: Mapping[str, str] | None,
+) -> str:
     environ = os.environ if environ is None else environ
-    value = environ.get(provider.base_url_env_var) or config.get(
-        f"providers.{provider.id}.base_url"
-    )
+    env_var = f"KLING_{provider.id.upper()}_{name.upper()}_URL"
+    setting = f"providers.{provider.id}.{name}_url"
+    value = environ.get(env_var) or config.get(setting)
     if not value:
-        return provider.default_base_url
+        return default
     if not isinstance(value, str):
-        raise ConfigError(f"providers.{provider.id}.base_url in {config.path} must be a string.")
-    return check_base_url(value.rstrip("/"), setting=provider.base_url_env_var)
+        raise ConfigError(f"{setting} in {config.path} must be a string.")
+    return check_base_url(value.rstrip("/"), setting=env_var)
 
 
 def check_base_url(url: str, *, setting: str) -> str:

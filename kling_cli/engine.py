@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from kling_cli.errors import (
 )
 from kling_cli.events import Listeners, ProgressListener
 from kling_cli.providers.base import (
+    INLINE_TRANSPORTS,
     Endpoint,
     HttpRequest,
     HttpResponse,
@@ -41,6 +42,7 @@ from kling_cli.providers.base import (
 from kling_cli.retry import PollPolicy, RetryPolicy
 
 if TYPE_CHECKING:
+    from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
 USER_AGENT = f"kling-cli/{__version__}"
@@ -86,14 +88,38 @@ class JobOutcome:
     failures: list[KlingError] = field(default_factory=list)
 
 
+class UploadCache:
+    """The local files already uploaded in this run, by provider, account and content: a
+    reference that many jobs of a batch share is uploaded once per provider."""
+
+    def __init__(self) -> None:
+        self._uploads: dict[tuple[str, str, str], asyncio.Task[str]] = {}
+
+    async def reference(
+        self, key: tuple[str, str, str], upload: Callable[[], Coroutine[Any, Any, str]]
+    ) -> str:
+        task = self._uploads.get(key)
+        if task is None:
+            task = self._uploads[key] = asyncio.ensure_future(upload())
+        try:
+            # Shielded: one job giving up does not cancel an upload other jobs wait for.
+            return await asyncio.shield(task)
+        except BaseException:
+            if task.done() and self._uploads.get(key) is task:
+                del self._uploads[key]  # a failed upload is tried afresh by the next job
+            raise
+
+
 @dataclass
 class HttpClients:
-    """The two HTTP clients all engines of a run share: one for provider APIs, and one for
+    """What all engines of a run share: two HTTP clients, one for provider APIs, and one for
     images, which come from other hosts (CDNs, signed storage URLs) and so get a client that
-    has never seen a key: no provider header can follow a redirect there."""
+    has never seen a key: no provider header can follow a redirect there; and the uploads
+    made so far."""
 
     api: httpx.AsyncClient
     downloads: httpx.AsyncClient
+    uploads: UploadCache = field(default_factory=UploadCache)
 
     @classmethod
     def create(
@@ -168,7 +194,7 @@ class Engine:
         """Send the submit request once. It is repeated only when it provably never reached the
         provider (the connection was refused or timed out while connecting), or on a 429 that
         says when to come back."""
-        submission = self._submission(request, push_timeout)
+        submission = self._submission(await self._with_local_files(request), push_timeout)
         self.listener.submitting(submission.client_task_id, submission.expected_images)
         attempt = 0
         while True:
@@ -197,11 +223,64 @@ class Engine:
             self.listener.status_changed(task, status)
             return task, status
 
-    def _submission(self, request: GenerationRequest, push_timeout: float | None) -> Submission:
-        from kling_cli.references import with_inline_references
+    async def _with_local_files(self, request: GenerationRequest) -> GenerationRequest:
+        """The request with each local reference inlined, or replaced by what its upload
+        returned, in the order given."""
+        from kling_cli.references import is_local, with_inline_references
 
-        if self.provider.capabilities.local_files in ("data-uri", "inline-base64"):
-            request = with_inline_references(request, self.provider.capabilities.local_files)
+        transport = self.provider.capabilities.local_files
+        if transport in INLINE_TRANSPORTS:
+            return with_inline_references(request, transport)
+        if transport != "upload" or not any(is_local(ref) for ref in request.references):
+            return request
+        references = [
+            await self._uploaded(ref) if is_local(ref) else ref for ref in request.references
+        ]
+        return request.model_copy(update={"references": tuple(references)})
+
+    async def _uploaded(self, reference: str) -> str:
+        from kling_cli.references import read_local_reference
+
+        file = read_local_reference(reference)
+        key = (self.provider.id, self.endpoint.base_url, file.sha256)
+        return await self.clients.uploads.reference(key, lambda: self._upload(file))
+
+    async def _upload(self, file: LocalFile) -> str:
+        self.listener.uploading(file.name, len(file.content))
+        steps = self.provider.upload(file, self.endpoint)
+        try:
+            request = next(steps)
+            while True:
+                response = await self._exchange(request, "upload failed")
+                try:
+                    request = steps.send(response)
+                except StopIteration as done:
+                    return str(done.value)
+        except KlingError as exc:
+            exc.message = f"Could not upload {file.path} to {self.provider.name}: {exc.message}"
+            exc.hint = exc.hint or "Nothing was submitted, so nothing was charged."
+            raise
+
+    async def _exchange(self, request: HttpRequest, what: str) -> HttpResponse:
+        """Send a request that is safe to repeat, retrying transport errors and transient
+        answers; the last answer is returned whatever it is."""
+        attempt = 0
+        while True:
+            last_attempt = attempt + 1 >= self.retry_policy.attempts
+            try:
+                response = await self._send(request)
+            except httpx.TransportError as exc:
+                if last_attempt:
+                    raise self._unreachable(exc) from None
+                await self._back_off(attempt, f"{what} ({type(exc).__name__})")
+            else:
+                if last_attempt or not self.provider.is_retryable(response):
+                    return response
+                reason = f"{self.provider.name} answered HTTP {response.status_code}"
+                await self._back_off(attempt, reason, response.retry_after)
+            attempt += 1
+
+    def _submission(self, request: GenerationRequest, push_timeout: float | None) -> Submission:
         pushed = (
             self.provider.build_push_submit(request, self.endpoint)
             if push_timeout is not None
@@ -263,30 +342,19 @@ class Engine:
         return status
 
     async def _ask(self, request: HttpRequest, task: TaskHandle, step: str) -> TaskStatus:
-        """Send a poll or result request, retrying transport errors and transient answers."""
+        """Send a poll or result request, retrying transport errors, transient answers and
+        answers that cannot be read."""
         attempt = 0
         while True:
-            last_attempt = attempt + 1 >= self.retry_policy.attempts
+            response = await self._exchange(request, "status check failed")
             try:
-                response = await self._send(request)
-            except httpx.TransportError as exc:
-                if last_attempt:
-                    raise self._unreachable(exc) from None
-                reason = f"status check failed ({type(exc).__name__})"
-                await self._back_off(attempt, reason)
-            else:
-                if last_attempt or not self.provider.is_retryable(response):
-                    try:
-                        if step == "result":
-                            return self.provider.parse_result(response, task)
-                        return self.provider.parse_poll(response, task)
-                    except UnreadableResponseError:
-                        if last_attempt:
-                            raise
-                        await self._back_off(attempt, "unreadable answer")
-                else:
-                    reason = f"{self.provider.name} answered HTTP {response.status_code}"
-                    await self._back_off(attempt, reason, response.retry_after)
+                if step == "result":
+                    return self.provider.parse_result(response, task)
+                return self.provider.parse_poll(response, task)
+            except UnreadableResponseError:
+                if attempt + 1 >= self.retry_policy.attempts:
+                    raise
+                await self._back_off(attempt, "unreadable answer")
             attempt += 1
 
     async def wait(
@@ -476,6 +544,8 @@ class Engine:
             request.url,
             headers=dict(request.headers),
             json=request.json,
+            content=request.content,
+            files=request.files,
             timeout=timeout,
         )
         return HttpResponse(
@@ -485,10 +555,14 @@ class Engine:
         )
 
     def _check_key_destination(self, request: HttpRequest) -> None:
-        """Credentials (`Authorization`, `X-API-Key`, ...) go to the provider's API host and
-        nowhere else."""
+        """Credentials (`Authorization`, `X-API-Key`, ...) go to the provider's API host (and
+        its own configured service hosts, such as file storage) and nowhere else: never to a
+        host an answer named."""
         carries_key = any(is_credential_header(name) for name in request.headers)
-        if carries_key and origin(request.url) != origin(self.endpoint.base_url):
+        allowed = {
+            origin(url) for url in (self.endpoint.base_url, *self.endpoint.service_urls.values())
+        }
+        if carries_key and origin(request.url) not in allowed:
             host = urlsplit(request.url).hostname
             raise ProviderRequestError(
                 f"Refusing to send the {self.provider.name} key to {host}, "

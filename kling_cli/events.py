@@ -15,6 +15,8 @@ class ProgressListener(Protocol):
     `submitting` comes before the submit request is sent, so a crash at any later moment
     leaves a record."""
 
+    def uploading(self, name: str, size: int) -> None: ...
+
     def submitting(self, client_task_id: str | None, expected_images: int | None) -> None: ...
 
     def submit_uncertain(self, reason: str) -> None: ...
@@ -30,6 +32,9 @@ class ProgressListener(Protocol):
 
 class NullListener:
     """Ignores every event; listeners override the ones they care about."""
+
+    def uploading(self, name: str, size: int) -> None:
+        pass
 
     def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
         pass
@@ -55,6 +60,10 @@ class Listeners:
 
     def __init__(self, *listeners: ProgressListener) -> None:
         self.listeners = listeners
+
+    def uploading(self, name: str, size: int) -> None:
+        for listener in self.listeners:
+            listener.uploading(name, size)
 
     def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
         for listener in self.listeners:

@@ -1,10 +1,11 @@
 """Local reference images: inspected against the documented limits, then sent the way the
-provider accepts them (inline as a data URI or raw base64; uploads come later)."""
+provider accepts them: inline (a data URI or raw base64), or uploaded by the engine through
+the provider's own upload API."""
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -85,12 +86,36 @@ def inspect_local_reference(reference: str) -> LocalReference:
     return LocalReference(path, found, width, height, size)
 
 
+@dataclass(frozen=True)
+class LocalFile:
+    """A checked local reference, read into memory (at most 10 MB) to be sent."""
+
+    path: Path
+    content_type: str
+    content: bytes = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.content).hexdigest()
+
+
+def read_local_reference(reference: str) -> LocalFile:
+    info = inspect_local_reference(reference)
+    return LocalFile(info.path, MIME_TYPES[info.format], info.path.read_bytes())
+
+
 def inline(reference: str, form: str) -> str:
     """A local file as the provider takes it inline: a `data:` URI, or raw base64 (Kling)."""
-    info = inspect_local_reference(reference)
-    encoded = base64.b64encode(info.path.read_bytes()).decode("ascii")
+    file = read_local_reference(reference)
+    encoded = base64.b64encode(file.content).decode("ascii")
     if form == "data-uri":
-        return f"data:{MIME_TYPES[info.format]};base64,{encoded}"
+        return f"data:{file.content_type};base64,{encoded}"
     return encoded
 
 
@@ -106,10 +131,13 @@ def with_described_references(request: GenerationRequest, form: str) -> Generati
     """For --dry-run: what would be inlined, by size, instead of the bytes."""
     if not any(is_local(ref) for ref in request.references):
         return request
+    how = (
+        "uploaded first, then sent as the URL it gets"
+        if form == "upload"
+        else f"sent inline as {form}"
+    )
     references = tuple(
-        f"<{inspect_local_reference(ref).describe()}, sent inline as {form}>"
-        if is_local(ref)
-        else ref
+        f"<{inspect_local_reference(ref).describe()}, {how}>" if is_local(ref) else ref
         for ref in request.references
     )
     return request.model_copy(update={"references": references})

@@ -129,6 +129,9 @@ class PlainProgress(NullListener):
     def _line(self, text: str) -> None:
         self.output.note(f"[{time.monotonic() - self.started:5.1f}s] {text}")
 
+    def uploading(self, name: str, size: int) -> None:
+        self._line(f"uploading {name} ({size:,} bytes) to {self.provider_name}")
+
     def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
         if client_task_id:
             self._line(f"submitting to {self.provider_name}: task {client_task_id}")

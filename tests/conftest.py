@@ -48,6 +48,8 @@ def use_emulator(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulato
     for provider in emulator.providers:
         monkeypatch.setenv(f"KLING_{provider.upper()}_BASE_URL", emulator.base_url(provider))
         monkeypatch.setenv(f"KLING_{provider.upper()}_API_KEY", EMULATOR_API_KEY)
+        for name, url in emulator.service_urls(provider).items():
+            monkeypatch.setenv(f"KLING_{provider.upper()}_{name.upper()}_URL", url)
     return emulator
 
 

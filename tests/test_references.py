@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kling_cli.emulator import Emulator
+from kling_cli.emulator import Emulator, Fault
 
 
 def make_image(path: Path, size: tuple[int, int], fmt: str = "PNG", **options: object) -> Path:
@@ -83,23 +83,161 @@ def test_runware_gets_the_files_bytes_as_data_uris_in_order(
     assert shown.json()["job"]["request"]["references"][0] == str(hero)  # the path, not bytes
 
 
-def test_kling_gets_raw_base64_without_a_data_prefix(
-    run_cli, use_emulator: Emulator, hero: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("provider", ["kling", "comfy"])
+def test_kling_and_comfy_get_raw_base64_without_a_data_prefix(
+    run_cli, use_emulator: Emulator, hero: Path, monkeypatch: pytest.MonkeyPatch, provider: str
 ) -> None:
     monkeypatch.setenv("KLING_KLING_SECRET_KEY", "emulator-key")
-    result = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", "kling")
+    result = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", provider)
     assert result.exit_code == 0, result.stderr
     body = next(r for r in use_emulator.requests if r.server == "api" and r.method == "POST").json()
     assert body["image_list"][0]["image"] == base64.b64encode(hero.read_bytes()).decode()
 
 
-def test_a_provider_without_inline_files_refuses_a_path(
+def test_a_provider_without_an_upload_api_refuses_a_path(
     run_cli, use_emulator: Emulator, hero: Path
 ) -> None:
-    result = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", "unifically")
+    result = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", "apiinone")
     assert result.exit_code == 2
-    assert "takes reference images as URLs only" in result.stderr
+    assert "has no upload API" in result.stderr and str(hero) in result.stderr
     assert use_emulator.requests == []
+
+
+def submit_body(emu: Emulator, provider: str) -> dict:
+    submit_paths = {
+        "unifically": "/v1/tasks",
+        "fal": "/fal-ai/kling-image/o1",
+        "wavespeed": "/api/v3/kwaivgi/kling-image-o1",
+        "inferencesh": "/apps/run",
+    }
+    [body] = [
+        r.json()
+        for r in emu.requests
+        if r.provider == provider and r.method == "POST" and r.path == submit_paths[provider]
+    ]
+    return body
+
+
+def sent_references(emu: Emulator, provider: str) -> list[str]:
+    body = submit_body(emu, provider)
+    return {
+        "unifically": lambda: body["input"]["image_urls"],
+        "fal": lambda: body["image_urls"],
+        "wavespeed": lambda: body["images"],
+        "inferencesh": lambda: [body["input"]["image"]],
+    }[provider]()
+
+
+@pytest.mark.parametrize("provider", ["unifically", "fal", "wavespeed", "inferencesh"])
+def test_upload_providers_receive_the_files_bytes_and_use_the_address_they_gave(
+    run_cli, use_emulator: Emulator, hero: Path, provider: str
+) -> None:
+    result = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", provider, "-a", "1:1")
+    assert result.exit_code == 0, result.stderr
+    [uploaded] = use_emulator.uploaded_files(provider)
+    assert uploaded.content == hero.read_bytes()
+    assert (uploaded.filename, uploaded.content_type) == ("hero.png", "image/png")
+    [reference] = sent_references(use_emulator, provider)
+    assert uploaded.file_id in reference
+    assert f"uploading hero.png ({hero.stat().st_size:,} bytes)" in result.stderr
+
+
+def test_signed_upload_urls_never_get_the_key(run_cli, use_emulator: Emulator, hero: Path) -> None:
+    for provider in ("fal", "inferencesh"):
+        result = run_cli("generate", "x @image_1", "-r", str(hero), "-p", provider, "-a", "1:1")
+        assert result.exit_code == 0, result.stderr
+        [put] = [r for r in use_emulator.requests if r.provider == provider and r.method == "PUT"]
+        assert "signature=" in put.query
+        assert "authorization" not in put.headers
+        assert put.body == hero.read_bytes()
+
+
+def test_urls_and_files_mixed_keep_their_order(
+    run_cli, use_emulator: Emulator, hero: Path, tmp_path: Path
+) -> None:
+    jacket = make_image(tmp_path / "jacket.jpg", (500, 500), "JPEG")
+    url = "https://example.com/scene.png"
+    refs = ["-r", str(jacket), "-r", url, "-r", str(hero)]
+    result = run_cli("generate", "@image_1 @image_2 @image_3", *refs, "-p", "unifically")
+    assert result.exit_code == 0, result.stderr
+    first, second, third = sent_references(use_emulator, "unifically")
+    files = {f.filename: f for f in use_emulator.uploaded_files("unifically")}
+    assert files["jacket.jpg"].content == jacket.read_bytes()
+    assert files["jacket.jpg"].content_type == "image/jpeg"
+    assert files["jacket.jpg"].file_id in first and second == url
+    assert files["hero.png"].file_id in third
+
+
+def test_a_file_is_uploaded_once_per_job(run_cli, use_emulator: Emulator, hero: Path) -> None:
+    # -n 3 on a one-image-per-task provider is three tasks; the same file is also given twice.
+    refs = ["-r", str(hero), "-r", str(hero)]
+    result = run_cli("generate", "@image_1 and @image_2", *refs, "-p", "unifically", "-n", "3")
+    assert result.exit_code == 0, result.stderr
+    assert len(use_emulator.uploaded_files("unifically")) == 1
+    assert len(result.stdout.split()) == 3
+
+
+def test_a_batch_reusing_one_file_uploads_it_once_per_provider(
+    run_cli, use_emulator: Emulator, hero: Path, tmp_path: Path
+) -> None:
+    import json
+
+    items = [
+        {
+            "id": f"item{i}",
+            "prompt": f"variation {i} of @image_1",
+            "refs": [str(hero)],
+            "provider": provider,
+        }
+        for i, provider in enumerate(["unifically", "wavespeed"] * 10)
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(item) + "\n" for item in items))
+    result = run_cli("batch", str(manifest), "-o", "out", "-j", "8")
+    assert result.exit_code == 0, result.stderr
+    for provider in ("unifically", "wavespeed"):
+        assert len(use_emulator.uploaded_files(provider)) == 1
+        submits = [
+            r for r in use_emulator.requests if r.provider == provider and r.method == "POST"
+        ]
+        assert sum(1 for r in submits if "upload" not in r.path) == 10
+
+
+def test_a_failing_upload_is_retried_then_stops_before_any_submit(
+    run_cli, use_emulator: Emulator, hero: Path
+) -> None:
+    use_emulator.inject("wavespeed", Fault(kind="server_error", on="upload", times=2))
+    retried = run_cli("generate", "x @image_1", "-r", str(hero), "-p", "wavespeed")
+    assert retried.exit_code == 0, retried.stderr
+    assert "WaveSpeed answered HTTP 500; retrying" in retried.stderr
+    use_emulator.reset()
+    use_emulator.inject("wavespeed", Fault(kind="server_error", on="upload", times=20))
+    failed = run_cli("generate", "x @image_1", "-r", str(hero), "-p", "wavespeed")
+    assert failed.exit_code != 0
+    assert f"Could not upload {hero} to WaveSpeed" in failed.stderr
+    assert "Nothing was submitted" in failed.stderr
+    assert [r.path for r in use_emulator.requests if "kling-image-o1" in r.path] == []
+
+
+def test_the_key_goes_to_the_configured_storage_host_and_no_other() -> None:
+    from kling_cli.engine import Engine
+    from kling_cli.errors import ProviderRequestError
+    from kling_cli.providers.base import Endpoint, HttpRequest
+    from kling_cli.providers.unifically import Unifically
+
+    storage = "https://files.storagecdn.online"
+    endpoint = Endpoint("https://api.unifically.com", "sk-0123456789", None, {"storage": storage})
+    engine = Engine(Unifically(), endpoint)
+    keyed = {"Authorization": "Bearer sk-0123456789"}
+    engine._check_key_destination(HttpRequest("PUT", f"{storage}/upload", keyed))
+    for elsewhere in (
+        "https://storagecdn.online.example/upload",
+        "http://files.storagecdn.online/",
+    ):
+        with pytest.raises(ProviderRequestError, match="Refusing to send the Unifically key"):
+            engine._check_key_destination(HttpRequest("PUT", elsewhere, keyed))
+    # A signed URL carries no key, so it may point anywhere.
+    engine._check_key_destination(HttpRequest("PUT", "https://bucket.example/x?sig=1", {}))
 
 
 def test_dry_run_shows_sizes_not_bytes(run_cli, use_emulator: Emulator, hero: Path) -> None:
@@ -167,3 +305,13 @@ def test_fit_never_crops_and_never_touches_a_good_file(
     fine = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", "runware", "--fit")
     assert fine.exit_code == 0 and "--fit:" not in fine.stderr
     assert inlined_image(use_emulator).size == (600, 800)
+
+
+def test_dry_run_says_a_file_would_be_uploaded(run_cli, use_emulator: Emulator, hero: Path) -> None:
+    result = run_cli(
+        "generate", "x @image_1", "-r", str(hero), "-p", "unifically", "--dry-run", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    [shown] = result.json()["requests"][0]["body"]["input"]["image_urls"]
+    assert shown.startswith(f"<{hero}: PNG 600x800, {hero.stat().st_size:,} bytes, uploaded first")
+    assert use_emulator.requests == [] and use_emulator.uploaded_files("unifically") == []

@@ -18,6 +18,7 @@ from kling_cli.config import (
     resolve_key,
     resolve_provider_id,
     resolve_secret_key,
+    resolve_service_urls,
 )
 from kling_cli.errors import ConfigError
 from kling_cli.providers import PROVIDERS, get_provider
@@ -99,6 +100,7 @@ def open_sessions(
                         emulator.base_url(p.id),
                         EMULATOR_API_KEY,
                         EMULATOR_API_KEY if p.needs_secret_key else None,
+                        emulator.service_urls(p.id),
                     ),
                     emulated=True,
                 )
@@ -133,7 +135,12 @@ def _endpoint(provider: Provider, config: ConfigFile) -> Endpoint:
             f"{provider.name} needs a secret key as well as the access key.",
             hint=f"Store both with `kling config set-key {provider.id}` or set {env_names}.",
         )
-    return Endpoint(resolve_base_url(provider, config), key.value, secret.value if secret else None)
+    return Endpoint(
+        resolve_base_url(provider, config),
+        key.value,
+        secret.value if secret else None,
+        resolve_service_urls(provider, config),
+    )
 
 
 def _only_provider_with_key(config: ConfigFile) -> str | None:
@@ -169,5 +176,6 @@ def dry_run_endpoint(provider: Provider, config: ConfigFile) -> tuple[Endpoint, 
         resolve_base_url(provider, config),
         key.value if key else "dry-run-key",
         (secret.value if secret else "dry-run-secret") if provider.needs_secret_key else None,
+        resolve_service_urls(provider, config),
     )
     return endpoint, key is not None

@@ -11,6 +11,7 @@ from types import TracebackType
 from kling_cli.emulator import control
 from kling_cli.emulator.faults import IMAGES_TARGET, Fault, FaultQueue
 from kling_cli.emulator.images import CONTENT_TYPES, ImageStore, IssuedImage, encoded
+from kling_cli.emulator.media import MEDIA_PREFIX, MediaFile, MediaStore
 from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest, Settings
 from kling_cli.emulator.recording import RecordedRequest, RequestLog, ServerName
 from kling_cli.emulator.registry import PROVIDER_APIS
@@ -56,7 +57,8 @@ class Emulator:
         self._images = ImageStore()
         self._faults = FaultQueue()
         self._log = RequestLog()
-        context = ProviderContext(self._settings, self._images, self._faults)
+        self._media = MediaStore()
+        context = ProviderContext(self._settings, self._images, self._faults, self._media)
         self._apis: dict[str, ProviderApi] = {
             api.provider_id: api(context) for api in PROVIDER_APIS
         }
@@ -115,6 +117,14 @@ class Emulator:
         api = self._api(provider)
         return f"{self.api_origin}/{api.provider_id}{api.base_path}"
 
+    def service_urls(self, provider: str) -> dict[str, str]:
+        """Where the provider's other hosts (file storage...) are emulated."""
+        api = self._api(provider)
+        return {
+            name: f"{self.api_origin}/{api.provider_id}{path}"
+            for name, path in api.service_paths.items()
+        }
+
     # -- settings -----------------------------------------------------------------------------
 
     @property
@@ -139,6 +149,10 @@ class Emulator:
     def requests(self) -> list[RecordedRequest]:
         return self._log.snapshot()
 
+    def uploaded_files(self, provider: str) -> list[MediaFile]:
+        """The reference files a client has uploaded to a provider, oldest first."""
+        return self._api(provider).uploaded_files()
+
     def clear_requests(self) -> None:
         self._log.clear()
 
@@ -162,6 +176,7 @@ class Emulator:
         self._faults.clear()
         for api in self._apis.values():
             api.reset()
+            self._media.clear(api.provider_id)
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -181,6 +196,8 @@ class Emulator:
             )
         path = "/" + rest if rest or incoming.path.endswith("/") else ""
         self._record("api", api.provider_id, path, incoming)
+        if path.startswith(MEDIA_PREFIX):  # uploaded files, public like a CDN (media.py)
+            return self._media.handle(incoming.method, path, incoming.query, incoming.body)
         request = ProviderRequest(
             incoming.method, path, incoming.query, incoming.headers, incoming.body
         )
@@ -314,7 +331,12 @@ def serve(port: int, latency: float, log: Callable[[str], None]) -> None:
     emulator = Emulator(latency=latency, api_port=port, image_port=port + 1 if port else 0)
     with emulator:
         lines = [f"Kling provider emulator (API key {emulator.api_key!r}, latency {latency:g}s)"]
-        lines += [f"  {name:<12}{emulator.base_url(name)}" for name in emulator.providers]
+        for name in emulator.providers:
+            lines.append(f"  {name:<12}{emulator.base_url(name)}")
+            lines += [
+                f"  {'':<12}{service}: {url}"
+                for service, url in emulator.service_urls(name).items()
+            ]
         lines.append(f"  {'images':<12}{emulator.image_origin}")
         lines.append(f"  {'control':<12}{emulator.api_origin}{control.CONTROL_PREFIX}")
         log("\n".join(lines))

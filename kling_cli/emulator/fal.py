@@ -10,9 +10,10 @@ Validation errors are FastAPI-style `{"detail": [{"loc", "msg", "type"}]}` (§2.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from kling_cli.emulator.body_fields import Fields, Invalid, parse_json
@@ -26,6 +27,7 @@ from kling_cli.emulator.images import (
     IssuedImage,
     encoded,
 )
+from kling_cli.emulator.media import MediaStore
 from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
 from kling_cli.emulator.provider_kit import (
     Cancellations,
@@ -42,6 +44,9 @@ from kling_cli.emulator.tasks import Event, Task, TaskStore
 APP_PATH = "/fal-ai/kling-image"  # owner/app: status, result and cancel live here (§2.3)
 SUBMIT_PATH = APP_PATH + "/o1"
 REQUESTS_PREFIX = APP_PATH + "/requests/"
+# The REST host `rest.fal.ai`, emulated below the mount; its storage upload (§2.5).
+REST_PATH = "/_rest"
+INITIATE_UPLOAD_PATH = REST_PATH + "/storage/upload/initiate"
 
 # §2.2, KlingImageO1Input.
 INPUT_FIELDS = frozenset(
@@ -93,6 +98,7 @@ def detail_reply(
 class FalApi(ProviderApi):
     provider_id = "fal"
     base_path = ""  # https://queue.fal.run -> the mount; paths are /fal-ai/kling-image/...
+    service_paths: ClassVar[dict[str, str]] = {"rest": REST_PATH}
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
@@ -107,6 +113,8 @@ class FalApi(ProviderApi):
         route = _request_route(request.path)
         if request.method == "GET" and route is not None and route[1] in ("status", ""):
             return "poll"
+        if request.path == INITIATE_UPLOAD_PATH:
+            return "upload"
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
@@ -135,6 +143,8 @@ class FalApi(ProviderApi):
             return unauthorized
         if request.path == SUBMIT_PATH and request.method == "POST":
             return self._submit(request)
+        if request.path == INITIATE_UPLOAD_PATH and request.method == "POST":
+            return self._initiate_upload(request)
         route = _request_route(request.path)
         if route is not None:
             request_id, action = route
@@ -160,6 +170,28 @@ class FalApi(ProviderApi):
         return detail_reply(401, "No user found for Key ID and Secret")
 
     # -- routes ------------------------------------------------------------------------------
+
+    def _initiate_upload(self, request: ProviderRequest) -> Reply:
+        """The SDK's GCS upload (§2.5): `{file_name, content_type}` in, a signed `upload_url`
+        for the bytes and the `file_url` to use out."""
+        if parse_qs(request.query).get("storage_type") != ["gcs"]:
+            return detail_reply(422, "storage_type must be gcs")  # inferred: others untested
+        try:
+            payload = json.loads(request.body)
+            name, content_type = payload["file_name"], payload["content_type"]
+        except (ValueError, KeyError, TypeError):
+            return detail_reply(422, "file_name and content_type are required")
+        if not isinstance(name, str) or not isinstance(content_type, str) or not name:
+            return detail_reply(422, "file_name and content_type must be strings")
+        file = self.context.media.reserve(self.provider_id, name, content_type)
+        mount_url = f"{request_origin(request)}/{self.provider_id}"
+        return json_reply(
+            200,
+            {
+                "upload_url": MediaStore.signed_url(file, mount_url),
+                "file_url": MediaStore.url(file, mount_url),
+            },
+        )
 
     def _submit(self, request: ProviderRequest) -> Reply:
         webhook = parse_qs(request.query).get("fal_webhook", [None])[0]

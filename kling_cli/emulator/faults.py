@@ -25,7 +25,8 @@ FaultKind = Literal[
     # The provider's documented refusal for an account without credit.
     "out_of_credits",
 ]
-Phase = Literal["submit", "poll", "download"]
+# "upload": a reference file sent through a provider's upload API.
+Phase = Literal["submit", "poll", "download", "upload"]
 
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 PHASES: tuple[str, ...] = get_args(Phase)

@@ -20,7 +20,7 @@ from typing import Any
 
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import IssuedImage
-from kling_cli.emulator.inferencesh_files import UPLOADS_PREFIX, FileStore
+from kling_cli.emulator.inferencesh_files import FileStore
 from kling_cli.emulator.inferencesh_wire import (
     MAX_PROMPT_LENGTH,
     Problem,
@@ -89,7 +89,7 @@ class InferenceShApi(ProviderApi):
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         self.tasks: TaskStore[InferenceJob] = TaskStore(self.provider_id)
-        self.files = FileStore()
+        self.files = FileStore(context.media, self.provider_id)
         self._lock = threading.Lock()
         self._cancellations: dict[str, _Cancellation] = {}
 
@@ -130,8 +130,6 @@ class InferenceShApi(ProviderApi):
             self._cancellations.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:
-        if request.path.startswith(UPLOADS_PREFIX):  # the signed URL needs no Bearer (§4.9)
-            return self.files.upload(request.method, request.path, request.query, request.body)
         if request.bearer_token() != self.context.settings.api_key:
             return problem_reply(401, "unauthorized", "invalid api key")
         try:

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from kling_cli.emulator.faults import FaultQueue, Phase
 from kling_cli.emulator.images import ImageStore
+from kling_cli.emulator.media import MediaFile, MediaStore
 from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Event
 
@@ -25,6 +26,7 @@ class ProviderContext:
     settings: Settings
     images: ImageStore
     faults: FaultQueue
+    media: MediaStore
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ProviderApi(ABC):
     provider_id: ClassVar[str]
     # Appended to the mount point to form the base URL a client is configured with.
     base_path: ClassVar[str]
+    # The provider's other hosts (`Provider.service_urls`), emulated below the mount point.
+    service_paths: ClassVar[dict[str, str]] = {}
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
@@ -71,6 +75,10 @@ class ProviderApi(ABC):
 
     @abstractmethod
     def events(self) -> list[Event]: ...
+
+    def uploaded_files(self) -> list[MediaFile]:
+        """Reference files the client has uploaded, oldest first."""
+        return self.context.media.received(self.provider_id)
 
     @abstractmethod
     def reset(self) -> None:

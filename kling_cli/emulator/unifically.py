@@ -2,26 +2,34 @@
 providers-seeds.md §1.
 
 `POST /v1/tasks` submits, `GET /v1/tasks/{task_id}` polls. Every answer is wrapped as
-`{"code": <int>, "data": {...}}` (§1.5, §1.7).
+`{"code": <int>, "data": {...}}` (§1.5, §1.7). The storage host `files.storagecdn.online`,
+which takes the same key, is emulated below `/_storage`: `PUT /upload` with a multipart `file`
+or JSON `{"base64": ...}` answers `{"success": true, "file_url": ...}` (§1.9).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from kling_cli.emulator.dimensions import ASPECT_RATIOS, Tier, pixels
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import ImageSpec, IssuedImage
+from kling_cli.emulator.media import MediaStore, form_file
 from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.provider_kit import request_origin
 from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Event, Task, TaskPhase, TaskStore
 
 MODEL_ID = "kuaishou/kling-o1-image"
 TASKS_PATH = "/v1/tasks"
+STORAGE_PATH = "/_storage"
+UPLOAD_PATH = STORAGE_PATH + "/upload"
 ASPECT_RATIO_CHOICES = ("auto", *ASPECT_RATIOS)  # seed 000 FAQ: Auto plus eight named ratios
 # Lower case as in seed 000's curl example; the upper-case spelling is not documented.
 RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}
@@ -63,6 +71,7 @@ def error_reply(status: int, message: str, code: str) -> Reply:
 class UnificallyApi(ProviderApi):
     provider_id = "unifically"
     base_path = ""  # paths below the base are the documented /v1/tasks...
+    service_paths: ClassVar[dict[str, str]] = {"storage": STORAGE_PATH}
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
@@ -73,6 +82,8 @@ class UnificallyApi(ProviderApi):
             return "submit"
         if request.method == "GET" and _task_id_in(request.path) is not None:
             return "poll"
+        if request.path == UPLOAD_PATH:
+            return "upload"
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
@@ -94,6 +105,8 @@ class UnificallyApi(ProviderApi):
             return error_reply(401, "Invalid API key provided", "authentication_failed")
         if request.method == "POST" and request.path == TASKS_PATH:
             return self._submit(request)
+        if request.method == "PUT" and request.path == UPLOAD_PATH:
+            return self._upload(request)
         task_id = _task_id_in(request.path)
         if request.method == "GET" and task_id is not None:
             return self._poll(task_id)
@@ -117,6 +130,23 @@ class UnificallyApi(ProviderApi):
         return json_reply(
             200, {"code": 200, "success": True, "data": {"task_id": task_id, "status": "pending"}}
         )
+
+    def _upload(self, request: ProviderRequest) -> Reply:
+        """Methods 1 and 2 of §1.9; the response shape is the one third-party clients read."""
+        upload = form_file(request.headers, request.body)
+        if upload is None:
+            try:
+                encoded = json.loads(request.body).get("base64")
+                content = base64.b64decode(encoded.partition("base64,")[2] or encoded)
+            except (ValueError, AttributeError, TypeError, binascii.Error):
+                return _storage_refusal("Send a multipart file or JSON with base64")
+            upload = ("upload.png", "image/png", content)
+        name, content_type, content = upload
+        if not content:
+            return _storage_refusal("The file is empty")
+        file = self.context.media.put(self.provider_id, name, content_type, content)
+        mount_url = f"{request_origin(request)}/{self.provider_id}"
+        return json_reply(200, {"success": True, "file_url": MediaStore.url(file, mount_url)})
 
     def _poll(self, task_id: str) -> Reply:
         task = self.tasks.get(task_id)
@@ -214,6 +244,11 @@ def _check_image_urls(image_urls: Any) -> None:
     for url in image_urls:
         if not isinstance(url, str) or not _HTTP_URL.match(url):
             raise _Rejected("Invalid parameter: every image_urls entry must be an http(s) URL")
+
+
+def _storage_refusal(message: str) -> Reply:
+    # inferred: `success != true` plus `message` (§1.9); the status code is not documented.
+    return json_reply(400, {"success": False, "message": message})
 
 
 def _check_url(payload: dict[str, Any], name: str) -> None:

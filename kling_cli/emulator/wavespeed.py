@@ -17,6 +17,7 @@ from kling_cli.emulator.body_fields import Fields, Invalid, parse_json
 from kling_cli.emulator.dimensions import Tier
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import ImageFormat, ImageSpec, IssuedImage
+from kling_cli.emulator.media import MediaStore, form_file
 from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
 from kling_cli.emulator.provider_kit import (
     is_http_url,
@@ -32,6 +33,7 @@ from kling_cli.emulator.tasks import Event, Task, TaskPhase, TaskStore
 MODEL_ID = "kwaivgi/kling-image-o1"
 SUBMIT_PATH = "/api/v3/" + MODEL_ID
 PREDICTIONS_PREFIX = "/api/v3/predictions/"
+UPLOAD_PATH = "/api/v3/media/upload/binary"  # §3.5
 
 # §3.2; `output_format` (sent by third-party code, inferred) and the common flags of §3.2/§3.6.
 INPUT_FIELDS = frozenset(
@@ -87,6 +89,8 @@ class WaveSpeedApi(ProviderApi):
             return "submit"
         if request.method == "GET" and _prediction_id_in(request.path) is not None:
             return "poll"
+        if request.path == UPLOAD_PATH:
+            return "upload"
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
@@ -107,6 +111,8 @@ class WaveSpeedApi(ProviderApi):
             return error_reply(401, "Unauthorized: invalid or missing API key")
         if request.method == "POST" and request.path == SUBMIT_PATH:
             return self._submit(request)
+        if request.method == "POST" and request.path == UPLOAD_PATH:
+            return self._upload(request)
         prediction_id = _prediction_id_in(request.path)
         if request.method == "GET" and prediction_id is not None:
             task = self.tasks.get(prediction_id)
@@ -114,6 +120,17 @@ class WaveSpeedApi(ProviderApi):
                 return error_reply(404, f"prediction {prediction_id} not found")  # inferred: §3.4
             return self._prediction_reply(request, task)
         return error_reply(404, f"No route for {request.method} {request.path}")
+
+    def _upload(self, request: ProviderRequest) -> Reply:
+        """Multipart field `file` in; the documented envelope with `download_url` out (§3.5)."""
+        upload = form_file(request.headers, request.body)
+        if upload is None or not upload[2]:
+            return error_reply(400, "multipart/form-data field 'file' is required")  # inferred
+        name, content_type, content = upload
+        file = self.context.media.put(self.provider_id, name, content_type, content)
+        url = MediaStore.url(file, f"{request_origin(request)}/{self.provider_id}")
+        data = {"type": "image", "download_url": url, "filename": name, "size": len(content)}
+        return json_reply(200, {"code": 200, "message": "success", "data": data})
 
     def _submit(self, request: ProviderRequest) -> Reply:
         webhook = parse_qs(request.query).get("webhook", [None])[0]

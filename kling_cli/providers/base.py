@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from kling_cli.errors import (
     AuthError,
@@ -24,7 +24,7 @@ from kling_cli.errors import (
     UnreadableResponseError,
 )
 from kling_cli.limits import ASPECT_RATIOS, OUTPUT_FORMATS
-from kling_cli.references import is_local
+from kling_cli.references import LocalFile, is_local
 
 if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
@@ -49,6 +49,9 @@ class HttpRequest:
     json: Any = None
     # Synchronous APIs hold the request until the images exist: a longer read timeout.
     read_timeout: float | None = None
+    # Uploads: a raw body, or multipart form files (field -> (file name, bytes, content type)).
+    content: bytes | None = field(default=None, repr=False)
+    files: Mapping[str, tuple[str, bytes, str]] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,12 @@ class Endpoint:
     base_url: str
     api_key: str = field(repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    # The provider's other hosts that take its key (e.g. Unifically's file storage), by the
+    # names in `Provider.service_urls`.
+    service_urls: Mapping[str, str] = field(default_factory=dict)
+
+    def service_url(self, name: str) -> str:
+        return self.service_urls[name]
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,11 @@ class Submission:
 
 
 LocalFileTransport = Literal["unsupported", "inline-base64", "data-uri", "upload"]
+INLINE_TRANSPORTS = ("inline-base64", "data-uri")
+
+# An upload, sans I/O: yields each request, is sent back its answer, and returns the
+# reference to put in the submit body (a URL, or the provider's own file URI).
+Upload = Generator[HttpRequest, HttpResponse, str]
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,8 @@ class Capabilities:
 
     def summary(self) -> str:
         parts = [f"refs≤{self.max_references}", f"n≤{self.max_images}/task"]
+        if self.local_files != "unsupported":
+            parts.append("files:upload" if self.local_files == "upload" else "files:inline")
         if self.negative_prompt:
             parts.append("negative")
         parts.extend(mode for mode in self.modes if mode != "default")
@@ -173,6 +189,8 @@ class Provider(ABC):
     price: Price
     # Providers that sign requests with a key pair name the secret's variables here.
     secret_env_vars: tuple[str, ...] = ()
+    # Other hosts of the provider's own that take its key, by name (see `Endpoint`).
+    service_urls: ClassVar[Mapping[str, str]] = {}
 
     @property
     def needs_secret_key(self) -> bool:
@@ -197,10 +215,6 @@ class Provider(ABC):
             f"Check the access key and secret key with `kling config set-key {self.id}`, "
             f"or {keys} and {secrets}."
         )
-
-    @property
-    def base_url_env_var(self) -> str:
-        return f"KLING_{self.id.upper()}_BASE_URL"
 
     def check_request(self, request: GenerationRequest) -> None:
         """Refuse, before any network call, what this provider cannot do."""
@@ -236,11 +250,11 @@ class Provider(ABC):
                 f"{self.name} needs a prompt of at least {caps.min_prompt_chars} characters."
             )
         local = [ref for ref in request.references if is_local(ref)]
-        if local and caps.local_files not in ("inline-base64", "data-uri"):
+        if local and caps.local_files == "unsupported":
             raise InvalidRequestError(
-                f"{self.name} takes reference images as URLs only (for now); {local[0]!r} is "
-                "a local file. Pass a URL, or a provider that takes files inline: "
-                "runware, kling, fal, aimlapi."
+                f"{self.name} takes reference images as URLs only and has no upload API; "
+                f"{local[0]!r} is a local file. Pass a URL, or pick a provider that takes "
+                "files (see `kling providers`)."
             )
         if request.output_format and request.output_format not in caps.output_formats:
             allowed = ", ".join(caps.output_formats) if caps.output_formats else "none"
@@ -270,6 +284,10 @@ class Provider(ABC):
 
     @abstractmethod
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus: ...
+
+    def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
+        """Put a local file where the provider can read it (`local_files = "upload"`)."""
+        raise NotImplementedError(f"{self.name} has no upload API")
 
     def build_result(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest | None:
         """For queue APIs whose status answer carries no outputs (fal): the request that
@@ -315,6 +333,23 @@ def error_for_http_status(
     error = ProviderRequestError(f"{text} (HTTP {status}).")
     error.http_status = status
     return error
+
+
+def put_to_signed_url(url: str, file: LocalFile) -> HttpRequest:
+    """A file's bytes to a signed storage URL: no credentials, the URL is the permission."""
+    return HttpRequest("PUT", url, {"Content-Type": file.content_type}, content=file.content)
+
+
+def upload_failed(provider: Provider, response: HttpResponse) -> KlingError:
+    """The error for an upload answer that does not give the file's new address."""
+    if not 200 <= response.status_code < 300:
+        return error_for_http_status(
+            response, "", provider_name=provider.name, key_hint=provider.key_hint
+        )
+    snippet = response.body[:200].decode("utf-8", "replace")
+    return UnreadableResponseError(
+        f"its answer does not say where the file is (HTTP {response.status_code}): {snippet!r}"
+    )
 
 
 def unreadable_response(provider_name: str, response: HttpResponse) -> ProviderRequestError:

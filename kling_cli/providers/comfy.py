@@ -60,6 +60,8 @@ class Comfy(Provider):
     key_env_vars = ("COMFY_API_KEY",)  # the variable in Comfy's own examples (§5)
     docs_url = "https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code"
     capabilities = Capabilities(
+        # "send URLs or raw Base64 in image_list as with Kling"; no upload API (§5).
+        local_files="inline-base64",
         max_references=10,  # Kling's image_list (§1.3)
         max_images=9,  # Kling's n (§1.3)
         output_formats=(),  # Kling has no output format field (§8)

@@ -6,7 +6,8 @@ Wire facts: providers-others.md §2 (and §8 for the prompt tokens).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kling_cli.errors import InvalidRequestError, ProviderRequestError
 from kling_cli.limits import IMAGE_TOKEN
@@ -22,11 +23,15 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    Upload,
     error_for_http_status,
+    put_to_signed_url,
     unreadable_response,
+    upload_failed,
 )
 
 if TYPE_CHECKING:
+    from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
 MODEL_PATH = "/fal-ai/kling-image/o1"
@@ -77,9 +82,12 @@ class Fal(Provider):
     default_base_url = "https://queue.fal.run"
     key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (§2.1)
     docs_url = "https://fal.ai/models/fal-ai/kling-image/o1/api"
+    # fal's REST host, where storage uploads begin (§2.5).
+    service_urls: ClassVar[Mapping[str, str]] = {"rest": "https://rest.fal.ai"}
     capabilities = Capabilities(
-        # Local files go inline: data URIs are accepted as file inputs (providers-others.md §2.5).
-        local_files="data-uri",
+        # Through fal storage (§2.5): fal documents data URIs for file inputs in general but not
+        # for this endpoint, and an uploaded file keeps a 10 MB reference out of every submit.
+        local_files="upload",
         max_references=10,  # image_urls max 10, elements included (§2.2)
         max_images=9,  # num_images 1-9 (§2.2)
         output_formats=("png", "jpeg", "webp"),  # output_format (§2.2)
@@ -115,6 +123,28 @@ class Fal(Provider):
             request=HttpRequest("POST", f"{endpoint.base_url}{MODEL_PATH}", headers, body),
             expected_images=request.num_images,
         )
+
+    def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
+        """The SDK's storage upload in its GCS form (§2.5): initiate with the key, then `PUT`
+        the bytes to the signed `upload_url` without credentials; `file_url` is the input.
+        Chosen over the SDK's first choice (CDN v3) because that one sends a token to the host
+        its token answer names, and kling-cli sends credentials only to configured hosts.
+        Inferred: both lead to the same public fal.media URLs the model can read."""
+        initiate = yield HttpRequest(
+            "POST",
+            f"{endpoint.service_url('rest')}/storage/upload/initiate?storage_type=gcs",
+            {**self._auth(endpoint), "Content-Type": "application/json"},
+            {"file_name": file.name, "content_type": file.content_type},
+        )
+        body = initiate.json()
+        upload_url = body.get("upload_url") if isinstance(body, dict) else None
+        file_url = body.get("file_url") if isinstance(body, dict) else None
+        if initiate.status_code != 200 or not upload_url or not file_url:
+            raise upload_failed(self, initiate)
+        stored = yield put_to_signed_url(str(upload_url), file)
+        if not 200 <= stored.status_code < 300:
+            raise upload_failed(self, stored)
+        return str(file_url)
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission

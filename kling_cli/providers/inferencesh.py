@@ -23,12 +23,16 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    Upload,
     bearer,
     error_for_http_status,
+    put_to_signed_url,
     unreadable_response,
+    upload_failed,
 )
 
 if TYPE_CHECKING:
+    from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
 APP = "klingai/image-o1"
@@ -73,7 +77,8 @@ class InferenceSh(Provider):
     key_env_vars = ("INFERENCE_API_KEY",)  # seed 004
     docs_url = "https://inference.sh/apps/klingai/image-o1"
     capabilities = Capabilities(
-        # `input.image` is one file (§4.4).
+        # `input.image` is one file (§4.4): a URL, or an uploaded file's inf:// URI (§4.9).
+        local_files="upload",
         max_references=1,
         # The app downloads only the first of Kling's images but bills for `n` (§4.4): each
         # task asks for one, and `-n` is fanned out over tasks.
@@ -107,6 +112,32 @@ class InferenceSh(Provider):
             ),
             expected_images=1,
         )
+
+    def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
+        """What the SDK sends (§4.9): `POST /files` registers the file and answers a FileDTO
+        with a signed `upload_url`; the bytes go there without the Bearer key; the DTO's
+        `uri` (`inf://files/...`) is then the app's `image`."""
+        entry = {
+            "uri": "",
+            "filename": file.name,
+            "content_type": file.content_type,
+            "path": None,
+            "size": len(file.content),
+            "public": None,
+        }
+        registered = yield HttpRequest(
+            "POST", f"{endpoint.base_url}/files", bearer(endpoint.api_key), {"files": [entry]}
+        )
+        files = self._data(registered)
+        dto = files[0] if isinstance(files, list) and files else None
+        upload_url = dto.get("upload_url") if isinstance(dto, dict) else None
+        uri = dto.get("uri") if isinstance(dto, dict) else None
+        if not upload_url or not uri:
+            raise upload_failed(self, registered)
+        stored = yield put_to_signed_url(str(upload_url), file)
+        if not 200 <= stored.status_code < 300:
+            raise upload_failed(self, stored)
+        return str(uri)
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission
@@ -161,6 +192,12 @@ class InferenceSh(Provider):
 
     def _task_data(self, response: HttpResponse) -> dict[str, Any]:
         """The TaskDTO from the `{"data": ..., "messages": [...]}` envelope (§4.3)."""
+        task_data = self._data(response)
+        if not isinstance(task_data, dict):
+            raise unreadable_response(self.name, response)
+        return task_data
+
+    def _data(self, response: HttpResponse) -> Any:
         body = response.json()
         if response.status_code >= 400:
             hint = self.key_hint
@@ -169,10 +206,7 @@ class InferenceSh(Provider):
             )
         if isinstance(body, dict) and body.get("success") is False:  # legacy envelope (§4.3)
             raise ProviderRequestError(f"{self.name}: {_problem_message(body) or 'request failed'}")
-        task_data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(task_data, dict):
-            raise unreadable_response(self.name, response)
-        return task_data
+        return body.get("data") if isinstance(body, dict) else None
 
     def _status(self, task_data: dict[str, Any], task: TaskHandle) -> TaskStatus:
         raw = task_data.get("status")

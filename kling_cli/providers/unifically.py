@@ -5,7 +5,8 @@ Wire facts: seed 000 (the O1 image page) and providers-seeds.md §1.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kling_cli.providers.base import (
     Capabilities,
@@ -19,12 +20,15 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    Upload,
     bearer,
     error_for_http_status,
     unreadable_response,
+    upload_failed,
 )
 
 if TYPE_CHECKING:
+    from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
 MODEL_ID = "kuaishou/kling-o1-image"
@@ -45,7 +49,11 @@ class Unifically(Provider):
     # Unifically documents no variable; this is the name its third-party clients use (§1).
     key_env_vars = ("UNIFICALLY_API_KEY",)
     docs_url = "https://unifically.com/models/kling-o1-image"
+    # The storage host takes the same key (§1.2, §1.9).
+    service_urls: ClassVar[Mapping[str, str]] = {"storage": "https://files.storagecdn.online"}
     capabilities = Capabilities(
+        # References are URLs only (§1.4): local files go to its storage first (§1.9).
+        local_files="upload",
         max_references=10,
         # No image-count field is documented for this model (§1.4): one image per task.
         max_images=1,
@@ -70,6 +78,21 @@ class Unifically(Provider):
             ),
             expected_images=1,
         )
+
+    def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
+        """Method 1 of §1.9, a multipart `file`: raw bytes, a third smaller than base64. The
+        answer's shape is the one five third-party clients read: `{success, file_url}`."""
+        response = yield HttpRequest(
+            "PUT",
+            f"{endpoint.service_url('storage')}/upload",
+            {"Authorization": f"Bearer {endpoint.api_key}"},
+            files={"file": (file.name, file.content, file.content_type)},
+        )
+        body = response.json()
+        url = body.get("file_url") if isinstance(body, dict) else None
+        if url and response.status_code in (200, 201) and body.get("success") is True:
+            return str(url)
+        raise upload_failed(self, response)
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission

@@ -21,13 +21,16 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    Upload,
     bearer,
     error_for_http_status,
     unreadable_response,
+    upload_failed,
 )
 from kling_cli.providers.kling import kling_prompt
 
 if TYPE_CHECKING:
+    from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
 MODEL_PATH = "/api/v3/kwaivgi/kling-image-o1"
@@ -52,6 +55,8 @@ class WaveSpeed(Provider):
     key_env_vars = ("WAVESPEED_API_KEY",)  # the official SDK's variable (§3.1)
     docs_url = "https://wavespeed.ai/models/kwaivgi/kling-image-o1"
     capabilities = Capabilities(
+        # References are URLs (§3.2): local files go through the media upload API (§3.5).
+        local_files="upload",
         max_references=10,  # images "max 10" (§3.2)
         # num_images 1-9 is inferred from resellers of this endpoint, not WaveSpeed's page (§3.2).
         max_images=9,
@@ -79,6 +84,20 @@ class WaveSpeed(Provider):
             ),
             expected_images=request.num_images,
         )
+
+    def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
+        """`POST /api/v3/media/upload/binary`, multipart `file`, the most widely documented of
+        WaveSpeed's three upload pages (§3.5); `data.download_url` goes in `images`."""
+        response = yield HttpRequest(
+            "POST",
+            f"{endpoint.base_url}/api/v3/media/upload/binary",
+            {"Authorization": f"Bearer {endpoint.api_key}"},
+            files={"file": (file.name, file.content, file.content_type)},
+        )
+        url = self._data(response).get("download_url")
+        if not isinstance(url, str) or not url:
+            raise upload_failed(self, response)
+        return url
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission
