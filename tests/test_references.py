@@ -315,3 +315,23 @@ def test_dry_run_says_a_file_would_be_uploaded(run_cli, use_emulator: Emulator, 
     [shown] = result.json()["requests"][0]["body"]["input"]["image_urls"]
     assert shown.startswith(f"<{hero}: PNG 600x800, {hero.stat().st_size:,} bytes, uploaded first")
     assert use_emulator.requests == [] and use_emulator.uploaded_files("unifically") == []
+
+
+def test_aimlapi_gets_a_data_uri(run_cli, use_emulator: Emulator, hero: Path) -> None:
+    result = run_cli("generate", "x @image_1", "-r", str(hero), "-p", "aimlapi", "-a", "1:1")
+    assert result.exit_code == 0, result.stderr
+    body = next(r for r in use_emulator.requests if r.method == "POST").json()
+    assert body["image_urls"] == [
+        "data:image/png;base64," + base64.b64encode(hero.read_bytes()).decode()
+    ]
+
+
+def test_fit_uploads_the_converted_file(run_cli, use_emulator: Emulator, tmp_path: Path) -> None:
+    import io
+
+    webp = make_image(tmp_path / "hero.webp", (640, 480), "WEBP")
+    result = run_cli("generate", "x @image_1", "-r", str(webp), "-p", "wavespeed", "--fit")
+    assert result.exit_code == 0, result.stderr
+    [uploaded] = use_emulator.uploaded_files("wavespeed")
+    assert uploaded.content_type == "image/png"
+    assert Image.open(io.BytesIO(uploaded.content)).size == (640, 480)
