@@ -20,6 +20,7 @@ from typing import Any
 
 from kling_cli.errors import InvalidRequestError, KlingError
 from kling_cli.events import NullListener
+from kling_cli.limiter import ProviderLimiter
 from kling_cli.naming import Naming, safe_name
 from kling_cli.providers import get_provider
 from kling_cli.providers.base import Endpoint, Provider
@@ -209,6 +210,14 @@ def estimated_cost(planned: Iterable[PlannedItem]) -> float:
 
 
 @dataclass
+class _RunState:
+    """What the workers of one run share: the HTTP clients and one limiter per provider."""
+
+    clients: Any  # kling_cli.engine.HttpClients
+    limiters: dict[str, ProviderLimiter]
+
+
+@dataclass
 class BatchRunner:
     """Runs planned items with bounded concurrency, recording each in the journal."""
 
@@ -226,7 +235,13 @@ class BatchRunner:
     async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
         from kling_cli.engine import HttpClients
 
-        clients = HttpClients.create(max_connections=max(self.concurrency, 8))
+        state = _RunState(
+            HttpClients.create(max_connections=max(self.concurrency, 8)),
+            {
+                p.provider.id: ProviderLimiter(self.concurrency, p.provider.initial_concurrency)
+                for p in planned
+            },
+        )
         pending = iter(planned)
         results: list[ItemResult] = []
 
@@ -234,21 +249,17 @@ class BatchRunner:
             # A fixed pool pulling from one iterator: memory stays flat however long the
             # manifest, unlike one coroutine per item.
             for item in pending:
-                result = await self._run_item(item, clients)
+                result = await self._run_item(item, state)
                 results.append(result)
                 self.on_result(result)
 
         try:
             await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(planned)))))
         finally:
-            await clients.aclose()
+            await state.clients.aclose()
         return results
 
-    async def _run_item(self, planned: PlannedItem, clients: Any) -> ItemResult:
-        from kling_cli.engine import Engine
-        from kling_cli.events import Listeners
-        from kling_cli.journal import JobRecorder, job_state_after
-
+    async def _run_item(self, planned: PlannedItem, state: _RunState) -> ItemResult:
         planned.key = planned.key or item_key(planned, self.output_dir)
         existing = self.journal.find_batch_item(planned.key)
         if existing is not None and _finished_and_saved(existing):
@@ -258,8 +269,17 @@ class BatchRunner:
         resuming = existing is not None and any(
             task.task_id and task.state != "failed" for task in existing.tasks
         )
-        if resuming:
-            assert existing is not None
+        async with state.limiters[planned.provider.id].slot():
+            return await self._follow(planned, state, existing if resuming else None)
+
+    async def _follow(self, planned: PlannedItem, state: _RunState, existing: Any) -> ItemResult:
+        """Submit the item, or pick up the job `existing` where a previous run left it; wait,
+        download, and record it all in the journal."""
+        from kling_cli.engine import Engine
+        from kling_cli.events import Listeners
+        from kling_cli.journal import JobRecorder, job_state_after
+
+        if existing is not None:
             job_id = existing.id
             recorder = JobRecorder(self.journal, job_id, existing.tasks)
         else:
@@ -282,11 +302,12 @@ class BatchRunner:
             planned.provider,
             self.endpoints[planned.provider.id],
             listener=listener,
-            clients=clients,
+            clients=state.clients,
+            limiter=state.limiters[planned.provider.id],
         )
         error: KlingError | None = None
         try:
-            if resuming:
+            if existing is not None:
                 submitted = await _resume(engine, existing)
             else:
                 submitted = await engine.submit_job(planned.request, push_timeout=self.timeout)
@@ -303,7 +324,7 @@ class BatchRunner:
                     item_id=planned.item.item_id,
                 ).stem_for(),
                 timeout=self.timeout,
-                on_disk=_saved_urls(existing) if resuming and existing else (),
+                on_disk=_saved_urls(existing) if existing is not None else (),
             )
             if outcome.failures:
                 error = outcome.failures[0]

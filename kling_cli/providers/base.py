@@ -173,6 +173,10 @@ class Provider(ABC):
     price: Price
     # Providers that sign requests with a key pair name the secret's variables here.
     secret_env_vars: tuple[str, ...] = ()
+    # How many items a batch starts at once before the provider has accepted any, where it
+    # documents a limit or advice; None: all of --concurrency. The cap then follows the
+    # provider's answers (kling_cli.limiter).
+    initial_concurrency: int | None = None
 
     @property
     def needs_secret_key(self) -> bool:
