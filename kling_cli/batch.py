@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kling_cli.errors import InvalidRequestError, KlingError
+from kling_cli.errors import InvalidRequestError, KlingError, OutOfCreditsError
 from kling_cli.events import NullListener
 from kling_cli.limiter import ProviderLimiter
 from kling_cli.naming import Naming, safe_name
@@ -44,6 +44,12 @@ FIELD_ALIASES: dict[str, str] = {
 }
 MANIFEST_NAME = "manifest.json"
 BATCH_NAME_TEMPLATE = "{id}"
+# Why an item was skipped: done by an earlier run, or not submitted because the run stopped
+# submitting (--max-cost would be passed; the provider said the account is out of credits).
+SKIPPED_DONE = "done"
+SKIPPED_BUDGET = "budget"
+SKIPPED_OUT_OF_CREDITS = "out_of_credits"
+NOT_SUBMITTED = {SKIPPED_BUDGET: "budget", SKIPPED_OUT_OF_CREDITS: "out of credits"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,12 @@ class ItemResult:
     cost: float | None = None
     error: str | None = None
     error_code: str | None = None
+    skip_reason: str | None = None  # SKIPPED_* when status is "skipped"
+
+    @property
+    def not_submitted(self) -> bool:
+        """Skipped because the run stopped submitting, so still to do."""
+        return self.skip_reason in NOT_SUBMITTED
 
 
 def read_items(text: str, *, source: str) -> list[BatchItem]:
@@ -205,16 +217,53 @@ def item_key(planned: PlannedItem, output_dir: Path) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
+def item_estimate(planned: PlannedItem) -> float:
+    return float(planned.provider.price.usd_per_image * planned.request.num_images)
+
+
 def estimated_cost(planned: Iterable[PlannedItem]) -> float:
-    return float(sum(p.provider.price.usd_per_image * p.request.num_images for p in planned))
+    return sum(item_estimate(p) for p in planned)
+
+
+@dataclass
+class Budget:
+    """`--max-cost` during a run: what the items this run submitted cost, as their provider
+    reported it, or at their estimate while that is unknown."""
+
+    limit: float | None
+    spent: float = 0.0
+    exhausted: bool = False
+
+    def reserve(self, estimate: float) -> bool:
+        """Whether an item estimated at `estimate` may be submitted now. Once one may not,
+        none may: the run stops submitting."""
+        over = self.limit is not None and self.spent + estimate > self.limit + 1e-9
+        self.exhausted = self.exhausted or over
+        if self.exhausted:
+            return False
+        self.spent += estimate
+        return True
+
+    def settle(self, estimate: float, cost: float | None) -> None:
+        """The item ended: count what the provider reported instead of the estimate."""
+        if cost is not None:
+            self.spent += cost - estimate
 
 
 @dataclass
 class _RunState:
-    """What the workers of one run share: the HTTP clients and one limiter per provider."""
+    """What the workers of one run share: the HTTP clients, one limiter per provider, the
+    budget, and the providers that said the account is out of credits."""
 
     clients: Any  # kling_cli.engine.HttpClients
     limiters: dict[str, ProviderLimiter]
+    budget: Budget
+    out_of_credits: set[str] = field(default_factory=set)
+
+    def stopped_submitting(self, planned: PlannedItem) -> str | None:
+        if planned.provider.id in self.out_of_credits:
+            return SKIPPED_OUT_OF_CREDITS
+        return SKIPPED_BUDGET if self.budget.exhausted else None
 
 
 @dataclass
@@ -229,6 +278,7 @@ class BatchRunner:
     emulated: bool = False
     sidecars: bool = True
     name_template: str = BATCH_NAME_TEMPLATE
+    max_cost: float | None = None
     on_result: Callable[[ItemResult], None] = lambda result: None
     on_retry: Callable[[str, float], None] = lambda reason, delay: None
 
@@ -241,6 +291,7 @@ class BatchRunner:
                 p.provider.id: ProviderLimiter(self.concurrency, p.provider.initial_concurrency)
                 for p in planned
             },
+            Budget(self.max_cost),
         )
         pending = iter(planned)
         results: list[ItemResult] = []
@@ -263,14 +314,29 @@ class BatchRunner:
         planned.key = planned.key or item_key(planned, self.output_dir)
         existing = self.journal.find_batch_item(planned.key)
         if existing is not None and _finished_and_saved(existing):
-            return _result_from_job(planned, existing, "skipped")
-        # Resume what a previous run left in flight; an item whose tasks all failed gets a
-        # fresh attempt.
-        resuming = existing is not None and any(
+            return _result_from_job(planned, existing, "skipped", SKIPPED_DONE)
+        # Resume what a previous run left in flight (already paid for); an item whose tasks
+        # all failed gets a fresh attempt.
+        if existing is not None and any(
             task.task_id and task.state != "failed" for task in existing.tasks
-        )
+        ):
+            async with state.limiters[planned.provider.id].slot():
+                return await self._follow(planned, state, existing)
+        reason = state.stopped_submitting(planned)
+        if reason is not None:  # without waiting for a slot first
+            return ItemResult(planned, "skipped", skip_reason=reason)
+        estimate = item_estimate(planned)
         async with state.limiters[planned.provider.id].slot():
-            return await self._follow(planned, state, existing if resuming else None)
+            reason = state.stopped_submitting(planned)
+            if reason is None and not state.budget.reserve(estimate):
+                reason = SKIPPED_BUDGET
+            if reason is not None:
+                return ItemResult(planned, "skipped", skip_reason=reason)
+            result = await self._follow(planned, state, None)
+        state.budget.settle(estimate, result.cost)
+        if result.error_code == OutOfCreditsError.code:
+            state.out_of_credits.add(planned.provider.id)
+        return result
 
     async def _follow(self, planned: PlannedItem, state: _RunState, existing: Any) -> ItemResult:
         """Submit the item, or pick up the job `existing` where a previous run left it; wait,
@@ -380,7 +446,9 @@ def _finished_and_saved(job: Any) -> bool:
     return all_succeeded and bool(outputs) and len(_saved_urls(job)) == len(outputs)
 
 
-def _result_from_job(planned: PlannedItem, job: Any, status: str) -> ItemResult:
+def _result_from_job(
+    planned: PlannedItem, job: Any, status: str, skip_reason: str | None = None
+) -> ItemResult:
     files = [
         {
             "path": out.path,
@@ -401,6 +469,7 @@ def _result_from_job(planned: PlannedItem, job: Any, status: str) -> ItemResult:
         task_ids=[task.task_id for task in job.tasks if task.task_id],
         files=files,
         cost=round(sum(costs), 6) if costs else None,
+        skip_reason=skip_reason,
     )
 
 
@@ -416,6 +485,7 @@ def manifest_entry(result: ItemResult) -> dict[str, Any]:
         "files": result.files,
         "cost": result.cost,
         "error": result.error,
+        "skip_reason": result.skip_reason,
     }
 
 

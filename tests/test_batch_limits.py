@@ -1,4 +1,5 @@
-"""`kling batch` under a provider's limits: 429s slow the run down instead of failing it."""
+"""`kling batch` under a provider's limits and the user's budget: 429s slow the run down
+instead of failing it, out of credits stops it, and `--max-cost` stops submitting in time."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from kling_cli.emulator import EMULATOR_API_KEY, Emulator, Fault
 from kling_cli.limiter import ProviderLimiter
-from tests.test_batch import write_jsonl
+from tests.test_batch import submit_count, write_jsonl
 
 
 @pytest.fixture
@@ -67,6 +68,57 @@ def test_an_item_refused_429_again_and_again_fails_with_the_rate_limit(
     assert [e["status"] for e in manifest_items()] == ["failed", "failed"]
     assert all("1302" in e["error"] or "rate" in e["error"].lower() for e in manifest_items())
     assert len(kling_submits(emu)) == 2 * 5  # five 429s in a row each, the retry policy's bound
+
+
+def test_out_of_credits_stops_submitting(run_cli, emu: Emulator, tmp_path: Path) -> None:
+    # Kling's 429 with code 1102 (resource pack used up) must not be retried like a rate limit.
+    emu.inject("kling", Fault(kind="out_of_credits", times=20))
+    result = run_cli("batch", manifest_of(tmp_path, "kling", 6), "-o", "out", "-j", "2", "--json")
+    assert result.exit_code == 8, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])["summary"]
+    failed = [e for e in manifest_items() if e["status"] == "failed"]
+    assert 1 <= len(failed) <= 2  # only what was already on its way when the first answer came
+    assert len(kling_submits(emu)) == len(failed)  # each sent once, never retried
+    not_submitted = [e["id"] for e in manifest_items() if e["skip_reason"] == "out_of_credits"]
+    assert len(not_submitted) == 6 - len(failed)
+    assert [entry["id"] for entry in summary["not_submitted"]] == not_submitted
+    assert summary["failed"] == len(failed) and summary["succeeded"] == 0
+
+
+def test_max_cost_stops_submitting_when_the_reported_spend_would_pass_it(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    # Runware reports $0.05 an image, more than the $0.028 estimate: the estimate of ten items
+    # ($0.28) fits $0.30, the real spend does not.
+    use_emulator.cost_per_image = 0.05
+    manifest_in = manifest_of(tmp_path, "runware", 10)
+    result = run_cli("batch", manifest_in, "-o", "out", "-j", "1", "--max-cost", "0.30")
+    assert result.exit_code == 8, result.stderr
+    # Five items reported $0.25; the sixth fits ($0.25 + $0.028 estimate); then $0.30 is spent.
+    assert submit_count(use_emulator) == 6
+    assert "6 succeeded, 0 failed, 0 skipped (already done), 4 skipped (budget)" in result.stderr
+    for i in range(6, 10):
+        assert f"skipped (budget): r{i} (line {i + 1})" in result.stderr
+    assert "--max-cost $0.30" in result.stderr
+    entries = manifest_items()
+    assert [e["skip_reason"] for e in entries] == [None] * 6 + ["budget"] * 4
+    assert sum(e["cost"] for e in entries if e["cost"]) == pytest.approx(0.30)
+    assert len(list(Path("out").glob("*.png"))) == 6
+
+
+def test_max_cost_waits_for_what_is_in_flight(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    use_emulator.cost_per_image = 0.05
+    manifest_in = manifest_of(tmp_path, "runware", 10)
+    result = run_cli("batch", manifest_in, "-o", "out", "-j", "4", "--max-cost", "0.30", "--json")
+    assert result.exit_code == 8, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])["summary"]
+    submitted = submit_count(use_emulator)
+    # Everything submitted was finished and downloaded; the rest was not sent at all.
+    assert summary["succeeded"] == submitted == len(list(Path("out").glob("*.png")))
+    assert {entry["reason"] for entry in summary["not_submitted"]} == {"budget"}
+    assert len(summary["not_submitted"]) == 10 - submitted > 0
 
 
 def test_the_limiter_halves_once_per_burst_and_grows_back_by_one() -> None:
