@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kling_cli.errors import InvalidRequestError, KlingError
+from kling_cli.errors import InvalidRequestError, KlingError, OutOfCreditsError
 from kling_cli.events import NullListener
+from kling_cli.limiter import ProviderLimiter
 from kling_cli.naming import Naming, safe_name
 from kling_cli.providers import get_provider
 from kling_cli.providers.base import Endpoint, Provider
@@ -43,6 +44,12 @@ FIELD_ALIASES: dict[str, str] = {
 }
 MANIFEST_NAME = "manifest.json"
 BATCH_NAME_TEMPLATE = "{id}"
+# Why an item was skipped: done by an earlier run, or not submitted because the run stopped
+# submitting (--max-cost would be passed; the provider said the account is out of credits).
+SKIPPED_DONE = "done"
+SKIPPED_BUDGET = "budget"
+SKIPPED_OUT_OF_CREDITS = "out_of_credits"
+NOT_SUBMITTED = {SKIPPED_BUDGET: "budget", SKIPPED_OUT_OF_CREDITS: "out of credits"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,12 @@ class ItemResult:
     cost: float | None = None
     error: str | None = None
     error_code: str | None = None
+    skip_reason: str | None = None  # SKIPPED_* when status is "skipped"
+
+    @property
+    def not_submitted(self) -> bool:
+        """Skipped because the run stopped submitting, so still to do."""
+        return self.skip_reason in NOT_SUBMITTED
 
 
 def read_items(text: str, *, source: str) -> list[BatchItem]:
@@ -204,8 +217,53 @@ def item_key(planned: PlannedItem, output_dir: Path) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
+def item_estimate(planned: PlannedItem) -> float:
+    return float(planned.provider.price.usd_per_image * planned.request.num_images)
+
+
 def estimated_cost(planned: Iterable[PlannedItem]) -> float:
-    return float(sum(p.provider.price.usd_per_image * p.request.num_images for p in planned))
+    return sum(item_estimate(p) for p in planned)
+
+
+@dataclass
+class Budget:
+    """`--max-cost` during a run: what the items this run submitted cost, as their provider
+    reported it, or at their estimate while that is unknown."""
+
+    limit: float | None
+    spent: float = 0.0
+    exhausted: bool = False
+
+    def reserve(self, estimate: float) -> bool:
+        """Whether an item estimated at `estimate` may be submitted now. Once one may not,
+        none may: the run stops submitting."""
+        over = self.limit is not None and self.spent + estimate > self.limit + 1e-9
+        self.exhausted = self.exhausted or over
+        if self.exhausted:
+            return False
+        self.spent += estimate
+        return True
+
+    def settle(self, estimate: float, cost: float | None) -> None:
+        """The item ended: count what the provider reported instead of the estimate."""
+        if cost is not None:
+            self.spent += cost - estimate
+
+
+@dataclass
+class _RunState:
+    """What the workers of one run share: the HTTP clients, one limiter per provider, the
+    budget, and the providers that said the account is out of credits."""
+
+    clients: Any  # kling_cli.engine.HttpClients
+    limiters: dict[str, ProviderLimiter]
+    budget: Budget
+    out_of_credits: set[str] = field(default_factory=set)
+
+    def stopped_submitting(self, planned: PlannedItem) -> str | None:
+        if planned.provider.id in self.out_of_credits:
+            return SKIPPED_OUT_OF_CREDITS
+        return SKIPPED_BUDGET if self.budget.exhausted else None
 
 
 @dataclass
@@ -220,13 +278,26 @@ class BatchRunner:
     emulated: bool = False
     sidecars: bool = True
     name_template: str = BATCH_NAME_TEMPLATE
+    max_cost: float | None = None
+    # Whether providers that advise fewer items in flight start there.
+    documented_start: bool = True
     on_result: Callable[[ItemResult], None] = lambda result: None
     on_retry: Callable[[str, float], None] = lambda reason, delay: None
 
     async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
         from kling_cli.engine import HttpClients
 
-        clients = HttpClients.create(max_connections=max(self.concurrency, 8))
+        state = _RunState(
+            HttpClients.create(max_connections=max(self.concurrency, 8)),
+            {
+                p.provider.id: ProviderLimiter(
+                    self.concurrency,
+                    p.provider.initial_concurrency if self.documented_start else None,
+                )
+                for p in planned
+            },
+            Budget(self.max_cost),
+        )
         pending = iter(planned)
         results: list[ItemResult] = []
 
@@ -234,32 +305,52 @@ class BatchRunner:
             # A fixed pool pulling from one iterator: memory stays flat however long the
             # manifest, unlike one coroutine per item.
             for item in pending:
-                result = await self._run_item(item, clients)
+                result = await self._run_item(item, state)
                 results.append(result)
                 self.on_result(result)
 
         try:
             await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(planned)))))
         finally:
-            await clients.aclose()
+            await state.clients.aclose()
         return results
 
-    async def _run_item(self, planned: PlannedItem, clients: Any) -> ItemResult:
+    async def _run_item(self, planned: PlannedItem, state: _RunState) -> ItemResult:
+        planned.key = planned.key or item_key(planned, self.output_dir)
+        existing = self.journal.find_batch_item(planned.key)
+        if existing is not None and _finished_and_saved(existing):
+            return _result_from_job(planned, existing, "skipped", SKIPPED_DONE)
+        # Resume what a previous run left in flight (already paid for); an item whose tasks
+        # all failed gets a fresh attempt.
+        if existing is not None and any(
+            task.task_id and task.state != "failed" for task in existing.tasks
+        ):
+            async with state.limiters[planned.provider.id].slot():
+                return await self._follow(planned, state, existing)
+        reason = state.stopped_submitting(planned)
+        if reason is not None:  # without waiting for a slot first
+            return ItemResult(planned, "skipped", skip_reason=reason)
+        estimate = item_estimate(planned)
+        async with state.limiters[planned.provider.id].slot():
+            reason = state.stopped_submitting(planned)
+            if reason is None and not state.budget.reserve(estimate):
+                reason = SKIPPED_BUDGET
+            if reason is not None:
+                return ItemResult(planned, "skipped", skip_reason=reason)
+            result = await self._follow(planned, state, None)
+        state.budget.settle(estimate, result.cost)
+        if result.error_code == OutOfCreditsError.code:
+            state.out_of_credits.add(planned.provider.id)
+        return result
+
+    async def _follow(self, planned: PlannedItem, state: _RunState, existing: Any) -> ItemResult:
+        """Submit the item, or pick up the job `existing` where a previous run left it; wait,
+        download, and record it all in the journal."""
         from kling_cli.engine import Engine
         from kling_cli.events import Listeners
         from kling_cli.journal import JobRecorder, job_state_after
 
-        planned.key = planned.key or item_key(planned, self.output_dir)
-        existing = self.journal.find_batch_item(planned.key)
-        if existing is not None and _finished_and_saved(existing):
-            return _result_from_job(planned, existing, "skipped")
-        # Resume what a previous run left in flight; an item whose tasks all failed gets a
-        # fresh attempt.
-        resuming = existing is not None and any(
-            task.task_id and task.state != "failed" for task in existing.tasks
-        )
-        if resuming:
-            assert existing is not None
+        if existing is not None:
             job_id = existing.id
             recorder = JobRecorder(self.journal, job_id, existing.tasks)
         else:
@@ -282,11 +373,12 @@ class BatchRunner:
             planned.provider,
             self.endpoints[planned.provider.id],
             listener=listener,
-            clients=clients,
+            clients=state.clients,
+            limiter=state.limiters[planned.provider.id],
         )
         error: KlingError | None = None
         try:
-            if resuming:
+            if existing is not None:
                 submitted = await _resume(engine, existing)
             else:
                 submitted = await engine.submit_job(planned.request, push_timeout=self.timeout)
@@ -303,7 +395,7 @@ class BatchRunner:
                     item_id=planned.item.item_id,
                 ).stem_for(),
                 timeout=self.timeout,
-                on_disk=_saved_urls(existing) if resuming and existing else (),
+                on_disk=_saved_urls(existing) if existing is not None else (),
             )
             if outcome.failures:
                 error = outcome.failures[0]
@@ -359,7 +451,9 @@ def _finished_and_saved(job: Any) -> bool:
     return all_succeeded and bool(outputs) and len(_saved_urls(job)) == len(outputs)
 
 
-def _result_from_job(planned: PlannedItem, job: Any, status: str) -> ItemResult:
+def _result_from_job(
+    planned: PlannedItem, job: Any, status: str, skip_reason: str | None = None
+) -> ItemResult:
     files = [
         {
             "path": out.path,
@@ -380,6 +474,7 @@ def _result_from_job(planned: PlannedItem, job: Any, status: str) -> ItemResult:
         task_ids=[task.task_id for task in job.tasks if task.task_id],
         files=files,
         cost=round(sum(costs), 6) if costs else None,
+        skip_reason=skip_reason,
     )
 
 
@@ -395,6 +490,7 @@ def manifest_entry(result: ItemResult) -> dict[str, Any]:
         "files": result.files,
         "cost": result.cost,
         "error": result.error,
+        "skip_reason": result.skip_reason,
     }
 
 

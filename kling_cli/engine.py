@@ -42,6 +42,7 @@ from kling_cli.providers.base import (
 from kling_cli.retry import PollPolicy, RetryPolicy
 
 if TYPE_CHECKING:
+    from kling_cli.limiter import ProviderLimiter
     from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
@@ -153,6 +154,7 @@ class Engine:
         poll_policy: PollPolicy | None = None,
         retry_policy: RetryPolicy | None = None,
         clients: HttpClients | None = None,
+        limiter: ProviderLimiter | None = None,
     ) -> None:
         self.provider = provider
         self.endpoint = endpoint
@@ -161,6 +163,8 @@ class Engine:
         self.retry_policy = retry_policy or RetryPolicy()
         self._clients = clients
         self._owns_clients = clients is None
+        # A batch's shared limiter for this provider; the caller holds one of its slots.
+        self.limiter = limiter
 
     async def __aenter__(self) -> Engine:
         if self._clients is None:
@@ -193,12 +197,15 @@ class Engine:
     ) -> tuple[TaskHandle, TaskStatus]:
         """Send the submit request once. It is repeated only when it provably never reached the
         provider (the connection was refused or timed out while connecting), or on a 429 that
-        says when to come back."""
+        says when to come back. With a limiter (a batch) any 429 that is about the rate, not
+        the account, pauses the provider's submits and sends this one again when its turn
+        comes: a 429 created nothing."""
         submission = self._submission(await self._with_local_files(request), push_timeout)
         self.listener.submitting(submission.client_task_id, submission.expected_images)
         attempt = 0
         while True:
             last_attempt = attempt + 1 >= self.retry_policy.attempts
+            epoch = self.limiter.epoch if self.limiter is not None else 0
             try:
                 response = await self._send(submission.request)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -209,16 +216,20 @@ class Engine:
                 continue
             except httpx.TransportError as exc:
                 return await self._after_ambiguous_submit(submission, exc)
-            told_when = (
-                response.status_code == 429
-                and response.retry_after is not None
-                and self.provider.is_retryable(response)
-            )
-            if told_when and not last_attempt:
+            refused = response.status_code == 429 and self.provider.is_retryable(response)
+            if refused and not last_attempt and self.limiter is not None:
+                delay = self.limiter.rate_limited(response.retry_after, epoch)
+                self.listener.retrying(f"{self.provider.name} rate limited the submits", delay)
+                await self.limiter.requeue()
+                attempt += 1
+                continue
+            if refused and response.retry_after is not None and not last_attempt:
                 await self._back_off(attempt, "rate limited", response.retry_after)
                 attempt += 1
                 continue
             task, status = self.provider.parse_submit(response, submission)
+            if self.limiter is not None:
+                self.limiter.accepted()
             self.listener.submitted(task)
             self.listener.status_changed(task, status)
             return task, status

@@ -41,14 +41,22 @@ def batch(
     output_dir: Path = typer.Option(
         DEFAULT_OUTPUT_DIR, "--output-dir", "-o", help="Where images and manifest.json go."
     ),
-    concurrency: int = typer.Option(
-        DEFAULT_CONCURRENCY, "--concurrency", "-j", help="Items in flight at once."
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        "-j",
+        help=f"Items in flight at once [default: {DEFAULT_CONCURRENCY}, fewer at first for "
+        "providers that advise it].",
+        show_default=False,
     ),
     shard: str | None = typer.Option(
         None, "--shard", help="K/N: run only the K-th of N deterministic slices (CI matrices)."
     ),
     max_cost: float | None = typer.Option(
-        None, "--max-cost", help="Refuse to start when the estimated cost exceeds this (USD)."
+        None,
+        "--max-cost",
+        help="USD: refuse to start when the estimate is higher; stop submitting new items "
+        "when the spend so far would pass it.",
     ),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for each item."),
     sidecar: bool = typer.Option(
@@ -71,7 +79,7 @@ def batch(
 
     output: Output = ctx.obj
     check_template(name)
-    if concurrency < 1:
+    if concurrency is not None and concurrency < 1:
         raise InvalidRequestError(f"--concurrency must be at least 1, not {concurrency}.")
     source = "stdin" if file == "-" else file
     text = sys.stdin.read() if file == "-" else _read_file(file)
@@ -99,9 +107,21 @@ def batch(
     provider_ids = sorted({item.provider.id for item in planned})
     with open_sessions(provider_ids, emulate=emulate, output=output, config=config) as sessions:
         results = _run(
-            output, sessions, planned, output_dir, concurrency, timeout, emulate, sidecar, name
+            output,
+            sessions,
+            planned,
+            output_dir=output_dir,
+            concurrency=concurrency or DEFAULT_CONCURRENCY,
+            # A --concurrency the user chose is where every provider starts; by default,
+            # providers that advise fewer start there (429s lower either, kling_cli.limiter).
+            documented_start=concurrency is None,
+            timeout=timeout,
+            emulated=emulate,
+            sidecars=sidecar,
+            name_template=name,
+            max_cost=max_cost,
         )
-    return _summarize(output, results, output_dir, estimate)
+    return _summarize(output, results, output_dir, estimate, max_cost)
 
 
 def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -> int:
@@ -147,15 +167,7 @@ def _read_file(file: str) -> str:
 
 
 def _run(
-    output: Output,
-    sessions: dict[str, Any],
-    planned: list[Any],
-    output_dir: Path,
-    concurrency: int,
-    timeout: float,
-    emulated: bool,
-    sidecars: bool,
-    name_template: str,
+    output: Output, sessions: dict[str, Any], planned: list[Any], **settings: Any
 ) -> list[ItemResult]:
     from kling_cli.batch import BatchRunner
     from kling_cli.journal import Journal
@@ -165,14 +177,9 @@ def _run(
     runner = BatchRunner(
         journal=journal,
         endpoints={pid: session.endpoint for pid, session in sessions.items()},
-        output_dir=output_dir,
-        concurrency=concurrency,
-        timeout=timeout,
-        emulated=emulated,
-        sidecars=sidecars,
-        name_template=name_template,
         on_result=progress.finished,
         on_retry=progress.retrying,
+        **settings,
     )
     try:
         import asyncio  # not at module level: it is slow to import
@@ -207,7 +214,7 @@ class _Progress:
             self.bar.start()
 
     def finished(self, result: ItemResult) -> None:
-        from kling_cli.batch import manifest_entry
+        from kling_cli.batch import NOT_SUBMITTED, manifest_entry
 
         self.done += 1
         self.failed += result.status == "failed"
@@ -215,7 +222,12 @@ class _Progress:
         if self.output.json_mode:
             self.output.emit_json({"item": manifest_entry(result)})
         line = f"{result.status:<9} {result.item.item.item_id}"
-        line += f": {result.error}" if result.error else f" ({len(result.files)} images)"
+        if result.error:
+            line += f": {result.error}"
+        elif result.not_submitted:
+            line += f" ({NOT_SUBMITTED[result.skip_reason or '']})"
+        else:
+            line += f" ({len(result.files)} images)"
         if self.bar is not None:
             self.bar.update(
                 self.task,
@@ -236,22 +248,39 @@ class _Progress:
             self.bar.stop()
 
 
-def _summarize(output: Output, results: list[ItemResult], output_dir: Path, estimate: float) -> int:
-    from kling_cli.batch import write_manifest
+def _summarize(
+    output: Output,
+    results: list[ItemResult],
+    output_dir: Path,
+    estimate: float,
+    max_cost: float | None,
+) -> int:
+    from kling_cli.batch import NOT_SUBMITTED, SKIPPED_BUDGET, SKIPPED_DONE, write_manifest
 
     manifest = write_manifest(output_dir, results)
+    ordered = sorted(results, key=lambda r: r.item.item.line)
     counts = {
         state: sum(r.status == state for r in results)
         for state in ("succeeded", "failed", "skipped")
     }
+    not_submitted = [r for r in ordered if r.not_submitted]
     images = sum(len(r.files) for r in results)
     spent = sum(r.cost for r in results if r.cost is not None and r.status != "skipped")
-    exit_code = ExitCode.SOME_ITEMS_FAILED if counts["failed"] else ExitCode.OK
+    partial = counts["failed"] or not_submitted
+    exit_code = ExitCode.SOME_ITEMS_FAILED if partial else ExitCode.OK
     if output.json_mode:
         output.emit_json(
             {
                 "summary": {
                     **counts,
+                    "not_submitted": [
+                        {
+                            "id": r.item.item.item_id,
+                            "line": r.item.item.line,
+                            "reason": r.skip_reason,
+                        }
+                        for r in not_submitted
+                    ],
                     "images": images,
                     "cost": round(spent, 6),
                     "estimated_cost": round(estimate, 6),
@@ -262,12 +291,25 @@ def _summarize(output: Output, results: list[ItemResult], output_dir: Path, esti
         )
         return exit_code
     output.result(str(manifest))
+    done = sum(r.skip_reason == SKIPPED_DONE for r in results)
+    skipped = f"{done} skipped (already done)"
+    for reason, label in NOT_SUBMITTED.items():
+        count = sum(r.skip_reason == reason for r in not_submitted)
+        skipped += f", {count} skipped ({label})" if count else ""
     output.note(
-        f"{counts['succeeded']} succeeded, {counts['failed']} failed, {counts['skipped']} "
-        f"skipped (already done); {images} images; reported cost ${spent:.4f}."
+        f"{counts['succeeded']} succeeded, {counts['failed']} failed, {skipped}; "
+        f"{images} images; reported cost ${spent:.4f}."
     )
-    for result in results:
+    for result in ordered:
+        item = result.item.item
         if result.status == "failed":
-            item = result.item.item
             output.note(f"  failed: {item.item_id} (line {item.line}): {result.error}")
+        elif result.not_submitted:
+            label = NOT_SUBMITTED[result.skip_reason or ""]
+            output.note(f"  skipped ({label}): {item.item_id} (line {item.line})")
+    if any(r.skip_reason == SKIPPED_BUDGET for r in not_submitted) and max_cost is not None:
+        output.note(
+            f"Stopped submitting before the spend passed --max-cost ${max_cost:.2f}; what was "
+            "submitted was finished. Run again with a higher --max-cost to do the rest."
+        )
     return exit_code

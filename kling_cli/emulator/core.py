@@ -136,6 +136,14 @@ class Emulator:
         self._settings.latency = seconds  # applies to tasks created from now on
 
     @property
+    def cost_per_image(self) -> float | None:
+        return self._settings.cost_per_image
+
+    @cost_per_image.setter
+    def cost_per_image(self, usd: float | None) -> None:
+        self._settings.cost_per_image = usd  # what Runware reports; None: its list price
+
+    @property
     def api_key(self) -> str:
         return self._settings.api_key
 
@@ -302,6 +310,8 @@ def _apply(
         return Reply(502, page, content_type="text/html")
     if fault.kind == "rate_limit":
         reply = rate_limited()
+        if fault.retry_after is None:
+            return reply
         return dataclasses.replace(
             reply, headers={**reply.headers, "Retry-After": str(fault.retry_after)}
         )

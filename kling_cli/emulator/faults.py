@@ -51,7 +51,9 @@ class Fault:
     kind: FaultKind
     on: Phase | None = None
     times: int = 1
-    retry_after: int = 1
+    # The Retry-After header of a rate_limit answer; None sends none, as most providers
+    # document (only Comfy documents the header, providers-others.md §5).
+    retry_after: int | None = 1
     status: int = 500
     delay: float = 1.0
     message: str = DEFAULT_FAILURE_MESSAGE
@@ -68,8 +70,12 @@ class Fault:
             raise ValueError(f"a {self.kind} fault only applies on {only_phase!r}")
         if self.times < 1:
             raise ValueError("times must be at least 1")
-        if not isinstance(self.retry_after, int) or self.retry_after < 0:
-            raise ValueError("retry_after must be a whole number of seconds (Retry-After header)")
+        if self.retry_after is not None and (
+            not isinstance(self.retry_after, int) or self.retry_after < 0
+        ):
+            raise ValueError(
+                "retry_after must be a whole number of seconds (Retry-After header), or null"
+            )
         if self.delay < 0:
             raise ValueError("delay must not be negative")
         if not 500 <= self.status <= 599:

@@ -19,6 +19,9 @@ class Settings:
 
     api_key: str
     latency: float
+    # What providers that report cost (Runware) charge per image; None: their documented
+    # price. A test sets it to a price the client's estimate does not know.
+    cost_per_image: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class ProviderApi(ABC):
 
     @abstractmethod
     def rate_limited(self, request: ProviderRequest) -> Reply:
-        """The documented 429 answer; the emulator adds the Retry-After header."""
+        """The documented 429 answer; the emulator adds the fault's Retry-After header, if any."""
 
     @abstractmethod
     def server_error(self, request: ProviderRequest, status: int) -> Reply: ...

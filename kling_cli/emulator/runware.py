@@ -276,7 +276,8 @@ class RunwareApi(ProviderApi):
             item.update(self._image_output(image, request))
             item["seed"] = seed
             if request.include_cost:
-                item["cost"] = COST_PER_IMAGE
+                charged = self.context.settings.cost_per_image
+                item["cost"] = COST_PER_IMAGE if charged is None else charged
             items.append(item)
         return items
 

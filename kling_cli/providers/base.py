@@ -191,6 +191,10 @@ class Provider(ABC):
     secret_env_vars: tuple[str, ...] = ()
     # Other hosts of the provider's own that take its key, by name (see `Endpoint`).
     service_urls: ClassVar[Mapping[str, str]] = {}
+    # How many items a batch starts at once before the provider has accepted any, where it
+    # documents a limit or advice; None: all of --concurrency. The cap then follows the
+    # provider's answers (kling_cli.limiter).
+    initial_concurrency: int | None = None
 
     @property
     def needs_secret_key(self) -> bool:

@@ -98,6 +98,10 @@ class Fal(Provider):
         source="fal.ai via third-party catalogs ($0.027-0.028), providers-others.md §2.2",
         as_of="2026-11",
     )
+    # fal runs 2 to 40 requests at once per account, by credit bought, but queues the rest:
+    # "Requests are never rejected due to concurrency limits" (fal docs, "Concurrency limits"
+    # and FAQ). Holding items back here would only delay their place in that queue.
+    initial_concurrency = None
 
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)

@@ -192,6 +192,9 @@ class Kling(Provider):
         source="not published in USD by Kling; resellers' Kling O1 list price",
         as_of="2026-11",
     )
+    # No number to start from: concurrency is per account and resource pack, and an image task
+    # holds n slots until it ends (§1.5). Its 429 code 1303 halves a batch's cap instead.
+    initial_concurrency = None
 
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         external_task_id = str(uuid.uuid4())

@@ -69,6 +69,10 @@ class Runware(Provider):
         client_task_id_lookup=True,
     )
     price = Price(usd_per_image=0.028, source="runware.ai model page (seed 002)", as_of="2025-12")
+    # Advice, not a limit: "no hard rate limits", 429 when the queue is full (R-rate), and
+    # "keep steady-state concurrency in the low single digits (2-4)" (R-skill; providers-seeds.md
+    # §3.7). Start at the top of that range; accepted submits raise it up to --concurrency.
+    initial_concurrency = 4
 
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         task_uuid = str(uuid.uuid4())

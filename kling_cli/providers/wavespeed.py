@@ -69,6 +69,10 @@ class WaveSpeed(Provider):
         source="third-party comparison of fal/WaveSpeed, providers-others.md §3.1",
         as_of="2026-11",
     )
+    # The entry tier (Bronze) allows 3 tasks at once and 10 images a minute; tiers bought with
+    # top-ups allow 100 to 5000 (wavespeed.ai/docs/account-levels, providers-others.md §3.4).
+    # The account's tier is unknown here: start at the lowest, accepted submits raise it.
+    initial_concurrency = 3
 
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         body: dict[str, Any] = {"prompt": kling_prompt(request.prompt)}

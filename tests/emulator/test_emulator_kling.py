@@ -249,6 +249,16 @@ def test_rate_limit_is_429_code_1302_not_a_billing_code(emu: Emulator, kling: Kl
     assert kling.submit_fields().status_code == 200
 
 
+def test_rate_limit_without_retry_after_as_kling_documents(
+    emu: Emulator, kling: KlingCaller
+) -> None:
+    emu.inject("kling", Fault.from_json({"kind": "rate_limit", "retry_after": None}))
+    response = kling.submit_fields()
+    assert response.status_code == 429
+    assert "retry-after" not in response.headers  # not found in any Kling doc (§1.5)
+    assert response.json()["code"] == 1302
+
+
 @pytest.mark.parametrize(("status", "code"), [(500, 5000), (503, 5001), (504, 5002)])
 def test_server_errors_carry_the_5xxx_codes(
     emu: Emulator, kling: KlingCaller, status: int, code: int
