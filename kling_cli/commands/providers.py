@@ -9,14 +9,14 @@ import typer
 from kling_cli.commands.common import JSON_OPTION, load_config
 from kling_cli.config import ConfigFile, resolve_base_url, resolve_key
 from kling_cli.errors import ExitCode
-from kling_cli.providers import PROVIDERS, get_provider
-from kling_cli.providers.base import Provider
+from kling_cli.providers import provider_info
+from kling_cli.providers.catalog import CATALOG, ProviderInfo
 from kling_cli.ui import Output
 
 app = typer.Typer(help="List the providers, their capabilities and price, and key status.")
 
 
-def describe_provider(provider: Provider, config: ConfigFile) -> dict[str, Any]:
+def describe_provider(provider: ProviderInfo, config: ConfigFile) -> dict[str, Any]:
     key = resolve_key(provider, config)
     caps = provider.capabilities
     return {
@@ -55,7 +55,7 @@ def list_providers(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
         return ExitCode.OK
     output: Output = ctx.obj
     config = load_config(output)
-    rows = [describe_provider(provider, config) for provider in PROVIDERS.values()]
+    rows = [describe_provider(provider, config) for provider in CATALOG.values()]
     if output.json_mode:
         output.emit_json({"providers": rows})
         return ExitCode.OK
@@ -92,7 +92,7 @@ def show_provider(
 ) -> int:
     """Everything about one provider: capabilities, price and its source, docs, variables."""
     output: Output = ctx.obj
-    row = describe_provider(get_provider(provider_id), load_config(output))
+    row = describe_provider(provider_info(provider_id), load_config(output))
     if output.json_mode:
         output.emit_json({"provider": row})
         return ExitCode.OK

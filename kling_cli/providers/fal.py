@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING, Any
 from kling_cli.errors import InvalidRequestError, ProviderRequestError
 from kling_cli.limits import IMAGE_TOKEN
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -25,6 +23,7 @@ from kling_cli.providers.base import (
     error_for_http_status,
     unreadable_response,
 )
+from kling_cli.providers.catalog import FalInfo
 
 if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
@@ -71,26 +70,7 @@ def error_message(body: Any) -> str:
     return ""
 
 
-class Fal(Provider):
-    id = "fal"
-    name = "fal.ai"
-    default_base_url = "https://queue.fal.run"
-    key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (§2.1)
-    docs_url = "https://fal.ai/models/fal-ai/kling-image/o1/api"
-    capabilities = Capabilities(
-        # Local files go inline: data URIs are accepted as file inputs (providers-others.md §2.5).
-        local_files="data-uri",
-        max_references=10,  # image_urls max 10, elements included (§2.2)
-        max_images=9,  # num_images 1-9 (§2.2)
-        output_formats=("png", "jpeg", "webp"),  # output_format (§2.2)
-        negative_prompt=False,  # no such field (§2.2)
-    )
-    price = Price(
-        usd_per_image=0.028,
-        source="fal.ai via third-party catalogs ($0.027-0.028), providers-others.md §2.2",
-        as_of="2026-11",
-    )
-
+class Fal(FalInfo, Provider):
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)
         if not request.references:

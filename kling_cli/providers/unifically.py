@@ -8,12 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -23,6 +21,7 @@ from kling_cli.providers.base import (
     error_for_http_status,
     unreadable_response,
 )
+from kling_cli.providers.catalog import UnificallyInfo
 
 if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
@@ -38,23 +37,7 @@ STATES = {
 }
 
 
-class Unifically(Provider):
-    id = "unifically"
-    name = "Unifically"
-    default_base_url = "https://api.unifically.com"
-    # Unifically documents no variable; this is the name its third-party clients use (§1).
-    key_env_vars = ("UNIFICALLY_API_KEY",)
-    docs_url = "https://unifically.com/models/kling-o1-image"
-    capabilities = Capabilities(
-        max_references=10,
-        # No image-count field is documented for this model (§1.4): one image per task.
-        max_images=1,
-        # The output format is not selectable (NOT FOUND, §1.8).
-        output_formats=(),
-    )
-    # Not published for this model; Kling O1's list price elsewhere is $0.028 per image.
-    price = Price(usd_per_image=0.028, source="not published; Kling O1 list price", as_of="2026-11")
-
+class Unifically(UnificallyInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         model_input: dict[str, Any] = {
             "prompt": request.prompt,
