@@ -1,17 +1,29 @@
-"""The `kling` command: the typer app, and the one place exceptions become exit codes."""
+"""The `kling` command: the typer app, and the one place exceptions become exit codes.
+
+A command's module is imported only when that command runs or shows its own help: `kling --help`
+lists the commands from `COMMANDS`, and `kling --version` loads none of them.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import traceback
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+from typer.main import get_command_from_info, get_group_from_info
+from typer.models import CommandInfo, TyperInfo
 
 from kling_cli import __version__
-from kling_cli.commands import batch, config, emulate, generate, jobs, providers, status
 from kling_cli.errors import ExitCode, InvalidRequestError, KlingError
 from kling_cli.ui import Output, envelope
+
+if TYPE_CHECKING:
+    # typer vendors click and exports neither type.
+    from typer._click import Command, Context
 
 HELP = """Generate still images with Kling Image O1 through the API providers that serve it.
 
@@ -23,8 +35,86 @@ EPILOG = (
     "7 download failed · 8 some batch items failed · 130 interrupted."
 )
 
+# name: ("module:attribute", one-line help), in the order `kling --help` lists them. The attribute
+# is a command function or a typer app of subcommands; the help line is the first paragraph of
+# that command's own help (tests/test_cli_commands.py holds them to it).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": (
+        "kling_cli.commands.generate:generate",
+        "Generate images from a prompt and optional reference images.",
+    ),
+    "batch": (
+        "kling_cli.commands.batch:batch",
+        "Run every item of a manifest; re-running it skips what is done and resumes the rest.",
+    ),
+    "status": (
+        "kling_cli.commands.status:status",
+        "Ask the provider where a job stands; with --wait and --download, finish it.",
+    ),
+    "emulate": (
+        "kling_cli.commands.emulate:emulate",
+        "Serve every provider's API offline on 127.0.0.1, to exercise scripts and pipelines.",
+    ),
+    "jobs": (
+        "kling_cli.commands.jobs:app",
+        "List the jobs kling has submitted (the local journal).",
+    ),
+    "providers": (
+        "kling_cli.commands.providers:app",
+        "List the providers, their capabilities and price, and key status.",
+    ),
+    "config": (
+        "kling_cli.commands.config:app",
+        "Manage API keys and settings (stored in a private TOML file).",
+    ),
+}
+
+
+class CommandSummary(TyperCommand):
+    """A command's name and help line, standing in for it in listings until it is run."""
+
+
+class LazyCommandGroup(TyperGroup):
+    """Lists every command of `COMMANDS` as a `CommandSummary`, and imports a command's module
+    only when the command is resolved to be run (or to show its own help, or complete its
+    options)."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_, help_line) in COMMANDS.items():
+            self.commands.setdefault(
+                name, CommandSummary(name, help=help_line, rich_markup_mode=self.rich_markup_mode)
+            )
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and isinstance(command, CommandSummary):
+            command = self.commands[name] = self.load_command(name)
+        return name, command, rest
+
+    def load_command(self, name: str) -> Command:
+        target, _ = COMMANDS[name]
+        module, _, attribute = target.partition(":")
+        loaded = getattr(import_module(module), attribute)
+        if isinstance(loaded, typer.Typer):
+            return get_group_from_info(
+                TyperInfo(loaded, name=name),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=self.rich_markup_mode,
+                suggest_commands=self.suggest_commands,
+            )
+        return get_command_from_info(
+            CommandInfo(name=name, callback=loaded),
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=self.rich_markup_mode,
+        )
+
+
 app = typer.Typer(
     name="kling",
+    cls=LazyCommandGroup,
     help=HELP,
     epilog=EPILOG,
     no_args_is_help=True,
@@ -53,15 +143,6 @@ def root(
     ),
 ) -> None:
     """Generate still images with Kling Image O1."""
-
-
-app.command("generate")(generate.generate)
-app.command("batch")(batch.batch)
-app.command("status")(status.status)
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(providers.app, name="providers")
-app.add_typer(config.app, name="config")
-app.command("emulate")(emulate.emulate)
 
 
 def main(argv: list[str] | None = None) -> int:

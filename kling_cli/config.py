@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kling_cli.errors import ConfigError
-from kling_cli.providers import PROVIDERS, get_provider
-from kling_cli.providers.base import Provider
+from kling_cli.providers import provider_info
+from kling_cli.providers.catalog import CATALOG, ProviderInfo
 
 APP_NAME = "kling-cli"
 CONFIG_FILE_NAME = "config.toml"
@@ -147,12 +147,12 @@ def check_setting_name(dotted: str) -> None:
         return
     parts = dotted.split(".")
     if len(parts) == 3 and parts[0] == "providers" and parts[2] in PROVIDER_SETTINGS:
-        get_provider(parts[1])
+        provider_info(parts[1])
         return
     raise ConfigError(
         f"Unknown setting {dotted!r}; settings are default_provider and "
         f"providers.<id>.{{{','.join(PROVIDER_SETTINGS)}}} with <id> one of "
-        f"{', '.join(PROVIDERS)}."
+        f"{', '.join(CATALOG)}."
     )
 
 
@@ -163,7 +163,7 @@ class ResolvedKey:
 
 
 def resolve_key(
-    provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
+    provider: ProviderInfo, config: ConfigFile, environ: Mapping[str, str] | None = None
 ) -> ResolvedKey | None:
     """`KLING_<ID>_API_KEY`, then the provider's own variable, then the config file."""
     environ = os.environ if environ is None else environ
@@ -178,7 +178,7 @@ def resolve_key(
 
 
 def resolve_secret_key(
-    provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
+    provider: ProviderInfo, config: ConfigFile, environ: Mapping[str, str] | None = None
 ) -> ResolvedKey | None:
     """For key-pair providers: `KLING_<ID>_SECRET_KEY`, the provider's own variable, then the
     config file."""
@@ -196,13 +196,13 @@ def resolve_secret_key(
 
 
 def resolve_base_url(
-    provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
+    provider: ProviderInfo, config: ConfigFile, environ: Mapping[str, str] | None = None
 ) -> str:
     return _resolve_url(provider, config, "base", provider.default_base_url, environ)
 
 
 def resolve_service_urls(
-    provider: Provider, config: ConfigFile, environ: Mapping[str, str] | None = None
+    provider: ProviderInfo, config: ConfigFile, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The provider's other hosts (file storage...), each overridable like the base URL:
     `KLING_<ID>_<NAME>_URL` or `providers.<id>.<name>_url`."""
@@ -213,7 +213,7 @@ def resolve_service_urls(
 
 
 def _resolve_url(
-    provider: Provider,
+    provider: ProviderInfo,
     config: ConfigFile,
     name: str,
     default: str,

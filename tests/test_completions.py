@@ -13,6 +13,7 @@ import pytest
 # detects the running shell); pyproject pins typer's minor versions, so this stays stable.
 from typer._completion_shared import get_completion_script
 
+from kling_cli.cli import COMMANDS
 from tests.test_entry_point import kling_command
 
 COMPLETIONS = Path(__file__).resolve().parent.parent / "completions"
@@ -48,6 +49,8 @@ def test_bash_completion_completes_commands_and_options() -> None:
         return result.stdout.split()
 
     assert complete("kling gen", 1) == ["generate"]
+    assert complete("kling ", 1) == list(COMMANDS)
+    assert complete("kling config l", 2) == ["list"]
     assert {"--ref", "--resolution"} <= set(complete("kling generate --re", 2))
 
 

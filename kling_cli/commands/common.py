@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -21,9 +22,12 @@ from kling_cli.config import (
     resolve_service_urls,
 )
 from kling_cli.errors import ConfigError
-from kling_cli.providers import PROVIDERS, get_provider
-from kling_cli.providers.base import Endpoint, Provider
+from kling_cli.providers import get_provider
+from kling_cli.providers.catalog import CATALOG
 from kling_cli.ui import Output
+
+if TYPE_CHECKING:
+    from kling_cli.providers.base import Endpoint, Provider
 
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 EMULATE_DEFAULT_PROVIDER = "runware"
@@ -34,7 +38,7 @@ PROVIDER_OPTION = typer.Option(
     None,
     "--provider",
     "-p",
-    help=f"Provider id: {', '.join(PROVIDERS)} [default: $KLING_PROVIDER or default_provider].",
+    help=f"Provider id: {', '.join(CATALOG)} [default: $KLING_PROVIDER or default_provider].",
     show_default=False,
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout.")
@@ -70,7 +74,7 @@ def open_session(
         raise ConfigError(
             "No provider is set up yet.",
             hint=(
-                f"Store a key with `kling config set-key <id>` (ids: {', '.join(PROVIDERS)}) "
+                f"Store a key with `kling config set-key <id>` (ids: {', '.join(CATALOG)}) "
                 "or set KLING_<ID>_API_KEY, then pass --provider or set KLING_PROVIDER. "
                 "To try kling-cli offline first, add --emulate."
             ),
@@ -85,6 +89,8 @@ def open_sessions(
 ) -> Iterator[dict[str, ProviderSession]]:
     """Sessions for several providers at once (a batch), all checked before any is used;
     under `emulate`, one emulator serves them all."""
+    from kling_cli.providers.base import Endpoint
+
     config = config or load_config(output)
     providers = {p.id: p for p in (get_provider(i) for i in provider_ids)}
     if emulate:
@@ -111,6 +117,8 @@ def open_sessions(
 
 
 def _endpoint(provider: Provider, config: ConfigFile) -> Endpoint:
+    from kling_cli.providers.base import Endpoint
+
     key = resolve_key(provider, config)
     if key is None:
         env_names = " or ".join(
@@ -145,7 +153,7 @@ def _endpoint(provider: Provider, config: ConfigFile) -> Endpoint:
 
 def _only_provider_with_key(config: ConfigFile) -> str | None:
     """With no provider chosen, the one provider that has a key; None when none has."""
-    configured = [p.id for p in PROVIDERS.values() if resolve_key(p, config) is not None]
+    configured = [p.id for p in CATALOG.values() if resolve_key(p, config) is not None]
     if len(configured) > 1:
         raise ConfigError(
             f"Keys are set for several providers ({', '.join(configured)}); choose one.",
@@ -170,6 +178,8 @@ def _emulator_latency() -> float:
 def dry_run_endpoint(provider: Provider, config: ConfigFile) -> tuple[Endpoint, bool]:
     """The endpoint a real run would use, with a stand-in where no key is set (a dry run
     shows requests with keys redacted, so it needs none); and whether a key is set."""
+    from kling_cli.providers.base import Endpoint
+
     key = resolve_key(provider, config)
     secret = resolve_secret_key(provider, config)
     endpoint = Endpoint(

@@ -19,7 +19,8 @@ from kling_cli.config import (
     resolve_secret_key,
 )
 from kling_cli.errors import ConfigError, ExitCode, InvalidRequestError
-from kling_cli.providers import PROVIDERS, get_provider
+from kling_cli.providers import provider_info
+from kling_cli.providers.catalog import CATALOG
 from kling_cli.ui import Output
 
 app = typer.Typer(
@@ -36,7 +37,7 @@ def set_key(
 ) -> int:
     """Store a provider's API key (typed at a hidden prompt, or piped with --stdin)."""
     output: Output = ctx.obj
-    provider = get_provider(provider_id)
+    provider = provider_info(provider_id)
     # Key-pair providers (Kling) take the access key, then the secret key (a second line
     # with --stdin).
     config = load_config(output)
@@ -75,7 +76,7 @@ def list_settings(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
         rows.append(
             {"name": "default_provider", "value": str(default_provider), "source": "config file"}
         )
-    for provider in PROVIDERS.values():
+    for provider in CATALOG.values():
         keys = [("api_key", resolve_key(provider, config))]
         if provider.needs_secret_key:
             keys.append(("secret_key", resolve_secret_key(provider, config)))
@@ -135,7 +136,7 @@ def set_setting(
             f"use `kling config set-key {provider_id}`."
         )
     if name == "default_provider":
-        value = get_provider(value).id
+        value = provider_info(value).id
     elif name.endswith(".auth"):
         if value not in AUTH_MODES:
             raise ConfigError(f"{name} must be one of {', '.join(AUTH_MODES)}, not {value!r}.")

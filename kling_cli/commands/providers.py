@@ -7,16 +7,23 @@ from typing import Any
 import typer
 
 from kling_cli.commands.common import JSON_OPTION, load_config
-from kling_cli.config import ConfigFile, resolve_base_url, resolve_key
+from kling_cli.config import ConfigFile, resolve_base_url, resolve_key, resolve_service_urls
 from kling_cli.errors import ExitCode
-from kling_cli.providers import PROVIDERS, get_provider
-from kling_cli.providers.base import Provider
+from kling_cli.providers import provider_info
+from kling_cli.providers.catalog import CATALOG, ProviderInfo
 from kling_cli.ui import Output
+
+LOCAL_FILES = {
+    "upload": "uploaded through its upload API",
+    "data-uri": "sent inline as data URIs",
+    "inline-base64": "sent inline as raw base64",
+    "unsupported": "no (URLs only)",
+}
 
 app = typer.Typer(help="List the providers, their capabilities and price, and key status.")
 
 
-def describe_provider(provider: Provider, config: ConfigFile) -> dict[str, Any]:
+def describe_provider(provider: ProviderInfo, config: ConfigFile) -> dict[str, Any]:
     key = resolve_key(provider, config)
     caps = provider.capabilities
     return {
@@ -33,12 +40,14 @@ def describe_provider(provider: Provider, config: ConfigFile) -> dict[str, Any]:
             "aspect_ratios": list(caps.aspect_ratios),
             "output_formats": list(caps.output_formats),
             "push": list(caps.push),
+            "local_files": caps.local_files,
         },
         "price_per_image_usd": provider.price.usd_per_image,
         "price_source": provider.price.source,
         "price_as_of": provider.price.as_of,
         "docs": provider.docs_url,
         "base_url": resolve_base_url(provider, config),
+        "service_urls": resolve_service_urls(provider, config),
         "key_env_vars": [provider.key_env_var, *provider.key_env_vars],
         "secret_env_vars": (
             [provider.secret_env_var, *provider.secret_env_vars]
@@ -55,7 +64,7 @@ def list_providers(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
         return ExitCode.OK
     output: Output = ctx.obj
     config = load_config(output)
-    rows = [describe_provider(provider, config) for provider in PROVIDERS.values()]
+    rows = [describe_provider(provider, config) for provider in CATALOG.values()]
     if output.json_mode:
         output.emit_json({"providers": rows})
         return ExitCode.OK
@@ -70,6 +79,8 @@ def list_providers(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
         extras = [m for m in caps["modes"] if m != "default"] + [f"push:{p}" for p in caps["push"]]
         if caps["negative_prompt"]:
             extras.insert(0, "negative")
+        if caps["local_files"] != "unsupported":
+            extras.insert(0, "files:upload" if caps["local_files"] == "upload" else "files:inline")
         table.add_row(
             row["id"],
             f"yes ({row['key_source']})" if row["key_configured"] else "no",
@@ -92,7 +103,7 @@ def show_provider(
 ) -> int:
     """Everything about one provider: capabilities, price and its source, docs, variables."""
     output: Output = ctx.obj
-    row = describe_provider(get_provider(provider_id), load_config(output))
+    row = describe_provider(provider_info(provider_id), load_config(output))
     if output.json_mode:
         output.emit_json({"provider": row})
         return ExitCode.OK
@@ -104,6 +115,7 @@ def show_provider(
         ("key variables", ", ".join(row["key_env_vars"])),
         ("secret variables", ", ".join(row["secret_env_vars"])),
         ("base URL", row["base_url"]),
+        *((f"{name} URL", url) for name, url in row["service_urls"].items()),
         ("docs", row["docs"]),
         (
             "price",
@@ -117,6 +129,7 @@ def show_provider(
         ("modes", ", ".join(caps["modes"])),
         ("output formats", ", ".join(caps["output_formats"]) or "provider's choice"),
         ("push delivery", ", ".join(caps["push"]) or "no (polling)"),
+        ("local files", LOCAL_FILES[caps["local_files"]]),
     ]
     for label, value in lines:
         if value:

@@ -1,7 +1,7 @@
-"""The registry of providers. Adding one is a new module and one line here.
+"""The registry of providers. Adding one is an entry in `catalog.py` and its adapter module.
 
-Adapters are imported when first used: `kling --help` needs only the ids, and a generation
-only its own provider's module.
+What a provider is and offers (`CATALOG`, `provider_info`) needs no adapter; `PROVIDERS` and
+`get_provider` import an adapter's wire code on first use, so a generation loads only its own.
 """
 
 from __future__ import annotations
@@ -11,52 +11,45 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from kling_cli.errors import InvalidRequestError
+from kling_cli.providers.catalog import CATALOG, ProviderInfo
 
 if TYPE_CHECKING:
     from kling_cli.providers.base import Provider
 
-# id: (module, class), in the order `kling providers` lists them.
-ADAPTERS: dict[str, tuple[str, str]] = {
-    "runware": ("kling_cli.providers.runware", "Runware"),
-    "unifically": ("kling_cli.providers.unifically", "Unifically"),
-    "apiinone": ("kling_cli.providers.apiinone", "ApiInOne"),
-    "inferencesh": ("kling_cli.providers.inferencesh", "InferenceSh"),
-    "kling": ("kling_cli.providers.kling", "Kling"),
-    "fal": ("kling_cli.providers.fal", "Fal"),
-    "wavespeed": ("kling_cli.providers.wavespeed", "WaveSpeed"),
-    "comfy": ("kling_cli.providers.comfy", "Comfy"),
-    "aimlapi": ("kling_cli.providers.aimlapi", "Aiml"),
-}
-
 
 class ProviderRegistry(Mapping[str, "Provider"]):
-    """Every provider by id; an adapter's module is imported on first lookup."""
+    """Every provider's adapter by id; an adapter's module is imported on first lookup."""
 
     def __init__(self) -> None:
         self._loaded: dict[str, Provider] = {}
 
     def __getitem__(self, provider_id: str) -> Provider:
         if provider_id not in self._loaded:
-            module, name = ADAPTERS[provider_id]
+            info = CATALOG[provider_id]
+            module, _, name = info.adapter.partition(":")
             provider: Provider = getattr(import_module(module), name)()
-            assert provider.id == provider_id, f"{module}.{name} has id {provider.id!r}"
+            assert isinstance(provider, type(info)), f"{info.adapter} is not a {type(info)}"
             self._loaded[provider_id] = provider
         return self._loaded[provider_id]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(ADAPTERS)
+        return iter(CATALOG)
 
     def __len__(self) -> int:
-        return len(ADAPTERS)
+        return len(CATALOG)
 
 
 PROVIDERS = ProviderRegistry()
 
 
-def get_provider(provider_id: str) -> Provider:
+def provider_info(provider_id: str) -> ProviderInfo:
     try:
-        return PROVIDERS[provider_id.lower()]
+        return CATALOG[provider_id.lower()]
     except KeyError:
         raise InvalidRequestError(
-            f"Unknown provider {provider_id!r}; choose one of {', '.join(PROVIDERS)}."
+            f"Unknown provider {provider_id!r}; choose one of {', '.join(CATALOG)}."
         ) from None
+
+
+def get_provider(provider_id: str) -> Provider:
+    return PROVIDERS[provider_info(provider_id).id]

@@ -9,14 +9,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import InvalidRequestError, OutOfCreditsError, ProviderRequestError
-from kling_cli.limits import ASPECT_RATIOS
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -26,6 +23,7 @@ from kling_cli.providers.base import (
     error_for_http_status,
     unreadable_response,
 )
+from kling_cli.providers.catalog import AimlInfo
 from kling_cli.providers.fal import error_message, fal_prompt
 
 if TYPE_CHECKING:
@@ -41,31 +39,7 @@ SCHEMA_ERROR = "Body validation error"
 SYNC_READ_TIMEOUT = 600.0
 
 
-class Aiml(Provider):
-    id = "aimlapi"
-    name = "AIML API"
-    default_base_url = "https://api.aimlapi.com"
-    # AIML documents no variable name; this is the one its third-party clients use.
-    key_env_vars = ("AIMLAPI_API_KEY",)
-    docs_url = "https://docs.aimlapi.com/api-references/image-models/kling-ai/image-o1"
-    capabilities = Capabilities(
-        # Local files go inline: "URLs or local Base64 encoded images" (providers-others.md §6).
-        local_files="data-uri",
-        max_references=10,  # image_urls 1-10 (§6)
-        max_images=9,  # num_images 1-9 (§6)
-        # The documented enum has no `auto` (§6).
-        aspect_ratios=tuple(ratio for ratio in ASPECT_RATIOS if ratio != "auto"),
-        output_formats=("png", "jpeg", "webp"),  # output_format (§6)
-        negative_prompt=False,
-        push=("sync",),
-    )
-    # The documented answer's `credits_used: 58800` for one image, at 2,000,000 credits a dollar.
-    price = Price(
-        usd_per_image=0.0294,
-        source="docs.aimlapi.com image-o1 example (58,800 credits) and credit FAQ",
-        as_of="2026-11",
-    )
-
+class Aiml(AimlInfo, Provider):
     def check_request(self, request: GenerationRequest) -> None:
         if request.aspect_ratio == "auto":
             raise InvalidRequestError(

@@ -12,12 +12,10 @@ from urllib.parse import quote
 
 from kling_cli.errors import InvalidRequestError, ProviderRequestError
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -27,6 +25,7 @@ from kling_cli.providers.base import (
     error_for_http_status,
     unreadable_response,
 )
+from kling_cli.providers.catalog import ApiInOneInfo
 
 if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
@@ -58,29 +57,7 @@ OUTPUT_PATHS: tuple[tuple[str, ...], ...] = (
 )
 
 
-class ApiInOne(Provider):
-    id = "apiinone"
-    name = "API in One"
-    default_base_url = "https://apiin.one/api/v1"
-    # API in One documents no environment variable for its key (§2.2); this name is ours.
-    key_env_vars = ("APIINONE_API_KEY",)
-    docs_url = "https://apiin.one/models/kling-image-o1"
-    capabilities = Capabilities(
-        max_references=10,
-        max_images=9,  # `num_images` 1-9 (seed 001)
-        modes=("default", "multi-shot"),
-        # Output format and negative prompt: not in the model's parameters (seed 001, §2.7).
-        output_formats=(),
-    )
-    # Seed 001: "Image-to-image mode costs 6 credits per request" (~$0.012); multi-shot 16
-    # (~$0.032). Billed per request, not per image: this is the price of a one-image request,
-    # and an upper bound per image when a request asks for several.
-    price = Price(
-        usd_per_image=0.012,
-        source="apiin.one model page (seed 001): 6 credits ≈ $0.012 per request",
-        as_of="2026-11",
-    )
-
+class ApiInOne(ApiInOneInfo, Provider):
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)
         # Multi-shot works "from a single reference image" (seed 001).

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kling_cli.errors import (
     AuthError,
@@ -23,7 +23,7 @@ from kling_cli.errors import (
     RateLimitedError,
     UnreadableResponseError,
 )
-from kling_cli.limits import ASPECT_RATIOS, OUTPUT_FORMATS
+from kling_cli.providers.catalog import ProviderInfo
 from kling_cli.references import LocalFile, is_local
 
 if TYPE_CHECKING:
@@ -130,7 +130,6 @@ class Submission:
     expected_images: int | None = None
 
 
-LocalFileTransport = Literal["unsupported", "inline-base64", "data-uri", "upload"]
 INLINE_TRANSPORTS = ("inline-base64", "data-uri")
 
 # An upload, sans I/O: yields each request, is sent back its answer, and returns the
@@ -138,87 +137,9 @@ INLINE_TRANSPORTS = ("inline-base64", "data-uri")
 Upload = Generator[HttpRequest, HttpResponse, str]
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    max_references: int = 10
-    # Images one task can return; `-n` above this is fanned out over several tasks.
-    max_images: int = 9
-    aspect_ratios: tuple[str, ...] = ASPECT_RATIOS
-    auto_aspect_needs_references: bool = False
-    min_prompt_chars: int = 1
-    output_formats: tuple[str, ...] = OUTPUT_FORMATS
-    negative_prompt: bool = False
-    modes: tuple[str, ...] = ("default",)
-    local_files: LocalFileTransport = "unsupported"
-    # "sync": results can come back on the submit response itself.
-    push: tuple[str, ...] = ()
-    # The client chooses the task id, so a task can be looked up after a submit whose answer
-    # was lost, instead of submitting again.
-    client_task_id_lookup: bool = False
-
-    def summary(self) -> str:
-        parts = [f"refs≤{self.max_references}", f"n≤{self.max_images}/task"]
-        if self.local_files != "unsupported":
-            parts.append("files:upload" if self.local_files == "upload" else "files:inline")
-        if self.negative_prompt:
-            parts.append("negative")
-        parts.extend(mode for mode in self.modes if mode != "default")
-        if self.output_formats:
-            parts.append("/".join(self.output_formats))
-        if self.push:
-            parts.append("push:" + ",".join(self.push))
-        return " ".join(parts)
-
-
-@dataclass(frozen=True)
-class Price:
-    usd_per_image: float
-    source: str
-    as_of: str
-
-
-class Provider(ABC):
-    """One provider's wire protocol. Subclasses set the class attributes and the four methods."""
-
-    id: str
-    name: str
-    default_base_url: str
-    key_env_vars: tuple[str, ...]
-    docs_url: str
-    capabilities: Capabilities
-    price: Price
-    # Providers that sign requests with a key pair name the secret's variables here.
-    secret_env_vars: tuple[str, ...] = ()
-    # Other hosts of the provider's own that take its key, by name (see `Endpoint`).
-    service_urls: ClassVar[Mapping[str, str]] = {}
-    # How many items a batch starts at once before the provider has accepted any, where it
-    # documents a limit or advice; None: all of --concurrency. The cap then follows the
-    # provider's answers (kling_cli.limiter).
-    initial_concurrency: int | None = None
-
-    @property
-    def needs_secret_key(self) -> bool:
-        return bool(self.secret_env_vars)
-
-    @property
-    def secret_env_var(self) -> str:
-        return f"KLING_{self.id.upper()}_SECRET_KEY"
-
-    @property
-    def key_env_var(self) -> str:
-        return f"KLING_{self.id.upper()}_API_KEY"
-
-    @property
-    def key_hint(self) -> str:
-        """What to do about a rejected key, for the error message."""
-        keys = " or ".join(f"${name}" for name in (self.key_env_var, *self.key_env_vars))
-        if not self.needs_secret_key:
-            return f"Check the key with `kling config set-key {self.id}` or {keys}."
-        secrets = " or ".join(f"${name}" for name in (self.secret_env_var, *self.secret_env_vars))
-        return (
-            f"Check the access key and secret key with `kling config set-key {self.id}`, "
-            f"or {keys} and {secrets}."
-        )
+class Provider(ProviderInfo, ABC):
+    """One provider's wire protocol. Subclasses inherit their `ProviderInfo` from the catalog
+    and implement the four methods."""
 
     def check_request(self, request: GenerationRequest) -> None:
         """Refuse, before any network call, what this provider cannot do."""

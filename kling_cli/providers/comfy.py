@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import OutOfCreditsError, ProviderRequestError
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -28,6 +26,7 @@ from kling_cli.providers.base import (
     error_for_http_status,
     unreadable_response,
 )
+from kling_cli.providers.catalog import ComfyInfo
 from kling_cli.providers.fal import error_message
 from kling_cli.providers.kling import (
     error_for_code,
@@ -53,32 +52,7 @@ CREDITS_PER_USD = 211.0
 CONTENT_POLICY = "content_policy_violation"
 
 
-class Comfy(Provider):
-    id = "comfy"
-    name = "Comfy Router"
-    default_base_url = "https://api.comfy.org"
-    key_env_vars = ("COMFY_API_KEY",)  # the variable in Comfy's own examples (§5)
-    docs_url = "https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code"
-    capabilities = Capabilities(
-        # "send URLs or raw Base64 in image_list as with Kling"; no upload API (§5).
-        local_files="inline-base64",
-        max_references=10,  # Kling's image_list (§1.3)
-        max_images=9,  # Kling's n (§1.3)
-        output_formats=(),  # Kling has no output format field (§8)
-        negative_prompt=False,
-        # The answer carries the images; a lost answer is collected by resending the request
-        # with the same Idempotency-Key (§5).
-        push=("sync",),
-        client_task_id_lookup=True,
-    )
-    # "Comfy Router charges the model maker's list price" (docs.comfy.org catalog page for
-    # kling/kling-image-o1); Kling's is taken as the resellers' $0.028 (see kling.py).
-    price = Price(
-        usd_per_image=0.028,
-        source="Kling list price, which Comfy Router charges (docs.comfy.org catalog)",
-        as_of="2026-11",
-    )
-
+class Comfy(ComfyInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         idempotency_key = str(uuid.uuid4())
         # model_name is left out: the path selects the model (§5).

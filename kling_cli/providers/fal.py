@@ -6,18 +6,15 @@ Wire facts: providers-others.md §2 (and §8 for the prompt tokens).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import InvalidRequestError, ProviderRequestError
 from kling_cli.limits import IMAGE_TOKEN
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -29,6 +26,7 @@ from kling_cli.providers.base import (
     unreadable_response,
     upload_failed,
 )
+from kling_cli.providers.catalog import FalInfo
 
 if TYPE_CHECKING:
     from kling_cli.references import LocalFile
@@ -76,33 +74,7 @@ def error_message(body: Any) -> str:
     return ""
 
 
-class Fal(Provider):
-    id = "fal"
-    name = "fal.ai"
-    default_base_url = "https://queue.fal.run"
-    key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (§2.1)
-    docs_url = "https://fal.ai/models/fal-ai/kling-image/o1/api"
-    # fal's REST host, where storage uploads begin (§2.5).
-    service_urls: ClassVar[Mapping[str, str]] = {"rest": "https://rest.fal.ai"}
-    capabilities = Capabilities(
-        # Through fal storage (§2.5): fal documents data URIs for file inputs in general but not
-        # for this endpoint, and an uploaded file keeps a 10 MB reference out of every submit.
-        local_files="upload",
-        max_references=10,  # image_urls max 10, elements included (§2.2)
-        max_images=9,  # num_images 1-9 (§2.2)
-        output_formats=("png", "jpeg", "webp"),  # output_format (§2.2)
-        negative_prompt=False,  # no such field (§2.2)
-    )
-    price = Price(
-        usd_per_image=0.028,
-        source="fal.ai via third-party catalogs ($0.027-0.028), providers-others.md §2.2",
-        as_of="2026-11",
-    )
-    # fal runs 2 to 40 requests at once per account, by credit bought, but queues the rest:
-    # "Requests are never rejected due to concurrency limits" (fal docs, "Concurrency limits"
-    # and FAQ). Holding items back here would only delay their place in that queue.
-    initial_concurrency = None
-
+class Fal(FalInfo, Provider):
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)
         if not request.references:

@@ -12,12 +12,10 @@ from urllib.parse import quote
 
 from kling_cli.errors import OutOfCreditsError, ProviderRequestError
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -30,14 +28,13 @@ from kling_cli.providers.base import (
     unreadable_response,
     upload_failed,
 )
+from kling_cli.providers.catalog import InferenceShInfo
 
 if TYPE_CHECKING:
     from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
 APP = "klingai/image-o1"
-# The app's `aspect_ratio` enum, in its order; it has no `auto` (§4.4).
-APP_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
 
 # The current status numbering, a status's number being its index (SDK 0.36.0, §4.6). The
 # legacy numbering (9 COMPLETED, 10 FAILED) collides with it; the current SDK and docs use
@@ -70,29 +67,7 @@ REJECTED = STATUS_NAMES.index("rejected")
 STREAM_READ_TIMEOUT = 60.0
 
 
-class InferenceSh(Provider):
-    id = "inferencesh"
-    name = "inference.sh"
-    default_base_url = "https://api.inference.sh"
-    key_env_vars = ("INFERENCE_API_KEY",)  # seed 004
-    docs_url = "https://inference.sh/apps/klingai/image-o1"
-    capabilities = Capabilities(
-        # `input.image` is one file (§4.4): a URL, or an uploaded file's inf:// URI (§4.9).
-        local_files="upload",
-        max_references=1,
-        # The app downloads only the first of Kling's images but bills for `n` (§4.4): each
-        # task asks for one, and `-n` is fanned out over tasks.
-        max_images=1,
-        aspect_ratios=APP_ASPECT_RATIOS,
-        # In the app's input schema, but its published source does not forward it to Kling
-        # (§4.4): it is sent, and may have no effect.
-        negative_prompt=True,
-        push=("stream",),
-        # The app always saves a `.png`, whatever Kling made (§4.11).
-        output_formats=(),
-    )
-    price = Price(usd_per_image=0.028, source="inference.sh app page (seed 004)", as_of="2026-11")
-
+class InferenceSh(InferenceShInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         # The documented run example (§4.5) without its webhook. Prompt tokens stay `@image_N`:
         # inference.sh documents no other form, and with one reference there is only @image_1.

@@ -20,12 +20,10 @@ from kling_cli.errors import (
 )
 from kling_cli.limits import IMAGE_TOKEN
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -35,6 +33,7 @@ from kling_cli.providers.base import (
     error_for_http_status,
     unreadable_response,
 )
+from kling_cli.providers.catalog import KlingInfo
 
 if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
@@ -164,38 +163,7 @@ def _image_urls(result: Any) -> list[str]:
     return [url for _, url in sorted(found, key=lambda item: item[0])]
 
 
-class Kling(Provider):
-    id = "kling"
-    name = "Kling"
-    # The international console's host; China-console keys need https://api-beijing.klingai.com
-    # through the base URL setting (§1.1).
-    default_base_url = "https://api-singapore.klingai.com"
-    key_env_vars = ("KLING_ACCESS_KEY",)
-    secret_env_vars = ("KLING_SECRET_KEY",)
-    docs_url = "https://kling.ai/document-api/api/image/o1/image-generation"
-    capabilities = Capabilities(
-        # Local files go inline: raw base64 without a data: prefix (providers-others.md §1.6).
-        local_files="inline-base64",
-        max_references=10,  # image_list + element_list ≤ 10 (§1.3)
-        max_images=9,  # n in [1, 9] (§1.3)
-        # No output format field on this route (§8): the model returns what it returns.
-        output_formats=(),
-        # No negative_prompt on this route (§1.3).
-        negative_prompt=False,
-        # external_task_id is ours, and the query route takes it instead of task_id (§1.4).
-        client_task_id_lookup=True,
-    )
-    # Kling publishes prices in resource-pack units (`final_unit_deduction`, §1.4), not dollars;
-    # this is the per-image price of the resellers that pass it on (fal §2.2, WaveSpeed §3.1).
-    price = Price(
-        usd_per_image=0.028,
-        source="not published in USD by Kling; resellers' Kling O1 list price",
-        as_of="2026-11",
-    )
-    # No number to start from: concurrency is per account and resource pack, and an image task
-    # holds n slots until it ends (§1.5). Its 429 code 1303 halves a batch's cap instead.
-    initial_concurrency = None
-
+class Kling(KlingInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         external_task_id = str(uuid.uuid4())
         body = {"model_name": MODEL_NAME, **kling_body(request)}

@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import AuthError, KlingError, OutOfCreditsError, RateLimitedError
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -27,6 +25,7 @@ from kling_cli.providers.base import (
     error_for_http_status,
     unreadable_response,
 )
+from kling_cli.providers.catalog import RunwareInfo
 
 if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
@@ -48,32 +47,7 @@ TASK_FAILURE_CODES = (
 )
 
 
-class Runware(Provider):
-    id = "runware"
-    name = "Runware"
-    default_base_url = "https://api.runware.ai/v1"
-    key_env_vars = ("RUNWARE_API_KEY",)
-    docs_url = "https://runware.ai/docs/models/klingai-image-o1"
-    capabilities = Capabilities(
-        # Local files go inline: "UUID, URL, Data URI, or Base64" (seed 002).
-        local_files="data-uri",
-        max_references=10,
-        max_images=9,
-        # "Either provide inputs.referenceImages, or specify width/height" (seed 002): without
-        # references there is no size to follow, so `auto` needs at least one.
-        auto_aspect_needs_references=True,
-        min_prompt_chars=3,  # positivePrompt "min 3" (providers-seeds.md §3.4)
-        output_formats=("png", "jpeg", "webp"),
-        push=("sync",),
-        # taskUUID is ours (§3.4); getResponse finds it (§3.6).
-        client_task_id_lookup=True,
-    )
-    price = Price(usd_per_image=0.028, source="runware.ai model page (seed 002)", as_of="2025-12")
-    # Advice, not a limit: "no hard rate limits", 429 when the queue is full (R-rate), and
-    # "keep steady-state concurrency in the low single digits (2-4)" (R-skill; providers-seeds.md
-    # §3.7). Start at the top of that range; accepted submits raise it up to --concurrency.
-    initial_concurrency = 4
-
+class Runware(RunwareInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         task_uuid = str(uuid.uuid4())
         task: dict[str, Any] = {

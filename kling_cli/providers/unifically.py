@@ -5,16 +5,13 @@ Wire facts: seed 000 (the O1 image page) and providers-seeds.md §1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -26,6 +23,7 @@ from kling_cli.providers.base import (
     unreadable_response,
     upload_failed,
 )
+from kling_cli.providers.catalog import UnificallyInfo
 
 if TYPE_CHECKING:
     from kling_cli.references import LocalFile
@@ -42,27 +40,7 @@ STATES = {
 }
 
 
-class Unifically(Provider):
-    id = "unifically"
-    name = "Unifically"
-    default_base_url = "https://api.unifically.com"
-    # Unifically documents no variable; this is the name its third-party clients use (§1).
-    key_env_vars = ("UNIFICALLY_API_KEY",)
-    docs_url = "https://unifically.com/models/kling-o1-image"
-    # The storage host takes the same key (§1.2, §1.9).
-    service_urls: ClassVar[Mapping[str, str]] = {"storage": "https://files.storagecdn.online"}
-    capabilities = Capabilities(
-        # References are URLs only (§1.4): local files go to its storage first (§1.9).
-        local_files="upload",
-        max_references=10,
-        # No image-count field is documented for this model (§1.4): one image per task.
-        max_images=1,
-        # The output format is not selectable (NOT FOUND, §1.8).
-        output_formats=(),
-    )
-    # Not published for this model; Kling O1's list price elsewhere is $0.028 per image.
-    price = Price(usd_per_image=0.028, source="not published; Kling O1 list price", as_of="2026-11")
-
+class Unifically(UnificallyInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         model_input: dict[str, Any] = {
             "prompt": request.prompt,

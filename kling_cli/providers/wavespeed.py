@@ -10,12 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import ProviderRequestError
 from kling_cli.providers.base import (
-    Capabilities,
     Endpoint,
     HttpRequest,
     HttpResponse,
     OutputImage,
-    Price,
     Provider,
     Submission,
     TaskHandle,
@@ -27,6 +25,7 @@ from kling_cli.providers.base import (
     unreadable_response,
     upload_failed,
 )
+from kling_cli.providers.catalog import WaveSpeedInfo
 from kling_cli.providers.kling import kling_prompt
 
 if TYPE_CHECKING:
@@ -48,32 +47,7 @@ STATES = {
 }
 
 
-class WaveSpeed(Provider):
-    id = "wavespeed"
-    name = "WaveSpeed"
-    default_base_url = "https://api.wavespeed.ai"
-    key_env_vars = ("WAVESPEED_API_KEY",)  # the official SDK's variable (§3.1)
-    docs_url = "https://wavespeed.ai/models/kwaivgi/kling-image-o1"
-    capabilities = Capabilities(
-        # References are URLs (§3.2): local files go through the media upload API (§3.5).
-        local_files="upload",
-        max_references=10,  # images "max 10" (§3.2)
-        # num_images 1-9 is inferred from resellers of this endpoint, not WaveSpeed's page (§3.2).
-        max_images=9,
-        # output_format is unconfirmed for this model (§3.2, §8): not offered.
-        output_formats=(),
-        negative_prompt=False,
-    )
-    price = Price(
-        usd_per_image=0.028,
-        source="third-party comparison of fal/WaveSpeed, providers-others.md §3.1",
-        as_of="2026-11",
-    )
-    # The entry tier (Bronze) allows 3 tasks at once and 10 images a minute; tiers bought with
-    # top-ups allow 100 to 5000 (wavespeed.ai/docs/account-levels, providers-others.md §3.4).
-    # The account's tier is unknown here: start at the lowest, accepted submits raise it.
-    initial_concurrency = 3
-
+class WaveSpeed(WaveSpeedInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         body: dict[str, Any] = {"prompt": kling_prompt(request.prompt)}
         if request.references:

@@ -1,0 +1,385 @@
+"""What each provider is, offers and costs, without its wire code: everything `kling providers`
+and `kling config` show, importable without loading the nine adapters. Each adapter subclasses its
+entry here (`class Runware(RunwareInfo, Provider)`), so these are the only copies of the facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from kling_cli.limits import ASPECT_RATIOS, OUTPUT_FORMATS
+
+LocalFileTransport = Literal["unsupported", "inline-base64", "data-uri", "upload"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    max_references: int = 10
+    # Images one task can return; `-n` above this is fanned out over several tasks.
+    max_images: int = 9
+    aspect_ratios: tuple[str, ...] = ASPECT_RATIOS
+    auto_aspect_needs_references: bool = False
+    min_prompt_chars: int = 1
+    output_formats: tuple[str, ...] = OUTPUT_FORMATS
+    negative_prompt: bool = False
+    modes: tuple[str, ...] = ("default",)
+    local_files: LocalFileTransport = "unsupported"
+    # "sync": results can come back on the submit response itself.
+    push: tuple[str, ...] = ()
+    # The client chooses the task id, so a task can be looked up after a submit whose answer
+    # was lost, instead of submitting again.
+    client_task_id_lookup: bool = False
+
+    def summary(self) -> str:
+        parts = [f"refs≤{self.max_references}", f"n≤{self.max_images}/task"]
+        if self.local_files != "unsupported":
+            parts.append("files:upload" if self.local_files == "upload" else "files:inline")
+        if self.negative_prompt:
+            parts.append("negative")
+        parts.extend(mode for mode in self.modes if mode != "default")
+        if self.output_formats:
+            parts.append("/".join(self.output_formats))
+        if self.push:
+            parts.append("push:" + ",".join(self.push))
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Price:
+    usd_per_image: float
+    source: str
+    as_of: str
+
+
+class ProviderInfo:
+    """A provider's identity, key variables, capabilities and price. Subclasses set the class
+    attributes; `adapter` names the `Provider` subclass with the wire code, as module:class."""
+
+    id: str
+    name: str
+    default_base_url: str
+    key_env_vars: tuple[str, ...]
+    docs_url: str
+    capabilities: Capabilities
+    price: Price
+    adapter: str
+    # Providers that sign requests with a key pair name the secret's variables here.
+    secret_env_vars: tuple[str, ...] = ()
+    # Other hosts of the provider's own that take its key, by name (see `Endpoint`).
+    service_urls: ClassVar[Mapping[str, str]] = {}
+    # How many items a batch starts at once before the provider has accepted any, where it
+    # documents a limit or advice; None: all of --concurrency. The cap then follows the
+    # provider's answers (kling_cli.limiter).
+    initial_concurrency: int | None = None
+
+    @property
+    def needs_secret_key(self) -> bool:
+        return bool(self.secret_env_vars)
+
+    @property
+    def secret_env_var(self) -> str:
+        return f"KLING_{self.id.upper()}_SECRET_KEY"
+
+    @property
+    def key_env_var(self) -> str:
+        return f"KLING_{self.id.upper()}_API_KEY"
+
+    @property
+    def key_hint(self) -> str:
+        """What to do about a rejected key, for the error message."""
+        keys = " or ".join(f"${name}" for name in (self.key_env_var, *self.key_env_vars))
+        if not self.needs_secret_key:
+            return f"Check the key with `kling config set-key {self.id}` or {keys}."
+        secrets = " or ".join(f"${name}" for name in (self.secret_env_var, *self.secret_env_vars))
+        return (
+            f"Check the access key and secret key with `kling config set-key {self.id}`, "
+            f"or {keys} and {secrets}."
+        )
+
+
+class RunwareInfo(ProviderInfo):
+    """Sources: seed 002 and providers-seeds.md §3."""
+
+    id = "runware"
+    name = "Runware"
+    default_base_url = "https://api.runware.ai/v1"
+    key_env_vars = ("RUNWARE_API_KEY",)
+    docs_url = "https://runware.ai/docs/models/klingai-image-o1"
+    capabilities = Capabilities(
+        # Local files go inline: "UUID, URL, Data URI, or Base64" (seed 002).
+        local_files="data-uri",
+        max_references=10,
+        max_images=9,
+        # "Either provide inputs.referenceImages, or specify width/height" (seed 002): without
+        # references there is no size to follow, so `auto` needs at least one.
+        auto_aspect_needs_references=True,
+        min_prompt_chars=3,  # positivePrompt "min 3" (providers-seeds.md §3.4)
+        output_formats=("png", "jpeg", "webp"),
+        push=("sync",),
+        # taskUUID is ours (§3.4); getResponse finds it (§3.6).
+        client_task_id_lookup=True,
+    )
+    price = Price(usd_per_image=0.028, source="runware.ai model page (seed 002)", as_of="2025-12")
+    # Advice, not a limit: "no hard rate limits", 429 when the queue is full (R-rate), and
+    # "keep steady-state concurrency in the low single digits (2-4)" (R-skill; providers-seeds.md
+    # §3.7). Start at the top of that range; accepted submits raise it up to --concurrency.
+    initial_concurrency = 4
+    adapter = "kling_cli.providers.runware:Runware"
+
+
+class UnificallyInfo(ProviderInfo):
+    """Sources: seed 000 and providers-seeds.md §1."""
+
+    id = "unifically"
+    name = "Unifically"
+    default_base_url = "https://api.unifically.com"
+    # Unifically documents no variable; this is the name its third-party clients use (§1).
+    key_env_vars = ("UNIFICALLY_API_KEY",)
+    docs_url = "https://unifically.com/models/kling-o1-image"
+    # The storage host takes the same key (§1.2, §1.9).
+    service_urls: ClassVar[Mapping[str, str]] = {"storage": "https://files.storagecdn.online"}
+    capabilities = Capabilities(
+        # References are URLs only (§1.4): local files go to its storage first (§1.9).
+        local_files="upload",
+        max_references=10,
+        # No image-count field is documented for this model (§1.4): one image per task.
+        max_images=1,
+        # The output format is not selectable (NOT FOUND, §1.8).
+        output_formats=(),
+    )
+    # Not published for this model; Kling O1's list price elsewhere is $0.028 per image.
+    price = Price(usd_per_image=0.028, source="not published; Kling O1 list price", as_of="2026-11")
+    adapter = "kling_cli.providers.unifically:Unifically"
+
+
+class ApiInOneInfo(ProviderInfo):
+    """Sources: seed 001 and providers-seeds.md §2."""
+
+    id = "apiinone"
+    name = "API in One"
+    default_base_url = "https://apiin.one/api/v1"
+    # API in One documents no environment variable for its key (§2.2); this name is ours.
+    key_env_vars = ("APIINONE_API_KEY",)
+    docs_url = "https://apiin.one/models/kling-image-o1"
+    capabilities = Capabilities(
+        max_references=10,
+        max_images=9,  # `num_images` 1-9 (seed 001)
+        modes=("default", "multi-shot"),
+        # Output format and negative prompt: not in the model's parameters (seed 001, §2.7).
+        output_formats=(),
+    )
+    # Seed 001: "Image-to-image mode costs 6 credits per request" (~$0.012); multi-shot 16
+    # (~$0.032). Billed per request, not per image: this is the price of a one-image request,
+    # and an upper bound per image when a request asks for several.
+    price = Price(
+        usd_per_image=0.012,
+        source="apiin.one model page (seed 001): 6 credits ≈ $0.012 per request",
+        as_of="2026-11",
+    )
+    adapter = "kling_cli.providers.apiinone:ApiInOne"
+
+
+# inference.sh's `aspect_ratio` enum, in its order; it has no `auto` (§4.4).
+INFERENCESH_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
+
+
+class InferenceShInfo(ProviderInfo):
+    """Sources: seed 004 and providers-seeds.md §4."""
+
+    id = "inferencesh"
+    name = "inference.sh"
+    default_base_url = "https://api.inference.sh"
+    key_env_vars = ("INFERENCE_API_KEY",)  # seed 004
+    docs_url = "https://inference.sh/apps/klingai/image-o1"
+    capabilities = Capabilities(
+        # `input.image` is one file (§4.4): a URL, or an uploaded file's inf:// URI (§4.9).
+        local_files="upload",
+        max_references=1,
+        # The app downloads only the first of Kling's images but bills for `n` (§4.4): each
+        # task asks for one, and `-n` is fanned out over tasks.
+        max_images=1,
+        aspect_ratios=INFERENCESH_ASPECT_RATIOS,
+        # In the app's input schema, but its published source does not forward it to Kling
+        # (§4.4): it is sent, and may have no effect.
+        negative_prompt=True,
+        push=("stream",),
+        # The app always saves a `.png`, whatever Kling made (§4.11).
+        output_formats=(),
+    )
+    price = Price(usd_per_image=0.028, source="inference.sh app page (seed 004)", as_of="2026-11")
+    adapter = "kling_cli.providers.inferencesh:InferenceSh"
+
+
+class KlingInfo(ProviderInfo):
+    """Sources: providers-others.md §1."""
+
+    id = "kling"
+    name = "Kling"
+    # The international console's host; China-console keys need https://api-beijing.klingai.com
+    # through the base URL setting (§1.1).
+    default_base_url = "https://api-singapore.klingai.com"
+    key_env_vars = ("KLING_ACCESS_KEY",)
+    secret_env_vars = ("KLING_SECRET_KEY",)
+    docs_url = "https://kling.ai/document-api/api/image/o1/image-generation"
+    capabilities = Capabilities(
+        # Local files go inline: raw base64 without a data: prefix (providers-others.md §1.6).
+        local_files="inline-base64",
+        max_references=10,  # image_list + element_list ≤ 10 (§1.3)
+        max_images=9,  # n in [1, 9] (§1.3)
+        # No output format field on this route (§8): the model returns what it returns.
+        output_formats=(),
+        # No negative_prompt on this route (§1.3).
+        negative_prompt=False,
+        # external_task_id is ours, and the query route takes it instead of task_id (§1.4).
+        client_task_id_lookup=True,
+    )
+    # Kling publishes prices in resource-pack units (`final_unit_deduction`, §1.4), not dollars;
+    # this is the per-image price of the resellers that pass it on (fal §2.2, WaveSpeed §3.1).
+    price = Price(
+        usd_per_image=0.028,
+        source="not published in USD by Kling; resellers' Kling O1 list price",
+        as_of="2026-11",
+    )
+    # No number to start from: concurrency is per account and resource pack, and an image task
+    # holds n slots until it ends (§1.5). Its 429 code 1303 halves a batch's cap instead.
+    initial_concurrency = None
+    adapter = "kling_cli.providers.kling:Kling"
+
+
+class FalInfo(ProviderInfo):
+    """Sources: providers-others.md §2."""
+
+    id = "fal"
+    name = "fal.ai"
+    default_base_url = "https://queue.fal.run"
+    key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (§2.1)
+    docs_url = "https://fal.ai/models/fal-ai/kling-image/o1/api"
+    # fal's REST host, where storage uploads begin (§2.5).
+    service_urls: ClassVar[Mapping[str, str]] = {"rest": "https://rest.fal.ai"}
+    capabilities = Capabilities(
+        # Through fal storage (§2.5): fal documents data URIs for file inputs in general but not
+        # for this endpoint, and an uploaded file keeps a 10 MB reference out of every submit.
+        local_files="upload",
+        max_references=10,  # image_urls max 10, elements included (§2.2)
+        max_images=9,  # num_images 1-9 (§2.2)
+        output_formats=("png", "jpeg", "webp"),  # output_format (§2.2)
+        negative_prompt=False,  # no such field (§2.2)
+    )
+    price = Price(
+        usd_per_image=0.028,
+        source="fal.ai via third-party catalogs ($0.027-0.028), providers-others.md §2.2",
+        as_of="2026-11",
+    )
+    # fal runs 2 to 40 requests at once per account, by credit bought, but queues the rest:
+    # "Requests are never rejected due to concurrency limits" (fal docs, "Concurrency limits"
+    # and FAQ). Holding items back here would only delay their place in that queue.
+    initial_concurrency = None
+    adapter = "kling_cli.providers.fal:Fal"
+
+
+class WaveSpeedInfo(ProviderInfo):
+    """Sources: providers-others.md §3."""
+
+    id = "wavespeed"
+    name = "WaveSpeed"
+    default_base_url = "https://api.wavespeed.ai"
+    key_env_vars = ("WAVESPEED_API_KEY",)  # the official SDK's variable (§3.1)
+    docs_url = "https://wavespeed.ai/models/kwaivgi/kling-image-o1"
+    capabilities = Capabilities(
+        # References are URLs (§3.2): local files go through the media upload API (§3.5).
+        local_files="upload",
+        max_references=10,  # images "max 10" (§3.2)
+        # num_images 1-9 is inferred from resellers of this endpoint, not WaveSpeed's page (§3.2).
+        max_images=9,
+        # output_format is unconfirmed for this model (§3.2, §8): not offered.
+        output_formats=(),
+        negative_prompt=False,
+    )
+    price = Price(
+        usd_per_image=0.028,
+        source="third-party comparison of fal/WaveSpeed, providers-others.md §3.1",
+        as_of="2026-11",
+    )
+    # The entry tier (Bronze) allows 3 tasks at once and 10 images a minute; tiers bought with
+    # top-ups allow 100 to 5000 (wavespeed.ai/docs/account-levels, providers-others.md §3.4).
+    # The account's tier is unknown here: start at the lowest, accepted submits raise it.
+    initial_concurrency = 3
+    adapter = "kling_cli.providers.wavespeed:WaveSpeed"
+
+
+class ComfyInfo(ProviderInfo):
+    """Sources: providers-others.md §5 (Kling's own body: §1)."""
+
+    id = "comfy"
+    name = "Comfy Router"
+    default_base_url = "https://api.comfy.org"
+    key_env_vars = ("COMFY_API_KEY",)  # the variable in Comfy's own examples (§5)
+    docs_url = "https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code"
+    capabilities = Capabilities(
+        # "send URLs or raw Base64 in image_list as with Kling"; no upload API (§5).
+        local_files="inline-base64",
+        max_references=10,  # Kling's image_list (§1.3)
+        max_images=9,  # Kling's n (§1.3)
+        output_formats=(),  # Kling has no output format field (§8)
+        negative_prompt=False,
+        # The answer carries the images; a lost answer is collected by resending the request
+        # with the same Idempotency-Key (§5).
+        push=("sync",),
+        client_task_id_lookup=True,
+    )
+    # "Comfy Router charges the model maker's list price" (docs.comfy.org catalog page for
+    # kling/kling-image-o1); Kling's is taken as the resellers' $0.028 (see kling.py).
+    price = Price(
+        usd_per_image=0.028,
+        source="Kling list price, which Comfy Router charges (docs.comfy.org catalog)",
+        as_of="2026-11",
+    )
+    adapter = "kling_cli.providers.comfy:Comfy"
+
+
+class AimlInfo(ProviderInfo):
+    """Sources: providers-others.md §6."""
+
+    id = "aimlapi"
+    name = "AIML API"
+    default_base_url = "https://api.aimlapi.com"
+    # AIML documents no variable name; this is the one its third-party clients use.
+    key_env_vars = ("AIMLAPI_API_KEY",)
+    docs_url = "https://docs.aimlapi.com/api-references/image-models/kling-ai/image-o1"
+    capabilities = Capabilities(
+        # Local files go inline: "URLs or local Base64 encoded images" (providers-others.md §6).
+        local_files="data-uri",
+        max_references=10,  # image_urls 1-10 (§6)
+        max_images=9,  # num_images 1-9 (§6)
+        # The documented enum has no `auto` (§6).
+        aspect_ratios=tuple(ratio for ratio in ASPECT_RATIOS if ratio != "auto"),
+        output_formats=("png", "jpeg", "webp"),  # output_format (§6)
+        negative_prompt=False,
+        push=("sync",),
+    )
+    # The documented answer's `credits_used: 58800` for one image, at 2,000,000 credits a dollar.
+    price = Price(
+        usd_per_image=0.0294,
+        source="docs.aimlapi.com image-o1 example (58,800 credits) and credit FAQ",
+        as_of="2026-11",
+    )
+    adapter = "kling_cli.providers.aimlapi:Aiml"
+
+
+# In the order `kling providers` lists them.
+CATALOG: dict[str, ProviderInfo] = {
+    info.id: info
+    for info in (
+        RunwareInfo(),
+        UnificallyInfo(),
+        ApiInOneInfo(),
+        InferenceShInfo(),
+        KlingInfo(),
+        FalInfo(),
+        WaveSpeedInfo(),
+        ComfyInfo(),
+        AimlInfo(),
+    )
+}
