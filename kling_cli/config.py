@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kling_cli.errors import ConfigError
-from kling_cli.providers import provider_info
+from kling_cli.providers import add_named_copies, provider_info
 from kling_cli.providers.catalog import CATALOG, ProviderInfo
 
 APP_NAME = "kling-cli"
@@ -33,7 +33,7 @@ PROVIDER_ENV = "KLING_PROVIDER"
 
 # Settings `kling config set/get/unset` accept, besides `providers.<id>.api_key`
 # (which only `kling config set-key` writes: a key must never be typed into argv).
-PROVIDER_SETTINGS = ("api_key", "secret_key", "base_url", "auth")
+PROVIDER_SETTINGS = ("api_key", "secret_key", "base_url", "auth", "copy_of")
 # `auth = "bearer"`: a Kling-native relay (CometAPI and similar) that takes its own key as a
 # plain Bearer token instead of a JWT signed with a secret key.
 AUTH_MODES = ("jwt", "bearer")
@@ -79,7 +79,19 @@ class ConfigFile:
             config.warnings.append(
                 f"{path} is readable by other users and may hold API keys; run `chmod 600 {path}`."
             )
+        add_named_copies(config.named_copies())
         return config
+
+    def named_copies(self) -> dict[str, object]:
+        """`providers.<id>.copy_of` settings, by id."""
+        tables = self.data.get("providers")
+        if not isinstance(tables, dict):
+            return {}
+        return {
+            provider_id: table["copy_of"]
+            for provider_id, table in tables.items()
+            if isinstance(table, dict) and "copy_of" in table
+        }
 
     def get(self, dotted: str) -> Any:
         node: Any = self.data
@@ -142,13 +154,19 @@ def _drop_empty_tables(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_setting_name(dotted: str) -> None:
-    """Accept `default_provider` and `providers.<id>.<api_key|base_url>`."""
+    """Accept `default_provider` and `providers.<id>.<setting>`, where a setting is one of
+    PROVIDER_SETTINGS or the URL of one of the provider's service hosts (`storage_url`);
+    `copy_of` may name a new id (a named copy is made by setting it)."""
     if dotted == "default_provider":
         return
     parts = dotted.split(".")
-    if len(parts) == 3 and parts[0] == "providers" and parts[2] in PROVIDER_SETTINGS:
-        provider_info(parts[1])
+    if len(parts) == 3 and parts[0] == "providers" and parts[2] == "copy_of":
         return
+    if len(parts) == 3 and parts[0] == "providers":
+        provider = provider_info(parts[1])
+        services = [f"{name}_url" for name in provider.service_urls]
+        if parts[2] in (*PROVIDER_SETTINGS, *services):
+            return
     raise ConfigError(
         f"Unknown setting {dotted!r}; settings are default_provider and "
         f"providers.<id>.{{{','.join(PROVIDER_SETTINGS)}}} with <id> one of "

@@ -20,6 +20,7 @@ from kling_cli import __version__
 from kling_cli.download import SavedFile, download_image
 from kling_cli.errors import (
     DownloadError,
+    InvalidRequestError,
     KlingError,
     NetworkError,
     ProviderRequestError,
@@ -94,21 +95,24 @@ class UploadCache:
     reference that many jobs of a batch share is uploaded once per provider."""
 
     def __init__(self) -> None:
-        self._uploads: dict[tuple[str, str, str], asyncio.Task[str]] = {}
+        self._uploads: dict[tuple[str, ...], asyncio.Task[str]] = {}
 
     async def reference(
-        self, key: tuple[str, str, str], upload: Callable[[], Coroutine[Any, Any, str]]
+        self, key: tuple[str, ...], upload: Callable[[], Coroutine[Any, Any, str]]
     ) -> str:
         task = self._uploads.get(key)
         if task is None:
             task = self._uploads[key] = asyncio.ensure_future(upload())
-        try:
-            # Shielded: one job giving up does not cancel an upload other jobs wait for.
-            return await asyncio.shield(task)
-        except BaseException:
-            if task.done() and self._uploads.get(key) is task:
-                del self._uploads[key]  # a failed upload is tried afresh by the next job
-            raise
+            task.add_done_callback(lambda done: self._forget_failed(key, done))
+        # Shielded: one job giving up does not cancel an upload other jobs wait for.
+        return await asyncio.shield(task)
+
+    def _forget_failed(self, key: tuple[str, ...], task: asyncio.Task[str]) -> None:
+        """A failed upload is tried afresh by the next job that needs the file (and its error
+        is taken here, so none goes unretrieved when no job waits any more)."""
+        failed = task.cancelled() or task.exception() is not None
+        if failed and self._uploads.get(key) is task:
+            del self._uploads[key]
 
 
 @dataclass
@@ -250,10 +254,17 @@ class Engine:
         return request.model_copy(update={"references": tuple(references)})
 
     async def _uploaded(self, reference: str) -> str:
+        import hashlib
+
         from kling_cli.references import read_local_reference
 
-        file = read_local_reference(reference)
-        key = (self.provider.id, self.endpoint.base_url, file.sha256)
+        try:
+            # Off the event loop: up to 10 MB read, checked and hashed per job.
+            file = await asyncio.to_thread(read_local_reference, reference)
+        except ValueError as exc:  # the file changed since the run was validated
+            raise InvalidRequestError(str(exc)) from None
+        account = hashlib.sha256(self.endpoint.api_key.encode()).hexdigest()[:16]
+        key = (self.provider.id, self.endpoint.base_url, account, file.sha256)
         return await self.clients.uploads.reference(key, lambda: self._upload(file))
 
     async def _upload(self, file: LocalFile) -> str:
@@ -282,7 +293,7 @@ class Engine:
                 response = await self._send(request)
             except httpx.TransportError as exc:
                 if last_attempt:
-                    raise self._unreachable(exc) from None
+                    raise self._unreachable(exc, request.url) from None
                 await self._back_off(attempt, f"{what} ({type(exc).__name__})")
             else:
                 if last_attempt or not self.provider.is_retryable(response):
@@ -585,8 +596,8 @@ class Engine:
         self.listener.retrying(reason, delay)
         await asyncio.sleep(delay)
 
-    def _unreachable(self, exc: Exception) -> KlingError:
-        host = urlsplit(self.endpoint.base_url).hostname
+    def _unreachable(self, exc: Exception, url: str | None = None) -> KlingError:
+        host = urlsplit(url or self.endpoint.base_url).hostname
         return NetworkError(f"Cannot reach {self.provider.name} at {host} ({type(exc).__name__}).")
 
 

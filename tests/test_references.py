@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from kling_cli.emulator import Emulator, Fault
+from kling_cli.emulator.media import MediaStore
 
 
 def make_image(path: Path, size: tuple[int, int], fmt: str = "PNG", **options: object) -> Path:
@@ -138,7 +139,11 @@ def test_upload_providers_receive_the_files_bytes_and_use_the_address_they_gave(
     assert uploaded.content == hero.read_bytes()
     assert (uploaded.filename, uploaded.content_type) == ("hero.png", "image/png")
     [reference] = sent_references(use_emulator, provider)
-    assert uploaded.file_id in reference
+    if provider == "inferencesh":
+        assert reference == f"inf://files/{uploaded.file_id}/hero.png"
+    else:  # the public address, never the signed upload URL
+        mount = f"{use_emulator.api_origin}/{provider}"
+        assert reference == MediaStore.url(uploaded, mount)
     assert f"uploading hero.png ({hero.stat().st_size:,} bytes)" in result.stderr
 
 
@@ -149,6 +154,7 @@ def test_signed_upload_urls_never_get_the_key(run_cli, use_emulator: Emulator, h
         [put] = [r for r in use_emulator.requests if r.provider == provider and r.method == "PUT"]
         assert "signature=" in put.query
         assert "authorization" not in put.headers
+        assert put.headers["content-type"] == "image/png"
         assert put.body == hero.read_bytes()
 
 
@@ -335,3 +341,74 @@ def test_fit_uploads_the_converted_file(run_cli, use_emulator: Emulator, tmp_pat
     [uploaded] = use_emulator.uploaded_files("wavespeed")
     assert uploaded.content_type == "image/png"
     assert Image.open(io.BytesIO(uploaded.content)).size == (640, 480)
+
+
+def test_upload_refusals_name_the_file_and_the_reason_and_submit_nothing(
+    run_cli, use_emulator: Emulator, hero: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Unifically's storage refuses a wrong key with its own message; nothing is submitted.
+    monkeypatch.setenv("KLING_UNIFICALLY_API_KEY", "wrong-key")
+    refused = run_cli("generate", "x @image_1", "-r", str(hero), "-p", "unifically")
+    assert refused.exit_code == 4, refused.stderr
+    assert f"Could not upload {hero} to Unifically" in refused.stderr
+    assert "Invalid API key provided" in refused.stderr
+    assert not [r for r in use_emulator.requests if r.path == "/v1/tasks"]
+
+
+def test_an_upload_address_that_is_not_https_is_never_used() -> None:
+    from kling_cli.errors import UnreadableResponseError
+    from kling_cli.providers.base import put_to_signed_url
+    from kling_cli.providers.fal import Fal
+    from kling_cli.references import LocalFile
+
+    file = LocalFile(Path("a.png"), "image/png", b"png")
+    for url in ("http://storage.example/x", "ftp://storage.example/x", None, 42):
+        with pytest.raises(UnreadableResponseError, match="upload address"):
+            put_to_signed_url(Fal(), url, file)
+    assert put_to_signed_url(Fal(), "https://storage.example/x?sig=1", file).headers == {
+        "Content-Type": "image/png"
+    }
+
+
+def test_a_failed_upload_is_tried_again_by_the_next_job_of_a_batch(
+    run_cli, use_emulator: Emulator, hero: Path, tmp_path: Path
+) -> None:
+    import json
+
+    # Every attempt of the first upload fails; the next item uploads afresh and succeeds.
+    use_emulator.inject("wavespeed", Fault(kind="server_error", on="upload", times=5))
+    items = [{"id": f"i{n}", "prompt": "x @image_1", "refs": [str(hero)]} for n in range(2)]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(item) + "\n" for item in items))
+    result = run_cli("batch", str(manifest), "-p", "wavespeed", "-j", "1", "-o", "out", "--json")
+    assert result.exit_code == 8, result.stderr
+    assert len(use_emulator.uploaded_files("wavespeed")) == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    statuses = sorted(line["item"]["status"] for line in lines if "item" in line)
+    assert statuses == ["failed", "succeeded"], lines
+
+
+def test_the_upload_cache_retries_an_upload_whose_waiter_gave_up_before_it_failed() -> None:
+    import asyncio
+
+    from kling_cli.engine import UploadCache
+
+    attempts: list[int] = []
+
+    async def flaky() -> str:
+        attempts.append(1)
+        await asyncio.sleep(0.05)
+        if len(attempts) == 1:
+            raise RuntimeError("storage down")
+        return "https://storage.example/a.png"
+
+    async def scenario() -> str:
+        cache = UploadCache()
+        first = asyncio.ensure_future(cache.reference(("p", "a"), flaky))
+        await asyncio.sleep(0.01)
+        first.cancel()  # the only job waiting gives up; the upload goes on, then fails
+        await asyncio.sleep(0.1)
+        return await cache.reference(("p", "a"), flaky)
+
+    assert asyncio.run(scenario()) == "https://storage.example/a.png"
+    assert len(attempts) == 2

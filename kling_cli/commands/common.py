@@ -103,10 +103,10 @@ def open_sessions(
                 p.id: ProviderSession(
                     p,
                     Endpoint(
-                        emulator.base_url(p.id),
+                        emulator.base_url(p.copy_of or p.id),
                         EMULATOR_API_KEY,
                         EMULATOR_API_KEY if p.needs_secret_key else None,
-                        emulator.service_urls(p.id),
+                        emulator.service_urls(p.copy_of or p.id),
                     ),
                     emulated=True,
                 )

@@ -19,7 +19,7 @@ from kling_cli.config import (
     resolve_secret_key,
 )
 from kling_cli.errors import ConfigError, ExitCode, InvalidRequestError
-from kling_cli.providers import provider_info
+from kling_cli.providers import add_named_copies, provider_info
 from kling_cli.providers.catalog import CATALOG
 from kling_cli.ui import Output
 
@@ -137,6 +137,9 @@ def set_setting(
         )
     if name == "default_provider":
         value = provider_info(value).id
+    elif name.endswith(".copy_of"):
+        value = value.lower()
+        add_named_copies({name.split(".")[1]: value})
     elif name.endswith(".auth"):
         if value not in AUTH_MODES:
             raise ConfigError(f"{name} must be one of {', '.join(AUTH_MODES)}, not {value!r}.")

@@ -46,11 +46,12 @@ def describe_provider(provider: ProviderInfo, config: ConfigFile) -> dict[str, A
         "price_source": provider.price.source,
         "price_as_of": provider.price.as_of,
         "docs": provider.docs_url,
+        "copy_of": provider.copy_of,
         "base_url": resolve_base_url(provider, config),
         "service_urls": resolve_service_urls(provider, config),
         "key_env_vars": [provider.key_env_var, *provider.key_env_vars],
         "secret_env_vars": (
-            [provider.secret_env_var, *provider.secret_env_vars]
+            list(dict.fromkeys((provider.secret_env_var, *provider.secret_env_vars)))
             if provider.needs_secret_key
             else []
         ),
@@ -111,6 +112,7 @@ def show_provider(
     key = f"yes, from {row['key_source']}" if row["key_configured"] else "no"
     lines = [
         ("provider", f"{row['name']} ({row['id']})"),
+        ("copy of", row["copy_of"] and f"{CATALOG[row['copy_of']].name} ({row['copy_of']})"),
         ("key", key),
         ("key variables", ", ".join(row["key_env_vars"])),
         ("secret variables", ", ".join(row["secret_env_vars"])),

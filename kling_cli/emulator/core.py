@@ -205,7 +205,9 @@ class Emulator:
         path = "/" + rest if rest or incoming.path.endswith("/") else ""
         self._record("api", api.provider_id, path, incoming)
         if path.startswith(MEDIA_PREFIX):  # uploaded files, public like a CDN (media.py)
-            return self._media.handle(incoming.method, path, incoming.query, incoming.body)
+            return self._media.handle(
+                incoming.method, path, incoming.query, incoming.headers, incoming.body
+            )
         request = ProviderRequest(
             incoming.method, path, incoming.query, incoming.headers, incoming.body
         )

@@ -101,6 +101,8 @@ class InferenceShApi(ProviderApi):
         task_id, action = _task_route(request.path)
         if request.method == "GET" and task_id and action in ("", "stream"):
             return "poll"
+        if request.path == FILES_PATH:
+            return "upload"
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
 from kling_cli.emulator.server import Reply
 
@@ -63,7 +63,9 @@ class MediaStore:
     def signed_url(file: MediaFile, mount_url: str) -> str:
         return f"{mount_url}{file.path}?signature={file.signature}"
 
-    def handle(self, method: str, path: str, query: str, body: bytes) -> Reply:
+    def handle(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply:
         """`PUT` to the signed URL stores the bytes; `GET` of the URL gives them back."""
         with self._lock:
             file = self._files.get(path.removeprefix(MEDIA_PREFIX).partition("/")[0])
@@ -74,6 +76,13 @@ class MediaStore:
             if not secrets.compare_digest(file.signature, signature):
                 # inferred: object storage refuses a bad signature with 403.
                 return _text_reply(403, "Signature does not match")
+            if "authorization" in headers:
+                # S3-style storage: "Only one auth mechanism allowed" (400).
+                return _text_reply(400, "Only one auth mechanism allowed")
+            sent_type = headers.get("content-type")
+            if sent_type is not None and sent_type != file.content_type:
+                # The content type is part of what was signed.
+                return _text_reply(403, "Signature does not match (Content-Type)")
             with self._lock:
                 file.content = body
             return Reply(200, b"", content_type="text/plain; charset=utf-8")
@@ -86,13 +95,6 @@ class MediaStore:
     def find(self, file_id: str) -> MediaFile | None:
         with self._lock:
             return self._files.get(file_id)
-
-    def holds(self, url: str) -> bool:
-        """Whether a URL names a file of this store whose bytes have arrived."""
-        path = urlsplit(url).path
-        _, _, rest = path.partition(MEDIA_PREFIX)
-        file = self.find(rest.partition("/")[0]) if rest else None
-        return file is not None and file.content is not None and path.endswith(file.path)
 
     def received(self, provider: str) -> list[MediaFile]:
         """The files whose bytes have arrived for a provider, oldest first."""

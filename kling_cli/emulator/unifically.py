@@ -102,6 +102,8 @@ class UnificallyApi(ProviderApi):
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:
+            if request.path == UPLOAD_PATH:  # the storage host's own failure shape (§1.9)
+                return _storage_refusal("Invalid API key provided", 401)
             return error_reply(401, "Invalid API key provided", "authentication_failed")
         if request.method == "POST" and request.path == TASKS_PATH:
             return self._submit(request)
@@ -246,9 +248,9 @@ def _check_image_urls(image_urls: Any) -> None:
             raise _Rejected("Invalid parameter: every image_urls entry must be an http(s) URL")
 
 
-def _storage_refusal(message: str) -> Reply:
+def _storage_refusal(message: str, status: int = 400) -> Reply:
     # inferred: `success != true` plus `message` (§1.9); the status code is not documented.
-    return json_reply(400, {"success": False, "message": message})
+    return json_reply(status, {"success": False, "message": message})
 
 
 def _check_url(payload: dict[str, Any], name: str) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from kling_cli.errors import (
     AuthError,
@@ -260,17 +261,39 @@ def error_for_http_status(
     return error
 
 
-def put_to_signed_url(url: str, file: LocalFile) -> HttpRequest:
-    """A file's bytes to a signed storage URL: no credentials, the URL is the permission."""
-    return HttpRequest("PUT", url, {"Content-Type": file.content_type}, content=file.content)
+def put_to_signed_url(provider: Provider, url: Any, file: LocalFile) -> HttpRequest:
+    """A file's bytes to the signed storage URL an answer gave: no credentials, the URL is the
+    permission; https only (plain http to this machine, for the emulator)."""
+    from kling_cli.config import is_loopback
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    secure = parts is not None and parts.scheme == "https" and bool(parts.hostname)
+    local = parts is not None and parts.scheme == "http" and is_loopback(parts.hostname or "")
+    if not (secure or local):
+        raise UnreadableResponseError(
+            f"{provider.name} gave an upload address kling-cli will not use: {str(url)[:100]!r}"
+        )
+    return HttpRequest("PUT", str(url), {"Content-Type": file.content_type}, content=file.content)
 
 
-def upload_failed(provider: Provider, response: HttpResponse) -> KlingError:
-    """The error for an upload answer that does not give the file's new address."""
+def signed_put_failed(response: HttpResponse) -> KlingError:
+    """A storage host's refusal of a signed PUT: no key was sent, so none is to blame."""
+    snippet = response.body[:200].decode("utf-8", "replace").strip()
+    return ProviderRequestError(
+        f"the storage host refused the file (HTTP {response.status_code}"
+        f"{': ' + repr(snippet) if snippet else ''})."
+    )
+
+
+def upload_failed(provider: Provider, response: HttpResponse, message: str = "") -> KlingError:
+    """The error for an upload answer that does not give the file's new address, worded with
+    the provider's own message when it has one."""
     if not 200 <= response.status_code < 300:
         return error_for_http_status(
-            response, "", provider_name=provider.name, key_hint=provider.key_hint
+            response, message, provider_name=provider.name, key_hint=provider.key_hint
         )
+    if message:
+        return ProviderRequestError(f"{provider.name}: {message}.")
     snippet = response.body[:200].decode("utf-8", "replace")
     return UnreadableResponseError(
         f"its answer does not say where the file is (HTTP {response.status_code}): {snippet!r}"

@@ -73,6 +73,8 @@ class ProviderInfo:
     # documents a limit or advice; None: all of --concurrency. The cap then follows the
     # provider's answers (kling_cli.limiter).
     initial_concurrency: int | None = None
+    # The built-in provider this one is a named copy of (a second account, a relay).
+    copy_of: str | None = None
 
     @property
     def needs_secret_key(self) -> bool:
@@ -92,7 +94,8 @@ class ProviderInfo:
         keys = " or ".join(f"${name}" for name in (self.key_env_var, *self.key_env_vars))
         if not self.needs_secret_key:
             return f"Check the key with `kling config set-key {self.id}` or {keys}."
-        secrets = " or ".join(f"${name}" for name in (self.secret_env_var, *self.secret_env_vars))
+        secret_names = dict.fromkeys((self.secret_env_var, *self.secret_env_vars))
+        secrets = " or ".join(f"${name}" for name in secret_names)
         return (
             f"Check the access key and secret key with `kling config set-key {self.id}`, "
             f"or {keys} and {secrets}."
@@ -383,3 +386,22 @@ CATALOG: dict[str, ProviderInfo] = {
         AimlInfo(),
     )
 }
+
+
+def copy_facts(copy_id: str, original: ProviderInfo) -> dict[str, object]:
+    """What a named copy changes of its original: its id and name, and key variables of its
+    own (the original's variables belong to the original's account)."""
+    secret = (f"KLING_{copy_id.upper()}_SECRET_KEY",) if original.needs_secret_key else ()
+    return {
+        "id": copy_id,
+        "name": copy_id,
+        "key_env_vars": (),
+        "secret_env_vars": secret,
+        "copy_of": original.id,
+    }
+
+
+def named_copy(copy_id: str, original: ProviderInfo) -> ProviderInfo:
+    facts = copy_facts(copy_id, original)
+    info: ProviderInfo = type(f"{type(original).__name__}Copy", (type(original),), facts)()
+    return info

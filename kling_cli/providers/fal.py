@@ -23,6 +23,7 @@ from kling_cli.providers.base import (
     Upload,
     error_for_http_status,
     put_to_signed_url,
+    signed_put_failed,
     unreadable_response,
     upload_failed,
 )
@@ -115,12 +116,12 @@ class Fal(FalInfo, Provider):
         body = initiate.json()
         upload_url = body.get("upload_url") if isinstance(body, dict) else None
         file_url = body.get("file_url") if isinstance(body, dict) else None
-        if initiate.status_code != 200 or not upload_url or not file_url:
-            raise upload_failed(self, initiate)
-        stored = yield put_to_signed_url(str(upload_url), file)
+        if not 200 <= initiate.status_code < 300 or not isinstance(file_url, str) or not file_url:
+            raise upload_failed(self, initiate, error_message(body))
+        stored = yield put_to_signed_url(self, upload_url, file)
         if not 200 <= stored.status_code < 300:
-            raise upload_failed(self, stored)
-        return str(file_url)
+            raise signed_put_failed(stored)
+        return file_url
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission

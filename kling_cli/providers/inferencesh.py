@@ -25,6 +25,7 @@ from kling_cli.providers.base import (
     bearer,
     error_for_http_status,
     put_to_signed_url,
+    signed_put_failed,
     unreadable_response,
     upload_failed,
 )
@@ -107,12 +108,12 @@ class InferenceSh(InferenceShInfo, Provider):
         dto = files[0] if isinstance(files, list) and files else None
         upload_url = dto.get("upload_url") if isinstance(dto, dict) else None
         uri = dto.get("uri") if isinstance(dto, dict) else None
-        if not upload_url or not uri:
+        if not isinstance(uri, str) or not uri:
             raise upload_failed(self, registered)
-        stored = yield put_to_signed_url(str(upload_url), file)
+        stored = yield put_to_signed_url(self, upload_url, file)
         if not 200 <= stored.status_code < 300:
-            raise upload_failed(self, stored)
-        return str(uri)
+            raise signed_put_failed(stored)
+        return uri
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission

@@ -66,11 +66,16 @@ class Unifically(UnificallyInfo, Provider):
             {"Authorization": f"Bearer {endpoint.api_key}"},
             files={"file": (file.name, file.content, file.content_type)},
         )
-        body = response.json()
-        url = body.get("file_url") if isinstance(body, dict) else None
-        if url and response.status_code in (200, 201) and body.get("success") is True:
-            return str(url)
-        raise upload_failed(self, response)
+        parsed = response.json()
+        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        url = body.get("file_url")
+        stored = response.status_code in (200, 201) and body.get("success") is True
+        if stored and isinstance(url, str) and url:
+            return url
+        # `message` on failure (§1.9); the API's `{code, data: {message}}` envelope, just in case.
+        data = body.get("data")
+        nested = data.get("message") if isinstance(data, dict) else None
+        raise upload_failed(self, response, str(body.get("message") or nested or ""))
 
     def parse_submit(
         self, response: HttpResponse, submission: Submission
