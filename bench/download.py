@@ -14,8 +14,9 @@ file, SHA-256, fsync, read the image header back, link into place. curl's is its
 counted against it; the wall time of each curl process is shown as well.
 
 Diagnostic rows, to see where kling's time goes: `download_image` with fsync stubbed out (in
-this process only), httpx alone streaming the body to nowhere, and curl followed by an fsync
-of its file (what the same durability costs curl).
+this process only), httpx alone streaming the body to nowhere, curl followed by an fsync of its
+file (what the same durability costs curl), and `download_image` four at a time on one client,
+as the engine fetches a job's images (wall time per download, one figure per block).
 
 Target: kling's throughput >= 0.8x curl's (`time_total`).
 """
@@ -39,6 +40,7 @@ from _common import banner, emulator_process, median, runware_image_urls, spread
 
 TARGET_RATIO = 0.8
 BLOCK = 20  # repetitions per block; kling and curl blocks alternate
+PARALLEL = 4  # kling_cli.engine.MAX_PARALLEL_DOWNLOADS: a job's images download 4 at a time
 
 
 def require_curl() -> str:
@@ -72,6 +74,30 @@ async def kling_block(
                 times.append(time.perf_counter() - start)
                 saved.path.unlink()
     return times
+
+
+async def kling_parallel_block(
+    url: str, directory: Path, reps: int, offset: int, parallel: int = PARALLEL
+) -> float:
+    """The same downloads `parallel` at a time, as the engine runs a job's images: wall time
+    per download."""
+    import httpx
+
+    from kling_cli.download import download_image
+
+    slots = asyncio.Semaphore(parallel)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
+        await download_image(client, url, directory, "warm")
+        (directory / "warm.png").unlink()
+
+        async def one(index: int) -> None:
+            async with slots:
+                saved = await download_image(client, url, directory, f"parallel-{offset + index}")
+                saved.path.unlink()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(index) for index in range(reps)))
+        return (time.perf_counter() - start) / reps
 
 
 async def httpx_block(url: str, reps: int) -> list[float]:
@@ -136,6 +162,7 @@ def main() -> int:
     curl_times: list[float] = []
     curl_walls: list[float] = []
     curl_durable: list[float] = []
+    parallel_times: list[float] = []  # one per block: wall time / downloads
     with (
         emulator_process(latency=0) as origin,
         tempfile.TemporaryDirectory(prefix="kling-bench-", dir=options.dir) as temporary,
@@ -154,6 +181,7 @@ def main() -> int:
             curl_durable += durable
             no_fsync += asyncio.run(kling_block(url, directory, reps, done, fsync=False))
             httpx_times += asyncio.run(httpx_block(url, reps))
+            parallel_times.append(asyncio.run(kling_parallel_block(url, directory, reps, done)))
             done += reps
         leftovers = [p.name for p in directory.iterdir()]
         if leftovers:
@@ -179,6 +207,7 @@ def main() -> int:
                 row("diagnostic: kling, fsync stubbed", no_fsync),
                 row("diagnostic: httpx alone, no file", httpx_times),
                 row("diagnostic: curl + fsync", curl_durable),
+                row(f"diagnostic: kling, {PARALLEL} at once (wall/n)", parallel_times),
             ],
         )
     )

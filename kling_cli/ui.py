@@ -6,7 +6,6 @@ A spinner with elapsed time on a terminal; one plain line per state change other
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from functools import cached_property
@@ -58,6 +57,8 @@ class Output:
         self.stderr.print(f"[yellow]warning:[/yellow] {escape(text)}", highlight=False)
 
     def emit_json(self, payload: dict[str, Any]) -> None:
+        import json
+
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 

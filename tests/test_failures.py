@@ -172,3 +172,27 @@ def test_a_download_that_keeps_failing_exits_7_and_keeps_the_job(
     out = Path("kling-output")
     assert not out.exists() or not [p for p in out.iterdir() if p.suffix == ".png"]
     assert not out.exists() or not list(out.glob(".*.part"))
+
+
+def test_each_image_is_fsynced_whole_before_its_name_appears(
+    run_cli, use_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    real_fsync = os.fsync
+    synced: dict[int, tuple[int, int]] = {}  # inode: (bytes, names) when it was fsynced
+
+    def recording_fsync(fd: int) -> None:
+        real_fsync(fd)
+        stat = os.fstat(fd)
+        synced[stat.st_ino] = (stat.st_size, stat.st_nlink)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    result = run_cli("generate", "a red fox", "-p", "runware", "-n", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    files = result.json()["files"]
+    assert len(files) == 2
+    for entry in files:
+        stat = Path(entry["path"]).stat()
+        # One name (the .part) at fsync time: the image's own name came after.
+        assert synced.get(stat.st_ino) == (stat.st_size, 1)
