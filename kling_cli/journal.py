@@ -190,8 +190,22 @@ class Journal:
             os.chmod(path, 0o600)
         self._db.row_factory = sqlite3.Row
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._migrate()
+        self._set_up()
+
+    def _set_up(self) -> None:
+        """WAL mode and migrations. Processes that create the journal at the same moment can
+        be refused ("database is locked") without SQLite's busy wait, while one of them still
+        switches the new file to WAL: that is waited out here."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @classmethod
     def open_default(cls) -> Journal:

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -325,3 +326,36 @@ def test_a_submit_read_timeout_is_never_resubmitted(emulator: Emulator, provider
             asyncio.run(submit())
     time.sleep(1.2)  # let the slow submit land on the emulator's side
     assert len(submits(emulator, provider)) == 1
+
+
+def _open_and_record(path: str, barrier: Any, results: Any) -> None:
+    from kling_cli.journal import Journal
+
+    barrier.wait()
+    try:
+        journal = Journal(Path(path))
+        journal.create_job("runware", {}, "/tmp")
+        journal.close()
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which names it
+        results.put(repr(exc))
+
+
+def test_processes_creating_the_journal_at_the_same_moment_all_succeed(tmp_path: Path) -> None:
+    # A fresh journal file is switched to WAL by whichever process gets there first; the
+    # others used to be refused with "database is locked" in about 40% of these rounds.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_number in range(12):
+        path = str(tmp_path / f"round{round_number}" / "jobs.sqlite3")
+        barrier, results = context.Barrier(3), context.Queue()
+        processes = [
+            context.Process(target=_open_and_record, args=(path, barrier, results))
+            for _ in range(3)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=30)
+        assert [results.get(timeout=5) for _ in processes] == ["ok"] * 3
