@@ -167,3 +167,15 @@ def _place(part: Path, directory: Path, stem: str, extension: str, *, overwrite:
             continue
         return final
     raise SaveError(f"No free file name for {stem}.{extension} in {directory}.")
+
+
+def sync_directory(directory: Path) -> None:
+    """Make the names just linked into a directory durable (the files' bytes already are):
+    one fsync of the directory for all the images of a task, not one per image."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kling_cli import __version__
-from kling_cli.download import SavedFile, download_image
+from kling_cli.download import SavedFile, download_image, sync_directory
 from kling_cli.errors import (
     DownloadError,
     InvalidRequestError,
@@ -528,6 +528,8 @@ class Engine:
             exc.job = job_summary(task, status)
             exc.hint = exc.hint or resume_command(task)
             raise
+        if files:
+            sync_directory(output_dir)
         return tuple(files)
 
     async def _download_with_retries(

@@ -174,18 +174,23 @@ def test_a_download_that_keeps_failing_exits_7_and_keeps_the_job(
     assert not out.exists() or not list(out.glob(".*.part"))
 
 
-def test_each_image_is_fsynced_whole_before_its_name_appears(
+def test_each_image_is_fsynced_whole_before_its_name_appears_then_the_names(
     run_cli, use_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
+    import stat as stat_module
 
     real_fsync = os.fsync
     synced: dict[int, tuple[int, int]] = {}  # inode: (bytes, names) when it was fsynced
+    directory_listings: list[set[str]] = []  # what a synced directory held at the time
 
     def recording_fsync(fd: int) -> None:
         real_fsync(fd)
         stat = os.fstat(fd)
-        synced[stat.st_ino] = (stat.st_size, stat.st_nlink)
+        if stat_module.S_ISDIR(stat.st_mode):
+            directory_listings.append(set(os.listdir(fd)))
+        else:
+            synced[stat.st_ino] = (stat.st_size, stat.st_nlink)
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     result = run_cli("generate", "a red fox", "-p", "runware", "-n", "2", "--json")
@@ -196,3 +201,6 @@ def test_each_image_is_fsynced_whole_before_its_name_appears(
         stat = Path(entry["path"]).stat()
         # One name (the .part) at fsync time: the image's own name came after.
         assert synced.get(stat.st_ino) == (stat.st_size, 1)
+    # Then the directory, once, holding both names: they survive a power cut too.
+    names = {Path(entry["path"]).name for entry in files}
+    assert [listing for listing in directory_listings if names <= listing]
