@@ -281,6 +281,7 @@ class BatchRunner:
     max_cost: float | None = None
     # Whether providers that advise fewer items in flight start there.
     documented_start: bool = True
+    on_start: Callable[[PlannedItem], None] = lambda item: None
     on_result: Callable[[ItemResult], None] = lambda result: None
     on_retry: Callable[[str, float], None] = lambda reason, delay: None
 
@@ -305,6 +306,7 @@ class BatchRunner:
             # A fixed pool pulling from one iterator: memory stays flat however long the
             # manifest, unlike one coroutine per item.
             for item in pending:
+                self.on_start(item)
                 result = await self._run_item(item, state)
                 results.append(result)
                 self.on_result(result)

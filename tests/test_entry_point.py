@@ -125,30 +125,23 @@ def test_standalone_emulator_serves_a_real_pipeline(tmp_path: Path, provider: st
         server.wait(timeout=10)
 
 
-def test_on_a_terminal_a_spinner_shows_the_provider_status(tmp_path: Path) -> None:
+def on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run kling with stderr on a pseudo-terminal: (exit code, what the terminal showed,
+    stdout)."""
     import pty
     import select
 
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [
-            *kling_command(),
-            "generate",
-            "a red fox",
-            "--emulate",
-            "-p",
-            "unifically",
-            "-o",
-            str(tmp_path),
-        ],
+        [*kling_command(), *args],
         stdin=terminal,
         stdout=subprocess.PIPE,
         stderr=terminal,
-        env={**os.environ, "KLING_EMULATOR_LATENCY": "1.5", "TERM": "xterm"},
+        env={**os.environ, "TERM": "xterm", **env},
     )
     os.close(terminal)
     seen = b""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
         ready, _, _ = select.select([controller], [], [], 0.2)
         if ready:
@@ -158,9 +151,29 @@ def test_on_a_terminal_a_spinner_shows_the_provider_status(tmp_path: Path) -> No
                 break
     stdout = process.communicate(timeout=10)[0].decode()
     os.close(controller)
-    screen = seen.decode(errors="replace")
-    assert process.returncode == 0
+    return process.returncode, seen.decode(errors="replace"), stdout
+
+
+def test_on_a_terminal_a_spinner_shows_the_provider_status(tmp_path: Path) -> None:
+    code, screen, stdout = on_a_terminal(
+        ["generate", "a red fox", "--emulate", "-p", "unifically", "-o", str(tmp_path)],
+        {"KLING_EMULATOR_LATENCY": "1.5"},
+    )
+    assert code == 0
     assert "Unifically: processing" in screen
     assert "0:00:0" in screen  # elapsed time next to the spinner
     assert "[  0." not in screen  # no plain progress lines on a terminal
     assert Path(stdout.strip()).exists()
+
+
+def test_on_a_terminal_a_batch_shows_running_failed_images_and_spend(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(f'{{"id": "i{n}", "prompt": "fox {n}"}}\n' for n in range(4)))
+    code, screen, _ = on_a_terminal(
+        ["batch", str(manifest), "--emulate", "-p", "runware", "-j", "2", "-o", str(tmp_path)],
+        {"KLING_EMULATOR_LATENCY": "1.0", "KLING_CONFIG_DIR": str(tmp_path / "config")},
+    )
+    assert code == 0, screen
+    assert "2 running · 0 failed · 0 images" in screen
+    assert "· 4 images · $0.11 spent" in screen  # Runware reports $0.028 per image
+    assert "[1/4]" not in screen  # no plain progress lines on a terminal

@@ -177,6 +177,7 @@ def _run(
     runner = BatchRunner(
         journal=journal,
         endpoints={pid: session.endpoint for pid, session in sessions.items()},
+        on_start=progress.started,
         on_result=progress.finished,
         on_retry=progress.retrying,
         **settings,
@@ -197,7 +198,8 @@ class _Progress:
     def __init__(self, output: Output, total: int) -> None:
         self.output = output
         self.total = total
-        self.done = self.failed = self.images = 0
+        self.done = self.failed = self.images = self.running = 0
+        self.spent = 0.0  # as reported by the providers
         self.bar: Any = None
         if output.stderr.is_terminal and not output.json_mode:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -213,12 +215,27 @@ class _Progress:
             self.task = self.bar.add_task("", total=total)
             self.bar.start()
 
+    def started(self, item: Any) -> None:
+        self.running += 1
+        self._show()
+
+    def _show(self, advance: int = 0) -> None:
+        if self.bar is None:
+            return
+        parts = [f"{self.running} running", f"{self.failed} failed", f"{self.images} images"]
+        if self.spent:
+            parts.append(f"${self.spent:.2f} spent")
+        self.bar.update(self.task, advance=advance, description=" · ".join(parts))
+
     def finished(self, result: ItemResult) -> None:
         from kling_cli.batch import NOT_SUBMITTED, manifest_entry
 
         self.done += 1
+        self.running -= 1
         self.failed += result.status == "failed"
         self.images += len(result.files)
+        if result.status != "skipped":  # done in an earlier run, paid then
+            self.spent += result.cost or 0.0
         if self.output.json_mode:
             self.output.emit_json({"item": manifest_entry(result)})
         line = f"{result.status:<9} {result.item.item.item_id}"
@@ -229,11 +246,7 @@ class _Progress:
         else:
             line += f" ({len(result.files)} images)"
         if self.bar is not None:
-            self.bar.update(
-                self.task,
-                advance=1,
-                description=f"{self.failed} failed · {self.images} images",
-            )
+            self._show(advance=1)
             if result.status == "failed":
                 self.bar.console.print(line, markup=False, highlight=False)
         elif not self.output.json_mode:
