@@ -252,10 +252,11 @@ class Budget:
 
 @dataclass
 class _RunState:
-    """What the workers of one run share: the HTTP clients, one limiter per provider, the
-    budget, and the providers that said the account is out of credits."""
+    """What the workers of one run share: per provider, its HTTP clients (with the uploads
+    made so far) and its limiter; the budget, and the providers that said the account is out
+    of credits."""
 
-    clients: Any  # kling_cli.engine.HttpClients
+    clients: dict[str, Any]  # kling_cli.engine.HttpClients by provider id
     limiters: dict[str, ProviderLimiter]
     budget: Budget
     out_of_credits: set[str] = field(default_factory=set)
@@ -288,8 +289,12 @@ class BatchRunner:
     async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
         from kling_cli.engine import HttpClients
 
+        provider_ids = {p.provider.id for p in planned}
         state = _RunState(
-            HttpClients.create(max_connections=max(self.concurrency, 8)),
+            {
+                provider_id: HttpClients.create(max_connections=max(self.concurrency, 8))
+                for provider_id in provider_ids
+            },
             {
                 p.provider.id: ProviderLimiter(
                     self.concurrency,
@@ -314,7 +319,8 @@ class BatchRunner:
         try:
             await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(planned)))))
         finally:
-            await state.clients.aclose()
+            for clients in state.clients.values():
+                await clients.aclose()
         return results
 
     async def _run_item(self, planned: PlannedItem, state: _RunState) -> ItemResult:
@@ -375,7 +381,7 @@ class BatchRunner:
             planned.provider,
             self.endpoints[planned.provider.id],
             listener=listener,
-            clients=state.clients,
+            clients=state.clients[planned.provider.id],
             limiter=state.limiters[planned.provider.id],
         )
         error: KlingError | None = None
