@@ -412,3 +412,27 @@ def test_the_upload_cache_retries_an_upload_whose_waiter_gave_up_before_it_faile
 
     assert asyncio.run(scenario()) == "https://storage.example/a.png"
     assert len(attempts) == 2
+
+
+def test_a_signed_url_that_refuses_the_file_is_not_blamed_on_the_key(
+    run_cli, use_emulator: Emulator, hero: Path
+) -> None:
+    # Five 503s: every attempt of the retry policy.
+    use_emulator.inject("fal", Fault(kind="server_error", on="storage", status=503, times=5))
+    result = run_cli("generate", "x @image_1", "-r", str(hero), "-p", "fal")
+    assert result.exit_code == 1, result.stderr
+    assert "the storage host refused the file (HTTP 503" in result.stderr
+    assert "Check the key" not in result.stderr
+    assert "Nothing was submitted, so nothing was charged." in result.stderr
+    assert not [r for r in use_emulator.requests if r.path == "/fal-ai/kling-image/o1"]
+
+
+def test_a_dropped_signed_put_is_sent_again(run_cli, use_emulator: Emulator, hero: Path) -> None:
+    use_emulator.inject("inferencesh", Fault(kind="drop_connection", on="storage"))
+    result = run_cli("generate", "x @image_1", "-r", str(hero), "-p", "inferencesh", "-a", "1:1")
+    assert result.exit_code == 0, result.stderr
+    puts = [r for r in use_emulator.requests if r.method == "PUT"]
+    assert (
+        len(puts) == 2
+        and use_emulator.uploaded_files("inferencesh")[0].content == hero.read_bytes()
+    )

@@ -205,9 +205,7 @@ class Emulator:
         path = "/" + rest if rest or incoming.path.endswith("/") else ""
         self._record("api", api.provider_id, path, incoming)
         if path.startswith(MEDIA_PREFIX):  # uploaded files, public like a CDN (media.py)
-            return self._media.handle(
-                incoming.method, path, incoming.query, incoming.headers, incoming.body
-            )
+            return self._media_reply(api.provider_id, path, incoming)
         request = ProviderRequest(
             incoming.method, path, incoming.query, incoming.headers, incoming.body
         )
@@ -221,6 +219,29 @@ class Emulator:
             rate_limited=lambda: api.rate_limited(request),
             server_error=lambda status: api.server_error(request, status),
             out_of_credits=lambda: api.out_of_credits(request),
+        )
+
+    def _media_reply(self, provider: str, path: str, incoming: Incoming) -> Reply:
+        """A signed PUT of an upload is a "storage" request for faults; reads are not."""
+
+        def answer() -> Reply:
+            return self._media.handle(
+                incoming.method, path, incoming.query, incoming.headers, incoming.body
+            )
+
+        fault = (
+            self._faults.take([provider], "storage", _TRANSPORT_FAULTS)
+            if incoming.method == "PUT"
+            else None
+        )
+        if fault is None:
+            return answer()
+        return _apply(
+            fault,
+            answer=answer,
+            rate_limited=lambda: _text_reply(429, "Slow down"),
+            server_error=lambda status: _text_reply(status, "Internal error"),
+            out_of_credits=lambda: _text_reply(402, "Payment required"),
         )
 
     def _dispatch_image(self, incoming: Incoming) -> Reply:

@@ -204,9 +204,19 @@ class FalApi(ProviderApi):
             }
             return detail_reply(422, [problem])
         try:
-            spec, count, sync_mode = _validated(parse_json(request.body))
+            payload = parse_json(request.body)
+            spec, count, sync_mode = _validated(payload)
         except Invalid as invalid:
             return detail_reply(422, invalid.details())
+        missing = self.context.media.first_missing(payload.get("image_urls"))
+        if missing is not None:
+            # inferred: fal's answer to an input file it cannot download (§2.4 file errors).
+            problem = {
+                "loc": ["body", "image_urls"],
+                "msg": f"Failed to download the file: {missing}",
+                "type": "file_download_error",
+            }
+            return detail_reply(422, [problem])
         job = FalJob(issue_images(self.context.images, spec, count, self.provider_id), sync_mode)
         request_id = str(uuid.uuid4())
         self.tasks.create(request_id, self.context.settings.latency, self.claim_task_failure(), job)

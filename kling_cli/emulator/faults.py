@@ -25,8 +25,9 @@ FaultKind = Literal[
     # The provider's documented refusal for an account without credit.
     "out_of_credits",
 ]
-# "upload": a reference file sent through a provider's upload API.
-Phase = Literal["submit", "poll", "download", "upload"]
+# "upload": a reference file sent through a provider's upload API; "storage": the PUT of its
+# bytes to the signed URL that API gave.
+Phase = Literal["submit", "poll", "download", "upload", "storage"]
 
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 PHASES: tuple[str, ...] = get_args(Phase)

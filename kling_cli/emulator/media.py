@@ -92,6 +92,20 @@ class MediaStore:
             return _text_reply(404, "Nothing was uploaded to this URL")
         return _text_reply(405, "Method not allowed")
 
+    def first_missing(self, references: object) -> str | None:
+        """The first of a submit's reference URLs that points into this store at a file whose
+        bytes never arrived (the model could not fetch it), or None."""
+        if not isinstance(references, list):
+            return None
+        for url in references:
+            if not isinstance(url, str) or MEDIA_PREFIX not in url:
+                continue
+            path = MEDIA_PREFIX + url.split(MEDIA_PREFIX, 1)[1].split("?", 1)[0]
+            file = self.find(path.removeprefix(MEDIA_PREFIX).partition("/")[0])
+            if file is None or file.content is None or file.path != path:
+                return url
+        return None
+
     def find(self, file_id: str) -> MediaFile | None:
         with self._lock:
             return self._files.get(file_id)

@@ -125,6 +125,11 @@ class UnificallyApi(ProviderApi):
         if dry_run:
             # §1.4: "validated ... without actually creating a task"; response shape NOT FOUND.
             return json_reply(200, {"code": 200, "success": True, "data": {"dry_run": True}})
+        missing = self.context.media.first_missing(payload["input"].get("image_urls"))
+        if missing is not None:  # inferred: a reference the model cannot fetch is refused
+            return error_reply(
+                422, f"Invalid parameter: cannot fetch {missing}", "validation_error"
+            )
         job = UnificallyJob(image=self.context.images.issue(spec, self.provider_id))
         task_id = _new_task_id()
         self.tasks.create(task_id, self.context.settings.latency, self.claim_task_failure(), job)

@@ -137,9 +137,13 @@ class WaveSpeedApi(ProviderApi):
         if webhook is not None and not is_http_url(webhook):
             return error_reply(400, "webhook must be an http(s) URL")  # validated, never called
         try:
-            spec, count, sync = _validated(parse_json(request.body))
+            payload = parse_json(request.body)
+            spec, count, sync = _validated(payload)
         except Invalid as invalid:
             return error_reply(400, invalid.problems[0].sentence())
+        missing = self.context.media.first_missing(payload.get("images"))
+        if missing is not None:
+            return error_reply(400, f"images: cannot download {missing}")  # inferred wording
         job = WaveSpeedJob(issue_images(self.context.images, spec, count, self.provider_id))
         task = self.tasks.create(
             uuid.uuid4().hex, self.context.settings.latency, self.claim_task_failure(), job

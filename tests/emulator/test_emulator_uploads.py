@@ -72,3 +72,19 @@ def test_reset_forgets_uploads(emu: Emulator, http: httpx.Client) -> None:
     emu.reset()
     assert emu.uploaded_files("wavespeed") == []
     assert http.get(url["data"]["download_url"]).status_code == 404
+
+
+def test_a_submit_naming_an_upload_whose_bytes_never_arrived_is_refused(
+    emu: Emulator, http: httpx.Client
+) -> None:
+    fal_key = {"Authorization": f"Key {EMULATOR_API_KEY}"}
+    initiate = emu.service_urls("fal")["rest"] + "/storage/upload/initiate?storage_type=gcs"
+    file = {"file_name": "a.png", "content_type": "image/png"}
+    never_sent = http.post(initiate, json=file, headers=fal_key).json()["file_url"]  # no PUT
+    body = {"prompt": "x", "image_urls": [never_sent]}
+    refused = http.post(emu.base_url("fal") + "/fal-ai/kling-image/o1", json=body, headers=fal_key)
+    assert refused.status_code == 422 and "Failed to download" in refused.text
+    wavespeed = emu.base_url("wavespeed") + "/api/v3/kwaivgi/kling-image-o1"
+    forged = never_sent.replace("/fal/", "/wavespeed/")
+    answer = http.post(wavespeed, json={"prompt": "x", "images": [forged]}, headers=AUTH)
+    assert answer.status_code == 400 and "cannot download" in answer.text
