@@ -117,10 +117,10 @@ class UploadCache:
 
 @dataclass
 class HttpClients:
-    """What all engines of a run share: two HTTP clients, one for provider APIs, and one for
-    images, which come from other hosts (CDNs, signed storage URLs) and so get a client that
-    has never seen a key: no provider header can follow a redirect there; and the uploads
-    made so far."""
+    """What the engines of a run share (a batch has one per provider): two HTTP clients, one
+    for provider APIs, and one for images, which come from other hosts (CDNs, signed storage
+    URLs) and so get a client that has never seen a key: no provider header can follow a
+    redirect there; and the uploads made so far."""
 
     api: httpx.AsyncClient
     downloads: httpx.AsyncClient
