@@ -44,7 +44,6 @@ from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRe
 from kling_cli.emulator.provider_kit import (
     Cancellations,
     issue_images,
-    request_origin,
     retry_after_seconds,
     wait_until_finished,
 )
@@ -284,7 +283,7 @@ class ComfyApi(ProviderApi):
     def _queued_reply(
         self, request: ProviderRequest, task: Task[KlingJob], replayed: bool
     ) -> Reply:
-        base = f"{request_origin(request)}/{self.provider_id}{self.base_path}{QUEUE_PATH}"
+        base = f"{self.mount_url(request)}{self.base_path}{QUEUE_PATH}"
         response_url = f"{base}/{task.task_id}"
         body = {
             "request_id": task.task_id,

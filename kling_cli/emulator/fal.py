@@ -36,7 +36,6 @@ from kling_cli.emulator.provider_kit import (
     iso_time,
     issue_images,
     output_spec,
-    request_origin,
 )
 from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Event, Task, TaskStore
@@ -184,7 +183,7 @@ class FalApi(ProviderApi):
         if not isinstance(name, str) or not isinstance(content_type, str) or not name:
             return detail_reply(422, "file_name and content_type must be strings")
         file = self.context.media.reserve(self.provider_id, name, content_type)
-        mount_url = f"{request_origin(request)}/{self.provider_id}"
+        mount_url = self.mount_url(request)
         return json_reply(
             200,
             {
@@ -227,7 +226,7 @@ class FalApi(ProviderApi):
         return json_reply(200, body)
 
     def _urls(self, request: ProviderRequest, request_id: str) -> dict[str, str]:
-        base = f"{request_origin(request)}/{self.provider_id}{self.base_path}"
+        base = f"{self.mount_url(request)}{self.base_path}"
         response_url = f"{base}{REQUESTS_PREFIX}{request_id}"
         return {
             "response_url": response_url,

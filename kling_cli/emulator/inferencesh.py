@@ -145,8 +145,7 @@ class InferenceShApi(ProviderApi):
         if request.method == "POST" and request.path == RUN_PATH:
             return self._run(request)
         if request.method == "POST" and request.path == FILES_PATH:
-            mount_url = f"http://{request.headers.get('host', '')}/{self.provider_id}"
-            return envelope_reply(self.files.register(_json_body(request), mount_url))
+            return envelope_reply(self.files.register(_json_body(request), self.mount_url(request)))
         task_id, action = _task_route(request.path)
         route = (request.method, action)
         if task_id and route in (("GET", ""), ("GET", "stream"), ("POST", "cancel")):

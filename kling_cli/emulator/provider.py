@@ -57,6 +57,11 @@ class ProviderApi(ABC):
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
 
+    def mount_url(self, request: ProviderRequest) -> str:
+        """This provider's mount point as the client reached it, for absolute URLs in answers
+        that the client must use verbatim."""
+        return f"http://{request.headers.get('host') or '127.0.0.1'}/{self.provider_id}"
+
     @abstractmethod
     def phase_of(self, request: ProviderRequest) -> Phase | None:
         """Whether a request submits or polls (the phases faults are aimed at), or neither."""

@@ -14,7 +14,6 @@ from typing import Any
 
 from kling_cli.emulator.dimensions import Tier, pixels
 from kling_cli.emulator.images import ImageFormat, ImageSpec, ImageStore, IssuedImage
-from kling_cli.emulator.provider import ProviderRequest
 from kling_cli.emulator.tasks import Event, Task
 
 # None of these providers says what "auto" picks; the model chooses from the references,
@@ -74,12 +73,6 @@ def issue_images(
     store: ImageStore, spec: ImageSpec, count: int, provider: str
 ) -> tuple[IssuedImage, ...]:
     return tuple(store.issue(spec, provider) for _ in range(count))
-
-
-def request_origin(request: ProviderRequest) -> str:
-    """The origin the client reached the emulator at, for absolute URLs it must use verbatim."""
-    host = request.headers.get("host") or "127.0.0.1"
-    return f"http://{host}"
 
 
 def retry_after_seconds(task: Task[Any]) -> str:

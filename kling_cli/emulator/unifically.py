@@ -22,7 +22,6 @@ from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import ImageSpec, IssuedImage
 from kling_cli.emulator.media import MediaStore, form_file
 from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
-from kling_cli.emulator.provider_kit import request_origin
 from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Event, Task, TaskPhase, TaskStore
 
@@ -152,7 +151,7 @@ class UnificallyApi(ProviderApi):
         if not content:
             return _storage_refusal("The file is empty")
         file = self.context.media.put(self.provider_id, name, content_type, content)
-        mount_url = f"{request_origin(request)}/{self.provider_id}"
+        mount_url = self.mount_url(request)
         return json_reply(200, {"success": True, "file_url": MediaStore.url(file, mount_url)})
 
     def _poll(self, task_id: str) -> Reply:

@@ -24,7 +24,6 @@ from kling_cli.emulator.provider_kit import (
     iso_time,
     issue_images,
     output_spec,
-    request_origin,
     wait_until_finished,
 )
 from kling_cli.emulator.server import Reply, json_reply
@@ -128,7 +127,7 @@ class WaveSpeedApi(ProviderApi):
             return error_reply(400, "multipart/form-data field 'file' is required")  # inferred
         name, content_type, content = upload
         file = self.context.media.put(self.provider_id, name, content_type, content)
-        url = MediaStore.url(file, f"{request_origin(request)}/{self.provider_id}")
+        url = MediaStore.url(file, self.mount_url(request))
         data = {"type": "image", "download_url": url, "filename": name, "size": len(content)}
         return json_reply(200, {"code": 200, "message": "success", "data": data})
 
@@ -176,7 +175,7 @@ class WaveSpeedApi(ProviderApi):
         return json_reply(200, {"code": 200, "message": "success", "data": data})
 
     def _result_url(self, request: ProviderRequest, prediction_id: str) -> str:
-        base = f"{request_origin(request)}/{self.provider_id}{self.base_path}"
+        base = f"{self.mount_url(request)}{self.base_path}"
         return f"{base}{PREDICTIONS_PREFIX}{prediction_id}/result"
 
 
