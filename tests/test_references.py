@@ -364,8 +364,8 @@ def test_an_upload_address_that_is_not_https_is_never_used() -> None:
     file = LocalFile(Path("a.png"), "image/png", b"png")
     for url in ("http://storage.example/x", "ftp://storage.example/x", None, 42):
         with pytest.raises(UnreadableResponseError, match="upload address"):
-            put_to_signed_url(Fal(), url, file)
-    assert put_to_signed_url(Fal(), "https://storage.example/x?sig=1", file).headers == {
+            next(put_to_signed_url(Fal(), url, file))
+    assert next(put_to_signed_url(Fal(), "https://storage.example/x?sig=1", file)).headers == {
         "Content-Type": "image/png"
     }
 

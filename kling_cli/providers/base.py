@@ -261,9 +261,12 @@ def error_for_http_status(
     return error
 
 
-def put_to_signed_url(provider: Provider, url: Any, file: LocalFile) -> HttpRequest:
-    """A file's bytes to the signed storage URL an answer gave: no credentials, the URL is the
-    permission; https only (plain http to this machine, for the emulator)."""
+def put_to_signed_url(
+    provider: Provider, url: Any, file: LocalFile
+) -> Generator[HttpRequest, HttpResponse, None]:
+    """The upload step that sends a file's bytes to the signed storage URL an answer gave: no
+    credentials, the URL is the permission; https only (plain http to this machine, for the
+    emulator). A refusal is the storage host's, so no key is blamed for it."""
     from kling_cli.config import is_loopback
 
     parts = urlsplit(url) if isinstance(url, str) else None
@@ -273,16 +276,14 @@ def put_to_signed_url(provider: Provider, url: Any, file: LocalFile) -> HttpRequ
         raise UnreadableResponseError(
             f"{provider.name} gave an upload address kling-cli will not use: {str(url)[:100]!r}"
         )
-    return HttpRequest("PUT", str(url), {"Content-Type": file.content_type}, content=file.content)
-
-
-def signed_put_failed(response: HttpResponse) -> KlingError:
-    """A storage host's refusal of a signed PUT: no key was sent, so none is to blame."""
-    snippet = response.body[:200].decode("utf-8", "replace").strip()
-    return ProviderRequestError(
-        f"the storage host refused the file (HTTP {response.status_code}"
-        f"{': ' + repr(snippet) if snippet else ''})."
-    )
+    headers = {"Content-Type": file.content_type}
+    stored = yield HttpRequest("PUT", str(url), headers, content=file.content)
+    if not 200 <= stored.status_code < 300:
+        snippet = stored.body[:200].decode("utf-8", "replace").strip()
+        raise ProviderRequestError(
+            f"the storage host refused the file (HTTP {stored.status_code}"
+            f"{': ' + repr(snippet) if snippet else ''})."
+        )
 
 
 def upload_failed(provider: Provider, response: HttpResponse, message: str = "") -> KlingError:

@@ -23,7 +23,6 @@ from kling_cli.providers.base import (
     Upload,
     error_for_http_status,
     put_to_signed_url,
-    signed_put_failed,
     unreadable_response,
     upload_failed,
 )
@@ -118,9 +117,7 @@ class Fal(FalInfo, Provider):
         file_url = body.get("file_url") if isinstance(body, dict) else None
         if not 200 <= initiate.status_code < 300 or not isinstance(file_url, str) or not file_url:
             raise upload_failed(self, initiate, error_message(body))
-        stored = yield put_to_signed_url(self, upload_url, file)
-        if not 200 <= stored.status_code < 300:
-            raise signed_put_failed(stored)
+        yield from put_to_signed_url(self, upload_url, file)
         return file_url
 
     def parse_submit(

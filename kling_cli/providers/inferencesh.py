@@ -25,7 +25,6 @@ from kling_cli.providers.base import (
     bearer,
     error_for_http_status,
     put_to_signed_url,
-    signed_put_failed,
     unreadable_response,
     upload_failed,
 )
@@ -110,9 +109,7 @@ class InferenceSh(InferenceShInfo, Provider):
         uri = dto.get("uri") if isinstance(dto, dict) else None
         if not isinstance(uri, str) or not uri:
             raise upload_failed(self, registered)
-        stored = yield put_to_signed_url(self, upload_url, file)
-        if not 200 <= stored.status_code < 300:
-            raise signed_put_failed(stored)
+        yield from put_to_signed_url(self, upload_url, file)
         return uri
 
     def parse_submit(
