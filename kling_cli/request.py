@@ -168,14 +168,6 @@ class GenerationRequest(BaseModel):
         """The documented output size, or None for `auto` (it follows the references)."""
         return OUTPUT_DIMENSIONS.get((self.resolution, self.aspect_ratio))
 
-    def referenced_images(self) -> list[int]:
-        """The `@image_N` numbers the prompt uses, in order of first appearance."""
-        seen: list[int] = []
-        for n in IMAGE_TOKEN.findall(self.prompt):
-            if int(n) not in seen:
-                seen.append(int(n))
-        return seen
-
 
 def check_reference_url(ref: Any) -> None:
     """An http(s) URL, or a local JPEG/PNG within the documented limits."""

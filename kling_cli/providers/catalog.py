@@ -32,19 +32,6 @@ class Capabilities:
     # was lost, instead of submitting again.
     client_task_id_lookup: bool = False
 
-    def summary(self) -> str:
-        parts = [f"refs≤{self.max_references}", f"n≤{self.max_images}/task"]
-        if self.local_files != "unsupported":
-            parts.append("files:upload" if self.local_files == "upload" else "files:inline")
-        if self.negative_prompt:
-            parts.append("negative")
-        parts.extend(mode for mode in self.modes if mode != "default")
-        if self.output_formats:
-            parts.append("/".join(self.output_formats))
-        if self.push:
-            parts.append("push:" + ",".join(self.push))
-        return " ".join(parts)
-
 
 @dataclass(frozen=True)
 class Price:
