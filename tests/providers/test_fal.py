@@ -14,7 +14,6 @@ from PIL import Image
 from kling_cli.emulator import EMULATOR_API_KEY, Emulator, Fault
 from kling_cli.engine import Engine
 from kling_cli.errors import ProviderRequestError
-from kling_cli.limits import ASPECT_RATIOS, OUTPUT_DIMENSIONS
 from kling_cli.providers.base import Endpoint, HttpResponse, TaskHandle, TaskState
 from kling_cli.providers.fal import Fal
 
@@ -87,26 +86,6 @@ def test_ten_references_in_order(run_cli, use_emulator: Emulator) -> None:
     [submit] = submits(use_emulator)
     assert submit.json()["image_urls"] == refs
     assert submit.json()["prompt"] == "@Image1 wearing the hat from @Image10"
-
-
-@pytest.mark.parametrize("aspect", ASPECT_RATIOS)
-def test_every_aspect_ratio(run_cli, use_emulator: Emulator, aspect: str) -> None:
-    result = run_cli("generate", "restyle", "-r", REF, "-a", aspect, "-p", "fal", "--json")
-    assert result.exit_code == 0, result.stderr
-    assert submits(use_emulator)[0].json()["aspect_ratio"] == aspect
-    [entry] = result.json()["files"]
-    if aspect != "auto":
-        assert (entry["width"], entry["height"]) == OUTPUT_DIMENSIONS[("1k", aspect)]
-
-
-@pytest.mark.parametrize(("resolution", "wire"), [("1k", "1K"), ("2k", "2K")])
-def test_both_resolutions(run_cli, use_emulator: Emulator, resolution: str, wire: str) -> None:
-    result = run_cli("generate", "restyle", "-r", REF, "-a", "9:16", "-R", resolution, "-p", "fal")
-    assert result.exit_code == 0, result.stderr
-    assert submits(use_emulator)[0].json()["resolution"] == wire
-    [path] = result.stdout.split()
-    with Image.open(path) as image:
-        assert image.size == OUTPUT_DIMENSIONS[(resolution, "9:16")]
 
 
 def test_nine_images_are_one_request(run_cli, use_emulator: Emulator) -> None:
