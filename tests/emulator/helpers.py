@@ -18,6 +18,56 @@ from kling_cli.emulator import EMULATOR_API_KEY, Emulator
 LATENCY = 0.2
 AUTH = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
 
+Headers = dict[str, str] | None
+
+
+def with_fields(example: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """A documented example with fields changed; a field set to None is removed."""
+    body = {**example, **fields}
+    return {name: value for name, value in body.items() if value is not None}
+
+
+class Caller:
+    """A thin client of one emulated provider: its base URL, and the credentials it sends
+    unless a test passes headers of its own."""
+
+    provider: str
+
+    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
+        self.url = emulator.base_url(self.provider)
+        self.http = http
+
+    def auth(self) -> dict[str, str]:
+        return AUTH
+
+    def send(
+        self,
+        method: str,
+        path_or_url: str,
+        body: Any = None,
+        headers: Headers = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        url = path_or_url if path_or_url.startswith("http") else f"{self.url}{path_or_url}"
+        return self.http.request(
+            method,
+            url,
+            json=body,
+            params=params,
+            headers=self.auth() if headers is None else headers,
+        )
+
+    @staticmethod
+    def wait_for(fetch: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
+        """Fetch until `done` holds for the answer; that answer."""
+
+        def finished() -> Any:
+            answer = fetch()
+            return answer if done(answer) else None
+
+        return wait_until(finished)
+
+
 # Seed 002, example "Velvet Canopy Duelists (Text to Image)" (prompt shortened).
 RUNWARE_EXAMPLE = {
     "taskType": "imageInference",
@@ -32,56 +82,45 @@ RUNWARE_EXAMPLE = {
 }
 
 
-class RunwareCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("runware")
-        self.http = http
+class RunwareCaller(Caller):
+    provider = "runware"
 
     def task(self, **fields: Any) -> dict[str, Any]:
         """The seed example with a fresh taskUUID; a field set to None is removed."""
-        task = {**RUNWARE_EXAMPLE, "taskUUID": str(uuid.uuid4()), **fields}
-        return {name: value for name, value in task.items() if value is not None}
+        return with_fields({**RUNWARE_EXAMPLE, "taskUUID": str(uuid.uuid4())}, fields)
 
-    def post(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.post(self.url, json=body, headers=AUTH if headers is None else headers)
+    def post(self, body: Any, headers: Headers = None) -> httpx.Response:
+        return self.send("POST", "", body, headers)
 
     def get_response(self, task_uuid: str) -> httpx.Response:
         return self.post([{"taskType": "getResponse", "taskUUID": task_uuid}])
 
     def wait_for_results(self, task_uuid: str) -> list[dict[str, Any]]:
-        def finished() -> list[dict[str, Any]] | None:
-            items: list[dict[str, Any]] = self.get_response(task_uuid).json()["data"]
-            return None if any(item["status"] == "processing" for item in items) else items
-
-        result: list[dict[str, Any]] = wait_until(finished)
-        return result
-
-
-class UnificallyCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("unifically")
-        self.http = http
-
-    def submit(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/v1/tasks", json=body, headers=AUTH if headers is None else headers
+        items: list[dict[str, Any]] = self.wait_for(
+            lambda: self.get_response(task_uuid).json()["data"],
+            lambda items: not any(item["status"] == "processing" for item in items),
         )
+        return items
+
+
+class UnificallyCaller(Caller):
+    provider = "unifically"
+
+    def submit(self, body: Any, headers: Headers = None) -> httpx.Response:
+        return self.send("POST", "/v1/tasks", body, headers)
 
     def submit_input(self, **task_input: Any) -> httpx.Response:
         return self.submit({"model": "kuaishou/kling-o1-image", "input": task_input})
 
-    def poll(self, task_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.get(
-            f"{self.url}/v1/tasks/{task_id}", headers=AUTH if headers is None else headers
-        )
+    def poll(self, task_id: str, headers: Headers = None) -> httpx.Response:
+        return self.send("GET", f"/v1/tasks/{task_id}", headers=headers)
 
     def wait_for_task(self, task_id: str) -> dict[str, Any]:
-        def finished() -> dict[str, Any] | None:
-            data: dict[str, Any] = self.poll(task_id).json()["data"]
-            return data if data["status"] in ("completed", "failed") else None
-
-        result: dict[str, Any] = wait_until(finished)
-        return result
+        data: dict[str, Any] = self.wait_for(
+            lambda: self.poll(task_id).json()["data"],
+            lambda data: data["status"] in ("completed", "failed"),
+        )
+        return data
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 5.0) -> Any:
@@ -110,74 +149,55 @@ APIINONE_EXAMPLE = {
 }
 
 
-class ApiInOneCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("apiinone")
-        self.http = http
+class ApiInOneCaller(Caller):
+    provider = "apiinone"
 
-    def submit(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/images/generations",
-            json=body,
-            headers=AUTH if headers is None else headers,
-        )
+    def submit(self, body: Any, headers: Headers = None) -> httpx.Response:
+        return self.send("POST", "/images/generations", body, headers)
 
     def submit_fields(self, **fields: Any) -> httpx.Response:
         """Seed 001's example with fields changed; a field set to None is removed."""
-        body = {**APIINONE_EXAMPLE, **fields}
-        return self.submit({name: value for name, value in body.items() if value is not None})
+        return self.submit(with_fields(APIINONE_EXAMPLE, fields))
 
-    def poll(self, task_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.get(
-            f"{self.url}/tasks/{task_id}", headers=AUTH if headers is None else headers
-        )
+    def poll(self, task_id: str, headers: Headers = None) -> httpx.Response:
+        return self.send("GET", f"/tasks/{task_id}", headers=headers)
 
     def wait_for_task(self, task_id: str) -> dict[str, Any]:
-        def finished() -> dict[str, Any] | None:
-            data: dict[str, Any] = self.poll(task_id).json()["data"]
-            return data if data["status"] in ("completed", "failed") else None
-
-        result: dict[str, Any] = wait_until(finished)
-        return result
+        data: dict[str, Any] = self.wait_for(
+            lambda: self.poll(task_id).json()["data"],
+            lambda data: data["status"] in ("completed", "failed"),
+        )
+        return data
 
 
 INFERENCESH_APP = "klingai/image-o1"
 INFERENCESH_TERMINAL = (10, 11, 12)  # COMPLETED, FAILED, CANCELLED (current numbering)
 
 
-class InferenceShCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("inferencesh")
-        self.http = http
+class InferenceShCaller(Caller):
+    provider = "inferencesh"
 
-    def run(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/apps/run", json=body, headers=AUTH if headers is None else headers
-        )
+    def run(self, body: Any, headers: Headers = None) -> httpx.Response:
+        return self.send("POST", "/apps/run", body, headers)
 
     def run_input(self, **task_input: Any) -> httpx.Response:
         return self.run({"app": INFERENCESH_APP, "input": task_input})
 
-    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.get(f"{self.url}{path}", headers=AUTH if headers is None else headers)
+    def get(self, path: str, headers: Headers = None) -> httpx.Response:
+        return self.send("GET", path, headers=headers)
 
-    def post(
-        self, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}{path}", json=body, headers=AUTH if headers is None else headers
-        )
+    def post(self, path: str, body: Any = None, headers: Headers = None) -> httpx.Response:
+        return self.send("POST", path, body, headers)
 
     def stream(self, task_id: str) -> httpx.Response:
         return self.get(f"/tasks/{task_id}/stream", headers={**AUTH, **NDJSON})
 
     def wait_for_task(self, task_id: str) -> dict[str, Any]:
-        def finished() -> dict[str, Any] | None:
-            task: dict[str, Any] = self.get(f"/tasks/{task_id}").json()["data"]
-            return task if task["status"] in INFERENCESH_TERMINAL else None
-
-        result: dict[str, Any] = wait_until(finished)
-        return result
+        task: dict[str, Any] = self.wait_for(
+            lambda: self.get(f"/tasks/{task_id}").json()["data"],
+            lambda task: task["status"] in INFERENCESH_TERMINAL,
+        )
+        return task
 
 
 # The headers the SDK streams with (providers-seeds.md §4.7).
@@ -241,40 +261,29 @@ KLING_EXAMPLE: dict[str, Any] = {
 }
 
 
-class KlingCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("kling")
-        self.http = http
+class KlingCaller(Caller):
+    provider = "kling"
 
-    @staticmethod
-    def auth() -> dict[str, str]:
+    def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {kling_jwt()}"}
 
-    def submit(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/v1/images/omni-image",
-            json=body,
-            headers=self.auth() if headers is None else headers,
-        )
+    def submit(self, body: Any, headers: Headers = None) -> httpx.Response:
+        return self.send("POST", "/v1/images/omni-image", body, headers)
 
     def submit_fields(self, **fields: Any) -> httpx.Response:
         """The minimal text-to-image body of §1.3 with fields changed; None removes one."""
-        body = {"model_name": "kling-image-o1", "prompt": "A lighthouse at dusk", **fields}
-        return self.submit({name: value for name, value in body.items() if value is not None})
+        minimal = {"model_name": "kling-image-o1", "prompt": "A lighthouse at dusk"}
+        return self.submit(with_fields(minimal, fields))
 
-    def query(self, task_ref: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.get(
-            f"{self.url}/v1/images/omni-image/{task_ref}",
-            headers=self.auth() if headers is None else headers,
-        )
+    def query(self, task_ref: str, headers: Headers = None) -> httpx.Response:
+        return self.send("GET", f"/v1/images/omni-image/{task_ref}", headers=headers)
 
     def wait_for_task(self, task_ref: str) -> dict[str, Any]:
-        def finished() -> dict[str, Any] | None:
-            data: dict[str, Any] = self.query(task_ref).json()["data"]
-            return data if data["task_status"] in ("succeed", "failed") else None
-
-        result: dict[str, Any] = wait_until(finished)
-        return result
+        data: dict[str, Any] = self.wait_for(
+            lambda: self.query(task_ref).json()["data"],
+            lambda data: data["task_status"] in ("succeed", "failed"),
+        )
+        return data
 
 
 FAL_AUTH = {"Authorization": f"Key {EMULATOR_API_KEY}"}
@@ -289,39 +298,29 @@ FAL_EXAMPLE: dict[str, Any] = {
 }
 
 
-class FalCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("fal")
-        self.http = http
+class FalCaller(Caller):
+    provider = "fal"
+
+    def auth(self) -> dict[str, str]:
+        return FAL_AUTH
 
     def submit(
-        self,
-        body: Any,
-        headers: dict[str, str] | None = None,
-        params: dict[str, str] | None = None,
+        self, body: Any, headers: Headers = None, params: dict[str, str] | None = None
     ) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/fal-ai/kling-image/o1",
-            json=body,
-            params=params,
-            headers=FAL_AUTH if headers is None else headers,
-        )
+        return self.send("POST", "/fal-ai/kling-image/o1", body, headers, params)
 
     def submit_fields(self, **fields: Any) -> httpx.Response:
-        body = {**FAL_EXAMPLE, **fields}
-        return self.submit({name: value for name, value in body.items() if value is not None})
+        return self.submit(with_fields(FAL_EXAMPLE, fields))
 
-    def get(self, url: str, headers: dict[str, str] | None = None, **params: str) -> httpx.Response:
+    def get(self, url: str, headers: Headers = None, **params: str) -> httpx.Response:
         """GET one of the URLs the submit returned, verbatim."""
-        return self.http.get(url, params=params, headers=FAL_AUTH if headers is None else headers)
+        return self.send("GET", url, headers=headers, params=params)
 
     def wait_for_completion(self, status_url: str) -> dict[str, Any]:
-        def finished() -> dict[str, Any] | None:
-            status: dict[str, Any] = self.get(status_url).json()
-            return status if status["status"] == "COMPLETED" else None
-
-        result: dict[str, Any] = wait_until(finished)
-        return result
+        status: dict[str, Any] = self.wait_for(
+            lambda: self.get(status_url).json(), lambda status: status["status"] == "COMPLETED"
+        )
+        return status
 
 
 # providers-others.md §3.3, the submit example (reference URLs made concrete).
@@ -334,41 +333,26 @@ WAVESPEED_EXAMPLE: dict[str, Any] = {
 }
 
 
-class WaveSpeedCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("wavespeed")
-        self.http = http
+class WaveSpeedCaller(Caller):
+    provider = "wavespeed"
 
     def submit(
-        self,
-        body: Any,
-        headers: dict[str, str] | None = None,
-        params: dict[str, str] | None = None,
+        self, body: Any, headers: Headers = None, params: dict[str, str] | None = None
     ) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/api/v3/kwaivgi/kling-image-o1",
-            json=body,
-            params=params,
-            headers=AUTH if headers is None else headers,
-        )
+        return self.send("POST", "/api/v3/kwaivgi/kling-image-o1", body, headers, params)
 
     def submit_fields(self, **fields: Any) -> httpx.Response:
-        body = {**WAVESPEED_EXAMPLE, **fields}
-        return self.submit({name: value for name, value in body.items() if value is not None})
+        return self.submit(with_fields(WAVESPEED_EXAMPLE, fields))
 
-    def result(self, prediction_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.get(
-            f"{self.url}/api/v3/predictions/{prediction_id}/result",
-            headers=AUTH if headers is None else headers,
-        )
+    def result(self, prediction_id: str, headers: Headers = None) -> httpx.Response:
+        return self.send("GET", f"/api/v3/predictions/{prediction_id}/result", headers=headers)
 
     def wait_for_prediction(self, prediction_id: str) -> dict[str, Any]:
-        def finished() -> dict[str, Any] | None:
-            data: dict[str, Any] = self.result(prediction_id).json()["data"]
-            return data if data["status"] in ("completed", "failed") else None
-
-        result: dict[str, Any] = wait_until(finished)
-        return result
+        data: dict[str, Any] = self.wait_for(
+            lambda: self.result(prediction_id).json()["data"],
+            lambda data: data["status"] in ("completed", "failed"),
+        )
+        return data
 
 
 COMFY_AUTH = {"X-API-Key": EMULATOR_API_KEY}
@@ -381,45 +365,35 @@ COMFY_EXAMPLE: dict[str, Any] = {
 }
 
 
-class ComfyCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("comfy")
-        self.http = http
+class ComfyCaller(Caller):
+    provider = "comfy"
 
-    def _headers(self, key: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+    def auth(self) -> dict[str, str]:
+        return COMFY_AUTH
+
+    def _headers(self, key: str | None, headers: Headers) -> dict[str, str]:
         chosen = dict(COMFY_AUTH if headers is None else headers)
         if key is not None:
             chosen["Idempotency-Key"] = key
         return chosen
 
-    def run(
-        self, body: Any, key: str | None = None, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/v2/models/kling/kling-image-o1",
-            json=body,
-            headers=self._headers(key, headers),
+    def run(self, body: Any, key: str | None = None, headers: Headers = None) -> httpx.Response:
+        return self.send(
+            "POST", "/v2/models/kling/kling-image-o1", body, self._headers(key, headers)
         )
 
-    def enqueue(
-        self, body: Any, key: str | None = None, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/v2/models/kling/kling-image-o1/requests",
-            json=body,
-            headers=self._headers(key, headers),
-        )
+    def enqueue(self, body: Any, key: str | None = None, headers: Headers = None) -> httpx.Response:
+        path = "/v2/models/kling/kling-image-o1/requests"
+        return self.send("POST", path, body, self._headers(key, headers))
 
     def get(self, url: str) -> httpx.Response:
-        return self.http.get(url, headers=COMFY_AUTH)
+        return self.send("GET", url)
 
     def wait_for_completion(self, status_url: str) -> dict[str, Any]:
-        def finished() -> dict[str, Any] | None:
-            status: dict[str, Any] = self.get(status_url).json()
-            return status if status["status"] == "COMPLETED" else None
-
-        result: dict[str, Any] = wait_until(finished)
-        return result
+        status: dict[str, Any] = self.wait_for(
+            lambda: self.get(status_url).json(), lambda status: status["status"] == "COMPLETED"
+        )
+        return status
 
 
 # providers-others.md §6 has no example request; this one follows its schema.
@@ -430,18 +404,11 @@ AIML_EXAMPLE: dict[str, Any] = {
 }
 
 
-class AimlCaller:
-    def __init__(self, emulator: Emulator, http: httpx.Client) -> None:
-        self.url = emulator.base_url("aimlapi")
-        self.http = http
+class AimlCaller(Caller):
+    provider = "aimlapi"
 
-    def generate(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.post(
-            f"{self.url}/v1/images/generations",
-            json=body,
-            headers=AUTH if headers is None else headers,
-        )
+    def generate(self, body: Any, headers: Headers = None) -> httpx.Response:
+        return self.send("POST", "/v1/images/generations", body, headers)
 
     def generate_fields(self, **fields: Any) -> httpx.Response:
-        body = {**AIML_EXAMPLE, **fields}
-        return self.generate({name: value for name, value in body.items() if value is not None})
+        return self.generate(with_fields(AIML_EXAMPLE, fields))
