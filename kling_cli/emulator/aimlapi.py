@@ -17,7 +17,7 @@ from kling_cli.emulator.body_fields import Fields, Invalid, Problem, parse_json
 from kling_cli.emulator.dimensions import Tier
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import ImageFormat, ImageSpec, IssuedImage
-from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.provider import ProviderApi, ProviderRequest
 from kling_cli.emulator.provider_kit import (
     data_uri_payload,
     decode_base64,
@@ -27,7 +27,6 @@ from kling_cli.emulator.provider_kit import (
     wait_until_finished,
 )
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event, TaskStore
 
 GENERATIONS_PATH = "/v1/images/generations"
 MODEL_ID = "klingai/image-o1"
@@ -74,13 +73,9 @@ def error_reply(status: int, message: str, details: list[Problem] | None = None)
     return json_reply(status, body)
 
 
-class AimlApi(ProviderApi):
+class AimlApi(ProviderApi[AimlJob]):
     provider_id = "aimlapi"
     base_path = ""  # https://api.aimlapi.com -> the mount; the route is /v1/images/generations
-
-    def __init__(self, context: ProviderContext) -> None:
-        super().__init__(context)
-        self.tasks: TaskStore[AimlJob] = TaskStore(self.provider_id)
 
     def phase_of(self, request: ProviderRequest) -> Phase | None:
         # Synchronous: the only call is the submit (§6 "no polling documented").
@@ -93,12 +88,6 @@ class AimlApi(ProviderApi):
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
         return error_reply(status, "Internal server error")  # inferred: providers-others.md §6
-
-    def events(self) -> list[Event]:
-        return self.tasks.events()
-
-    def reset(self) -> None:
-        self.tasks.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:

@@ -16,9 +16,9 @@ from typing import Any
 from kling_cli.emulator.dimensions import ASPECT_RATIOS, Tier, pixels
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import ImageSpec, IssuedImage
-from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.provider import ProviderApi, ProviderRequest
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event, Task, TaskStore
+from kling_cli.emulator.tasks import Task
 
 MODEL_ID = "kling-image-o1"
 GENERATIONS_PATH = "/api/v1/images/generations"
@@ -88,13 +88,9 @@ def success_reply(data: dict[str, Any]) -> Reply:
     return json_reply(200, {"code": 200, "message": "success", "data": data})
 
 
-class ApiInOneApi(ProviderApi):
+class ApiInOneApi(ProviderApi[ApiInOneJob]):
     provider_id = "apiinone"
     base_path = BASE_PATH
-
-    def __init__(self, context: ProviderContext) -> None:
-        super().__init__(context)
-        self.tasks: TaskStore[ApiInOneJob] = TaskStore(self.provider_id)
 
     def phase_of(self, request: ProviderRequest) -> Phase | None:
         if request.method == "POST" and request.path == GENERATIONS_PATH:
@@ -110,12 +106,6 @@ class ApiInOneApi(ProviderApi):
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
         # inferred: 5xx bodies are NOT FOUND; "all errors return a consistent JSON format" (§2.6).
         return error_reply(status, "Internal server error", "server_error")
-
-    def events(self) -> list[Event]:
-        return self.tasks.events()
-
-    def reset(self) -> None:
-        self.tasks.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:

@@ -48,7 +48,7 @@ from kling_cli.emulator.provider_kit import (
     wait_until_finished,
 )
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event, Task, TaskStore
+from kling_cli.emulator.tasks import Event, Task
 
 MODELS_PREFIX = "/v2/models/"
 MODEL_ID = "kling/" + MODEL_NAME
@@ -107,13 +107,12 @@ class _KeyRecord:
     replay: tuple[int, bytes] | None = field(default=None)  # first terminal answer
 
 
-class ComfyApi(ProviderApi):
+class ComfyApi(ProviderApi[KlingJob]):
     provider_id = "comfy"
     base_path = ""  # https://api.comfy.org -> the mount; paths are /v2/models/...
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        self.tasks: TaskStore[KlingJob] = TaskStore(self.provider_id)
         self.cancellations = Cancellations(self.provider_id)
         self._lock = threading.Lock()
         self._keys: dict[str, _KeyRecord] = {}
@@ -146,7 +145,7 @@ class ComfyApi(ProviderApi):
         return self.cancellations.adjust(self.tasks.events())
 
     def reset(self) -> None:
-        self.tasks.clear()
+        super().reset()
         self.cancellations.clear()
         with self._lock:
             self._keys.clear()

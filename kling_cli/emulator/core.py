@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from kling_cli.emulator import control
 from kling_cli.emulator.faults import IMAGES_TARGET, Fault, FaultQueue
@@ -59,7 +60,7 @@ class Emulator:
         self._log = RequestLog()
         self._media = MediaStore()
         context = ProviderContext(self._settings, self._images, self._faults, self._media)
-        self._apis: dict[str, ProviderApi] = {
+        self._apis: dict[str, ProviderApi[Any]] = {
             api.provider_id: api(context) for api in PROVIDER_APIS
         }
         self._api_server: EmulatorHttpServer | None = None
@@ -296,7 +297,7 @@ class Emulator:
             )
         )
 
-    def _api(self, provider: str) -> ProviderApi:
+    def _api(self, provider: str) -> ProviderApi[Any]:
         try:
             return self._apis[provider]
         except KeyError:

@@ -38,7 +38,7 @@ from kling_cli.emulator.provider_kit import (
     output_spec,
 )
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event, Task, TaskStore
+from kling_cli.emulator.tasks import Event, Task
 
 APP_PATH = "/fal-ai/kling-image"  # owner/app: status, result and cancel live here (§2.3)
 SUBMIT_PATH = APP_PATH + "/o1"
@@ -94,14 +94,13 @@ def detail_reply(
     return json_reply(status, body, all_headers)
 
 
-class FalApi(ProviderApi):
+class FalApi(ProviderApi[FalJob]):
     provider_id = "fal"
     base_path = ""  # https://queue.fal.run -> the mount; paths are /fal-ai/kling-image/...
     service_paths: ClassVar[dict[str, str]] = {"rest": REST_PATH}
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        self.tasks: TaskStore[FalJob] = TaskStore(self.provider_id)
         self.cancellations = Cancellations(self.provider_id)
 
     # -- ProviderApi -------------------------------------------------------------------------
@@ -133,7 +132,7 @@ class FalApi(ProviderApi):
         return self.cancellations.adjust(self.tasks.events())
 
     def reset(self) -> None:
-        self.tasks.clear()
+        super().reset()
         self.cancellations.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:

@@ -32,7 +32,7 @@ from kling_cli.emulator.inferencesh_wire import (
 )
 from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
 from kling_cli.emulator.server import Reply
-from kling_cli.emulator.tasks import Event, Task, TaskStore
+from kling_cli.emulator.tasks import Event, Task
 
 RUN_PATH = "/apps/run"
 TASKS_PREFIX = "/tasks/"
@@ -82,13 +82,12 @@ class _Cancellation:
 InferenceTask = Task[InferenceJob]
 
 
-class InferenceShApi(ProviderApi):
+class InferenceShApi(ProviderApi[InferenceJob]):
     provider_id = "inferencesh"
     base_path = ""  # the documented base is https://api.inference.sh (§4.2)
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        self.tasks: TaskStore[InferenceJob] = TaskStore(self.provider_id)
         self.files = FileStore(context.media, self.provider_id)
         self._lock = threading.Lock()
         self._cancellations: dict[str, _Cancellation] = {}
@@ -126,7 +125,7 @@ class InferenceShApi(ProviderApi):
         return found
 
     def reset(self) -> None:
-        self.tasks.clear()
+        super().reset()
         self.files.clear()
         with self._lock:
             self._cancellations.clear()

@@ -36,7 +36,7 @@ from kling_cli.emulator.kling_native import (
 from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
 from kling_cli.emulator.provider_kit import issue_images
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event, Task, TaskStore
+from kling_cli.emulator.tasks import Task
 
 OMNI_IMAGE_PATH = "/v1/images/omni-image"
 PAGE_NUMBERS = range(1, 1001)  # §1.4 list endpoint: pageNum [1, 1000]
@@ -135,13 +135,12 @@ def _b64url_json(part: str) -> Any:
         return None
 
 
-class KlingApi(ProviderApi):
+class KlingApi(ProviderApi[KlingJob]):
     provider_id = "kling"
     base_path = ""  # https://api-singapore.klingai.com -> the mount; paths are /v1/images/...
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        self.tasks: TaskStore[KlingJob] = TaskStore(self.provider_id)
         self._lock = threading.Lock()
         self._order: list[str] = []  # task ids, oldest first, for the list endpoint
         self._by_external_id: dict[str, str] = {}
@@ -169,11 +168,8 @@ class KlingApi(ProviderApi):
         # Also a 429, told apart from a rate limit only by the body's code (§1.5).
         return error_reply(NO_RESOURCE_PACK)
 
-    def events(self) -> list[Event]:
-        return self.tasks.events()
-
     def reset(self) -> None:
-        self.tasks.clear()
+        super().reset()
         with self._lock:
             self._order.clear()
             self._by_external_id.clear()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from kling_cli.emulator.faults import FaultQueue, Phase
 from kling_cli.emulator.images import ImageStore
 from kling_cli.emulator.media import MediaFile, MediaStore
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event
+from kling_cli.emulator.tasks import Event, TaskStore
+
+Job = TypeVar("Job")
 
 
 @dataclass
@@ -45,8 +47,9 @@ class ProviderRequest:
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class ProviderApi(ABC):
-    """One provider's documented wire protocol, mounted at /<provider_id> on the API port."""
+class ProviderApi(ABC, Generic[Job]):
+    """One provider's documented wire protocol, mounted at /<provider_id> on the API port,
+    with its tasks (each carrying the provider's own `Job` details)."""
 
     provider_id: ClassVar[str]
     # Appended to the mount point to form the base URL a client is configured with.
@@ -56,6 +59,7 @@ class ProviderApi(ABC):
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
+        self.tasks: TaskStore[Job] = TaskStore(self.provider_id)
 
     def mount_url(self, request: ProviderRequest) -> str:
         """This provider's mount point as the client reached it, for absolute URLs in answers
@@ -81,16 +85,16 @@ class ProviderApi(ABC):
         documents nothing more specific."""
         return json_reply(402, {"error": {"message": "Insufficient credits"}})
 
-    @abstractmethod
-    def events(self) -> list[Event]: ...
+    def events(self) -> list[Event]:
+        return self.tasks.events()
 
     def uploaded_files(self) -> list[MediaFile]:
         """Reference files the client has uploaded, oldest first."""
         return self.context.media.received(self.provider_id)
 
-    @abstractmethod
     def reset(self) -> None:
         """Forget all tasks."""
+        self.tasks.clear()
 
     def claim_task_failure(self) -> str | None:
         """The message of an armed task_failure fault for this provider, used up by the caller."""

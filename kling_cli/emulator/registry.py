@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kling_cli.emulator.aimlapi import AimlApi
 from kling_cli.emulator.apiinone import ApiInOneApi
 from kling_cli.emulator.comfy import ComfyApi
@@ -13,7 +15,7 @@ from kling_cli.emulator.runware import RunwareApi
 from kling_cli.emulator.unifically import UnificallyApi
 from kling_cli.emulator.wavespeed import WaveSpeedApi
 
-PROVIDER_APIS: tuple[type[ProviderApi], ...] = (
+PROVIDER_APIS: tuple[type[ProviderApi[Any]], ...] = (
     AimlApi,
     ApiInOneApi,
     ComfyApi,

@@ -15,7 +15,7 @@ from typing import Any
 
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import CONTENT_TYPES, ImageSpec, IssuedImage, encoded
-from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.provider import ProviderApi, ProviderRequest
 from kling_cli.emulator.runware_validation import (
     AUTHENTICATION,
     GET_RESPONSE,
@@ -30,7 +30,7 @@ from kling_cli.emulator.runware_validation import (
     validate_poll,
 )
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import DuplicateTaskError, Event, Task, TaskStore
+from kling_cli.emulator.tasks import DuplicateTaskError, Task
 
 COST_PER_IMAGE = 0.028  # seed 002 "Pricing"
 FAILURE_CODE = "providerContentPolicyViolation"  # §3.6 per-item failure example
@@ -56,13 +56,9 @@ class RunwareJob:
 RunwareTask = Task[RunwareJob]
 
 
-class RunwareApi(ProviderApi):
+class RunwareApi(ProviderApi[RunwareJob]):
     provider_id = "runware"
     base_path = "/v1"
-
-    def __init__(self, context: ProviderContext) -> None:
-        super().__init__(context)
-        self.tasks: TaskStore[RunwareJob] = TaskStore(self.provider_id)
 
     # -- ProviderApi -------------------------------------------------------------------------
 
@@ -94,12 +90,6 @@ class RunwareApi(ProviderApi):
         }.get(status, ("internalServerError", "Internal server error."))
         error = RunwareError(code, message, status=status)
         return _errors_reply([self._with_first_task(error, request)])
-
-    def events(self) -> list[Event]:
-        return self.tasks.events()
-
-    def reset(self) -> None:
-        self.tasks.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.path.rstrip("/") != self.base_path:

@@ -21,9 +21,9 @@ from kling_cli.emulator.dimensions import ASPECT_RATIOS, Tier, pixels
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import ImageSpec, IssuedImage
 from kling_cli.emulator.media import MediaStore, form_file
-from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.provider import ProviderApi, ProviderRequest
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event, Task, TaskPhase, TaskStore
+from kling_cli.emulator.tasks import Task, TaskPhase
 
 MODEL_ID = "kuaishou/kling-o1-image"
 TASKS_PATH = "/v1/tasks"
@@ -67,14 +67,10 @@ def error_reply(status: int, message: str, code: str) -> Reply:
     return json_reply(status, {"code": status, "data": {"message": message, "code": code}})
 
 
-class UnificallyApi(ProviderApi):
+class UnificallyApi(ProviderApi[UnificallyJob]):
     provider_id = "unifically"
     base_path = ""  # paths below the base are the documented /v1/tasks...
     service_paths: ClassVar[dict[str, str]] = {"storage": STORAGE_PATH}
-
-    def __init__(self, context: ProviderContext) -> None:
-        super().__init__(context)
-        self.tasks: TaskStore[UnificallyJob] = TaskStore(self.provider_id)
 
     def phase_of(self, request: ProviderRequest) -> Phase | None:
         if request.method == "POST" and request.path == TASKS_PATH:
@@ -92,12 +88,6 @@ class UnificallyApi(ProviderApi):
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
         return error_reply(status, "Internal server error", "internal_error")
-
-    def events(self) -> list[Event]:
-        return self.tasks.events()
-
-    def reset(self) -> None:
-        self.tasks.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:

@@ -18,7 +18,7 @@ from kling_cli.emulator.dimensions import Tier
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import ImageFormat, ImageSpec, IssuedImage
 from kling_cli.emulator.media import MediaStore, form_file
-from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
+from kling_cli.emulator.provider import ProviderApi, ProviderRequest
 from kling_cli.emulator.provider_kit import (
     is_http_url,
     iso_time,
@@ -27,7 +27,7 @@ from kling_cli.emulator.provider_kit import (
     wait_until_finished,
 )
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event, Task, TaskPhase, TaskStore
+from kling_cli.emulator.tasks import Task, TaskPhase
 
 MODEL_ID = "kwaivgi/kling-image-o1"
 SUBMIT_PATH = "/api/v3/" + MODEL_ID
@@ -73,13 +73,9 @@ def error_reply(status: int, message: str) -> Reply:
     return json_reply(status, {"code": status, "message": message})
 
 
-class WaveSpeedApi(ProviderApi):
+class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
     provider_id = "wavespeed"
     base_path = ""  # https://api.wavespeed.ai -> the mount; paths are /api/v3/...
-
-    def __init__(self, context: ProviderContext) -> None:
-        super().__init__(context)
-        self.tasks: TaskStore[WaveSpeedJob] = TaskStore(self.provider_id)
 
     # -- ProviderApi -------------------------------------------------------------------------
 
@@ -97,12 +93,6 @@ class WaveSpeedApi(ProviderApi):
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
         return error_reply(status, "Internal Server Error")  # inferred: providers-others.md §3.4
-
-    def events(self) -> list[Event]:
-        return self.tasks.events()
-
-    def reset(self) -> None:
-        self.tasks.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:
