@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kling_cli.errors import InvalidRequestError, KlingError, OutOfCreditsError
+from kling_cli.errors import InvalidRequestError, OutOfCreditsError
 from kling_cli.events import NullListener
 from kling_cli.limiter import ProviderLimiter
-from kling_cli.naming import Naming, safe_name
+from kling_cli.naming import safe_name
 from kling_cli.providers import get_provider
-from kling_cli.providers.base import Endpoint, Provider
+from kling_cli.providers.base import Provider
 
 # Item fields, with the names a manifest may use for each.
 FIELD_ALIASES: dict[str, str] = {
@@ -49,7 +49,12 @@ BATCH_NAME_TEMPLATE = "{id}"
 SKIPPED_DONE = "done"
 SKIPPED_BUDGET = "budget"
 SKIPPED_OUT_OF_CREDITS = "out_of_credits"
-NOT_SUBMITTED = {SKIPPED_BUDGET: "budget", SKIPPED_OUT_OF_CREDITS: "out of credits"}
+SKIPPED_INTERRUPTED = "interrupted"
+NOT_SUBMITTED = {
+    SKIPPED_BUDGET: "budget",
+    SKIPPED_OUT_OF_CREDITS: "out of credits",
+    SKIPPED_INTERRUPTED: "interrupted",
+}
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ class PlannedItem:
 @dataclass
 class ItemResult:
     item: PlannedItem
-    status: str  # "succeeded", "failed", "skipped"
+    status: str  # "succeeded", "failed", "skipped", "interrupted" (in flight when stopped)
     job_id: str | None = None
     task_ids: list[str] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
@@ -272,7 +277,7 @@ class BatchRunner:
     """Runs planned items with bounded concurrency, recording each in the journal."""
 
     journal: Any  # kling_cli.journal.Journal
-    endpoints: Mapping[str, Endpoint]
+    sessions: Mapping[str, Any]  # kling_cli.session.ProviderSession by provider id
     output_dir: Path
     concurrency: int
     timeout: float
@@ -285,6 +290,9 @@ class BatchRunner:
     on_start: Callable[[PlannedItem], None] = lambda item: None
     on_result: Callable[[ItemResult], None] = lambda result: None
     on_retry: Callable[[str, float], None] = lambda reason, delay: None
+    # The items ended so far, in the order they ended: what a summary shows when the run is
+    # interrupted.
+    results: list[ItemResult] = field(default_factory=list)
 
     async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
         from kling_cli.engine import HttpClients
@@ -305,7 +313,7 @@ class BatchRunner:
             Budget(self.max_cost),
         )
         pending = iter(planned)
-        results: list[ItemResult] = []
+        results = self.results
 
         async def worker() -> None:
             # A fixed pool pulling from one iterator: memory stays flat however long the
@@ -330,9 +338,7 @@ class BatchRunner:
             return _result_from_job(planned, existing, "skipped", SKIPPED_DONE)
         # Resume what a previous run left in flight (already paid for); an item whose tasks
         # all failed gets a fresh attempt.
-        if existing is not None and any(
-            task.task_id and task.state != "failed" for task in existing.tasks
-        ):
+        if existing is not None and _in_flight(existing, planned.provider):
             async with state.limiters[planned.provider.id].slot():
                 return await self._follow(planned, state, existing)
         reason = state.stopped_submitting(planned)
@@ -353,67 +359,60 @@ class BatchRunner:
 
     async def _follow(self, planned: PlannedItem, state: _RunState, existing: Any) -> ItemResult:
         """Submit the item, or pick up the job `existing` where a previous run left it; wait,
-        download, and record it all in the journal."""
-        from kling_cli.engine import Engine
-        from kling_cli.events import Listeners
-        from kling_cli.journal import JobRecorder, job_state_after
+        download, and record it all in the journal (the jobs layer owns the job's life)."""
+        from kling_cli.jobs.life import JobLife, JobOptions
+        from kling_cli.jobs.run import resume_job_async, run_job_async
 
-        if existing is not None:
-            job_id = existing.id
-            recorder = JobRecorder(self.journal, job_id, existing.tasks)
-        else:
-            job_id = self.journal.create_job(
-                planned.provider.id,
-                planned.request.model_dump(mode="json"),
-                str(self.output_dir.resolve()),
-                emulated=self.emulated,
-                batch_key=planned.key,
-                name_template=self.name_template,
-            )
-            recorder = JobRecorder(self.journal, job_id)
-        listener = Listeners(recorder, _RetryReporter(self.on_retry))
-        if self.sidecars:
-            from kling_cli.sidecar import SidecarWriter
-
-            recorded = planned.request.model_dump(mode="json")
-            listener = Listeners(listener, SidecarWriter(job_id, planned.provider.id, recorded))
-        engine = Engine(
-            planned.provider,
-            self.endpoints[planned.provider.id],
-            listener=listener,
-            clients=state.clients[planned.provider.id],
-            limiter=state.limiters[planned.provider.id],
+        session = self.sessions[planned.provider.id]
+        options = JobOptions(
+            self.output_dir,
+            self.timeout,
+            sidecar=self.sidecars,
+            name_template=self.name_template,
+            item_id=planned.item.item_id,
+            batch_key=planned.key,
         )
-        error: KlingError | None = None
-        try:
-            if existing is not None:
-                submitted = await _resume(engine, existing)
-            else:
-                submitted = await engine.submit_job(planned.request, push_timeout=self.timeout)
-            outcome = await engine.finish(
-                submitted,
-                self.output_dir,
-                Naming(
-                    self.name_template,
-                    job_id,
-                    planned.provider.id,
-                    planned.request.prompt,
-                    planned.request.aspect_ratio,
-                    planned.request.resolution,
-                    item_id=planned.item.item_id,
-                ).stem_for(),
-                timeout=self.timeout,
-                on_disk=_saved_urls(existing) if existing is not None else (),
+        reporter = _RetryReporter(self.on_retry)
+        shared = {
+            "clients": state.clients[planned.provider.id],
+            "limiter": state.limiters[planned.provider.id],
+        }
+        if existing is not None:
+            life = JobLife(
+                self.journal, existing, planned.provider, progress=reporter, sidecar=self.sidecars
             )
-            if outcome.failures:
-                error = outcome.failures[0]
-        except KlingError as exc:
-            error = exc
-        self.journal.set_job_state(job_id, job_state_after(error), error.message if error else None)
-        job = self.journal.job(job_id)
+            try:
+                outcome = await resume_job_async(session, life, options, download=True, **shared)
+            except BaseException:
+                self.results.append(self._interrupted(planned, life))
+                raise
+        else:
+            life = JobLife.begin(
+                self.journal,
+                planned.provider,
+                planned.request,
+                options,
+                emulated=session.emulated,
+                progress=reporter,
+            )
+            try:
+                outcome = await run_job_async(session, life, planned.request, options, **shared)
+            except BaseException:
+                self.results.append(self._interrupted(planned, life))
+                raise
+        job = self.journal.job(life.job.id) or life.job
+        error = outcome.error
         result = _result_from_job(planned, job, "failed" if error else "succeeded")
         if error:
             result.error, result.error_code = error.message, error.code
+        return result
+
+    def _interrupted(self, planned: PlannedItem, life: Any) -> ItemResult:
+        """An item in flight when the run was stopped: recorded, resumable by a re-run."""
+        job = self.journal.job(life.job.id) or life.job
+        result = _result_from_job(planned, job, "interrupted")
+        result.error = "interrupted; running the batch again resumes it"
+        result.error_code = "interrupted"
         return result
 
 
@@ -425,21 +424,17 @@ class _RetryReporter(NullListener):
         self.on_retry(reason, delay)
 
 
-async def _resume(engine: Any, job: Any) -> list[tuple[Any, Any]]:
-    """Refresh the tasks a previous run submitted; never submit them again."""
-    from kling_cli.providers.base import TaskHandle
+def _in_flight(job: Any, provider: Provider) -> bool:
+    """A task of the job may be running (and is paid for): a task id the provider gave, or
+    an unanswered submit the provider can find by the id we chose. Never submitted again."""
+    from kling_cli.journal import MAY_EXIST, SUBMITTING
 
-    current = []
-    for task in job.tasks:
-        if not task.task_id or task.state == "failed":
-            continue
-        handle = TaskHandle(
-            engine.provider.id, task.task_id, task.expected_images or None, task.extra
-        )
-        status = await engine.refresh(handle)
-        engine.listener.status_changed(handle, status)
-        current.append((handle, status))
-    return current
+    lookup = provider.capabilities.client_task_id_lookup
+    return any(
+        (task.task_id and task.state != "failed")
+        or (lookup and task.client_task_id and task.state in (SUBMITTING, MAY_EXIST))
+        for task in job.tasks
+    )
 
 
 def _saved_urls(job: Any) -> set[str]:

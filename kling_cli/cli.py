@@ -148,13 +148,17 @@ def root(
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     output = Output(json_mode="--json" in args)
+    from kling_cli import interrupts
+
+    interrupts.install()
     try:
         result = app(args=args, prog_name="kling", standalone_mode=False, obj=output)
     except typer.Exit as exc:
         return exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        output.note("Interrupted.")
-        return ExitCode.INTERRUPTED
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        from kling_cli.errors import InterruptedByUser, signal_number
+
+        return report(output, InterruptedByUser("Interrupted.", signum=signal_number(exc)))
     except typer.TyperException as exc:
         if not exc.format_message():
             # `kling` alone: typer has printed the help already.

@@ -57,7 +57,10 @@ async def download_image(
     """Download `url` to `directory/stem.<ext>` (or `stem-1.<ext>`, ... when taken). A
     `partial` file left by an interrupted attempt is resumed with `Range` where the server
     allows it; a failure that may pass leaves its partial file on the raised error."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SaveError(f"Cannot create {directory}: {exc.strerror}.") from None
     part = partial or directory / f".{stem}.{os.getpid()}.part"
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
@@ -107,6 +110,10 @@ async def download_image(
     except OSError as exc:
         part.unlink(missing_ok=True)
         raise SaveError(f"Cannot save the image in {directory}: {exc.strerror}.") from None
+    except BaseException:
+        # Cancelled (Ctrl-C, SIGTERM): a `.part` no later run would find again is removed.
+        part.unlink(missing_ok=True)
+        raise
     try:
         width, height = _image_size(part, url)
         final = _place(part, directory, stem, extension, overwrite=overwrite)

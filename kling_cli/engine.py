@@ -204,7 +204,7 @@ class Engine:
         says when to come back. With a limiter (a batch) any 429 that is about the rate, not
         the account, pauses the provider's submits and sends this one again when its turn
         comes: a 429 created nothing."""
-        submission = self._submission(await self._with_local_files(request), push_timeout)
+        submission = self.submission_for(await self._with_local_files(request), push_timeout)
         self.listener.submitting(submission.client_task_id, submission.expected_images)
         attempt = 0
         while True:
@@ -302,7 +302,10 @@ class Engine:
                 await self._back_off(attempt, reason, response.retry_after)
             attempt += 1
 
-    def _submission(self, request: GenerationRequest, push_timeout: float | None) -> Submission:
+    def submission_for(self, request: GenerationRequest, push_timeout: float | None) -> Submission:
+        """The submit request for `request`, as it will be sent: push delivery (a submit held
+        open until the images exist, at most `push_timeout` s) where the provider has it and
+        the caller waits, else the plain submit. No I/O."""
         pushed = (
             self.provider.build_push_submit(request, self.endpoint)
             if push_timeout is not None

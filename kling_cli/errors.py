@@ -20,7 +20,9 @@ class ExitCode(IntEnum):
     RATE_LIMITED = 6
     DOWNLOAD_FAILED = 7
     SOME_ITEMS_FAILED = 8
+    HANGUP = 129
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class KlingError(Exception):
@@ -59,6 +61,12 @@ class TaskFailedError(KlingError):
 
     exit_code = ExitCode.TASK_FAILED
     code = "task_failed"
+
+
+class TaskNotFoundError(TaskFailedError):
+    """The provider does not know the task: a wrong id, or one whose results expired."""
+
+    code = "task_not_found"
 
 
 class ProviderRequestError(KlingError):
@@ -120,10 +128,40 @@ class SaveError(DownloadError):
 
 
 class InterruptedByUser(KlingError):
-    """Ctrl-C. A submitted job keeps running (and is paid for) at the provider."""
+    """Ctrl-C, SIGTERM or SIGHUP. A submitted job keeps running (and is paid for) at the
+    provider. The exit code is the shell's for the signal: 130, 143, 129."""
 
     exit_code = ExitCode.INTERRUPTED
     code = "interrupted"
+
+    def __init__(self, message: str, *, signum: int = 2, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.exit_code = ExitCode(128 + signum)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (CI cancellation, `docker stop`, `timeout`, a closed terminal),
+    raised where Ctrl-C would be, so every path that handles Ctrl-C handles these too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_number(interrupt: BaseException) -> int:
+    """The signal behind an interruption (a KeyboardInterrupt, or the cancellation it caused
+    inside an event loop): SIGTERM or SIGHUP when one was received, else SIGINT."""
+    if isinstance(interrupt, Terminated):
+        return interrupt.signum
+    from kling_cli.interrupts import received
+
+    return received() or 2
+
+
+class JournalError(ConfigError):
+    """The jobs journal cannot be opened or written."""
+
+    code = "journal"
 
 
 class NetworkError(KlingError):

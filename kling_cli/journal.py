@@ -12,23 +12,20 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kling_cli.config import CONFIG_DIR_ENV
-from kling_cli.errors import ConfigError
-from kling_cli.events import NullListener
-
-if TYPE_CHECKING:
-    from kling_cli.download import SavedFile
-    from kling_cli.providers.base import TaskHandle, TaskStatus
+from kling_cli.errors import ConfigError, JournalError
 
 DATABASE_NAME = "jobs.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
+# Job ids are short, so a busy day draws the same one twice now and then: draw again.
+ID_ATTEMPTS = 20
 
 # One entry per schema version; the database's `user_version` says how many have run.
 MIGRATIONS: tuple[str, ...] = (
@@ -90,29 +87,10 @@ MAY_EXIST = "may_exist"
 NOT_CREATED = "not_created"
 
 
-def job_state_after(error: BaseException | None) -> str:
-    """The job's state once a command stops, from how it stopped."""
-    from kling_cli.errors import (
-        DownloadError,
-        InterruptedByUser,
-        NetworkError,
-        TaskFailedError,
-        WaitTimeoutError,
-    )
-
-    if error is None:
-        return "succeeded"
-    for kind, state in (
-        (TaskFailedError, "failed"),
-        (WaitTimeoutError, "timed_out"),
-        (InterruptedByUser, "interrupted"),
-        (KeyboardInterrupt, "interrupted"),
-        (DownloadError, "download_failed"),
-        (NetworkError, MAY_EXIST),
-    ):
-        if isinstance(error, kind):
-            return state
-    return "error"
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def data_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -180,17 +158,35 @@ class JobRecord:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not path.exists()
         try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fresh = not path.exists()
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            if fresh and os.name == "posix":
+                os.chmod(path, 0o600)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._set_up()
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(
+                f"Cannot open the jobs journal {path}: {_reason(exc)}.",
+                hint=f"Nothing was submitted. Free it, or point {CONFIG_DIR_ENV} elsewhere.",
+            ) from None
+
+    def check_writable(self) -> None:
+        """Take the write lock and let it go: proof, before paying, that this job can be
+        recorded (a read-only disk, another process holding the journal)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            raise ConfigError(f"Cannot open the jobs journal {path}: {exc}.") from None
-        if fresh and os.name == "posix":
-            os.chmod(path, 0o600)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._set_up()
+            raise JournalError(
+                f"The jobs journal {self.path} cannot be written: {_reason(exc)}.",
+                hint=f"Nothing was submitted. Free it, or point {CONFIG_DIR_ENV} elsewhere.",
+            ) from None
+
+    def set_busy_timeout(self, milliseconds: int) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
     def _set_up(self) -> None:
         """WAL mode and migrations. Processes that create the journal at the same moment can
@@ -249,27 +245,34 @@ class Journal:
         batch_key: str | None = None,
         name_template: str | None = None,
     ) -> str:
-        job_id = new_job_id()
+        """Record a job before anything is sent; returns its id. An id drawn twice (a few
+        thousand jobs a day make that likely) is drawn again inside the same transaction."""
         now = time.time()
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO jobs (id, provider, request, output_dir, emulated, created_at,"
-                " updated_at, state, batch_key, name_template)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    provider,
-                    json.dumps(request),
-                    output_dir,
-                    int(emulated),
-                    now,
-                    now,
-                    SUBMITTING,
-                    batch_key,
-                    name_template,
-                ),
-            )
-        return job_id
+            for _ in range(ID_ATTEMPTS):
+                job_id = new_job_id()
+                try:
+                    db.execute(
+                        "INSERT INTO jobs (id, provider, request, output_dir, emulated,"
+                        " created_at, updated_at, state, batch_key, name_template)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            job_id,
+                            provider,
+                            json.dumps(request),
+                            output_dir,
+                            int(emulated),
+                            now,
+                            now,
+                            SUBMITTING,
+                            batch_key,
+                            name_template,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    continue
+                return job_id
+        raise ConfigError(f"Could not draw a free job id in {self.path}.")
 
     def find_batch_item(self, batch_key: str) -> JobRecord | None:
         row = self._db.execute(
@@ -443,55 +446,3 @@ class Journal:
                 )
             )
         return job
-
-
-class JobRecorder(NullListener):
-    """Writes what the engine reports into the journal (an engine listener). Tasks of a job are
-    submitted one after another, so each report belongs to the task submitted last or to the
-    task it names."""
-
-    def __init__(self, journal: Journal, job_id: str, known: Sequence[TaskRecord] = ()) -> None:
-        self.journal = journal
-        self.job_id = job_id
-        # Known tasks by provider id, and by our own id for those whose answer was lost.
-        self._positions = {
-            key: task.position
-            for task in known
-            for key in (task.client_task_id, task.task_id)
-            if key
-        }
-        self._submitting: int | None = None
-
-    def position_of(self, task: TaskHandle) -> int:
-        return self._positions[task.task_id]
-
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
-        self._submitting = self.journal.add_task(self.job_id, client_task_id, expected_images or 1)
-
-    def submit_uncertain(self, reason: str) -> None:
-        if self._submitting is not None:
-            self.journal.update_task(self.job_id, self._submitting, state=MAY_EXIST, error=reason)
-
-    def submitted(self, task: TaskHandle) -> None:
-        assert self._submitting is not None
-        self._positions[task.task_id] = self._submitting
-        self.journal.update_task(
-            self.job_id, self._submitting, task_id=task.task_id, extra=task.extra, state="pending"
-        )
-
-    def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
-        self.journal.update_task(
-            self.job_id,
-            self.position_of(task),
-            state=status.state.value,
-            provider_status=status.provider_status,
-            error=status.error,
-            cost=status.cost,
-            urls=[output.url for output in status.outputs],
-        )
-
-    def saved(self, task: TaskHandle, file: SavedFile) -> None:
-        record = OutputRecord(
-            file.url, str(file.path), file.sha256, file.bytes, file.width, file.height
-        )
-        self.journal.record_output(self.job_id, self.position_of(task), record)

@@ -62,7 +62,13 @@ def slug(prompt: str, words: int = 4) -> str:
 
 def check_template(template: str) -> str:
     """Refuse, before any network call, a template kling-cli cannot fill."""
-    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"--name {template!r} is not a valid template ({exc}); write a literal brace as "
+            "{{ or }}."
+        ) from None
     unknown = sorted(set(fields) - set(PLACEHOLDERS))
     if unknown:
         raise InvalidRequestError(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from kling_cli import __version__
 from kling_cli.download import url_host
+from kling_cli.errors import SaveError
 from kling_cli.events import NullListener
 
 if TYPE_CHECKING:
@@ -28,8 +29,11 @@ class SidecarWriter(NullListener):
     """An engine listener that writes `<image>.json` as each image is saved. The source URL's
     host is kept, never the full URL: signed URLs carry tokens."""
 
-    def __init__(self, job_id: str, provider: str, request: dict[str, Any]) -> None:
+    def __init__(
+        self, job_id: str, provider: str, request: dict[str, Any], *, emulated: bool = False
+    ) -> None:
         self.job_id = job_id
+        self.emulated = emulated
         self.provider = provider
         self.request = request
         self.started = time.time()
@@ -64,7 +68,9 @@ class SidecarWriter(NullListener):
                 "sha256": file.sha256,
                 "source_host": url_host(file.url),
             },
-            "cost_usd": status.cost if status else None,
+            # An emulator's made-up cost is no spend.
+            "cost_usd": status.cost if status and not self.emulated else None,
+            "emulated": self.emulated,
             "timings": {
                 "started": _iso(self.started),
                 "submitted": _iso(self._submitted_at.get(task.task_id)),
@@ -75,8 +81,14 @@ class SidecarWriter(NullListener):
         }
         target = sidecar_path(file.path)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
-        temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-        os.replace(temporary, target)
+        try:
+            temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+            os.replace(temporary, target)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise SaveError(
+                f"Saved {file.path.name}, but not its sidecar {target.name}: {exc.strerror}."
+            ) from None
 
 
 def _iso(timestamp: float | None) -> str | None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from kling_cli.download import SavedFile
+    from kling_cli.jobs.life import JobResult
     from kling_cli.journal import JobRecord
     from kling_cli.providers.base import TaskHandle, TaskStatus
 
@@ -81,29 +82,56 @@ def envelope(
     files: list[dict[str, Any]] | None = None,
     error: KlingError | None = None,
 ) -> dict[str, Any]:
-    """The one JSON shape `generate` prints on every path, errors included."""
+    """The one JSON shape commands that run jobs print on every path, errors included. The
+    error carries what the human output tells: `hint` is the command to resume, or the
+    variable or command that sets a missing key."""
     return {
+        "schema_version": JSON_SCHEMA_VERSION,
         "status": "success" if exit_code == ExitCode.OK else "error",
         "exit_code": int(exit_code),
         "job": job,
         "files": files or [],
-        "error": None if error is None else {"code": error.code, "message": error.message},
+        "error": None
+        if error is None
+        else {"code": error.code, "message": error.message, "hint": error.hint},
     }
 
 
 def describe_job(job: JobRecord) -> dict[str, Any]:
-    """The `job` object of the JSON envelope: the local job id, and the first task's provider
-    id (all of them in `task_ids` when `-n` was fanned out)."""
-    task_ids = [task.task_id for task in job.tasks if task.task_id]
-    costs = [task.cost for task in job.tasks if task.cost is not None]
-    return {
-        "id": job.id,
-        "provider": job.provider,
-        "task_id": task_ids[0] if task_ids else None,
-        "state": job.state,
-        "task_ids": task_ids,
-        "cost": round(sum(costs), 6) if costs else None,
-    }
+    from kling_cli.jobs.life import describe_job as describe
+
+    return describe(job)
+
+
+def print_job_result(output: Output, result: JobResult) -> int:
+    """A job's result: the saved paths on stdout (or the job id, when only submitted), notes
+    and the error on stderr; with --json, the envelope. Returns the exit code."""
+    for warning in result.warnings:
+        output.warn(warning)
+    if output.json_mode:
+        files = [describe_file(saved) for saved in result.files]
+        output.emit_json(
+            envelope(exit_code=result.exit_code, job=result.job, files=files, error=result.error)
+        )
+        return result.exit_code
+    if result.error is not None:
+        for saved in result.files:
+            output.note(f"saved {saved.path}")
+        output.error(result.error)
+        return result.exit_code
+    if result.submitted_only:
+        output.result(result.job_id)
+        output.note(
+            f"Submitted; fetch the images later with: kling status {result.job_id} "
+            "--wait --download"
+        )
+        return result.exit_code
+    for saved in result.files:
+        output.result(str(saved.path))
+    cost = result.job.get("cost")
+    if cost:
+        output.note(f"Cost reported by {result.provider_name}: ${cost:.4f}")
+    return result.exit_code
 
 
 def describe_file(saved: SavedFile) -> dict[str, Any]:

@@ -141,7 +141,8 @@ def test_json_output_contract(run_cli, use_emulator: Emulator) -> None:
     result = run_cli("generate", "a red fox", "-p", "runware", "-n", "2", "--json", "-o", "out")
     assert result.exit_code == 0, result.stderr
     body = json.loads(result.stdout)  # exactly one JSON object on stdout
-    assert set(body) == {"status", "exit_code", "job", "files", "error"}
+    assert set(body) == {"schema_version", "status", "exit_code", "job", "files", "error"}
+    assert body["schema_version"] == 1
     assert body["status"] == "success" and body["exit_code"] == 0 and body["error"] is None
     assert body["job"]["provider"] == "runware"
     assert body["job"]["state"] == "succeeded"

@@ -122,11 +122,12 @@ def test_json_mode_reports_validation_errors_as_one_object(
     assert result.exit_code == 2
     body = result.json()
     assert body == {
+        "schema_version": 1,
         "status": "error",
         "exit_code": 2,
         "job": None,
         "files": [],
-        "error": {"code": "invalid_arguments", "message": body["error"]["message"]},
+        "error": {"code": "invalid_arguments", "message": body["error"]["message"], "hint": None},
     }
     assert message in body["error"]["message"]
     assert use_emulator.requests == []

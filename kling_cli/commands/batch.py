@@ -105,8 +105,9 @@ def batch(
     if dry_run:
         return _dry_run(output, planned, config, estimate)
     provider_ids = sorted({item.provider.id for item in planned})
+    _preflight(planned, output_dir, name)
     with open_sessions(provider_ids, emulate=emulate, output=output, config=config) as sessions:
-        results = _run(
+        results, interrupt = _run(
             output,
             sessions,
             planned,
@@ -121,34 +122,63 @@ def batch(
             name_template=name,
             max_cost=max_cost,
         )
-    return _summarize(output, results, output_dir, estimate, max_cost)
+    exit_code = _summarize(output, results, output_dir, estimate, max_cost)
+    if interrupt is None:
+        return exit_code
+    from kling_cli.errors import InterruptedByUser, signal_number
+
+    stopped = InterruptedByUser(
+        "Interrupted; items already submitted keep running at their provider (they are paid for).",
+        signum=signal_number(interrupt),
+        hint="Run the same command again: it resumes them and does the rest.",
+    )
+    if not output.json_mode:
+        output.error(stopped)
+    return int(stopped.exit_code)
+
+
+def _preflight(planned: list[Any], output_dir: Path, template: str) -> None:
+    """Before paying: the output directory, and every item's file names."""
+    from kling_cli.jobs.life import JobOptions
+    from kling_cli.jobs.preflight import check_names, check_output_dir
+
+    for plan in planned:
+        options = JobOptions(output_dir, name_template=template, item_id=plan.item.item_id)
+        check_names(options, plan.request)
+    check_output_dir(output_dir)
 
 
 def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -> int:
     import json
 
-    from kling_cli.commands.common import dry_run_endpoint
-    from kling_cli.engine import describe_request
-    from kling_cli.references import with_described_references
+    from kling_cli.jobs.life import JobOptions
+    from kling_cli.jobs.preview import preview
+    from kling_cli.session import dry_run_endpoint
 
     items = []
     for plan in planned:
         endpoint, _ = dry_run_endpoint(plan.provider, config)
-        shown = with_described_references(plan.request, plan.provider.capabilities.local_files)
-        parts = shown.split(plan.provider.capabilities.max_images)
-        requests = [
-            describe_request(plan.provider.build_submit(p, endpoint).request) for p in parts
-        ]
+        # A batch waits for every item, as `generate` does without --no-wait.
+        options = JobOptions(Path("."), 600.0)
         items.append(
             {
                 "id": plan.item.item_id,
                 "line": plan.item.line,
                 "provider": plan.provider.id,
-                "requests": requests,
+                "requests": preview(plan.provider, endpoint, plan.request, options),
             }
         )
     if output.json_mode:
-        output.emit_json({"dry_run": True, "items": items, "estimated_cost": round(estimate, 6)})
+        from kling_cli.ui import envelope
+
+        output.emit_json(
+            {
+                **envelope(exit_code=ExitCode.OK),
+                "dry_run": True,
+                "items": items,
+                "estimated_cost": round(estimate, 6),
+            }
+        )
         return ExitCode.OK
     for item in items:
         output.result(f"# {item['id']} (line {item['line']}, {item['provider']})")
@@ -168,27 +198,42 @@ def _read_file(file: str) -> str:
 
 def _run(
     output: Output, sessions: dict[str, Any], planned: list[Any], **settings: Any
-) -> list[ItemResult]:
-    from kling_cli.batch import BatchRunner
-    from kling_cli.journal import Journal
+) -> tuple[list[ItemResult], KeyboardInterrupt | None]:
+    """Every item's result, and the interruption (Ctrl-C, SIGTERM, SIGHUP) that stopped the
+    run, if one did: then the items it never reached are reported as not submitted."""
+    from kling_cli.batch import SKIPPED_INTERRUPTED, BatchRunner, ItemResult
+    from kling_cli.jobs.record import open_journal
 
-    journal = Journal.open_default()
+    journal = open_journal()
+    journal.check_writable()
     progress = _Progress(output, len(planned))
     runner = BatchRunner(
         journal=journal,
-        endpoints={pid: session.endpoint for pid, session in sessions.items()},
+        sessions=sessions,
         on_start=progress.started,
         on_result=progress.finished,
         on_retry=progress.retrying,
         **settings,
     )
+    interrupt: KeyboardInterrupt | None = None
     try:
         import asyncio  # not at module level: it is slow to import
 
-        return asyncio.run(runner.run(planned))
+        asyncio.run(runner.run(planned))
+    except KeyboardInterrupt as exc:
+        interrupt = exc
     finally:
         progress.close()
         journal.close()
+    results = list(runner.results)
+    if interrupt is not None:
+        reached = {id(result.item) for result in results}
+        results += [
+            ItemResult(item, "skipped", skip_reason=SKIPPED_INTERRUPTED)
+            for item in planned
+            if id(item) not in reached
+        ]
+    return results, interrupt
 
 
 class _Progress:
@@ -274,12 +319,12 @@ def _summarize(
     ordered = sorted(results, key=lambda r: r.item.item.line)
     counts = {
         state: sum(r.status == state for r in results)
-        for state in ("succeeded", "failed", "skipped")
+        for state in ("succeeded", "failed", "skipped", "interrupted")
     }
     not_submitted = [r for r in ordered if r.not_submitted]
     images = sum(len(r.files) for r in results)
     spent = sum(r.cost for r in results if r.cost is not None and r.status != "skipped")
-    partial = counts["failed"] or not_submitted
+    partial = counts["failed"] or counts["interrupted"] or not_submitted
     exit_code = ExitCode.SOME_ITEMS_FAILED if partial else ExitCode.OK
     if output.json_mode:
         output.emit_json(

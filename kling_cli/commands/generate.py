@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,32 +12,16 @@ from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
     JSON_OPTION,
     PROVIDER_OPTION,
-    ProviderSession,
-    dry_run_endpoint,
     load_config,
     open_session,
 )
-from kling_cli.errors import (
-    ExitCode,
-    InterruptedByUser,
-    InvalidRequestError,
-    KlingError,
-    TaskFailedError,
-)
-from kling_cli.ui import (
-    Output,
-    PlainProgress,
-    describe_file,
-    describe_job,
-    envelope,
-    progress_for,
-)
+from kling_cli.errors import ExitCode, InvalidRequestError
+from kling_cli.ui import Output, envelope, print_job_result, progress_for
 
 if TYPE_CHECKING:
-    from kling_cli.download import SavedFile
-    from kling_cli.events import Listeners
-    from kling_cli.journal import Journal
-    from kling_cli.providers.base import TaskHandle, TaskStatus
+    from kling_cli.config import ConfigFile
+    from kling_cli.jobs.life import JobOptions
+    from kling_cli.providers.base import Provider
     from kling_cli.request import GenerationRequest
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
@@ -127,6 +109,7 @@ def generate(
             f"--timeout must be a positive number of seconds, not {timeout:g}."
         )
 
+    from kling_cli.jobs.life import JobOptions
     from kling_cli.request import build_request
 
     if fit:
@@ -152,23 +135,39 @@ def generate(
         existing = existing_outputs(output_dir, naming, request.num_images)
         if existing is not None:
             return _print_skipped(output, existing)
+    options = JobOptions(output_dir, timeout, not no_wait, overwrite, sidecar, name)
+    config = load_config(output)
     if dry_run:
-        return _dry_run(provider, request, output, aspect_ratio is None)
+        return _dry_run(output, config, provider, request, options, aspect_ratio is None, emulate)
 
-    from kling_cli.journal import Journal
+    from kling_cli.jobs.preflight import preflight
+    from kling_cli.jobs.record import open_journal
+    from kling_cli.jobs.run import run_job
 
-    journal = Journal.open_default()
+    journal = open_journal()
     try:
-        with open_session(provider, emulate=emulate, output=output) as session:
-            if aspect_ratio is None and "auto" not in session.provider.capabilities.aspect_ratios:
-                # Our default with references is `auto`; where a provider has none, the one
-                # ratio every provider accepts.
-                request = request.model_copy(update={"aspect_ratio": "1:1"})
+        with open_session(provider, emulate=emulate, output=output, config=config) as session:
+            request = _with_default_aspect(request, session.provider, aspect_ratio is None)
             session.provider.check_request(request)
-            options = RunOptions(output_dir, timeout, no_wait, overwrite, sidecar, name)
-            return _generate(session, request, output, journal, options)
+            preflight(options, request, journal=journal, emulated=session.emulated)
+            progress = progress_for(output, session.provider.name)
+            try:
+                result = run_job(session, journal, request, options, progress=progress)
+            finally:
+                progress.close()
     finally:
         journal.close()
+    return print_job_result(output, result)
+
+
+def _with_default_aspect(
+    request: GenerationRequest, provider: Provider, aspect_unset: bool
+) -> GenerationRequest:
+    if aspect_unset and "auto" not in provider.capabilities.aspect_ratios:
+        # Our default with references is `auto`; where a provider has none, the one ratio
+        # every provider accepts.
+        return request.model_copy(update={"aspect_ratio": "1:1"})
+    return request
 
 
 def fit_references(references: list[str], output: Output) -> list[str]:
@@ -203,32 +202,29 @@ def _print_skipped(output: Output, existing: list[Path]) -> int:
 
 
 def _dry_run(
-    provider_id: str | None, request: GenerationRequest, output: Output, aspect_unset: bool
+    output: Output,
+    config: ConfigFile,
+    provider_id: str | None,
+    request: GenerationRequest,
+    options: JobOptions,
+    aspect_unset: bool,
+    emulate: bool,
 ) -> int:
-    from kling_cli.config import resolve_provider_id
-    from kling_cli.engine import describe_request
+    """The provider is chosen exactly as a real run would choose it."""
+    from kling_cli.jobs.preview import estimated_cost, preview
     from kling_cli.providers import get_provider
+    from kling_cli.session import choose_provider, dry_run_endpoint
 
-    config = load_config(output)
-    chosen = resolve_provider_id(provider_id, config)
-    if chosen is None:
-        raise InvalidRequestError("--dry-run needs a provider: pass --provider.")
-    provider = get_provider(chosen)
-    if aspect_unset and "auto" not in provider.capabilities.aspect_ratios:
-        request = request.model_copy(update={"aspect_ratio": "1:1"})
+    provider = get_provider(choose_provider(provider_id, config, emulate=emulate))
+    request = _with_default_aspect(request, provider, aspect_unset)
     provider.check_request(request)
     endpoint, has_key = dry_run_endpoint(provider, config)
-    from kling_cli.references import with_described_references
-
-    shown = with_described_references(request, provider.capabilities.local_files)
-    requests = [
-        describe_request(provider.build_submit(part, endpoint).request)
-        for part in shown.split(provider.capabilities.max_images)
-    ]
-    cost = provider.price.usd_per_image * request.num_images
+    requests = preview(provider, endpoint, request, options)
+    cost = estimated_cost(provider, request)
     if output.json_mode:
         output.emit_json(
             {
+                **envelope(exit_code=ExitCode.OK),
                 "dry_run": True,
                 "provider": provider.id,
                 "key_configured": has_key,
@@ -250,177 +246,6 @@ def _dry_run(
         f"Nothing was sent. Estimated cost: ${cost:.4f} ({request.num_images} image(s) x "
         f"${provider.price.usd_per_image} at {provider.name}, {provider.price.source})."
     )
-    if not has_key:
+    if not has_key and not emulate:
         output.warn(f"No key is set for {provider.name}; a real run would stop here (exit 4).")
     return ExitCode.OK
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    output_dir: Path
-    timeout: float
-    no_wait: bool
-    overwrite: bool
-    sidecar: bool
-    name_template: str
-
-
-def _generate(
-    session: ProviderSession,
-    request: GenerationRequest,
-    output: Output,
-    journal: Journal,
-    options: RunOptions,
-) -> int:
-    """Record the job before the first request, run it, and record how it ended."""
-    from kling_cli.events import Listeners
-    from kling_cli.journal import JobRecorder, job_state_after
-
-    job_id = journal.create_job(
-        session.provider.id,
-        request.model_dump(mode="json"),
-        str(options.output_dir.resolve()),
-        emulated=session.emulated,
-        name_template=options.name_template,
-    )
-    progress = progress_for(output, session.provider.name)
-    # The journal first: a crash right after a progress line must find the job recorded.
-    listener = Listeners(JobRecorder(journal, job_id), progress)
-    if options.sidecar:
-        from kling_cli.sidecar import SidecarWriter
-
-        recorded = request.model_dump(mode="json")
-        listener = Listeners(listener, SidecarWriter(job_id, session.provider.id, recorded))
-    try:
-        import asyncio  # not at module level: it is slow to import
-
-        files = asyncio.run(_run(session, request, output, listener, job_id, options))
-    except (KlingError, KeyboardInterrupt) as exc:
-        progress.close()
-        error = _with_resume_hint(exc, job_id, progress, session)
-        journal.set_job_state(job_id, job_state_after(error), getattr(error, "message", None))
-        raise error from None
-    finally:
-        progress.close()
-    journal.set_job_state(job_id, "submitted" if files is None else "succeeded")
-    if files is not None:
-        _print_result(output, session, journal, job_id, files)
-    return ExitCode.OK
-
-
-async def _run(
-    session: ProviderSession,
-    request: GenerationRequest,
-    output: Output,
-    listener: Listeners,
-    job_id: str,
-    options: RunOptions,
-) -> list[SavedFile] | None:
-    from kling_cli.engine import Engine
-    from kling_cli.naming import Naming
-
-    naming = Naming(
-        options.name_template,
-        job_id,
-        session.provider.id,
-        request.prompt,
-        request.aspect_ratio,
-        request.resolution,
-    )
-    timeout = options.timeout
-    async with Engine(session.provider, session.endpoint, listener=listener) as engine:
-        started = time.monotonic()
-        push_timeout = None if options.no_wait else timeout
-        submitted = await engine.submit_job(request, push_timeout=push_timeout)
-        if options.no_wait:
-            _print_submitted(output, job_id, submitted)
-            return None
-        outcome = await engine.finish(
-            submitted,
-            options.output_dir,
-            naming.stem_for(),
-            timeout=max(timeout - (time.monotonic() - started), 0.001),
-            overwrite=options.overwrite,
-        )
-    for _, status in outcome.finished:
-        if status.error:
-            output.warn(f"{session.provider.name} reported a partial failure: {status.error}")
-    if outcome.failures:
-        # The images that were made are on disk; the first failure decides the exit code.
-        for saved in outcome.files:
-            output.note(f"saved {saved.path}")
-        raise outcome.failures[0]
-    return outcome.files
-
-
-def _print_result(
-    output: Output, session: ProviderSession, journal: Journal, job_id: str, files: list[SavedFile]
-) -> None:
-    job = journal.job(job_id)
-    assert job is not None
-    if output.json_mode:
-        described = [describe_file(saved) for saved in files]
-        output.emit_json(envelope(exit_code=ExitCode.OK, job=describe_job(job), files=described))
-        return
-    for saved in files:
-        output.result(str(saved.path))
-    costs = [task.cost for task in job.tasks if task.cost is not None]
-    if costs:
-        output.note(f"Cost reported by {session.provider.name}: ${sum(costs):.4f}")
-
-
-def _print_submitted(
-    output: Output, job_id: str, submitted: list[tuple[TaskHandle, TaskStatus]]
-) -> None:
-    if output.json_mode:
-        first_task, first_status = submitted[0]
-        job = {
-            "id": job_id,
-            "provider": first_task.provider,
-            "task_id": first_task.task_id,
-            "state": first_status.state.value,
-            "task_ids": [task.task_id for task, _ in submitted],
-        }
-        output.emit_json(envelope(exit_code=ExitCode.OK, job=job))
-        return
-    output.result(job_id)
-    output.note(f"Submitted; fetch the images later with: kling status {job_id} --wait --download")
-
-
-def _with_resume_hint(
-    error: BaseException, job_id: str, progress: PlainProgress, session: ProviderSession
-) -> BaseException:
-    """Point every stop that leaves a paid job behind at the command that resumes it."""
-    resume = f"kling status {job_id} --wait --download"
-    if isinstance(error, KeyboardInterrupt):
-        if progress.task is None:
-            return InterruptedByUser(
-                f"Interrupted while submitting job {job_id}; if the provider received it, it "
-                "keeps running (and is paid for).",
-                hint=f"Check with: {resume}",
-                job={"id": job_id, "provider": session.provider.id, "task_id": None, "state": None},
-            )
-        return InterruptedByUser(
-            f"Interrupted; job {job_id} keeps running at {session.provider.name} (it is paid for).",
-            hint=f"Fetch the images later with: {resume}",
-            job={
-                "id": job_id,
-                "provider": session.provider.id,
-                "task_id": progress.task.task_id,
-                "state": None,
-            },
-        )
-    assert isinstance(error, KlingError)
-    if progress.task is not None and not isinstance(error, TaskFailedError):
-        # Anything that stops us after the provider accepted the job leaves it resumable.
-        error.hint = f"Resume with: {resume}"
-    if error.job is not None:
-        error.job = {"id": job_id, **error.job}
-    elif progress.task is not None:
-        error.job = {
-            "id": job_id,
-            "provider": session.provider.id,
-            "task_id": progress.task.task_id,
-            "state": None,
-        }
-    return error

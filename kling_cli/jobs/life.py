@@ -1,0 +1,298 @@
+"""One job's life, from its journal row to its final state: the only place that decides what
+is recorded and what the user is told after a submit, whatever stopped the job."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kling_cli.errors import (
+    ConfigError,
+    ExitCode,
+    InterruptedByUser,
+    InvalidRequestError,
+    JournalError,
+    KlingError,
+    ProviderRequestError,
+    RateLimitedError,
+    TaskFailedError,
+    UnreadableResponseError,
+    WaitTimeoutError,
+)
+from kling_cli.events import Listeners, NullListener, ProgressListener
+from kling_cli.jobs.record import JobRecorder, JobWriter
+from kling_cli.jobs.state import classify, job_state_after, overall_state, resume_command
+from kling_cli.journal import MAY_EXIST, NOT_CREATED, Journal
+
+if TYPE_CHECKING:
+    from kling_cli.download import SavedFile
+    from kling_cli.journal import JobRecord
+    from kling_cli.providers.base import Provider, TaskHandle
+    from kling_cli.request import GenerationRequest
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a job runs and where its images go. `timeout` is in seconds (None: no limit);
+    without `wait` the job is submitted and left running (`kling status` finishes it)."""
+
+    output_dir: Path
+    timeout: float | None = 600.0
+    wait: bool = True
+    overwrite: bool = False
+    sidecar: bool = True
+    name_template: str = "{slug}-{task}"
+    item_id: str | None = None  # a batch item's id, for `{id}`
+    batch_key: str | None = None
+
+    @property
+    def push_timeout(self) -> float | None:
+        """How long a provider's push delivery (a submit held open until the images exist)
+        may be held: only when the caller waits anyway. A dry run and a real run use this
+        same value, so they build the same submit."""
+        return self.timeout if self.wait else None
+
+
+@dataclass
+class JobResult:
+    """How a job stands when a command is done with it: its summary as recorded (the `job`
+    object of `--json`), the images this command saved, and the error that stopped it."""
+
+    job: dict[str, Any]
+    record: JobRecord | None = None
+    files: list[SavedFile] = field(default_factory=list)
+    error: KlingError | None = None
+    warnings: list[str] = field(default_factory=list)
+    # Only submitted (`--no-wait`): the images are fetched later.
+    submitted_only: bool = False
+    provider_name: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.error.exit_code) if self.error else int(ExitCode.OK)
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job["id"])
+
+
+def describe_job(job: JobRecord) -> dict[str, Any]:
+    """The `job` object of the JSON envelope: the local job id, the first task's provider id
+    (all of them in `task_ids` when `-n` was fanned out), the state, the reported cost in USD
+    (None when an emulator made it: no money was spent), and whether it was emulated."""
+    task_ids = [task.task_id for task in job.tasks if task.task_id]
+    costs = [task.cost for task in job.tasks if task.cost is not None]
+    return {
+        "id": job.id,
+        "provider": job.provider,
+        "task_id": task_ids[0] if task_ids else None,
+        "state": job.state,
+        "task_ids": task_ids,
+        "cost": round(sum(costs), 6) if costs and not job.emulated else None,
+        "emulated": job.emulated,
+    }
+
+
+def _refused(failure: KlingError | None) -> bool:
+    """An error that is the provider's own answer to a request (a rejected key, a refused
+    request, a rate limit): a submit answered so created no task."""
+    if failure is None:
+        return False
+    if isinstance(failure, UnreadableResponseError | JournalError):
+        return False
+    answers = ConfigError | InvalidRequestError | RateLimitedError | ProviderRequestError
+    return isinstance(failure, answers)
+
+
+class _SavedFiles(NullListener):
+    def __init__(self) -> None:
+        self.files: list[SavedFile] = []
+
+    def saved(self, task: TaskHandle, file: SavedFile) -> None:
+        self.files.append(file)
+
+
+class JobLife:
+    """Owns one job while a command works on it: its journal writes (through `listener`),
+    and `end`, which records the state it really is in and says what to do next."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        job: JobRecord,
+        provider: Provider,
+        *,
+        progress: ProgressListener | None = None,
+        sidecar: bool = True,
+    ) -> None:
+        self.journal = journal
+        self.job = job
+        self.provider = provider
+        self.writer = JobWriter(journal, job.id)
+        self.recorder = JobRecorder(self.writer, job.tasks)
+        self._saved = _SavedFiles()
+        listeners: list[ProgressListener] = [self.recorder, self._saved]
+        if progress is not None:
+            listeners.append(progress)
+        if sidecar:
+            from kling_cli.sidecar import SidecarWriter
+
+            listeners.append(SidecarWriter(job.id, provider.id, job.request, emulated=job.emulated))
+        # The journal first: a crash right after a progress line must find the job recorded.
+        self.listener = Listeners(*listeners)
+        self.result: JobResult | None = None
+        # What the user should read besides the outcome (a provider's partial failure).
+        self.warnings: list[str] = []
+
+    @classmethod
+    def begin(
+        cls,
+        journal: Journal,
+        provider: Provider,
+        request: GenerationRequest,
+        options: JobOptions,
+        *,
+        emulated: bool,
+        progress: ProgressListener | None = None,
+    ) -> JobLife:
+        """Record a new job before anything is sent."""
+        job_id = journal.create_job(
+            provider.id,
+            request.model_dump(mode="json"),
+            str(options.output_dir.resolve()),
+            emulated=emulated,
+            batch_key=options.batch_key,
+            name_template=options.name_template,
+        )
+        job = journal.job(job_id)
+        assert job is not None
+        return cls(journal, job, provider, progress=progress, sidecar=options.sidecar)
+
+    @property
+    def files(self) -> list[SavedFile]:
+        return self._saved.files
+
+    def end(
+        self,
+        error: BaseException | None,
+        *,
+        submitted_only: bool = False,
+        state: str | None = None,
+    ) -> JobResult:
+        """Record how the job stands now that the command stops (`state`, or the one `error`
+        implies), and build the result. Never raises: the journal may refuse the write, and
+        then it goes to the fallback file and the user is told where."""
+        failure = classify(error) if error is not None else None
+        refused = _refused(failure)
+        for position in self.recorder.unanswered:
+            if refused and failure is not None:
+                # The provider answered the submit with a refusal: no task, no charge.
+                self.writer.update_task(position, state=NOT_CREATED, error=failure.message)
+            else:
+                # Sent, never answered: it may exist (and be charged) at the provider.
+                self.writer.update_task(
+                    position, state=MAY_EXIST, error="the submit was not answered"
+                )
+        self.recorder.unanswered.clear()
+        if state is None and submitted_only:
+            state = "submitted"
+        elif state is None and error is None:
+            current = self._reread()
+            state = overall_state(current) if current is not None else "succeeded"
+        elif state is None:
+            state = job_state_after(error)
+        self.writer.set_job_state(state, failure.message if failure else None)
+        fallback = self.writer.close()
+        record = self._reread()
+        summary = describe_job(record) if record is not None else self._summary(state)
+        result = JobResult(
+            summary,
+            record,
+            list(self.files),
+            failure,
+            warnings=list(self.warnings),
+            submitted_only=submitted_only,
+            provider_name=self.provider.name,
+        )
+        if failure is not None:
+            self._explain(failure, error, summary)
+            failure.job = summary
+        if fallback is not None:
+            result.warnings.append(
+                f"The jobs journal could not be written; job {self.job.id} (tasks: "
+                f"{', '.join(self.recorder.task_ids) or 'none answered'}) was saved to "
+                f"{fallback}, which the next kling command reads. "
+                f"Resume with: {resume_command(self.job.id)}"
+            )
+        self.result = result
+        return result
+
+    def _reread(self) -> JobRecord | None:
+        if self.writer.pending or self.writer.fallback is not None:
+            return None
+        try:
+            return self.journal.job(self.job.id)
+        except sqlite3.Error:
+            return None
+
+    def _summary(self, state: str) -> dict[str, Any]:
+        task_ids = list(self.recorder.task_ids)
+        return {
+            "id": self.job.id,
+            "provider": self.provider.id,
+            "task_id": task_ids[0] if task_ids else None,
+            "state": state,
+            "task_ids": task_ids,
+            "cost": None,
+            "emulated": self.job.emulated,
+        }
+
+    def _explain(
+        self, failure: KlingError, error: BaseException | None, summary: dict[str, Any]
+    ) -> None:
+        """The message and hint for a job that stopped: how to resume it, or why it cannot
+        be, and never a command that would not work."""
+        name = self.provider.name
+        submitted = bool(summary["task_ids"])
+        maybe = not submitted and any(
+            task.state == MAY_EXIST for task in (self._reread() or self.job).tasks
+        )
+        resume = resume_command(self.job.id)
+        if isinstance(failure, InterruptedByUser):
+            if submitted:
+                failure.message = f"Interrupted; job {self.job.id} keeps running at {name} "
+                failure.message += "(it is paid for)."
+            elif maybe:
+                failure.message = (
+                    f"Interrupted while submitting job {self.job.id}; if {name} received it, "
+                    "it keeps running (and is paid for)."
+                )
+            else:
+                failure.message = "Interrupted before anything was submitted."
+                failure.hint = "Nothing was charged."
+                return
+        if self.job.emulated:
+            if submitted and not isinstance(failure, TaskFailedError):
+                failure.hint = "The built-in emulator stopped with this command; run it again."
+            return
+        if isinstance(failure, TaskFailedError):
+            return
+        if submitted:
+            verb = (
+                "Fetch the images later with"
+                if isinstance(failure, InterruptedByUser)
+                else ("Resume with")
+            )
+            failure.hint = f"{verb}: {resume}"
+            if isinstance(failure, WaitTimeoutError):
+                failure.hint = f"It may still finish. {failure.hint}"
+        elif maybe:
+            if self.provider.capabilities.client_task_id_lookup:
+                failure.hint = f"Check with: {resume}"
+            else:
+                failure.hint = (
+                    f"{name} has no way to look a task up by our id: check its dashboard "
+                    "before submitting again."
+                )

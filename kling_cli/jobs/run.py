@@ -1,0 +1,329 @@
+"""Running a job: submit, wait, download; and picking up one a previous run left behind.
+
+`run_job` and `resume_job` are what `generate` and `status` call (one event loop each);
+`run_job_async` and `resume_job_async` are what a batch runs for each of its items. Each
+returns a `JobResult` and prints nothing; whatever stops the job after its submit, the
+`JobLife` records it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from kling_cli.errors import (
+    DownloadError,
+    InvalidRequestError,
+    KlingError,
+    NetworkError,
+    TaskNotFoundError,
+)
+from kling_cli.jobs.life import JobLife, JobOptions, JobResult
+from kling_cli.jobs.state import overall_state
+from kling_cli.journal import MAY_EXIST, NOT_CREATED, SUBMITTING
+
+if TYPE_CHECKING:
+    from kling_cli.engine import Engine, HttpClients
+    from kling_cli.events import ProgressListener
+    from kling_cli.journal import JobRecord, Journal, TaskRecord
+    from kling_cli.limiter import ProviderLimiter
+    from kling_cli.naming import Naming
+    from kling_cli.providers.base import Provider, TaskHandle, TaskStatus
+    from kling_cli.request import GenerationRequest
+    from kling_cli.session import ProviderSession
+
+T = TypeVar("T")
+Submitted = list[tuple["TaskHandle", "TaskStatus"]]
+# A submit still unknown this long after it was sent never arrived.
+NOT_CREATED_AFTER_SECONDS = 600
+
+
+def naming_for(job: JobRecord, options: JobOptions) -> Naming:
+    from kling_cli.naming import DEFAULT_TEMPLATE, Naming
+
+    return Naming(
+        job.name_template or options.name_template or DEFAULT_TEMPLATE,
+        job.id,
+        job.provider,
+        job.prompt,
+        str(job.request.get("aspect_ratio", "")),
+        str(job.request.get("resolution", "")),
+        item_id=options.item_id,
+    )
+
+
+def _engine(
+    session: ProviderSession,
+    life: JobLife,
+    clients: HttpClients | None,
+    limiter: ProviderLimiter | None,
+) -> Engine:
+    from kling_cli.engine import Engine
+
+    return Engine(
+        session.provider, session.endpoint, listener=life.listener, clients=clients, limiter=limiter
+    )
+
+
+async def _lived(life: JobLife, work: Callable[[], Awaitable[JobResult]]) -> JobResult:
+    """Run `work`; whatever stops it is recorded by `life` first. A cancellation (Ctrl-C in
+    the event loop, a batch being stopped) is recorded and passed on."""
+    try:
+        return await work()
+    except asyncio.CancelledError as exc:
+        life.end(exc)
+        raise
+    except Exception as exc:
+        return life.end(exc)
+
+
+def _run_loop(life: JobLife, coroutine: Awaitable[JobResult]) -> JobResult:
+    """One event loop for one job (the CLI's case). Ctrl-C, SIGTERM or SIGHUP while it runs
+    end the job as interrupted, recorded, with the result to print."""
+    try:
+        return asyncio.run(_as_coroutine(coroutine))
+    except KeyboardInterrupt as exc:
+        # The cancellation it caused was recorded already (same state); this adds the signal.
+        life.result = None
+        return life.end(exc)
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def run_job(
+    session: ProviderSession,
+    journal: Journal,
+    request: GenerationRequest,
+    options: JobOptions,
+    *,
+    progress: ProgressListener | None = None,
+) -> JobResult:
+    """Record, submit, wait for and download one job. Call `preflight` first: it checks
+    before paying what can be checked. Returns the result; raises nothing after the job is
+    recorded (the error is on the result)."""
+    life = JobLife.begin(
+        journal, session.provider, request, options, emulated=session.emulated, progress=progress
+    )
+    return _run_loop(life, run_job_async(session, life, request, options))
+
+
+async def run_job_async(
+    session: ProviderSession,
+    life: JobLife,
+    request: GenerationRequest,
+    options: JobOptions,
+    *,
+    clients: HttpClients | None = None,
+    limiter: ProviderLimiter | None = None,
+) -> JobResult:
+    async def work() -> JobResult:
+        started = time.monotonic()
+        async with _engine(session, life, clients, limiter) as engine:
+            submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
+            if not options.wait:
+                return life.end(None, submitted_only=True)
+            timeout = _remaining(options.timeout, started)
+            await _finish(engine, life, submitted, options, timeout=timeout)
+        return life.end(None)
+
+    return await _lived(life, work)
+
+
+def _remaining(timeout: float | None, started: float) -> float | None:
+    return None if timeout is None else max(timeout - (time.monotonic() - started), 0.001)
+
+
+async def _finish(
+    engine: Engine,
+    life: JobLife,
+    submitted: Submitted,
+    options: JobOptions,
+    *,
+    timeout: float | None,
+    on_disk: set[str] | None = None,
+    only_save_failures: bool = False,
+) -> None:
+    outcome = await engine.finish(
+        submitted,
+        options.output_dir,
+        naming_for(life.job, options).stem_for(),
+        timeout=timeout,
+        overwrite=options.overwrite,
+        on_disk=on_disk or (),
+    )
+    for _, status in outcome.finished:
+        if status.error:
+            life.warnings.append(
+                f"{engine.provider.name} reported a partial failure: {status.error}"
+            )
+    failures = outcome.failures
+    if only_save_failures:
+        failures = [failure for failure in failures if isinstance(failure, DownloadError)]
+    if failures:
+        # The images that were made are on disk; the first failure decides the exit code.
+        raise failures[0]
+
+
+def settled(job: JobRecord) -> bool:
+    """Every task has ended and every image a task made is on disk: nothing to ask anyone."""
+    ended = {"succeeded", "failed", NOT_CREATED}
+    if not job.tasks or any(task.state not in ended for task in job.tasks):
+        return False
+    return all(
+        out.path and Path(out.path).exists()
+        for task in job.tasks
+        if task.state == "succeeded"
+        for out in task.outputs
+    )
+
+
+def resume_job(
+    session: ProviderSession,
+    journal: Journal,
+    job: JobRecord,
+    options: JobOptions,
+    *,
+    download: bool,
+    progress: ProgressListener | None = None,
+) -> JobResult:
+    """Ask the provider where `job` stands; with `options.wait`, wait for it; with
+    `download`, save the images not on disk yet. Never submits anything."""
+    life = JobLife(journal, job, session.provider, progress=progress, sidecar=options.sidecar)
+    return _run_loop(life, resume_job_async(session, life, options, download=download))
+
+
+async def resume_job_async(
+    session: ProviderSession,
+    life: JobLife,
+    options: JobOptions,
+    *,
+    download: bool,
+    clients: HttpClients | None = None,
+    limiter: ProviderLimiter | None = None,
+) -> JobResult:
+    job = life.job
+
+    async def work() -> JobResult:
+        handles = _handles(session.provider, job)
+        if not handles:
+            return life.end(None, state=overall_state(job))
+        async with _engine(session, life, clients, limiter) as engine:
+            current: Submitted = []
+            for handle, by_our_id, task in handles:
+                status = await _current_status(engine, life, handle, by_our_id, task)
+                if status is not None:
+                    life.listener.status_changed(handle, status)
+                    current.append((handle, status))
+            if current and (options.wait or download):
+                if not options.wait:
+                    current = [(t, s) for t, s in current if s.state.is_terminal]
+                on_disk = _saved_urls(job) if download else _all_urls(current)
+                await _finish(
+                    engine,
+                    life,
+                    current,
+                    options,
+                    timeout=options.timeout,
+                    on_disk=on_disk,
+                    # Without --wait, a task that failed is reported, not raised.
+                    only_save_failures=not options.wait,
+                )
+        record = life.journal.job(job.id)
+        return life.end(None, state=overall_state(record) if record else None)
+
+    return await _lived(life, work)
+
+
+async def _current_status(
+    engine: Engine, life: JobLife, handle: TaskHandle, by_our_id: bool, task: TaskRecord
+) -> TaskStatus | None:
+    if not by_our_id:
+        return await engine.refresh(handle)
+    found = await engine.find_by_our_id(handle)
+    if found is None:
+        _record_unknown(life, task)
+        return None
+    return found
+
+
+def _handles(provider: Provider, job: JobRecord) -> list[tuple[TaskHandle, bool, TaskRecord]]:
+    """Each task the provider can be asked about, and whether it is asked by our own id
+    (its submit was never answered)."""
+    from kling_cli.providers.base import TaskHandle
+
+    handles = []
+    lookup = provider.capabilities.client_task_id_lookup
+    for task in job.tasks:
+        if task.state in ("failed", NOT_CREATED):
+            continue
+        task_id = task.task_id
+        by_our_id = task_id is None and task.state in (SUBMITTING, MAY_EXIST) and lookup
+        if by_our_id:
+            task_id = task.client_task_id
+        if task_id:
+            handle = TaskHandle(provider.id, task_id, task.expected_images or None, task.extra)
+            handles.append((handle, bool(by_our_id), task))
+    return handles
+
+
+def _record_unknown(life: JobLife, task: TaskRecord) -> None:
+    """A task asked for by our own id that the provider does not know. Long after the stop,
+    its submit never arrived; shortly after, it may still be on its way."""
+    if time.time() - life.job.created_at > NOT_CREATED_AFTER_SECONDS:
+        error = "never received by the provider: nothing was charged"
+        life.writer.update_task(task.position, state=NOT_CREATED, error=error)
+    else:
+        error = "not received by the provider yet; check again in a minute"
+        life.writer.update_task(task.position, state=MAY_EXIST, error=error)
+
+
+def _saved_urls(job: JobRecord) -> set[str]:
+    return {
+        out.url
+        for task in job.tasks
+        for out in task.outputs
+        if out.path and Path(out.path).exists()
+    }
+
+
+def _all_urls(current: Submitted) -> set[str]:
+    return {output.url for _, status in current for output in status.outputs}
+
+
+def adopt_task(session: ProviderSession, journal: Journal, task_id: str) -> JobRecord:
+    """A task submitted from another machine or tool, recorded as a job once the provider
+    confirms it exists (`TaskNotFoundError`, exit 3, when it does not), so it can be
+    resumed like any other."""
+    asyncio.run(confirm_task(session, task_id))
+    job_id = journal.create_job(session.provider.id, {}, str(Path.cwd() / "kling-output"))
+    position = journal.add_task(job_id, None, 0)
+    journal.update_task(job_id, position, task_id=task_id, state="pending")
+    adopted = journal.job(job_id)
+    assert adopted is not None
+    return adopted
+
+
+async def confirm_task(session: ProviderSession, task_id: str) -> TaskStatus:
+    """Ask the provider about a task submitted elsewhere before adopting it into the journal:
+    `TaskNotFoundError` when the provider does not know it."""
+    from kling_cli.engine import Engine
+    from kling_cli.providers.base import TaskHandle
+
+    handle = TaskHandle(session.provider.id, task_id)
+    async with Engine(session.provider, session.endpoint) as engine:
+        try:
+            return await engine.refresh(handle)
+        except NetworkError:
+            raise
+        except KlingError as exc:
+            if isinstance(exc, InvalidRequestError):
+                raise
+            raise TaskNotFoundError(
+                f"{session.provider.name} does not know task {task_id!r} ({exc.message}); "
+                "check the id and the provider.",
+            ) from None
