@@ -101,8 +101,7 @@ def check_output_dir(directory: Path) -> None:
             pass
     except OSError as exc:
         raise InvalidRequestError(
-            f"--output-dir {shown} cannot be written: {exc.strerror or exc}; nothing was "
-            "submitted."
+            f"--output-dir {shown} cannot be written: {exc.strerror or exc}; nothing was submitted."
         ) from None
     finally:
         for created in missing:  # deepest first
