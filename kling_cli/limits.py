@@ -49,6 +49,13 @@ OUTPUT_DIMENSIONS: dict[tuple[str, str], tuple[int, int]] = {
     ("2k", "21:9"): (3104, 1312),
 }
 
+
+def expected_output_size(resolution: str, aspect_ratio: str) -> tuple[int, int] | None:
+    """The documented (width, height) in pixels of an image made at `resolution` and
+    `aspect_ratio` (OUTPUT_DIMENSIONS); None for `auto` or a pair the table does not list."""
+    return OUTPUT_DIMENSIONS.get((resolution, aspect_ratio))
+
+
 # `@image_1` ... `@image_10` name the references in order (seed 000). Matched case-insensitively
 # so that `@Image_3` with two references is caught too.
 IMAGE_TOKEN = re.compile(r"@image_(\d+)\b", re.IGNORECASE)
