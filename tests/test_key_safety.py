@@ -78,3 +78,70 @@ def test_listings_still_show_a_provider_whose_key_is_unsendable(
     monkeypatch.setenv("KLING_RUNWARE_API_KEY", "bad\nkey-0123456789abcdef")
     assert run_cli("config", "list").exit_code == 0
     assert run_cli("providers").exit_code == 0
+
+
+SECRET = "sk-live-0123456789abcdefSECRET"
+
+
+@pytest.fixture
+def echoing_server(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A loopback server speaking Unifically's wire format whose answers quote the key it
+    was sent, as careless servers do; `answers[(method, path)]` = (status, JSON body)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers: dict[tuple[str, str], tuple[int, object]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            status, body = answers[(self.command, self.path)]
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("KLING_UNIFICALLY_BASE_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+    monkeypatch.setenv("KLING_UNIFICALLY_API_KEY", SECRET)
+    yield answers
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_key_quoted_in_a_refusal_is_redacted(run_cli, echoing_server) -> None:  # type: ignore[no-untyped-def]
+    echoing_server[("POST", "/v1/tasks")] = (
+        400,
+        {"code": 400, "data": {"message": f"invalid request for key {SECRET}", "code": "bad"}},
+    )
+    result = run_cli("generate", "a fox", "-p", "unifically", "--json")
+    assert result.exit_code == 1, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert "key <redacted>" in result.json()["error"]["message"]  # type: ignore[index]
+
+
+def test_a_key_quoted_in_a_task_failure_is_redacted_everywhere(run_cli, echoing_server) -> None:  # type: ignore[no-untyped-def]
+    echoing_server[("POST", "/v1/tasks")] = (
+        200,
+        {"code": 200, "data": {"task_id": "t-1", "status": "pending"}},
+    )
+    echoing_server[("GET", "/v1/tasks/t-1")] = (
+        200,
+        {"code": 200, "data": {"status": "failed", "error": {"message": f"quota for {SECRET}"}}},
+    )
+    result = run_cli("generate", "a fox", "-p", "unifically")
+    assert result.exit_code == 3, result.stderr
+    assert "quota for <redacted>" in result.stderr and SECRET not in result.stderr
+    journal = run_cli("jobs", "--json")
+    assert journal.exit_code == 0
+    assert SECRET not in journal.stdout and "t-1" in journal.stdout
