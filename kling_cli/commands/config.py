@@ -143,7 +143,13 @@ def set_setting(
             f"use `kling config set-key {provider_id}`."
         )
     if name == "default_provider":
-        value = provider_info(value).id
+        try:
+            value = provider_info(value).id
+        except InvalidRequestError:
+            raise ConfigError(
+                f"Unknown provider {value!r} for default_provider; choose one of "
+                f"{', '.join(CATALOG)}."
+            ) from None
     elif name.endswith(".copy_of"):
         value = value.lower()
         add_named_copies({name.split(".")[1]: value})
