@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kling_cli.errors import ConfigError
+from kling_cli.errors import ConfigError, KlingError
 from kling_cli.providers import add_named_copies, provider_info
 from kling_cli.providers.catalog import CATALOG, ProviderInfo
 
@@ -80,7 +80,30 @@ class ConfigFile:
                 f"{path} is readable by other users and may hold API keys; run `chmod 600 {path}`."
             )
         add_named_copies(config.named_copies())
+        config.warnings.extend(config.unknown_settings())
         return config
+
+    def unknown_settings(self) -> list[str]:
+        """A warning per setting kling-cli does not know (a misspelled `base_ur1` would
+        otherwise be ignored without a word)."""
+        found: list[str] = []
+        for name, value in self.data.items():
+            if name == "providers" and isinstance(value, dict):
+                for provider_id, table in value.items():
+                    found += self._unknown_provider_settings(provider_id, table)
+            elif name != "default_provider":
+                found.append(name)
+        return [
+            f"{self.path}: unknown setting {name!r} is ignored (see `kling config --help`)."
+            for name in found
+        ]
+
+    def _unknown_provider_settings(self, provider_id: str, table: Any) -> list[str]:
+        info = CATALOG.get(provider_id)
+        if info is None or not isinstance(table, dict):
+            return [f"providers.{provider_id}"]
+        known = (*PROVIDER_SETTINGS, *(f"{name}_url" for name in info.service_urls))
+        return [f"providers.{provider_id}.{key}" for key in table if key not in known]
 
     def named_copies(self) -> dict[str, object]:
         """`providers.<id>.copy_of` settings, by id."""
@@ -126,9 +149,12 @@ class ConfigFile:
         import tomli_w
 
         directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if os.name == "posix":
-            os.chmod(directory, 0o700)
+        if not directory.exists():
+            # Created private; an existing directory keeps the mode its owner gave it (it may
+            # be shared on purpose, e.g. a 1777 KLING_CONFIG_DIR). The file itself is 0600.
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if os.name == "posix":
+                os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
         fd, temp_name = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -163,7 +189,12 @@ def check_setting_name(dotted: str) -> None:
     if len(parts) == 3 and parts[0] == "providers" and parts[2] == "copy_of":
         return
     if len(parts) == 3 and parts[0] == "providers":
-        provider = provider_info(parts[1])
+        try:
+            provider = provider_info(parts[1])  # also finds the config file's named copies
+        except KlingError:
+            raise ConfigError(
+                f"Unknown provider {parts[1]!r} in {dotted!r}; choose one of {', '.join(CATALOG)}."
+            ) from None
         services = [f"{name}_url" for name in provider.service_urls]
         if parts[2] in (*PROVIDER_SETTINGS, *services):
             return
@@ -181,36 +212,86 @@ class ResolvedKey:
 
 
 def resolve_key(
-    provider: ProviderInfo, config: ConfigFile, environ: Mapping[str, str] | None = None
+    provider: ProviderInfo,
+    config: ConfigFile,
+    environ: Mapping[str, str] | None = None,
+    *,
+    check: bool = True,
 ) -> ResolvedKey | None:
-    """`KLING_<ID>_API_KEY`, then the provider's own variable, then the config file."""
+    """`KLING_<ID>_API_KEY`, then the provider's own variable, then the config file. With
+    `check`, a key that cannot be sent in an HTTP header raises ConfigError (exit 4) naming
+    where it came from; listings pass `check=False` to show it anyway."""
     environ = os.environ if environ is None else environ
-    for name in (provider.key_env_var, *provider.key_env_vars):
-        value = environ.get(name, "").strip()
-        if value:
-            return ResolvedKey(value, name)
-    stored = config.get(f"providers.{provider.id}.api_key")
-    if isinstance(stored, str) and stored.strip():
-        return ResolvedKey(stored.strip(), "config file")
-    return None
+    found = _first_key(
+        (provider.key_env_var, *provider.key_env_vars),
+        config.get(f"providers.{provider.id}.api_key"),
+        environ,
+    )
+    if found is not None and check:
+        check_key_text(
+            found, f"{provider.name} {'access' if provider.needs_secret_key else 'API'} key"
+        )
+    return found
 
 
 def resolve_secret_key(
-    provider: ProviderInfo, config: ConfigFile, environ: Mapping[str, str] | None = None
+    provider: ProviderInfo,
+    config: ConfigFile,
+    environ: Mapping[str, str] | None = None,
+    *,
+    check: bool = True,
 ) -> ResolvedKey | None:
     """For key-pair providers: `KLING_<ID>_SECRET_KEY`, the provider's own variable, then the
-    config file."""
+    config file; checked as `resolve_key` checks."""
     if not provider.needs_secret_key:
         return None
     environ = os.environ if environ is None else environ
-    for name in (provider.secret_env_var, *provider.secret_env_vars):
+    found = _first_key(
+        (provider.secret_env_var, *provider.secret_env_vars),
+        config.get(f"providers.{provider.id}.secret_key"),
+        environ,
+    )
+    if found is not None and check:
+        check_key_text(found, f"{provider.name} secret key")
+    return found
+
+
+def _first_key(
+    names: tuple[str, ...], stored: Any, environ: Mapping[str, str]
+) -> ResolvedKey | None:
+    for name in names:
         value = environ.get(name, "").strip()
         if value:
             return ResolvedKey(value, name)
-    stored = config.get(f"providers.{provider.id}.secret_key")
     if isinstance(stored, str) and stored.strip():
         return ResolvedKey(stored.strip(), "config file")
     return None
+
+
+def key_problem(value: str) -> str | None:
+    """Why a key cannot be sent as an HTTP header value (printable ASCII only, RFC 9110
+    field values), naming the character's position but never the key; None when it can."""
+    for position, char in enumerate(value, start=1):
+        if char in "\r\n":
+            return f"a line break at character {position}"
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return f"a control character (U+{ord(char):04X}) at character {position}"
+        if ord(char) > 0x7E:
+            return f"a non-ASCII character (U+{ord(char):04X}) at character {position}"
+    return None
+
+
+def check_key_text(key: ResolvedKey, what: str) -> None:
+    """Raise ConfigError (exit 4) for a key that could not be sent, before any request."""
+    problem = key_problem(key.value)
+    if problem is None:
+        return
+    source = "the config file" if key.source == "config file" else key.source
+    raise ConfigError(
+        f"The {what} from {source} contains {problem}; keys are printable ASCII, so it "
+        "cannot be sent. Copy the key again without it.",
+        hint="Nothing was sent.",
+    )
 
 
 def resolve_base_url(
@@ -274,9 +355,25 @@ def is_loopback(host: str) -> bool:
 def resolve_provider_id(
     explicit: str | None, config: ConfigFile, environ: Mapping[str, str] | None = None
 ) -> str | None:
+    """The provider asked for: `explicit` (--provider), else $KLING_PROVIDER, else the config
+    file's `default_provider`. An unknown id from the environment or the file raises
+    ConfigError naming where it came from (an unknown --provider is the caller's to refuse)."""
     environ = os.environ if environ is None else environ
-    chosen = explicit or environ.get(PROVIDER_ENV) or config.get("default_provider")
-    return str(chosen) if chosen else None
+    if explicit:
+        return explicit
+    if environ.get(PROVIDER_ENV):
+        chosen, source = environ[PROVIDER_ENV], PROVIDER_ENV
+    elif config.get("default_provider"):
+        chosen, source = str(config.get("default_provider")), f"default_provider in {config.path}"
+    else:
+        return None
+    try:
+        provider_info(chosen)  # also finds the config file's named copies
+    except KlingError:
+        raise ConfigError(
+            f"Unknown provider {chosen!r} (from {source}); choose one of {', '.join(CATALOG)}."
+        ) from None
+    return chosen
 
 
 def mask_key(key: str) -> str:

@@ -4,7 +4,6 @@ replaces an existing file unless asked to."""
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,11 @@ from kling_cli.errors import DownloadError, SaveError
 from kling_cli.retry import RETRYABLE_STATUS
 
 CHUNK_SIZE = 256 * 1024
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+# File extensions by the format Pillow detects in the bytes (never by Content-Type or URL).
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+# Far above any documented output (a 2K 21:9 PNG, 3104x1312 RGBA, is under 17 MB even
+# uncompressed): a server streaming more is not sending one of our images.
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -27,17 +30,6 @@ class SavedFile:
     height: int
     bytes: int
     sha256: str
-
-
-def extension_for(content_type: str | None, url: str) -> str:
-    mime = (content_type or "").split(";")[0].strip().lower()
-    if mime in EXTENSIONS:
-        return EXTENSIONS[mime]
-    suffix = Path(urlsplit(url).path).suffix.lower().lstrip(".")
-    if suffix in ("png", "jpg", "jpeg", "webp"):
-        return "jpg" if suffix == "jpeg" else suffix
-    guessed = mimetypes.guess_extension(mime) if mime else None
-    return guessed.lstrip(".") if guessed else "png"
 
 
 def url_host(url: str) -> str:
@@ -74,19 +66,25 @@ async def download_image(
             mime = content_type.split(";")[0].strip().lower()
             if mime and not mime.startswith(("image/", "application/octet-stream")):
                 raise DownloadError(f"{url_host(url)} answered with {mime} instead of an image.")
-            extension = extension_for(content_type, url)
+            announced = _expected_size(response, resumed)
+            if announced is not None and announced > MAX_DOWNLOAD_BYTES:
+                raise _too_large(url)
             if resumed:
                 with part.open("rb") as existing:
                     for block in iter(lambda: existing.read(CHUNK_SIZE), b""):
                         digest.update(block)
             with part.open("ab" if resumed else "wb") as handle:
+                received = have if resumed else 0
                 async for chunk in response.aiter_raw():
+                    received += len(chunk)
+                    if received > MAX_DOWNLOAD_BYTES:
+                        raise _too_large(url)
                     handle.write(chunk)
                     digest.update(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
             size = part.stat().st_size
-            expected = _expected_size(response, resumed)
+            expected = announced
             if expected is not None and expected != size:
                 raise DownloadError(
                     f"The image from {url_host(url)} arrived truncated ({size} of {expected} "
@@ -115,13 +113,24 @@ async def download_image(
         part.unlink(missing_ok=True)
         raise
     try:
-        width, height = _image_size(part, url)
-        final = _place(part, directory, stem, extension, overwrite=overwrite)
+        found, width, height = check_complete(part, size, url)
+        final = _place(
+            part, directory, stem, EXTENSIONS.get(found, found.lower()), overwrite=overwrite
+        )
     except OSError as exc:
         raise SaveError(f"Cannot save the image in {directory}: {exc.strerror}.") from None
     finally:
         part.unlink(missing_ok=True)
     return SavedFile(final, url, width, height, size, digest.hexdigest())
+
+
+def _too_large(url: str) -> DownloadError:
+    error = DownloadError(
+        f"The image from {url_host(url)} is larger than {MAX_DOWNLOAD_BYTES // 1024 // 1024} MiB, "
+        "far above any image Kling Image O1 makes; it was not saved."
+    )
+    error.retryable = False
+    return error
 
 
 def _status_error(url: str, status: int) -> DownloadError:
@@ -147,14 +156,51 @@ def _expected_size(response: httpx.Response, resumed: bool) -> int | None:
     return int(length) if length is not None and length.isdigit() else None
 
 
-def _image_size(path: Path, url: str) -> tuple[int, int]:
+def check_complete(path: Path, size: int, url: str) -> tuple[str, int, int]:
+    """The format Pillow detects in a downloaded file and its pixel size, once the file is
+    known to be whole to its last byte without decoding its pixels: a PNG's chunks are walked
+    to IEND with their CRCs checked (Pillow's `verify`), a JPEG must end with its EOI marker,
+    a WebP's RIFF length must be the file's; other formats are decoded. Raises a retryable
+    DownloadError for a cut or corrupt image (the caller discards the file), OSError when
+    the file cannot be read back."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError):
-        raise SaveError(f"What {url_host(url)} sent is not an image kling-cli can read.") from None
+        with path.open("rb") as handle, Image.open(handle) as image:
+            found, (width, height) = image.format or "?", image.size
+            if found == "PNG":
+                image.verify()
+            elif found == "JPEG":
+                # Some encoders pad after EOI; a cut file has no EOI at all.
+                handle.seek(max(size - 64, 0))
+                if not handle.read(64).rstrip(b"\0\r\n ").endswith(JPEG_EOI):
+                    raise SyntaxError("no EOI marker at the end")
+            elif found == "WEBP":
+                handle.seek(4)
+                if int.from_bytes(handle.read(4), "little") + 8 != size:
+                    raise SyntaxError("RIFF length differs from the file's")
+            else:
+                image.load()
+    except UnidentifiedImageError:
+        raise DownloadError(
+            f"What {url_host(url)} sent is not an image kling-cli can read."
+        ) from None
+    except (SyntaxError, ValueError, EOFError, OSError) as exc:
+        if isinstance(exc, OSError) and not _is_decoder_error(exc):
+            raise
+        raise DownloadError(
+            f"The image from {url_host(url)} arrived incomplete or corrupt ({size:,} bytes)."
+        ) from None
+    return found, width, height
+
+
+JPEG_EOI = b"\xff\xd9"
+
+
+def _is_decoder_error(exc: OSError) -> bool:
+    """Pillow reports a cut or broken image as a bare OSError (no errno); a disk problem has
+    one."""
+    return exc.errno is None
 
 
 def _place(part: Path, directory: Path, stem: str, extension: str, *, overwrite: bool) -> Path:

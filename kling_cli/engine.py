@@ -39,6 +39,8 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    redact_error,
+    redact_status,
 )
 from kling_cli.retry import PollPolicy, RetryPolicy
 
@@ -181,6 +183,11 @@ class Engine:
             self._clients = None
 
     @property
+    def _secrets(self) -> tuple[str | None, ...]:
+        """What a server's text must never carry into messages, the journal or sidecars."""
+        return (self.endpoint.api_key, self.endpoint.secret_key)
+
+    @property
     def clients(self) -> HttpClients:
         if self._clients is None:
             raise RuntimeError("use the Engine as an async context manager, or pass clients")
@@ -231,7 +238,11 @@ class Engine:
                 await self._back_off(attempt, "rate limited", response.retry_after)
                 attempt += 1
                 continue
-            task, status = self.provider.parse_submit(response, submission)
+            try:
+                task, status = self.provider.parse_submit(response, submission)
+            except KlingError as exc:
+                raise redact_error(exc, self._secrets) from None
+            status = redact_status(status, self._secrets)
             if self.limiter is not None:
                 self.limiter.accepted()
             self.listener.submitted(task)
@@ -279,6 +290,7 @@ class Engine:
                 except StopIteration as done:
                     return str(done.value)
         except KlingError as exc:
+            redact_error(exc, self._secrets)
             exc.message = f"Could not upload {file.path} to {self.provider.name}: {exc.message}"
             exc.hint = exc.hint or "Nothing was submitted, so nothing was charged."
             raise
@@ -374,12 +386,14 @@ class Engine:
             response = await self._exchange(request, "status check failed")
             try:
                 if step == "result":
-                    return self.provider.parse_result(response, task)
-                return self.provider.parse_poll(response, task)
-            except UnreadableResponseError:
+                    return redact_status(self.provider.parse_result(response, task), self._secrets)
+                return redact_status(self.provider.parse_poll(response, task), self._secrets)
+            except UnreadableResponseError as exc:
                 if attempt + 1 >= self.retry_policy.attempts:
-                    raise
+                    raise redact_error(exc, self._secrets) from None
                 await self._back_off(attempt, "unreadable answer")
+            except KlingError as exc:
+                raise redact_error(exc, self._secrets) from None
             attempt += 1
 
     async def wait(

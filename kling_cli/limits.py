@@ -49,13 +49,26 @@ OUTPUT_DIMENSIONS: dict[tuple[str, str], tuple[int, int]] = {
     ("2k", "21:9"): (3104, 1312),
 }
 
+
+def expected_output_size(resolution: str, aspect_ratio: str) -> tuple[int, int] | None:
+    """The documented (width, height) in pixels of an image made at `resolution` and
+    `aspect_ratio` (OUTPUT_DIMENSIONS); None for `auto` or a pair the table does not list."""
+    return OUTPUT_DIMENSIONS.get((resolution, aspect_ratio))
+
+
 # `@image_1` ... `@image_10` name the references in order (seed 000). Matched case-insensitively
 # so that `@Image_3` with two references is caught too.
 IMAGE_TOKEN = re.compile(r"@image_(\d+)\b", re.IGNORECASE)
 
-# Reference images (providers-others.md §8, Kling's documented input limits): JPEG or PNG, at
-# most 10 MB, each side at least 300 px, aspect ratio between 1:2.5 and 2.5:1.
+# Reference images (Kling's documented input limits: the `image_list` field of its omni-image
+# API, and fal's Kling O1 input constraints): JPEG or PNG, at most 10 MB, each side at least
+# 300 px, aspect ratio between 1:2.5 and 2.5:1.
 REFERENCE_FORMATS = ("JPEG", "PNG")
-MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+# "10 MB" says neither 10^7 nor 2^20 bytes; the smaller reading is the one every provider accepts,
+# and it is the one stated in messages (10,000,000 bytes).
+MAX_REFERENCE_BYTES = 10_000_000
+# Pillow's own decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS, 1024**3 // 4 // 3): above
+# it Pillow warns, at twice it refuses to open; kling reads nothing larger without --fit.
+MAX_REFERENCE_PIXELS = 89_478_485
 MIN_REFERENCE_SIDE = 300
 MAX_REFERENCE_ASPECT = 2.5

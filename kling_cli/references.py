@@ -5,14 +5,20 @@ the provider's own upload API."""
 from __future__ import annotations
 
 import base64
+import os
+import re
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from kling_cli.limits import (
     MAX_REFERENCE_ASPECT,
     MAX_REFERENCE_BYTES,
+    MAX_REFERENCE_PIXELS,
     MIN_REFERENCE_SIDE,
     REFERENCE_FORMATS,
 )
@@ -21,6 +27,9 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
 
 MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
+EXIF_ORIENTATION = 0x0112
+# EXIF orientations 5-8 store the picture turned a quarter: its displayed width is the height.
+ROTATED_ORIENTATIONS = (5, 6, 7, 8)
 
 
 def is_local(reference: str) -> bool:
@@ -33,45 +42,123 @@ def is_local(reference: str) -> bool:
 class LocalReference:
     path: Path
     format: str  # what the bytes are, whatever the extension says
-    width: int
+    width: int  # as displayed: after the EXIF orientation is applied
     height: int
-    size: int
+    size: int  # bytes
+    mode: str = "RGB"  # Pillow's mode: CMYK, I;16, P, ...
+    orientation: int = 1  # the EXIF orientation tag, 1 (upright) to 8
 
     def describe(self) -> str:
         return f"{self.path}: {self.format} {self.width}x{self.height}, {self.size:,} bytes"
 
 
 def inspect_local_reference(reference: str) -> LocalReference:
-    """Read a local file's real format and size with Pillow; one sentence per broken rule."""
+    """Read a local file's real format, displayed size and mode with Pillow, without decoding
+    its pixels. Raises ValueError, one sentence per broken rule (limits in `kling_cli.limits`)."""
+    with open_regular_file(reference) as handle:
+        info = _identify(reference, handle)
+    check_limits(reference, info)
+    return info
+
+
+@contextmanager
+def open_regular_file(reference: str) -> Iterator[BinaryIO]:
+    """Open a local reference for reading, refusing anything that is not a regular file (a
+    FIFO or a device would block or never end) with ValueError, before reading a byte."""
     path = Path(reference).expanduser()
     if not path.exists():
         raise ValueError(f"Reference {reference!r} does not exist.")
     if path.is_dir():
         raise ValueError(f"Reference {reference!r} is a directory, not an image file.")
     try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            from PIL import Image, UnidentifiedImageError
-
-            try:
-                with Image.open(handle) as image:
-                    image.verify()
-                    found, (width, height) = image.format or "?", image.size
-            except (UnidentifiedImageError, SyntaxError, ValueError, OSError):
-                raise ValueError(
-                    f"Reference {reference!r} is not an image kling-cli can read "
-                    "(a JPEG or PNG file is needed)."
-                ) from None
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except PermissionError:
         raise ValueError(f"Reference {reference!r} cannot be read (permission denied).") from None
-    if found not in REFERENCE_FORMATS:
+    except OSError as exc:
+        raise ValueError(f"Reference {reference!r} cannot be opened ({exc.strerror}).") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         raise ValueError(
-            f"Reference {reference!r} is a {found} image; Kling Image O1 takes JPEG or PNG."
+            f"Reference {reference!r} is not a regular file (a pipe, device or socket); "
+            "give an image file."
         )
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as handle:
+        yield handle
+
+
+def _identify(reference: str, handle: BinaryIO) -> LocalReference:
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    size = os.fstat(handle.fileno()).st_size
+    unreadable = ValueError(
+        f"Reference {reference!r} is not an image kling-cli can read "
+        "(a JPEG or PNG file is needed)."
+    )
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above its pixel limit; kling says so in its own words below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(handle) as image:
+                found, (width, height), mode = image.format or "?", image.size, image.mode
+                exif = image.info.get("exif")
+                if width * height <= MAX_REFERENCE_PIXELS:
+                    image.verify()
+    except Image.DecompressionBombError as exc:
+        counted = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(counted.group(1)):,} pixels" if counted else "more pixels than that"
+        raise ValueError(_too_many_pixels(reference, pixels)) from None
+    except (UnidentifiedImageError, SyntaxError, ValueError, OSError):
+        raise unreadable from None
+    orientation = _orientation(exif)
+    if orientation in ROTATED_ORIENTATIONS:
+        width, height = height, width
+    path = Path(reference).expanduser()
+    return LocalReference(path, found, width, height, size, mode, orientation)
+
+
+def _orientation(exif: Any) -> int:
+    """The EXIF orientation tag from the raw EXIF block Pillow read with the header (JPEG's
+    APP1, PNG's eXIf before the pixels); 1 when there is none."""
+    if not isinstance(exif, bytes):
+        return 1
+    from PIL import Image
+
+    try:
+        value = Image.Exif()
+        value.load(exif)
+        value = value.get(EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block: Pillow raises many kinds; shown as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _too_many_pixels(reference: str, pixels: str) -> str:
+    return (
+        f"Reference {reference!r} has {pixels}; kling-cli reads images of at most "
+        f"{MAX_REFERENCE_PIXELS:,} pixels (Pillow's decompression-bomb limit). "
+        "--fit downscales it."
+    )
+
+
+def check_limits(reference: str, info: LocalReference) -> None:
+    """The documented limits, on the image as displayed; ValueError names the first broken."""
+    width, height, size = info.width, info.height, info.size
+    if info.format not in REFERENCE_FORMATS:
+        raise ValueError(
+            f"Reference {reference!r} is a {info.format} image; Kling Image O1 takes JPEG or PNG."
+        )
+    if width * height > MAX_REFERENCE_PIXELS:
+        pixels = f"{width}x{height} = {width * height:,} pixels"
+        raise ValueError(_too_many_pixels(reference, pixels))
     if size > MAX_REFERENCE_BYTES:
         raise ValueError(
-            f"Reference {reference!r} is {size / 1024 / 1024:.1f} MB; the limit is "
-            f"{MAX_REFERENCE_BYTES // 1024 // 1024} MB."
+            f"Reference {reference!r} is {size:,} bytes; the limit is 10 MB "
+            f"({MAX_REFERENCE_BYTES:,} bytes)."
         )
     if min(width, height) < MIN_REFERENCE_SIDE:
         raise ValueError(
@@ -83,7 +170,6 @@ def inspect_local_reference(reference: str) -> LocalReference:
             f"Reference {reference!r} is {width}x{height} px; its aspect ratio must be between "
             f"1:{MAX_REFERENCE_ASPECT} and {MAX_REFERENCE_ASPECT}:1."
         )
-    return LocalReference(path, found, width, height, size)
 
 
 @dataclass(frozen=True)
@@ -106,8 +192,13 @@ class LocalFile:
 
 
 def read_local_reference(reference: str) -> LocalFile:
-    info = inspect_local_reference(reference)
-    return LocalFile(info.path, MIME_TYPES[info.format], info.path.read_bytes())
+    """A checked local reference's bytes, read through the handle that was checked."""
+    with open_regular_file(reference) as handle:
+        info = _identify(reference, handle)
+        check_limits(reference, info)
+        handle.seek(0)
+        content = handle.read()
+    return LocalFile(info.path, MIME_TYPES[info.format], content)
 
 
 def inline(reference: str, form: str) -> str:
@@ -144,76 +235,7 @@ def with_described_references(request: GenerationRequest, form: str) -> Generati
 
 
 def fit_reference(reference: str, cache_dir: Path) -> tuple[str, str | None]:
-    """With --fit: a version of a local file within the limits, keeping its aspect ratio, in a
-    content-addressed cache (so the journal's path stays valid); and what was done, or None
-    when the file was fine. Never crops: an aspect ratio out of range is still refused."""
-    try:
-        inspect_local_reference(reference)
-        return reference, None
-    except ValueError as problem:
-        original_problem = problem
-    from PIL import Image, UnidentifiedImageError
+    """With --fit: a version of a local file within the limits (see `kling_cli.fit`)."""
+    from kling_cli.fit import fit_reference as fit
 
-    path = Path(reference).expanduser()
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = opened.copy()
-            found = opened.format or "?"
-    except (UnidentifiedImageError, OSError):
-        raise original_problem from None
-    width, height = image.size
-    if max(width, height) / min(width, height) > MAX_REFERENCE_ASPECT:
-        raise ValueError(f"{original_problem} (--fit does not crop.)") from None
-    steps = []
-    if min(width, height) < MIN_REFERENCE_SIDE:
-        scale = MIN_REFERENCE_SIDE / min(width, height)
-        size = (round(width * scale), round(height * scale))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-        steps.append(f"upscaled {width}x{height} to {size[0]}x{size[1]}")
-    data, kind, final_size = _encode_within_limit(image)
-    if kind != found:
-        steps.insert(0, f"converted {found} to {kind}")
-    if final_size != image.size:
-        steps.append(f"downscaled to {final_size[0]}x{final_size[1]}")
-    if not steps:
-        steps.append(f"re-encoded to {len(data):,} bytes")
-    import hashlib
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    extension = "png" if kind == "PNG" else "jpg"
-    fitted = cache_dir / f"{hashlib.sha256(data).hexdigest()[:24]}.{extension}"
-    if not fitted.exists():
-        fitted.write_bytes(data)
-    return str(fitted), f"{reference}: {', '.join(steps)}"
-
-
-def _encode_within_limit(image: Any) -> tuple[bytes, str, tuple[int, int]]:
-    """PNG when it fits in the byte limit, else JPEG, downscaled while it still does not."""
-    import io
-
-    from PIL import Image
-
-    def encode(picture: Any, kind: str) -> bytes:
-        buffer = io.BytesIO()
-        if kind == "PNG":
-            picture.save(buffer, "PNG", optimize=True)
-        else:
-            picture.convert("RGB").save(buffer, "JPEG", quality=90)
-        return buffer.getvalue()
-
-    data = encode(image, "PNG")
-    if len(data) <= MAX_REFERENCE_BYTES:
-        return data, "PNG", image.size
-    while True:
-        data = encode(image, "JPEG")
-        if len(data) <= MAX_REFERENCE_BYTES:
-            return data, "JPEG", image.size
-        width, height = image.size
-        smaller = (round(width * 0.8), round(height * 0.8))
-        if min(smaller) < MIN_REFERENCE_SIDE:
-            raise ValueError(
-                f"--fit cannot bring it under {MAX_REFERENCE_BYTES // 1024 // 1024} MB without "
-                f"a side below {MIN_REFERENCE_SIDE} px."
-            )
-        image = image.resize(smaller, Image.Resampling.LANCZOS)
+    return fit(reference, cache_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,12 +14,20 @@ from kling_cli import __version__
 from kling_cli.download import url_host
 from kling_cli.errors import SaveError
 from kling_cli.events import NullListener
+from kling_cli.limits import expected_output_size
 
 if TYPE_CHECKING:
     from kling_cli.download import SavedFile
     from kling_cli.providers.base import TaskHandle, TaskStatus
 
 MODEL_NAME = "Kling Image O1"
+# Query parameters that make a URL a credential: S3/GCS presigned URLs (X-Amz-*, X-Goog-*),
+# Azure SAS (sig, se, sp, sv, sr, st), CloudFront (Signature, Key-Pair-Id, Policy), tokens.
+SIGNED_QUERY = re.compile(
+    r"^(x-amz-|x-goog-|sig$|signature|se$|sp$|sv$|sr$|st$|skoid|sktid|key-pair-id|policy|"
+    r"expires|token|access_token|auth|credential|key$|api_key|apikey|secret|password)",
+    re.IGNORECASE,
+)
 
 
 def sidecar_path(image: Path) -> Path:
@@ -52,9 +61,15 @@ class SidecarWriter(NullListener):
     def saved(self, task: TaskHandle, file: SavedFile) -> None:
         status = self._status.get(task.task_id)
         seed = next((o.seed for o in status.outputs if o.url == file.url), None) if status else None
+        parameters = {k: v for k, v in self.request.items() if k != "prompt"}
+        if isinstance(parameters.get("references"), list | tuple):
+            parameters["references"] = [public_url(ref) for ref in parameters["references"]]
+        expected = expected_output_size(
+            str(self.request.get("resolution")), str(self.request.get("aspect_ratio"))
+        )
         document = {
             "prompt": self.request.get("prompt"),
-            "parameters": {k: v for k, v in self.request.items() if k != "prompt"},
+            "parameters": parameters,
             "provider": self.provider,
             "model": MODEL_NAME,
             "job_id": self.job_id,
@@ -67,6 +82,11 @@ class SidecarWriter(NullListener):
                 "bytes": file.bytes,
                 "sha256": file.sha256,
                 "source_host": url_host(file.url),
+                # The documented size for the requested resolution and aspect ratio (null for
+                # `auto`); size_mismatch: the image is not that size.
+                "expected_width": expected[0] if expected else None,
+                "expected_height": expected[1] if expected else None,
+                "size_mismatch": bool(expected and expected != (file.width, file.height)),
             },
             # An emulator's made-up cost is no spend.
             "cost_usd": status.cost if status and not self.emulated else None,
@@ -89,6 +109,26 @@ class SidecarWriter(NullListener):
             raise SaveError(
                 f"Saved {file.path.name}, but not its sidecar {target.name}: {exc.strerror}."
             ) from None
+
+
+def public_url(reference: Any) -> Any:
+    """A reference as it may be stored: a URL without user-info, and without its query string
+    when any parameter looks like a signature or token; local paths unchanged."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    if not isinstance(reference, str) or not reference.lower().startswith(("http:", "https:")):
+        return reference
+    parts = urlsplit(reference)
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    query = parts.query
+    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+    if any(SIGNED_QUERY.match(name) for name in names):
+        query = ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _iso(timestamp: float | None) -> str | None:

@@ -110,6 +110,8 @@ def print_job_result(output: Output, result: JobResult) -> int:
         output.warn(warning)
     if output.json_mode:
         files = [describe_file(saved) for saved in result.files]
+        for saved, described in zip(result.files, files, strict=True):
+            described["size_mismatch"] = saved.path in result.size_mismatches
         output.emit_json(
             envelope(exit_code=result.exit_code, job=result.job, files=files, error=result.error)
         )

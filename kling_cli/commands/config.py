@@ -14,6 +14,7 @@ from kling_cli.config import (
     check_base_url,
     check_setting_name,
     config_path,
+    key_problem,
     mask_key,
     resolve_key,
     resolve_secret_key,
@@ -56,6 +57,12 @@ def set_key(
             value = typer.prompt(f"{provider.name} {labels[name]}", hide_input=True).strip()
         if not value:
             raise InvalidRequestError(f"The {labels[name]} is empty; nothing was stored.")
+        problem = key_problem(value)
+        if problem:
+            raise ConfigError(
+                f"The {labels[name]} contains {problem}; keys are printable ASCII. "
+                "Nothing was stored."
+            )
         values[name] = value
     for name, value in values.items():
         config.set(f"providers.{provider.id}.{name}", value)
@@ -77,9 +84,9 @@ def list_settings(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
             {"name": "default_provider", "value": str(default_provider), "source": "config file"}
         )
     for provider in CATALOG.values():
-        keys = [("api_key", resolve_key(provider, config))]
+        keys = [("api_key", resolve_key(provider, config, check=False))]
         if provider.needs_secret_key:
-            keys.append(("secret_key", resolve_secret_key(provider, config)))
+            keys.append(("secret_key", resolve_secret_key(provider, config, check=False)))
         for name, key in keys:
             rows.append(
                 {
@@ -136,7 +143,13 @@ def set_setting(
             f"use `kling config set-key {provider_id}`."
         )
     if name == "default_provider":
-        value = provider_info(value).id
+        try:
+            value = provider_info(value).id
+        except InvalidRequestError:
+            raise ConfigError(
+                f"Unknown provider {value!r} for default_provider; choose one of "
+                f"{', '.join(CATALOG)}."
+            ) from None
     elif name.endswith(".copy_of"):
         value = value.lower()
         add_named_copies({name.split(".")[1]: value})

@@ -24,7 +24,7 @@ app = typer.Typer(help="List the providers, their capabilities and price, and ke
 
 
 def describe_provider(provider: ProviderInfo, config: ConfigFile) -> dict[str, Any]:
-    key = resolve_key(provider, config)
+    key = resolve_key(provider, config, check=False)
     caps = provider.capabilities
     return {
         "id": provider.id,

@@ -68,6 +68,8 @@ class JobResult:
     # Only submitted (`--no-wait`): the images are fetched later.
     submitted_only: bool = False
     provider_name: str = ""
+    # Saved images whose pixel size is not the documented one for the request.
+    size_mismatches: list[Path] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -216,6 +218,7 @@ class JobLife:
             submitted_only=submitted_only,
             provider_name=self.provider.name,
         )
+        result.warnings += self._size_warnings(result)
         if failure is not None:
             self._explain(failure, error, summary)
             failure.job = summary
@@ -228,6 +231,24 @@ class JobLife:
             )
         self.result = result
         return result
+
+    def _size_warnings(self, result: JobResult) -> list[str]:
+        """An image that is not the documented size for the request is kept, and said."""
+        from kling_cli.limits import expected_output_size
+
+        resolution = str(self.job.request.get("resolution", ""))
+        aspect = str(self.job.request.get("aspect_ratio", ""))
+        expected = expected_output_size(resolution, aspect)
+        if expected is None:
+            return []
+        result.size_mismatches = [
+            saved.path for saved in self.files if (saved.width, saved.height) != expected
+        ]
+        return [
+            f"{path.name} is not the documented {expected[0]}x{expected[1]} for {resolution} "
+            f"at {aspect}."
+            for path in result.size_mismatches
+        ]
 
     def _reread(self) -> JobRecord | None:
         if self.writer.pending or self.writer.fallback is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -307,6 +307,37 @@ def unreadable_response(provider_name: str, response: HttpResponse) -> ProviderR
         f"{provider_name} sent a response kling-cli cannot read (HTTP {response.status_code}): "
         f"{snippet!r}"
     )
+
+
+REDACTED = "<redacted>"
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` (a server's words) with every occurrence of each secret replaced by
+    `<redacted>`: a server may echo the key it was sent, in an error or a task message."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_error(exc: KlingError, secrets: Iterable[str | None]) -> KlingError:
+    """The error, its message and hint redacted in place (and returned, to re-raise)."""
+    secrets = tuple(secrets)
+    exc.message = redact(exc.message, secrets)
+    exc.args = (exc.message,)
+    if exc.hint:
+        exc.hint = redact(exc.hint, secrets)
+    return exc
+
+
+def redact_status(status: TaskStatus, secrets: Iterable[str | None]) -> TaskStatus:
+    """The status with its provider-given error text redacted."""
+    if not status.error:
+        return status
+    import dataclasses
+
+    return dataclasses.replace(status, error=redact(status.error, secrets))
 
 
 def bearer(api_key: str) -> dict[str, str]:
