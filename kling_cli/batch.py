@@ -437,38 +437,22 @@ def _in_flight(job: Any, provider: Provider) -> bool:
     )
 
 
-def _saved_urls(job: Any) -> set[str]:
-    return {
-        out.url
-        for task in job.tasks
-        for out in task.outputs
-        if out.path and Path(out.path).exists()
-    }
-
-
 def _finished_and_saved(job: Any) -> bool:
     """Every task succeeded and every image it made is on disk (whatever state the job row
     says: a run stopped between the last download and that write)."""
     outputs = [out for task in job.tasks for out in task.outputs]
     all_succeeded = bool(job.tasks) and all(task.state == "succeeded" for task in job.tasks)
-    return all_succeeded and bool(outputs) and len(_saved_urls(job)) == len(outputs)
+    from kling_cli.jobs.life import saved_urls
+
+    return all_succeeded and bool(outputs) and len(saved_urls(job)) == len(outputs)
 
 
 def _result_from_job(
     planned: PlannedItem, job: Any, status: str, skip_reason: str | None = None
 ) -> ItemResult:
-    files = [
-        {
-            "path": out.path,
-            "sha256": out.sha256,
-            "bytes": out.bytes,
-            "width": out.width,
-            "height": out.height,
-        }
-        for task in job.tasks
-        for out in task.outputs
-        if out.path
-    ]
+    from kling_cli.jobs.life import recorded_files
+
+    files = recorded_files(job)
     costs = [task.cost for task in job.tasks if task.cost is not None]
     return ItemResult(
         planned,

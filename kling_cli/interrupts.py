@@ -9,6 +9,7 @@ they take the same path as Ctrl-C: the journal is updated and the resume command
 from __future__ import annotations
 
 import signal
+import threading
 from types import FrameType
 
 from kling_cli.errors import Terminated
@@ -19,7 +20,11 @@ _received: list[int] = []
 
 def install() -> None:
     """Raise `Terminated` on the first SIGTERM or SIGHUP; later ones are ignored, so the
-    cleanup the first one started (journal writes, removing `.part` files) can finish."""
+    cleanup the first one started (journal writes, removing `.part` files) can finish. Only
+    the main thread can set handlers (kling called from a library's worker thread keeps the
+    host's)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     for signum in HANDLED:
         signal.signal(signum, _raise_terminated)
 

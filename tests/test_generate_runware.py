@@ -149,7 +149,8 @@ def test_json_output_contract(run_cli, use_emulator: Emulator) -> None:
     assert uuid.UUID(body["job"]["task_id"])
     assert len(body["files"]) == 2
     for entry in body["files"]:
-        assert set(entry) == {"path", "width", "height", "bytes", "sha256", "url"}
+        assert set(entry) == {"path", "width", "height", "bytes", "sha256", "url", "size_mismatch"}
+        assert entry["size_mismatch"] is False
         data = Path(entry["path"]).read_bytes()
         assert Path(entry["path"]).parent == Path("out").resolve() or Path(
             entry["path"]

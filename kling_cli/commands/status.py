@@ -117,21 +117,10 @@ def _find_job(journal: Journal, identifier: str | None, provider: str | None) ->
 
 
 def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
+    from kling_cli.jobs.life import recorded_files, shown_path
     from kling_cli.jobs.state import RESUMABLE, never_requested, resume_command
 
-    files = [
-        {
-            "path": out.path,
-            "width": out.width,
-            "height": out.height,
-            "bytes": out.bytes,
-            "sha256": out.sha256,
-            "url": out.url,
-        }
-        for task in job.tasks
-        for out in task.outputs
-        if out.path
-    ]
+    files = recorded_files(job)
     exit_code = int(error.exit_code) if error else int(ExitCode.OK)
     if output.json_mode:
         described = describe_job(job)
@@ -157,7 +146,7 @@ def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
         if task.error:
             output.result(f"    {task.error}")
         for out in task.outputs:
-            output.result(f"    {out.path or out.url}")
+            output.result(f"    {shown_path(out.path) if out.path else out.url}")
     missing = never_requested(job)
     if missing:
         output.note(

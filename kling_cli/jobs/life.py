@@ -108,6 +108,42 @@ def _refused(failure: KlingError | None) -> bool:
     return isinstance(failure, answers)
 
 
+def shown_path(path: str) -> str:
+    """A recorded (absolute) path as the user would write it: relative to the working
+    directory when it is under it."""
+    import os
+
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def recorded_files(job: JobRecord) -> list[dict[str, Any]]:
+    """The images of the job saved so far, as the journal recorded them (no disk access)."""
+    return [
+        {
+            "path": shown_path(out.path),
+            "width": out.width,
+            "height": out.height,
+            "bytes": out.bytes,
+            "sha256": out.sha256,
+            "url": out.url,
+        }
+        for task in job.tasks
+        for out in task.outputs
+        if out.path
+    ]
+
+
+def saved_urls(job: JobRecord) -> set[str]:
+    """The image URLs of the job whose file is on disk."""
+    return {
+        out.url
+        for task in job.tasks
+        for out in task.outputs
+        if out.path and Path(out.path).exists()
+    }
+
+
 class _SavedFiles(NullListener):
     def __init__(self) -> None:
         self.files: list[SavedFile] = []

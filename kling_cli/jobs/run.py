@@ -21,7 +21,7 @@ from kling_cli.errors import (
     NetworkError,
     TaskNotFoundError,
 )
-from kling_cli.jobs.life import JobLife, JobOptions, JobResult
+from kling_cli.jobs.life import JobLife, JobOptions, JobResult, saved_urls
 from kling_cli.jobs.state import overall_state
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, SUBMITTING
 
@@ -222,7 +222,7 @@ async def resume_job_async(
             if current and (options.wait or download):
                 if not options.wait:
                     current = [(t, s) for t, s in current if s.state.is_terminal]
-                on_disk = _saved_urls(job) if download else _all_urls(current)
+                on_disk = saved_urls(job) if download else _all_urls(current)
                 await _finish(
                     engine,
                     life,
@@ -280,15 +280,6 @@ def _record_unknown(life: JobLife, task: TaskRecord) -> None:
     else:
         error = "not received by the provider yet; check again in a minute"
         life.writer.update_task(task.position, state=MAY_EXIST, error=error)
-
-
-def _saved_urls(job: JobRecord) -> set[str]:
-    return {
-        out.url
-        for task in job.tasks
-        for out in task.outputs
-        if out.path and Path(out.path).exists()
-    }
 
 
 def _all_urls(current: Submitted) -> set[str]:
