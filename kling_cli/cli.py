@@ -6,6 +6,7 @@ lists the commands from `COMMANDS`, and `kling --version` loads none of them.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import traceback
@@ -148,6 +149,7 @@ def root(
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     output = Output(json_mode="--json" in args)
+    _read_stdin_as_utf8()
     try:
         result = app(args=args, prog_name="kling", standalone_mode=False, obj=output)
     except typer.Exit as exc:
@@ -164,6 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         return report(output, InvalidRequestError(_usage_message(exc)))
     except KlingError as exc:
         return report(output, exc)
+    except UnicodeDecodeError as exc:
+        # Only the user's input is decoded as strict UTF-8 (stdin, manifests); provider
+        # answers are read leniently.
+        return report(
+            output,
+            InvalidRequestError(
+                f"The input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}); save it as UTF-8."
+            ),
+        )
     except Exception as exc:
         if os.environ.get("KLING_DEBUG"):
             traceback.print_exc()
@@ -174,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return report(output, unexpected)
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _read_stdin_as_utf8() -> None:
+    """Prompts and manifests piped in are UTF-8 whatever the locale says, and a byte order
+    mark before them (Excel's "CSV UTF-8", Windows editors) is not part of the text."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(encoding="utf-8-sig", errors="strict")
 
 
 def report(output: Output, exc: KlingError) -> int:
