@@ -49,9 +49,16 @@ OUTPUT_DIMENSIONS: dict[tuple[str, str], tuple[int, int]] = {
     ("2k", "21:9"): (3104, 1312),
 }
 
-# `@image_1` ... `@image_10` name the references in order (seed 000). Matched case-insensitively
-# so that `@Image_3` with two references is caught too.
-IMAGE_TOKEN = re.compile(r"@image_(\d+)\b", re.IGNORECASE)
+# `@image_1` ... `@image_10` name the references in order (seed 000). Only a whole token is
+# one: the `@image_1` in `mail a@image_1.com` is part of an address, not a reference. Matched
+# case-insensitively so that `@Image_3` with two references is caught too.
+IMAGE_TOKEN = re.compile(r"(?<![\w.+\-@])@image_([0-9]+)(?![\w@]|\.\w)", re.IGNORECASE)
+
+
+def canonical_tokens(prompt: str) -> str:
+    """The prompt with every reference token spelled `@image_N`, as documented."""
+    return IMAGE_TOKEN.sub(lambda match: f"@image_{int(match.group(1))}", prompt)
+
 
 # Reference images (providers-others.md §8, Kling's documented input limits): JPEG or PNG, at
 # most 10 MB, each side at least 300 px, aspect ratio between 1:2.5 and 2.5:1.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from kling_cli.emulator import Emulator
+from kling_cli.emulator import EMULATOR_API_KEY, Emulator
 from tests.test_entry_point import kling_command
 
 REF = "https://example.com/a.png"
@@ -153,7 +153,62 @@ def test_batch_validation_names_every_bad_line(
     assert use_emulator.requests == []
 
 
-# --- prompts from stdin ---------------------------------------------------------------------
+# --- prompts and references ------------------------------------------------------------------
+
+REFUSED = [
+    pytest.param(["a fox\x00 in snow"], "contains a control character (U+0000)", id="NUL"),
+    pytest.param(["a fox\x1b[31m"], "contains a control character (U+001B)", id="escape"),
+    pytest.param(["\u200b\u200b"], "empty once invisible characters are removed", id="ZWSP"),
+    pytest.param([BOM], "The prompt is empty", id="BOM only"),
+    pytest.param(["\u3164 \u2800"], "empty once invisible characters", id="filler and braille"),
+    pytest.param(["\u00a0\u2060\ufe0f"], "empty once invisible characters", id="NBSP joiner VS"),
+    pytest.param(
+        ["a fox", "--negative-prompt", "blur\x00"],
+        "The negative prompt contains a control character",
+        id="NUL in negative prompt",
+    ),
+    pytest.param(
+        ["a fox", "-r", "https://example.com/a\t.png"],
+        "contains a control character (U+0009)",
+        id="tab in URL",
+    ),
+    pytest.param(
+        ["a fox", "-r", "https://example.com/a.png\n"],
+        "contains a control character (U+000A)",
+        id="newline in URL",
+    ),
+    pytest.param(
+        ["a fox", "-r", "https://exa\x00mple.com/a.png"],
+        "contains a control character (U+0000)",
+        id="NUL in URL",
+    ),
+    pytest.param(
+        ["a fox", "-r", "./a\x00.png"], "contains a control character (U+0000)", id="NUL in path"
+    ),
+    pytest.param(
+        ["a fox", "-r", "https://example.com/a\u3000.png"],
+        "is not a valid http(s) URL",
+        id="ideographic space in URL",
+    ),
+    pytest.param(
+        ["@image_01 in snow", "-r", REF],
+        "names @image_01; write references without leading zeros",
+        id="@image_01",
+    ),
+]
+
+
+@pytest.mark.parametrize("provider", ["runware", "kling", "fal"])
+@pytest.mark.parametrize("args, message", REFUSED)
+def test_bad_text_is_refused_before_any_request(
+    run_cli, use_emulator: Emulator, args: list[str], message: str, provider: str
+) -> None:
+    if provider == "fal" and "-r" not in args:
+        args = [*args, "-r", REF]  # fal needs a reference whatever the prompt
+    result = run_cli("generate", *args, "-p", provider, "-a", "1:1", "--json")
+    assert result.exit_code == 2, result.stdout
+    assert message in result.json()["error"]["message"]  # type: ignore[index]
+    assert use_emulator.requests == []
 
 
 def test_a_bom_on_stdin_is_not_part_of_the_prompt(use_emulator: Emulator) -> None:
@@ -184,3 +239,71 @@ def test_a_stdin_prompt_that_is_not_utf8_is_refused(use_emulator: Emulator) -> N
     assert result.returncode == 2, result.stderr
     assert b"not UTF-8 text" in result.stderr and b"Traceback" not in result.stderr
     assert use_emulator.requests == []
+
+
+# --- @image_N tokens on the wire -------------------------------------------------------------
+
+KLING_SPELLING = "<<<image_1>>> in snow, mail a@image_1.com"
+FAL_SPELLING = "@Image1 in snow, mail a@image_1.com"
+PLAIN_SPELLING = "@image_1 in snow, mail a@image_1.com"
+WIRE_SPELLINGS = {
+    "runware": PLAIN_SPELLING,
+    "unifically": PLAIN_SPELLING,
+    "apiinone": PLAIN_SPELLING,
+    "inferencesh": PLAIN_SPELLING,
+    "kling": KLING_SPELLING,
+    "comfy": KLING_SPELLING,
+    "wavespeed": KLING_SPELLING,
+    "fal": FAL_SPELLING,
+    "aimlapi": FAL_SPELLING,
+}
+
+
+@pytest.fixture
+def emulated(use_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    monkeypatch.setenv("KLING_KLING_SECRET_KEY", EMULATOR_API_KEY)
+    return use_emulator
+
+
+@pytest.mark.parametrize("provider", list(WIRE_SPELLINGS))
+def test_only_whole_tokens_are_references(run_cli, emulated: Emulator, provider: str) -> None:
+    result = run_cli(
+        "generate",
+        "@Image_1 in snow, mail a@image_1.com",
+        "-r",
+        REF,
+        "-a",
+        "1:1",
+        "-p",
+        provider,
+        "--json",
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sent_prompt(emulated) == WIRE_SPELLINGS[provider]
+
+
+def test_an_address_is_not_a_reference(run_cli, emulated: Emulator) -> None:
+    # With no reference at all, `a@image_1.com` must not be taken for a missing @image_1.
+    result = run_cli("generate", "mail a@image_1.com a fox", "-p", "kling", "--json")
+    assert result.exit_code == 0, result.stdout
+    assert sent_prompt(emulated) == "mail a@image_1.com a fox"
+
+
+# 2500 characters as typed; `<<<image_1>>>` is five characters longer than `@image_1`.
+LONG_PROMPT = "@image_1 " * 250 + "x" * 250
+
+
+def test_the_prompt_limit_holds_on_the_wire(run_cli, emulated: Emulator) -> None:
+    assert len(LONG_PROMPT) == 2500
+    for provider, spelling in WIRE_SPELLINGS.items():
+        result = run_cli(
+            "generate", LONG_PROMPT, "-r", REF, "-a", "1:1", "-p", provider, "--dry-run", "--json"
+        )
+        if spelling is not KLING_SPELLING:
+            assert result.exit_code == 0, (provider, result.stdout)
+            continue
+        assert result.exit_code == 2, (provider, result.stdout)
+        message = result.json()["error"]["message"]  # type: ignore[index]
+        assert "The prompt is 3750 characters long as " in message
+        assert "accepts at most 2500, so shorten it by 1250" in message
+    assert emulated.requests == []
