@@ -20,6 +20,7 @@ from typer.models import CommandInfo, TyperInfo
 
 from kling_cli import __version__
 from kling_cli.errors import ExitCode, InvalidRequestError, KlingError
+from kling_cli.help import humanize, word
 from kling_cli.ui import Output, envelope
 
 if TYPE_CHECKING:
@@ -82,10 +83,18 @@ class LazyCommandGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
+        humanize(self)
         for name, (_, help_line) in COMMANDS.items():
             self.commands.setdefault(
                 name, CommandSummary(name, help=help_line, rich_markup_mode=self.rich_markup_mode)
             )
+
+    def get_params(self, ctx: Context) -> list[Any]:
+        # typer adds --install-completion and --show-completion here, after construction.
+        params = super().get_params(ctx)
+        for param in params:
+            word(param)
+        return params
 
     def resolve_command(
         self, ctx: Context, args: list[str]
@@ -99,6 +108,9 @@ class LazyCommandGroup(TyperGroup):
         target, _ = COMMANDS[name]
         module, _, attribute = target.partition(":")
         loaded = getattr(import_module(module), attribute)
+        return humanize(self._command_from(name, loaded))
+
+    def _command_from(self, name: str, loaded: Any) -> Command:
         if isinstance(loaded, typer.Typer):
             return get_group_from_info(
                 TyperInfo(loaded, name=name),
