@@ -50,7 +50,7 @@ class Aiml(AimlInfo, Provider):
                 "choose one with -a, such as -a 1:1."
             )
         super().check_request(request)
-        if not request.references:
+        if len(request.references) < self.capabilities.min_references:
             raise InvalidRequestError(
                 f"{self.name}'s Kling Image O1 model edits reference images and needs at least "
                 "one --ref (image_urls is required); for text-only images pick another provider "

@@ -264,14 +264,19 @@ def error_for_http_status(
 ) -> KlingError:
     """The error a non-2xx answer stands for, worded with the provider's own message."""
     status = response.status_code
-    text = f"{provider_name}: {message}" if message else f"{provider_name} answered HTTP {status}"
+    credits = status == 402
+    # The status is said once: after the provider's own message, or as the whole message.
+    if message:
+        text = f"{provider_name}: {message} (HTTP {status}{': out of credits' if credits else ''})."
+    else:
+        text = f"{provider_name} answered HTTP {status}{' (out of credits)' if credits else ''}."
     if status in (401, 403):
-        return AuthError(f"{text} (HTTP {status}).", hint=key_hint)
-    if status == 402:
-        return OutOfCreditsError(f"{text} (HTTP 402: out of credits).")
+        return AuthError(text, hint=key_hint)
+    if credits:
+        return OutOfCreditsError(text)
     if status == 429:
-        return RateLimitedError(f"{text} (HTTP 429).", retry_after=response.retry_after)
-    error = ProviderRequestError(f"{text} (HTTP {status}).")
+        return RateLimitedError(text, retry_after=response.retry_after)
+    error = ProviderRequestError(text)
     error.http_status = status
     return error
 

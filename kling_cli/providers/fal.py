@@ -80,7 +80,7 @@ class Fal(FalInfo, Provider):
 
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)
-        if not request.references:
+        if len(request.references) < self.capabilities.min_references:
             raise InvalidRequestError(
                 f"{self.name}'s Kling O1 endpoint edits reference images and needs at least one "
                 "--ref (image_urls is required); for text-only images pick another provider "
