@@ -6,6 +6,7 @@ lists the commands from `COMMANDS`, and `kling --version` loads none of them.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import traceback
@@ -19,6 +20,7 @@ from typer.models import CommandInfo, TyperInfo
 
 from kling_cli import __version__
 from kling_cli.errors import ExitCode, InvalidRequestError, KlingError
+from kling_cli.help import humanize, word
 from kling_cli.ui import Output, envelope
 
 if TYPE_CHECKING:
@@ -81,10 +83,18 @@ class LazyCommandGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
+        humanize(self)
         for name, (_, help_line) in COMMANDS.items():
             self.commands.setdefault(
                 name, CommandSummary(name, help=help_line, rich_markup_mode=self.rich_markup_mode)
             )
+
+    def get_params(self, ctx: Context) -> list[Any]:
+        # typer adds --install-completion and --show-completion here, after construction.
+        params = super().get_params(ctx)
+        for param in params:
+            word(param)
+        return params
 
     def resolve_command(
         self, ctx: Context, args: list[str]
@@ -98,6 +108,9 @@ class LazyCommandGroup(TyperGroup):
         target, _ = COMMANDS[name]
         module, _, attribute = target.partition(":")
         loaded = getattr(import_module(module), attribute)
+        return humanize(self._command_from(name, loaded))
+
+    def _command_from(self, name: str, loaded: Any) -> Command:
         if isinstance(loaded, typer.Typer):
             return get_group_from_info(
                 TyperInfo(loaded, name=name),
@@ -151,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from kling_cli import interrupts
 
     interrupts.install()
+    _read_stdin_as_utf8()
     try:
         result = app(args=args, prog_name="kling", standalone_mode=False, obj=output)
     except typer.Exit as exc:
@@ -168,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         return report(output, InvalidRequestError(_usage_message(exc)))
     except KlingError as exc:
         return report(output, exc)
+    except UnicodeDecodeError as exc:
+        # Only the user's input is decoded as strict UTF-8 (stdin, manifests); provider
+        # answers are read leniently.
+        return report(
+            output,
+            InvalidRequestError(
+                f"The input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}); save it as UTF-8."
+            ),
+        )
     except Exception as exc:
         if os.environ.get("KLING_DEBUG"):
             traceback.print_exc()
@@ -178,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return report(output, unexpected)
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _read_stdin_as_utf8() -> None:
+    """Prompts and manifests piped in are UTF-8 whatever the locale says, and a byte order
+    mark before them (Excel's "CSV UTF-8", Windows editors) is not part of the text."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(encoding="utf-8-sig", errors="strict")
 
 
 def report(output: Output, exc: KlingError) -> int:

@@ -56,9 +56,16 @@ def expected_output_size(resolution: str, aspect_ratio: str) -> tuple[int, int] 
     return OUTPUT_DIMENSIONS.get((resolution, aspect_ratio))
 
 
-# `@image_1` ... `@image_10` name the references in order (seed 000). Matched case-insensitively
-# so that `@Image_3` with two references is caught too.
-IMAGE_TOKEN = re.compile(r"@image_(\d+)\b", re.IGNORECASE)
+# `@image_1` ... `@image_10` name the references in order (seed 000). Only a whole token is
+# one: the `@image_1` in `mail a@image_1.com` is part of an address, not a reference. Matched
+# case-insensitively so that `@Image_3` with two references is caught too.
+IMAGE_TOKEN = re.compile(r"(?<![\w.+\-@])@image_([0-9]+)(?![\w@]|\.\w)", re.IGNORECASE)
+
+
+def canonical_tokens(prompt: str) -> str:
+    """The prompt with every reference token spelled `@image_N`, as documented."""
+    return IMAGE_TOKEN.sub(lambda match: f"@image_{int(match.group(1))}", prompt)
+
 
 # Reference images (Kling's documented input limits: the `image_list` field of its omni-image
 # API, and fal's Kling O1 input constraints): JPEG or PNG, at most 10 MB, each side at least

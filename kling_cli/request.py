@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +32,53 @@ def _quoted_choices(choices: tuple[str, ...]) -> str:
     return ", ".join(choices)
 
 
+# Characters that draw nothing: a prompt made only of them describes no image. Beyond
+# whitespace and format characters (zero-width spaces, joiners, marks), the fillers some
+# scripts and Braille have for a blank.
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u2800\u3164\uffa0") | {
+    chr(c) for c in range(0xFE00, 0xFE10)
+}
+# Line breaks and tabs are ordinary in a long prompt; every other control character is not.
+PROMPT_CONTROLS_ALLOWED = frozenset("\t\n\r")
+BOM = "\ufeff"
+
+
+def _is_blank(char: str) -> bool:
+    return (
+        char.isspace()
+        or char in BLANK_CHARACTERS
+        or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+    )
+
+
+def _control_character(text: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """How to name the first control character in `text` for the user, or None."""
+    for position, char in enumerate(text, start=1):
+        if char not in allowed and unicodedata.category(char) == "Cc":
+            return f"a control character (U+{ord(char):04X}) at position {position}"
+    return None
+
+
+def _check_text(value: Any, what: str) -> Any:
+    """A prompt's shared checks: no control characters, something visible, the length."""
+    if not isinstance(value, str):
+        raise ValueError(f"The {what} is empty; describe the image you want.")
+    value = value.removeprefix(BOM)
+    if all(_is_blank(char) for char in value):
+        raise ValueError(
+            f"The {what} is empty"
+            + (" once invisible characters are removed" if value.strip() else "")
+            + "; describe the image you want."
+        )
+    control = _control_character(value, PROMPT_CONTROLS_ALLOWED)
+    if control:
+        raise ValueError(
+            f"The {what} contains {control}; only visible text, spaces, tabs and line "
+            "breaks are allowed."
+        )
+    return value
+
+
 class GenerationRequest(BaseModel):
     """One generation as the user asked for it, before any provider translates it."""
 
@@ -57,8 +105,7 @@ class GenerationRequest(BaseModel):
     @field_validator("prompt", mode="before")
     @classmethod
     def _check_prompt(cls, value: Any) -> Any:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("The prompt is empty; describe the image you want.")
+        value = _check_text(value, "prompt")
         if len(value) > MAX_PROMPT_CHARS:
             raise ValueError(
                 f"The prompt is {len(value)} characters long; "
@@ -123,8 +170,9 @@ class GenerationRequest(BaseModel):
     @field_validator("negative_prompt", mode="before")
     @classmethod
     def _check_negative_prompt(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and all(_is_blank(c) for c in value)):
             return None
+        value = _check_text(value, "negative prompt")
         if len(value) > MAX_PROMPT_CHARS:
             raise ValueError(
                 f"The negative prompt is {len(value)} characters long; "
@@ -142,7 +190,14 @@ class GenerationRequest(BaseModel):
     @model_validator(mode="after")
     def _check_image_tokens(self) -> GenerationRequest:
         count = len(self.references)
-        for number in sorted({int(n) for n in IMAGE_TOKEN.findall(self.prompt)}):
+        written = IMAGE_TOKEN.findall(self.prompt)
+        padded = next((n for n in written if n.startswith("0")), None)
+        if padded is not None:
+            raise ValueError(
+                f"The prompt names @image_{padded}; write references without leading zeros, "
+                f"as @image_1 to @image_{MAX_REFERENCES}."
+            )
+        for number in sorted({int(n) for n in written}):
             if not 1 <= number <= count:
                 given = (
                     "no reference images were given"
@@ -173,13 +228,16 @@ def check_reference_url(ref: Any) -> None:
     """An http(s) URL, or a local JPEG/PNG within the documented limits."""
     if not isinstance(ref, str) or not ref:
         raise ValueError("A reference image is empty; pass an http(s) URL or a file.")
+    control = _control_character(ref)
+    if control:
+        raise ValueError(f"Reference {ref!r} contains {control}; remove it.")
     from kling_cli.references import inspect_local_reference, is_local
 
     if is_local(ref):
         inspect_local_reference(ref)
         return
     parts = urlsplit(ref)
-    if parts.scheme in ("http", "https") and parts.netloc and " " not in ref:
+    if parts.scheme in ("http", "https") and parts.netloc and not any(c.isspace() for c in ref):
         return
     raise ValueError(f"Reference {ref!r} is not a valid http(s) URL.")
 

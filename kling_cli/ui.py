@@ -6,6 +6,7 @@ A spinner with elapsed time on a terminal; one plain line per state change other
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from functools import cached_property
@@ -33,6 +34,11 @@ class Output:
 
     def __init__(self, *, json_mode: bool = False) -> None:
         self.json_mode = json_mode
+        for stream in (sys.stdout, sys.stderr):
+            # A stream whose encoding lacks a character (a cp1252 console, a redirected pipe
+            # on Windows) must not turn a finished job into a crash: write it escaped.
+            if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
 
     @cached_property
     def stdout(self) -> Console:
@@ -60,13 +66,26 @@ class Output:
     def emit_json(self, payload: dict[str, Any]) -> None:
         import json
 
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        text = json.dumps(payload, ensure_ascii=False)
+        if not _encodable(text, sys.stdout):
+            # \uXXXX escapes keep the JSON exact where an escaped character would break it.
+            text = json.dumps(payload, ensure_ascii=True)
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
     def error(self, exc: KlingError) -> None:
         self.stderr.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", highlight=False)
         if exc.hint:
             self.stderr.print(f"  {escape(exc.hint)}", markup=False, highlight=False)
+
+
+def _encodable(text: str, stream: Any) -> bool:
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def escape(text: str) -> str:

@@ -74,7 +74,8 @@ def batch(
     ),
 ) -> int:
     """Run every item of a manifest; re-running it skips what is done and resumes the rest."""
-    from kling_cli.batch import estimated_cost, plan_items, read_items, select_shard
+    from kling_cli.batch import estimated_cost
+    from kling_cli.manifest import plan_items, read_items, select_shard
     from kling_cli.naming import check_template
 
     output: Output = ctx.obj

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kling_cli.errors import ExitCode
+from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output
 
 
@@ -27,5 +27,14 @@ def emulate(
             f"{EMULATOR_API_KEY!r}. Ctrl-C stops it."
         )
 
-    serve(port=port, latency=latency, log=announce)
+    # The images are served on the next port up.
+    if not 0 <= port <= 65534:
+        raise InvalidRequestError(f"--port {port} is not a port; use 1 to 65534, or 0 for any.")
+    try:
+        serve(port=port, latency=latency, log=announce)
+    except OSError as exc:
+        raise InvalidRequestError(
+            f"Cannot listen on 127.0.0.1 port {port} or {port + 1} ({exc.strerror or exc}); "
+            "pick another --port, or 0 for any free one."
+        ) from None
     return ExitCode.OK

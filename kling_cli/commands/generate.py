@@ -75,7 +75,7 @@ def generate(
         DEFAULT_TIMEOUT_SECONDS, "--timeout", help="Seconds to wait for the images."
     ),
     no_wait: bool = typer.Option(
-        False, "--no-wait", help="Submit, print the task id, and exit without waiting."
+        False, "--no-wait", help="Submit, print the job id, and exit without waiting."
     ),
     negative_prompt: str | None = typer.Option(
         None, "--negative-prompt", help="What to keep out of the image, where supported."

@@ -12,6 +12,22 @@ from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, describe_job
 
 app = typer.Typer(help="List the jobs kling has submitted (the local journal).")
+# Every state the journal gives a job (kling_cli.journal and the commands that finish jobs).
+JOB_STATES = (
+    "submitting",
+    "submitted",
+    "running",
+    "generated",
+    "succeeded",
+    "partial",
+    "failed",
+    "timed_out",
+    "interrupted",
+    "download_failed",
+    "may_exist",
+    "not_created",
+    "error",
+)
 
 
 @app.callback(invoke_without_command=True)
@@ -25,6 +41,10 @@ def list_jobs(
     """List recent jobs, newest first."""
     if ctx.invoked_subcommand is not None:
         return ExitCode.OK
+    if state is not None and state not in JOB_STATES:
+        raise InvalidRequestError(
+            f"--state {state!r} is not a job state; use one of {', '.join(JOB_STATES)}."
+        )
     from kling_cli.journal import Journal
 
     output: Output = ctx.obj

@@ -9,6 +9,7 @@ import typer
 from kling_cli.commands.common import JSON_OPTION, load_config
 from kling_cli.config import ConfigFile, resolve_base_url, resolve_key, resolve_service_urls
 from kling_cli.errors import ExitCode
+from kling_cli.limits import MAX_PROMPT_CHARS
 from kling_cli.providers import provider_info
 from kling_cli.providers.catalog import CATALOG, ProviderInfo
 from kling_cli.ui import Output
@@ -32,7 +33,10 @@ def describe_provider(provider: ProviderInfo, config: ConfigFile) -> dict[str, A
         "key_configured": key is not None,
         "key_source": key.source if key else None,
         "capabilities": {
+            "min_references": caps.min_references,
             "max_references": caps.max_references,
+            "min_prompt_chars": caps.min_prompt_chars,
+            "auto_aspect_needs_references": caps.auto_aspect_needs_references,
             "max_images_per_task": caps.max_images,
             "native_num_images": caps.max_images > 1,
             "negative_prompt": caps.negative_prompt,
@@ -124,9 +128,14 @@ def show_provider(
             f"${row['price_per_image_usd']} per image ({row['price_source']}, "
             f"{row['price_as_of']})",
         ),
-        ("references", f"up to {caps['max_references']}"),
+        ("references", _reference_range(caps)),
+        ("prompt", f"{caps['min_prompt_chars']} to {MAX_PROMPT_CHARS} characters"),
         ("images per task", f"up to {caps['max_images_per_task']}"),
-        ("aspect ratios", ", ".join(caps["aspect_ratios"])),
+        (
+            "aspect ratios",
+            ", ".join(caps["aspect_ratios"])
+            + (" (auto needs a --ref)" if caps["auto_aspect_needs_references"] else ""),
+        ),
         ("negative prompt", "yes" if caps["negative_prompt"] else "no"),
         ("modes", ", ".join(caps["modes"])),
         ("output formats", ", ".join(caps["output_formats"]) or "provider's choice"),
@@ -137,3 +146,9 @@ def show_provider(
         if value:
             output.result(f"{label:<17} {value}")
     return ExitCode.OK
+
+
+def _reference_range(caps: dict[str, Any]) -> str:
+    if caps["min_references"]:
+        return f"{caps['min_references']} to {caps['max_references']} (required)"
+    return f"up to {caps['max_references']}"

@@ -40,44 +40,19 @@ def preflight(
         journal.check_writable()
 
 
-# A file name's limit on the common file systems (ext4, APFS, NTFS), in bytes, and what the
-# download adds to a name for its temporary file (`.NAME.PID.part`).
-NAME_MAX_BYTES = 255
-# The longest name written for an image: `.STEM-9999.jpeg.json.PID.part` (its sidecar's
-# temporary file).
-PART_OVERHEAD_BYTES = len(".") + len("-9999.jpeg") + len(".json") + len(".4194304.part")
-
-
 def check_names(options: JobOptions, request: GenerationRequest) -> None:
-    """The `--name` template renders for every image of the job, and each name (with its
-    temporary download suffix) fits the file system's limit in bytes."""
-    from kling_cli.naming import Naming, check_template
+    """The `--name` template renders for every image of the job, and each name (with the
+    suffixes kling adds) fits the file system's limit in bytes (`naming.check_names`)."""
+    from kling_cli.naming import check_names as check_rendered_names
 
-    template = check_template(options.name_template)
-    naming = Naming(
-        template,
-        "000000-000000",
-        "provider",
-        request.prompt,
-        request.aspect_ratio,
-        request.resolution,
+    check_rendered_names(
+        options.name_template,
+        count=request.num_images,
+        prompt=request.prompt,
+        aspect=request.aspect_ratio,
+        resolution=request.resolution,
         item_id=options.item_id,
     )
-    render = naming.stem_for()
-    for index in range(1, request.num_images + 1):
-        try:
-            stem = render("0" * 36, index, request.num_images)
-        except (ValueError, KeyError, IndexError, AttributeError) as exc:
-            raise InvalidRequestError(
-                f"--name {template!r} cannot be rendered ({exc}); use placeholders such as "
-                "{slug}, {index} or {index:02d}."
-            ) from None
-        longest = len(stem.encode()) + PART_OVERHEAD_BYTES
-        if longest > NAME_MAX_BYTES:
-            raise InvalidRequestError(
-                f"--name {template!r} gives file names of {longest} bytes with their "
-                f"temporary suffix; the file system allows {NAME_MAX_BYTES}."
-            )
 
 
 def check_output_dir(directory: Path) -> None:

@@ -40,6 +40,9 @@ SYNC_READ_TIMEOUT = 600.0
 
 
 class Aiml(AimlInfo, Provider):
+    def wire_prompt(self, prompt: str) -> str:
+        return fal_prompt(prompt)
+
     def check_request(self, request: GenerationRequest) -> None:
         if request.aspect_ratio == "auto":
             raise InvalidRequestError(
@@ -47,7 +50,7 @@ class Aiml(AimlInfo, Provider):
                 "choose one with -a, such as -a 1:1."
             )
         super().check_request(request)
-        if not request.references:
+        if len(request.references) < self.capabilities.min_references:
             raise InvalidRequestError(
                 f"{self.name}'s Kling Image O1 model edits reference images and needs at least "
                 "one --ref (image_urls is required); for text-only images pick another provider "
@@ -59,7 +62,7 @@ class Aiml(AimlInfo, Provider):
             "model": MODEL_ID,
             # §8 groups AIML with the fal family (`@Image1` tokens) by its schema; its own page
             # names no token syntax.
-            "prompt": fal_prompt(request.prompt),
+            "prompt": self.wire_prompt(request.prompt),
             "image_urls": list(request.references),
             "aspect_ratio": request.aspect_ratio,
             "resolution": RESOLUTIONS[request.resolution],

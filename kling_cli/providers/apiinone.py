@@ -71,7 +71,7 @@ class ApiInOne(ApiInOneInfo, Provider):
         # Field for field the documented example (seed 001); optional fields only when they
         # differ from the documented defaults, except the two the example always sends.
         # Prompt tokens stay `@image_N`: API in One documents no other form.
-        body: dict[str, Any] = {"model": MODEL_ID, "prompt": request.prompt}
+        body: dict[str, Any] = {"model": MODEL_ID, "prompt": self.wire_prompt(request.prompt)}
         if request.mode in TASK_TYPES:
             body["type"] = TASK_TYPES[request.mode]
         if request.references:

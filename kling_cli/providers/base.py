@@ -24,6 +24,7 @@ from kling_cli.errors import (
     RateLimitedError,
     UnreadableResponseError,
 )
+from kling_cli.limits import MAX_PROMPT_CHARS, canonical_tokens
 from kling_cli.providers.catalog import ProviderInfo
 from kling_cli.references import LocalFile, is_local
 
@@ -171,6 +172,15 @@ class Provider(ProviderInfo, ABC):
                 f"Aspect ratio auto follows the reference images, and {self.name} needs at "
                 "least one --ref for it; give a reference or an explicit -a such as 1:1."
             )
+        wire_prompt = self.wire_prompt(request.prompt)
+        if len(wire_prompt) > MAX_PROMPT_CHARS:
+            # The limit is the model's, on the text it receives: the provider's own token
+            # spelling (e.g. `<<<image_1>>>`) can make a prompt that fitted too long.
+            raise InvalidRequestError(
+                f"The prompt is {len(wire_prompt)} characters long as {self.name} receives it "
+                f"(its reference tokens are longer than @image_N); Kling Image O1 accepts at "
+                f"most {MAX_PROMPT_CHARS}, so shorten it by {len(wire_prompt) - MAX_PROMPT_CHARS}."
+            )
         if len(request.prompt) < caps.min_prompt_chars:
             raise InvalidRequestError(
                 f"{self.name} needs a prompt of at least {caps.min_prompt_chars} characters."
@@ -188,6 +198,11 @@ class Provider(ProviderInfo, ABC):
                 f"{self.name} cannot choose the output format {request.output_format}; "
                 f"formats it can produce on request: {allowed}."
             )
+
+    def wire_prompt(self, prompt: str) -> str:
+        """The prompt as this provider receives it: `@image_N` tokens in the provider's own
+        spelling. By default the documented `@image_N`, normalised to lower case."""
+        return canonical_tokens(prompt)
 
     @abstractmethod
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission: ...
@@ -249,14 +264,19 @@ def error_for_http_status(
 ) -> KlingError:
     """The error a non-2xx answer stands for, worded with the provider's own message."""
     status = response.status_code
-    text = f"{provider_name}: {message}" if message else f"{provider_name} answered HTTP {status}"
+    credits = status == 402
+    # The status is said once: after the provider's own message, or as the whole message.
+    if message:
+        text = f"{provider_name}: {message} (HTTP {status}{': out of credits' if credits else ''})."
+    else:
+        text = f"{provider_name} answered HTTP {status}{' (out of credits)' if credits else ''}."
     if status in (401, 403):
-        return AuthError(f"{text} (HTTP {status}).", hint=key_hint)
-    if status == 402:
-        return OutOfCreditsError(f"{text} (HTTP 402: out of credits).")
+        return AuthError(text, hint=key_hint)
+    if credits:
+        return OutOfCreditsError(text)
     if status == 429:
-        return RateLimitedError(f"{text} (HTTP 429).", retry_after=response.retry_after)
-    error = ProviderRequestError(f"{text} (HTTP {status}).")
+        return RateLimitedError(text, retry_after=response.retry_after)
+    error = ProviderRequestError(text)
     error.http_status = status
     return error
 

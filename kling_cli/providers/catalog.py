@@ -17,6 +17,8 @@ LocalFileTransport = Literal["unsupported", "inline-base64", "data-uri", "upload
 @dataclass(frozen=True)
 class Capabilities:
     max_references: int = 10
+    # At least this many references: endpoints that only edit images.
+    min_references: int = 0
     # Images one task can return; `-n` above this is fanned out over several tasks.
     max_images: int = 9
     aspect_ratios: tuple[str, ...] = ASPECT_RATIOS
@@ -111,7 +113,7 @@ class RunwareInfo(ProviderInfo):
         # taskUUID is ours (§3.4); getResponse finds it (§3.6).
         client_task_id_lookup=True,
     )
-    price = Price(usd_per_image=0.028, source="runware.ai model page (seed 002)", as_of="2025-12")
+    price = Price(usd_per_image=0.028, source="runware.ai model page", as_of="2025-12")
     # Advice, not a limit: "no hard rate limits", 429 when the queue is full (R-rate), and
     # "keep steady-state concurrency in the low single digits (2-4)" (R-skill; providers-seeds.md
     # §3.7). Start at the top of that range; accepted submits raise it up to --concurrency.
@@ -165,7 +167,7 @@ class ApiInOneInfo(ProviderInfo):
     # and an upper bound per image when a request asks for several.
     price = Price(
         usd_per_image=0.012,
-        source="apiin.one model page (seed 001): 6 credits ≈ $0.012 per request",
+        source="apiin.one model page: 6 credits ≈ $0.012 per request",
         as_of="2026-11",
     )
     adapter = "kling_cli.providers.apiinone:ApiInOne"
@@ -198,7 +200,7 @@ class InferenceShInfo(ProviderInfo):
         # The app always saves a `.png`, whatever Kling made (§4.11).
         output_formats=(),
     )
-    price = Price(usd_per_image=0.028, source="inference.sh app page (seed 004)", as_of="2026-11")
+    price = Price(usd_per_image=0.028, source="inference.sh app page", as_of="2026-11")
     adapter = "kling_cli.providers.inferencesh:InferenceSh"
 
 
@@ -252,6 +254,7 @@ class FalInfo(ProviderInfo):
         # Through fal storage (§2.5): fal documents data URIs for file inputs in general but not
         # for this endpoint, and an uploaded file keeps a 10 MB reference out of every submit.
         local_files="upload",
+        min_references=1,  # image_urls is required (§2.2)
         max_references=10,  # image_urls max 10, elements included (§2.2)
         max_images=9,  # num_images 1-9 (§2.2)
         output_formats=("png", "jpeg", "webp"),  # output_format (§2.2)
@@ -259,7 +262,7 @@ class FalInfo(ProviderInfo):
     )
     price = Price(
         usd_per_image=0.028,
-        source="fal.ai via third-party catalogs ($0.027-0.028), providers-others.md §2.2",
+        source="fal.ai via third-party catalogs ($0.027-0.028)",
         as_of="2026-11",
     )
     # fal runs 2 to 40 requests at once per account, by credit bought, but queues the rest:
@@ -289,7 +292,7 @@ class WaveSpeedInfo(ProviderInfo):
     )
     price = Price(
         usd_per_image=0.028,
-        source="third-party comparison of fal/WaveSpeed, providers-others.md §3.1",
+        source="third-party comparison of fal and WaveSpeed",
         as_of="2026-11",
     )
     # The entry tier (Bronze) allows 3 tasks at once and 10 images a minute; tiers bought with
@@ -341,7 +344,8 @@ class AimlInfo(ProviderInfo):
     capabilities = Capabilities(
         # Local files go inline: "URLs or local Base64 encoded images" (providers-others.md §6).
         local_files="data-uri",
-        max_references=10,  # image_urls 1-10 (§6)
+        min_references=1,  # image_urls 1-10 (§6)
+        max_references=10,
         max_images=9,  # num_images 1-9 (§6)
         # The documented enum has no `auto` (§6).
         aspect_ratios=tuple(ratio for ratio in ASPECT_RATIOS if ratio != "auto"),

@@ -32,6 +32,7 @@ from kling_cli.providers.kling import (
     error_for_code,
     is_failure_answer,
     kling_body,
+    kling_prompt,
     task_status,
 )
 from kling_cli.retry import RETRYABLE_STATUS
@@ -53,6 +54,9 @@ CONTENT_POLICY = "content_policy_violation"
 
 
 class Comfy(ComfyInfo, Provider):
+    def wire_prompt(self, prompt: str) -> str:
+        return kling_prompt(prompt)
+
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         idempotency_key = str(uuid.uuid4())
         # model_name is left out: the path selects the model (§5).

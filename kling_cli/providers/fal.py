@@ -75,9 +75,12 @@ def error_message(body: Any) -> str:
 
 
 class Fal(FalInfo, Provider):
+    def wire_prompt(self, prompt: str) -> str:
+        return fal_prompt(prompt)
+
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)
-        if not request.references:
+        if len(request.references) < self.capabilities.min_references:
             raise InvalidRequestError(
                 f"{self.name}'s Kling O1 endpoint edits reference images and needs at least one "
                 "--ref (image_urls is required); for text-only images pick another provider "
@@ -86,7 +89,7 @@ class Fal(FalInfo, Provider):
 
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         body = {
-            "prompt": fal_prompt(request.prompt),
+            "prompt": self.wire_prompt(request.prompt),
             "image_urls": list(request.references),
             "num_images": request.num_images,
             "resolution": RESOLUTIONS[request.resolution],

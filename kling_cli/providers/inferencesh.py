@@ -71,7 +71,7 @@ class InferenceSh(InferenceShInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         # The documented run example (§4.5) without its webhook. Prompt tokens stay `@image_N`:
         # inference.sh documents no other form, and with one reference there is only @image_1.
-        app_input: dict[str, Any] = {"prompt": request.prompt}
+        app_input: dict[str, Any] = {"prompt": self.wire_prompt(request.prompt)}
         if request.references:
             app_input["image"] = request.references[0]
         if request.negative_prompt:

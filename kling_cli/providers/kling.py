@@ -164,6 +164,9 @@ def _image_urls(result: Any) -> list[str]:
 
 
 class Kling(KlingInfo, Provider):
+    def wire_prompt(self, prompt: str) -> str:
+        return kling_prompt(prompt)
+
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         external_task_id = str(uuid.uuid4())
         body = {"model_name": MODEL_NAME, **kling_body(request)}

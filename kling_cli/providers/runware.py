@@ -54,7 +54,7 @@ class Runware(RunwareInfo, Provider):
             "taskType": "imageInference",
             "taskUUID": task_uuid,
             "model": MODEL_ID,
-            "positivePrompt": request.prompt,
+            "positivePrompt": self.wire_prompt(request.prompt),
             "numberResults": request.num_images,
             "outputType": "URL",
             # The API's default is JPG; kling-cli's default is lossless PNG.

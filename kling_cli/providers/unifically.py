@@ -43,7 +43,7 @@ STATES = {
 class Unifically(UnificallyInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         model_input: dict[str, Any] = {
-            "prompt": request.prompt,
+            "prompt": self.wire_prompt(request.prompt),
             "aspect_ratio": request.aspect_ratio,
             "resolution": request.resolution,
         }

@@ -48,8 +48,11 @@ STATES = {
 
 
 class WaveSpeed(WaveSpeedInfo, Provider):
+    def wire_prompt(self, prompt: str) -> str:
+        return kling_prompt(prompt)
+
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
-        body: dict[str, Any] = {"prompt": kling_prompt(request.prompt)}
+        body: dict[str, Any] = {"prompt": self.wire_prompt(request.prompt)}
         if request.references:
             body["images"] = list(request.references)
         # Sent even at its default: WaveSpeed's default aspect ratio is 1:1, not auto (§8).
