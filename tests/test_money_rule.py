@@ -293,9 +293,9 @@ def test_status_of_an_unknown_task_adds_no_job(use_emulator: Emulator) -> None:
 def test_status_download_that_fails_exits_7(use_emulator: Emulator) -> None:
     made = run("generate", "a red fox", "-p", "unifically", "--no-wait", "--json")
     job_id = json.loads(made.stdout)["job"]["id"]
-    time.sleep(0.5)
+    time.sleep(1.0)  # the task is done: no --wait needed
     use_emulator.inject("images", Fault(kind="server_error", on="download", status=500, times=50))
-    result = run("status", job_id, "--wait", "--download", "--json")
+    result = run("status", job_id, "--download", "--json")
     assert result.returncode == 7, result.stderr
     body = json.loads(result.stdout)
     assert body["error"]["code"] == "download_failed" and body["files"] == []
@@ -352,3 +352,45 @@ def test_an_interrupted_batch_prints_a_summary_and_writes_a_partial_manifest(
     again = run("batch", "items.jsonl", "-p", "unifically", "-o", "out", "-j", "2")
     assert again.returncode == 0, again.stderr
     assert submits(use_emulator, "unifically") == 4
+
+
+# -- ids and names ---------------------------------------------------------------------------
+
+
+def test_job_ids_drawn_twice_are_drawn_again(
+    monkeypatch: pytest.MonkeyPatch, isolated_environment: Path
+) -> None:
+    """A day's ids come from a small space; a busy day draws one twice. From a space of 100
+    ids, 90 jobs all get one, each different (before: IntegrityError at the first repeat)."""
+    import random
+
+    from kling_cli import journal as journal_module
+
+    draw = random.Random(7)
+    monkeypatch.setattr(journal_module, "new_job_id", lambda: f"261130-{draw.randrange(100):06x}")
+    journal = journal_module.Journal(isolated_environment / "jobs.sqlite3")
+    ids = [journal.create_job("runware", {}, "/tmp") for _ in range(90)]
+    journal.close()
+    assert len(set(ids)) == 90
+
+
+def test_a_format_spec_in_the_name_works_in_generate_and_status(use_emulator: Emulator) -> None:
+    made = run(
+        "generate",
+        "a red fox",
+        "-p",
+        "unifically",
+        "-n",
+        "2",
+        "--name",
+        "{slug}-{index:02d}",
+        "--no-wait",
+        "--json",
+    )
+    assert made.returncode == 0, made.stderr
+    job_id = json.loads(made.stdout)["job"]["id"]
+    finished = run("status", job_id, "--wait", "--download", "--json")
+    assert finished.returncode == 0, finished.stderr
+    names = sorted(p.name for p in Path("kling-output").glob("*.png"))
+    assert names == ["a-red-fox-01.png", "a-red-fox-02.png"]
+    assert all(Path(f"kling-output/{name}.json").exists() for name in names)

@@ -124,18 +124,16 @@ def generate(
         negative_prompt=negative_prompt,
         mode=mode,
     )
-    from kling_cli.naming import check_template
+    options = JobOptions(output_dir, timeout, not no_wait, overwrite, sidecar, name)
+    from kling_cli.jobs.preflight import check_names
 
-    check_template(name)
+    check_names(options, request)
     if skip_existing:
-        from kling_cli.naming import Naming, check_skippable, existing_outputs
+        from kling_cli.jobs.preflight import existing_outputs
 
-        check_skippable(name)
-        naming = Naming(name, "", "", request.prompt, request.aspect_ratio, request.resolution)
-        existing = existing_outputs(output_dir, naming, request.num_images)
+        existing = existing_outputs(options, request)
         if existing is not None:
             return _print_skipped(output, existing)
-    options = JobOptions(output_dir, timeout, not no_wait, overwrite, sidecar, name)
     config = load_config(output)
     if dry_run:
         return _dry_run(output, config, provider, request, options, aspect_ratio is None, emulate)

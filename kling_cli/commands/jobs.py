@@ -13,21 +13,6 @@ from kling_cli.ui import Output, describe_job
 
 app = typer.Typer(help="List the jobs kling has submitted (the local journal).")
 # Every state the journal gives a job (kling_cli.journal and the commands that finish jobs).
-JOB_STATES = (
-    "submitting",
-    "submitted",
-    "running",
-    "generated",
-    "succeeded",
-    "partial",
-    "failed",
-    "timed_out",
-    "interrupted",
-    "download_failed",
-    "may_exist",
-    "not_created",
-    "error",
-)
 
 
 @app.callback(invoke_without_command=True)
@@ -41,14 +26,16 @@ def list_jobs(
     """List recent jobs, newest first."""
     if ctx.invoked_subcommand is not None:
         return ExitCode.OK
+    from kling_cli.jobs.state import JOB_STATES
+
     if state is not None and state not in JOB_STATES:
         raise InvalidRequestError(
             f"--state {state!r} is not a job state; use one of {', '.join(JOB_STATES)}."
         )
-    from kling_cli.journal import Journal
+    from kling_cli.jobs.record import open_journal
 
     output: Output = ctx.obj
-    journal = Journal.open_default()
+    journal = open_journal()
     try:
         jobs = journal.recent(limit=limit, state=state, provider=provider)
     finally:
@@ -67,7 +54,8 @@ def list_jobs(
     for job in jobs:
         created = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M")
         prompt = job.prompt if len(job.prompt) <= 40 else job.prompt[:39] + "…"
-        table.add_row(job.id, created, job.provider, job.state, str(job.images_on_disk), prompt)
+        provider = f"{job.provider} (emulated)" if job.emulated else job.provider
+        table.add_row(job.id, created, provider, job.state, str(job.images_on_disk), prompt)
     output.stdout.print(table)
     return ExitCode.OK
 
@@ -79,10 +67,10 @@ def show_job(
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Show one job as recorded: request, tasks, images (no network call)."""
-    from kling_cli.journal import Journal
+    from kling_cli.jobs.record import open_journal
 
     output: Output = ctx.obj
-    journal = Journal.open_default()
+    journal = open_journal()
     try:
         job = journal.find(job_id)
     finally:

@@ -12,7 +12,7 @@ from kling_cli.errors import ExitCode, InvalidRequestError, KlingError
 from kling_cli.ui import Output, describe_job, envelope, progress_for
 
 if TYPE_CHECKING:
-    from kling_cli.journal import JobRecord, Journal
+    from kling_cli.journal import JobRecord
 
 
 def status(
@@ -37,7 +37,7 @@ def status(
     """Ask the provider where a job stands; with --wait and --download, finish it."""
     from kling_cli.jobs.life import JobOptions
     from kling_cli.jobs.record import open_journal
-    from kling_cli.jobs.run import adopt_task, resume_job, settled
+    from kling_cli.jobs.run import adopt_task, find_job, resume_job, settled
     from kling_cli.naming import DEFAULT_TEMPLATE
 
     output: Output = ctx.obj
@@ -47,7 +47,7 @@ def status(
         )
     journal = open_journal()
     try:
-        job = _find_job(journal, identifier, provider)
+        job = find_job(journal, identifier, provider)
         if job is not None and (settled(job) or _nothing_to_ask(job)):
             # Finished and on disk, or never created: the journal knows all there is.
             return _print_job(output, job, None)
@@ -95,25 +95,6 @@ def _nothing_to_ask(job: JobRecord) -> bool:
     from kling_cli.journal import NOT_CREATED
 
     return bool(job.tasks) and all(task.state == NOT_CREATED for task in job.tasks)
-
-
-def _find_job(journal: Journal, identifier: str | None, provider: str | None) -> JobRecord | None:
-    """The job named (or the latest); None for a task id the journal does not know, which
-    `adopt_task` asks the provider about."""
-    if identifier is None:
-        latest = journal.latest()
-        if latest is None:
-            raise InvalidRequestError("No jobs yet; `kling generate` records every job it submits.")
-        return latest
-    found = journal.find(identifier)
-    if found is not None:
-        return found
-    if provider is None:
-        raise InvalidRequestError(
-            f"No job or task {identifier!r} in the journal; to ask a provider about a task "
-            "submitted elsewhere, add --provider."
-        )
-    return None
 
 
 def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:

@@ -55,6 +55,26 @@ def check_names(options: JobOptions, request: GenerationRequest) -> None:
     )
 
 
+def existing_outputs(options: JobOptions, request: GenerationRequest) -> list[Path] | None:
+    """`--skip-existing`: the images this job would write, when all of them exist already
+    (then nothing is submitted). The template must not depend on the run (`{task}`, ...)."""
+    from kling_cli.naming import Naming, check_skippable, check_template
+    from kling_cli.naming import existing_outputs as find_existing
+
+    check_template(options.name_template)
+    check_skippable(options.name_template)
+    naming = Naming(
+        options.name_template,
+        "",
+        "",
+        request.prompt,
+        request.aspect_ratio,
+        request.resolution,
+        item_id=options.item_id,
+    )
+    return find_existing(options.output_dir, naming, request.num_images)
+
+
 def check_output_dir(directory: Path) -> None:
     """`-o` must be a directory kling can create and write in. Proved by doing it: the
     directory is created and a file written in it; what this check created is removed again

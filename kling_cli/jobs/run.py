@@ -286,6 +286,26 @@ def _all_urls(current: Submitted) -> set[str]:
     return {output.url for _, status in current for output in status.outputs}
 
 
+def find_job(journal: Journal, identifier: str | None, provider: str | None) -> JobRecord | None:
+    """The job named by its id or a task id (the latest with none); None for a task id the
+    journal does not know when a provider is given (`adopt_task` asks it), else
+    `InvalidRequestError`."""
+    if identifier is None:
+        latest = journal.latest()
+        if latest is None:
+            raise InvalidRequestError("No jobs yet; `kling generate` records every job it submits.")
+        return latest
+    found = journal.find(identifier)
+    if found is not None:
+        return found
+    if provider is None:
+        raise InvalidRequestError(
+            f"No job or task {identifier!r} in the journal; to ask a provider about a task "
+            "submitted elsewhere, add --provider."
+        )
+    return None
+
+
 def adopt_task(session: ProviderSession, journal: Journal, task_id: str) -> JobRecord:
     """A task submitted from another machine or tool, recorded as a job once the provider
     confirms it exists (`TaskNotFoundError`, exit 3, when it does not), so it can be

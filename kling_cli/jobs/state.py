@@ -23,6 +23,22 @@ from kling_cli.journal import MAY_EXIST, NOT_CREATED, SUBMITTING
 if TYPE_CHECKING:
     from kling_cli.journal import JobRecord
 
+# Every state a job can be recorded in (the journal's `jobs.state`).
+JOB_STATES = (
+    "submitting",
+    "submitted",
+    "running",
+    "generated",
+    "succeeded",
+    "partial",
+    "failed",
+    "timed_out",
+    "interrupted",
+    "download_failed",
+    MAY_EXIST,
+    NOT_CREATED,
+    "error",
+)
 # Job states that `kling status ID --wait --download` can take further.
 RESUMABLE = frozenset(
     {"submitted", "generated", "running", "timed_out", "interrupted", "download_failed", "error"}
