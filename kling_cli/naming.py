@@ -146,7 +146,6 @@ def check_names(
     MAX_STEM_BYTES bytes in UTF-8: the file system's 255-byte limit (ext4, APFS, NTFS) less
     the longest suffix kling adds (`-N`, the extension, the sidecar's `.json` and the
     temporary `.{pid}.part`). Returns None when every name renders and fits."""
-    check_template(template)
     if count < 1:
         return
     naming = Naming(template, job_id, provider, prompt, aspect, resolution, item_id)

@@ -44,7 +44,9 @@ def check_names(options: JobOptions, request: GenerationRequest) -> None:
     """The `--name` template renders for every image of the job, and each name (with the
     suffixes kling adds) fits the file system's limit in bytes (`naming.check_names`)."""
     from kling_cli.naming import check_names as check_rendered_names
+    from kling_cli.naming import check_template
 
+    check_template(options.name_template)
     check_rendered_names(
         options.name_template,
         count=request.num_images,
