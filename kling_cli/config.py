@@ -11,7 +11,6 @@ Layout of `config.toml`:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 import tempfile
@@ -23,8 +22,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kling_cli.errors import ConfigError, KlingError
-from kling_cli.providers import add_named_copies, provider_info
-from kling_cli.providers.catalog import CATALOG, ProviderInfo
+from kling_cli.providers import Registry
+from kling_cli.providers.catalog import ProviderInfo
+from kling_cli.urls import is_loopback
 
 APP_NAME = "kling-cli"
 CONFIG_FILE_NAME = "config.toml"
@@ -59,6 +59,8 @@ class ConfigFile:
     path: Path
     data: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # The built-in providers and the named copies this file declares.
+    registry: Registry = field(default_factory=Registry.builtin)
 
     @classmethod
     def load(cls, path: Path) -> ConfigFile:
@@ -79,7 +81,7 @@ class ConfigFile:
             config.warnings.append(
                 f"{path} is readable by other users and may hold API keys; run `chmod 600 {path}`."
             )
-        add_named_copies(config.named_copies())
+        config.registry = Registry.builtin().with_copies(config.named_copies())
         config.warnings.extend(config.unknown_settings())
         return config
 
@@ -99,7 +101,7 @@ class ConfigFile:
         ]
 
     def _unknown_provider_settings(self, provider_id: str, table: Any) -> list[str]:
-        info = CATALOG.get(provider_id)
+        info = self.registry.infos().get(provider_id)
         if info is None or not isinstance(table, dict):
             return [f"providers.{provider_id}"]
         known = (*PROVIDER_SETTINGS, *(f"{name}_url" for name in info.service_urls))
@@ -179,7 +181,7 @@ def _drop_empty_tables(data: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def check_setting_name(dotted: str) -> None:
+def check_setting_name(dotted: str, registry: Registry) -> None:
     """Accept `default_provider` and `providers.<id>.<setting>`, where a setting is one of
     PROVIDER_SETTINGS or the URL of one of the provider's service hosts (`storage_url`);
     `copy_of` may name a new id (a named copy is made by setting it)."""
@@ -190,10 +192,10 @@ def check_setting_name(dotted: str) -> None:
         return
     if len(parts) == 3 and parts[0] == "providers":
         try:
-            provider = provider_info(parts[1])  # also finds the config file's named copies
+            provider = registry.info(parts[1])
         except KlingError:
             raise ConfigError(
-                f"Unknown provider {parts[1]!r} in {dotted!r}; choose one of {', '.join(CATALOG)}."
+                f"Unknown provider {parts[1]!r} in {dotted!r}; choose one of {', '.join(registry)}."
             ) from None
         services = [f"{name}_url" for name in provider.service_urls]
         if parts[2] in (*PROVIDER_SETTINGS, *services):
@@ -201,7 +203,7 @@ def check_setting_name(dotted: str) -> None:
     raise ConfigError(
         f"Unknown setting {dotted!r}; settings are default_provider and "
         f"providers.<id>.{{{','.join(PROVIDER_SETTINGS)}}} with <id> one of "
-        f"{', '.join(CATALOG)}."
+        f"{', '.join(registry)}."
     )
 
 
@@ -343,15 +345,6 @@ def check_base_url(url: str, *, setting: str) -> str:
     )
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def resolve_provider_id(
     explicit: str | None, config: ConfigFile, environ: Mapping[str, str] | None = None
 ) -> str | None:
@@ -368,10 +361,11 @@ def resolve_provider_id(
     else:
         return None
     try:
-        provider_info(chosen)  # also finds the config file's named copies
+        config.registry.info(chosen)
     except KlingError:
         raise ConfigError(
-            f"Unknown provider {chosen!r} (from {source}); choose one of {', '.join(CATALOG)}."
+            f"Unknown provider {chosen!r} (from {source}); choose one of "
+            f"{', '.join(config.registry)}."
         ) from None
     return chosen
 

@@ -43,6 +43,7 @@ from kling_cli.providers.base import (
     redact_status,
 )
 from kling_cli.retry import PollPolicy, RetryPolicy
+from kling_cli.urls import is_credential_header, origin
 
 if TYPE_CHECKING:
     from kling_cli.limiter import ProviderLimiter
@@ -68,17 +69,6 @@ def describe_request(request: HttpRequest) -> dict[str, Any]:
         },
         "body": request.json,
     }
-
-
-def is_credential_header(name: str) -> bool:
-    lowered = name.lower()
-    return lowered == "authorization" or lowered.endswith(("key", "token", "secret"))
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    default_port = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
 
 
 # A file stem for (task id, image number in the job, images in the job).

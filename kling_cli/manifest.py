@@ -13,7 +13,7 @@ from typing import Any
 
 from kling_cli.errors import InvalidRequestError
 from kling_cli.naming import safe_name
-from kling_cli.providers import get_provider
+from kling_cli.providers import PROVIDERS, Registry
 from kling_cli.providers.base import Provider
 
 # Item fields, with the names a manifest may use for each.
@@ -179,6 +179,7 @@ def plan_items(
     *,
     source: str,
     default_provider: str | None,
+    registry: Registry = PROVIDERS,
 ) -> list[PlannedItem]:
     """Validate every item against the documented limits and its provider's capabilities,
     before anything is submitted. Raises InvalidRequestError naming every bad item's line and
@@ -216,7 +217,7 @@ def plan_items(
                 raise InvalidRequestError(
                     "no provider: give the item a provider field, or pass --provider."
                 )
-            provider = get_provider(str(provider_id))
+            provider = registry.lookup(str(provider_id))
             if (
                 merged.get("aspect_ratio") is None
                 and "auto" not in provider.capabilities.aspect_ratios

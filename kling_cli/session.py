@@ -19,8 +19,6 @@ from kling_cli.config import (
     resolve_service_urls,
 )
 from kling_cli.errors import ConfigError
-from kling_cli.providers import get_provider
-from kling_cli.providers.catalog import CATALOG
 
 if TYPE_CHECKING:
     from kling_cli.providers.base import Endpoint, Provider
@@ -62,7 +60,7 @@ def open_session(
     the duration of the block and point the provider at it."""
     chosen = choose_provider(provider_id, config, emulate=emulate)
     with open_sessions([chosen], emulate=emulate, config=config, note=note) as sessions:
-        yield sessions[get_provider(chosen).id]
+        yield sessions[config.registry.lookup(chosen).id]
 
 
 def choose_provider(provider_id: str | None, config: ConfigFile, *, emulate: bool) -> str:
@@ -77,7 +75,7 @@ def choose_provider(provider_id: str | None, config: ConfigFile, *, emulate: boo
         raise ConfigError(
             "No provider is set up yet.",
             hint=(
-                f"Store a key with `kling config set-key <id>` (ids: {', '.join(CATALOG)}) "
+                f"Store a key with `kling config set-key <id>` (ids: {', '.join(config.registry)}) "
                 "or set KLING_<ID>_API_KEY, then pass --provider or set KLING_PROVIDER. "
                 "To try kling-cli offline first, add --emulate."
             ),
@@ -97,7 +95,7 @@ def open_sessions(
     under `emulate`, one emulator serves them all."""
     from kling_cli.providers.base import Endpoint
 
-    providers = {p.id: p for p in (get_provider(i) for i in provider_ids)}
+    providers = {p.id: p for p in (config.registry.lookup(i) for i in provider_ids)}
     if emulate:
         from kling_cli.emulator import EMULATOR_API_KEY, Emulator
 
@@ -158,7 +156,11 @@ def _endpoint(provider: Provider, config: ConfigFile) -> Endpoint:
 
 def _only_provider_with_key(config: ConfigFile) -> str | None:
     """With no provider chosen, the one provider that has a key; None when none has."""
-    configured = [p.id for p in CATALOG.values() if resolve_key(p, config, check=False) is not None]
+    configured = [
+        p.id
+        for p in config.registry.infos().values()
+        if resolve_key(p, config, check=False) is not None
+    ]
     if len(configured) > 1:
         raise ConfigError(
             f"Keys are set for several providers ({', '.join(configured)}); choose one.",

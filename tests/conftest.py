@@ -33,11 +33,6 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     workdir.mkdir()
     monkeypatch.chdir(workdir)
     yield config_dir
-    from kling_cli.providers.catalog import CATALOG
-
-    for provider_id in [i for i, info in CATALOG.items() if info.copy_of is not None]:
-        del CATALOG[provider_id]  # named copies come from one test's config file
-        PROVIDERS._loaded.pop(provider_id, None)
 
 
 @pytest.fixture

@@ -96,7 +96,13 @@ def batch(
     }
     config = load_config(output)
     default_provider = resolve_provider_id(provider, config) or ("runware" if emulate else None)
-    planned = plan_items(items, defaults, source=source, default_provider=default_provider)
+    planned = plan_items(
+        items,
+        defaults,
+        source=source,
+        default_provider=default_provider,
+        registry=config.registry,
+    )
     estimate = estimated_cost(planned)
     if max_cost is not None and estimate > max_cost:
         raise InvalidRequestError(

@@ -20,8 +20,6 @@ from kling_cli.config import (
     resolve_secret_key,
 )
 from kling_cli.errors import ConfigError, ExitCode, InvalidRequestError
-from kling_cli.providers import add_named_copies, provider_info
-from kling_cli.providers.catalog import CATALOG
 from kling_cli.ui import Output
 
 app = typer.Typer(
@@ -38,10 +36,10 @@ def set_key(
 ) -> int:
     """Store a provider's API key (typed at a hidden prompt, or piped with --stdin)."""
     output: Output = ctx.obj
-    provider = provider_info(provider_id)
+    config = load_config(output)
+    provider = config.registry.info(provider_id)
     # Key-pair providers (Kling) take the access key, then the secret key (a second line
     # with --stdin).
-    config = load_config(output)
     relay = config.get(f"providers.{provider.id}.auth") == "bearer"
     pair = provider.needs_secret_key and not relay
     names = ["api_key", "secret_key"] if pair else ["api_key"]
@@ -83,7 +81,7 @@ def list_settings(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
         rows.append(
             {"name": "default_provider", "value": str(default_provider), "source": "config file"}
         )
-    for provider in CATALOG.values():
+    for provider in config.registry.infos().values():
         keys = [("api_key", resolve_key(provider, config, check=False))]
         if provider.needs_secret_key:
             keys.append(("secret_key", resolve_secret_key(provider, config, check=False)))
@@ -118,8 +116,9 @@ def list_settings(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
 def get_setting(ctx: typer.Context, name: str = typer.Argument(..., help="Setting name.")) -> int:
     """Print one setting (keys are masked)."""
     output: Output = ctx.obj
-    check_setting_name(name)
-    value = load_config(output).get(name)
+    config = load_config(output)
+    check_setting_name(name, config.registry)
+    value = config.get(name)
     if value is None:
         raise ConfigError(f"{name} is not set in {config_path()}.")
     is_secret = name.rsplit(".", 1)[-1] in SECRET_SETTINGS
@@ -135,7 +134,8 @@ def set_setting(
 ) -> int:
     """Change a setting. Keys go through `kling config set-key`, never the command line."""
     output: Output = ctx.obj
-    check_setting_name(name)
+    config = load_config(output)
+    check_setting_name(name, config.registry)
     if name.rsplit(".", 1)[-1] in SECRET_SETTINGS:
         provider_id = name.split(".")[1]
         raise ConfigError(
@@ -144,21 +144,20 @@ def set_setting(
         )
     if name == "default_provider":
         try:
-            value = provider_info(value).id
+            value = config.registry.info(value).id
         except InvalidRequestError:
             raise ConfigError(
                 f"Unknown provider {value!r} for default_provider; choose one of "
-                f"{', '.join(CATALOG)}."
+                f"{', '.join(config.registry)}."
             ) from None
     elif name.endswith(".copy_of"):
         value = value.lower()
-        add_named_copies({name.split(".")[1]: value})
+        config.registry.with_copies({name.split(".")[1]: value})  # refuses a bad copy
     elif name.endswith(".auth"):
         if value not in AUTH_MODES:
             raise ConfigError(f"{name} must be one of {', '.join(AUTH_MODES)}, not {value!r}.")
     else:
         value = check_base_url(value.rstrip("/"), setting=name)
-    config = load_config(output)
     config.set(name, value)
     config.save()
     output.note(f"Set {name} in {config.path}.")
@@ -169,8 +168,8 @@ def set_setting(
 def unset_setting(ctx: typer.Context, name: str = typer.Argument(..., help="Setting name.")) -> int:
     """Remove a setting (or a stored key) from the config file."""
     output: Output = ctx.obj
-    check_setting_name(name)
     config: ConfigFile = load_config(output)
+    check_setting_name(name, config.registry)
     if not config.unset(name):
         output.note(f"{name} was not set.")
         return ExitCode.OK

@@ -210,10 +210,9 @@ def _dry_run(
 ) -> int:
     """The provider is chosen exactly as a real run would choose it."""
     from kling_cli.jobs.preview import estimated_cost, preview
-    from kling_cli.providers import get_provider
     from kling_cli.session import choose_provider, dry_run_endpoint
 
-    provider = get_provider(choose_provider(provider_id, config, emulate=emulate))
+    provider = config.registry.lookup(choose_provider(provider_id, config, emulate=emulate))
     request = _with_default_aspect(request, provider, aspect_unset)
     provider.check_request(request)
     endpoint, has_key = dry_run_endpoint(provider, config)

@@ -10,7 +10,6 @@ from kling_cli.commands.common import JSON_OPTION, load_config
 from kling_cli.config import ConfigFile, resolve_base_url, resolve_key, resolve_service_urls
 from kling_cli.errors import ExitCode
 from kling_cli.limits import MAX_PROMPT_CHARS
-from kling_cli.providers import provider_info
 from kling_cli.providers.catalog import CATALOG, ProviderInfo
 from kling_cli.ui import Output
 
@@ -69,7 +68,7 @@ def list_providers(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
         return ExitCode.OK
     output: Output = ctx.obj
     config = load_config(output)
-    rows = [describe_provider(provider, config) for provider in CATALOG.values()]
+    rows = [describe_provider(provider, config) for provider in config.registry.infos().values()]
     if output.json_mode:
         output.emit_json({"providers": rows})
         return ExitCode.OK
@@ -108,7 +107,8 @@ def show_provider(
 ) -> int:
     """Everything about one provider: capabilities, price and its source, docs, variables."""
     output: Output = ctx.obj
-    row = describe_provider(provider_info(provider_id), load_config(output))
+    config = load_config(output)
+    row = describe_provider(config.registry.info(provider_id), config)
     if output.json_mode:
         output.emit_json({"provider": row})
         return ExitCode.OK

@@ -287,7 +287,7 @@ def put_to_signed_url(
     """The upload step that sends a file's bytes to the signed storage URL an answer gave: no
     credentials, the URL is the permission; https only (plain http to this machine, for the
     emulator). A refusal is the storage host's, so no key is blamed for it."""
-    from kling_cli.config import is_loopback
+    from kling_cli.urls import is_loopback
 
     parts = urlsplit(url) if isinstance(url, str) else None
     secure = parts is not None and parts.scheme == "https" and bool(parts.hostname)
