@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,6 +54,8 @@ async def download_image(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SaveError(f"Cannot create {directory}: {exc.strerror}.") from None
+    if partial is None:
+        _remove_orphans(directory, stem)
     part = partial or directory / f".{stem}.{os.getpid()}.part"
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
@@ -131,6 +134,26 @@ def _too_large(url: str) -> DownloadError:
     )
     error.retryable = False
     return error
+
+
+def _remove_orphans(directory: Path, stem: str) -> None:
+    """Remove the `.part` files of this name left by a kling that was killed (SIGKILL, a
+    power cut): its process is gone, so no one will finish them. Their bytes are not resumed:
+    nothing proves they are the same image."""
+    for orphan in directory.glob(f".{glob_escape(stem)}.*.part"):
+        pid = orphan.name[len(stem) + 2 : -len(".part")]
+        if pid.isdigit() and not _alive(int(pid)):
+            orphan.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _status_error(url: str, status: int) -> DownloadError:

@@ -394,3 +394,37 @@ def test_a_format_spec_in_the_name_works_in_generate_and_status(use_emulator: Em
     names = sorted(p.name for p in Path("kling-output").glob("*.png"))
     assert names == ["a-red-fox-01.png", "a-red-fox-02.png"]
     assert all(Path(f"kling-output/{name}.json").exists() for name in names)
+
+
+def test_a_part_file_left_by_a_killed_kling_is_removed_by_the_next_download(
+    use_emulator: Emulator,
+) -> None:
+    made = run("generate", "a red fox", "-p", "unifically", "--no-wait", "--json", "-o", "out")
+    job_id = json.loads(made.stdout)["job"]["id"]
+    task = json.loads(made.stdout)["job"]["task_id"]
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs, as after SIGKILL
+    Path("out").mkdir(exist_ok=True)
+    orphan = Path("out") / f".a-red-fox-{task[:8]}.{dead.pid}.part"
+    orphan.write_bytes(b"\x89PNG half an image")
+    time.sleep(1.0)
+    finished = run("status", job_id, "--wait", "--download")
+    assert finished.returncode == 0, finished.stderr
+    assert not orphan.exists()
+    assert len(list(Path("out").glob("*.png"))) == 1
+
+
+def test_a_bug_after_the_submit_still_records_the_job_and_the_resume_command(
+    run_cli, use_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kling_cli.sidecar import SidecarWriter
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the sidecar writer")
+
+    monkeypatch.setattr(SidecarWriter, "saved", broken)
+    result = run_cli("generate", "a red fox", "-p", "runware", "--json")
+    assert result.exit_code == 1
+    body = result.json()
+    assert body["job"]["task_id"] and body["job"]["state"] == "error"
+    assert f"kling status {body['job']['id']} --wait --download" in body["error"]["hint"]

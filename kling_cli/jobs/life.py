@@ -23,7 +23,7 @@ from kling_cli.errors import (
 )
 from kling_cli.events import Listeners, NullListener, ProgressListener
 from kling_cli.jobs.record import JobRecorder, JobWriter
-from kling_cli.jobs.state import classify, job_state_after, overall_state, resume_command
+from kling_cli.jobs.state import BUG_HINT, classify, job_state_after, overall_state, resume_command
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, Journal
 
 if TYPE_CHECKING:
@@ -180,7 +180,6 @@ class JobLife:
             listeners.append(SidecarWriter(job.id, provider.id, job.request, emulated=job.emulated))
         # The journal first: a crash right after a progress line must find the job recorded.
         self.listener = Listeners(*listeners)
-        self.result: JobResult | None = None
         # What the user should read besides the outcome (a provider's partial failure).
         self.warnings: list[str] = []
 
@@ -258,14 +257,18 @@ class JobLife:
         if failure is not None:
             self._explain(failure, error, summary)
             failure.job = summary
-        if fallback is not None:
+        if fallback is not None or self.writer.pending:
+            where = (
+                f"was saved to {fallback}, which the next kling command reads"
+                if fallback is not None
+                else "could not be saved anywhere: keep this message"
+            )
             result.warnings.append(
-                f"The jobs journal could not be written; job {self.job.id} (tasks: "
-                f"{', '.join(self.recorder.task_ids) or 'none answered'}) was saved to "
-                f"{fallback}, which the next kling command reads. "
+                f"The jobs journal could not be written; job {self.job.id} at "
+                f"{self.provider.name} (tasks: "
+                f"{', '.join(self.recorder.task_ids) or 'none answered'}) {where}. "
                 f"Resume with: {resume_command(self.job.id)}"
             )
-        self.result = result
         return result
 
     def _size_warnings(self, result: JobResult) -> list[str]:
@@ -343,6 +346,8 @@ class JobLife:
                 else ("Resume with")
             )
             failure.hint = f"{verb}: {resume}"
+            if type(failure) is KlingError:  # a bug: say so too
+                failure.hint += f" ({BUG_HINT[0].lower()}{BUG_HINT[1:]})"
             if isinstance(failure, WaitTimeoutError):
                 failure.hint = f"It may still finish. {failure.hint}"
         elif maybe:

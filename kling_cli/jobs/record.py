@@ -15,11 +15,18 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from kling_cli.errors import JournalError
 from kling_cli.events import NullListener
-from kling_cli.journal import MAY_EXIST, Journal, OutputRecord, TaskRecord, data_dir
+from kling_cli.journal import (
+    BUSY_TIMEOUT_MS,
+    MAY_EXIST,
+    Journal,
+    OutputRecord,
+    TaskRecord,
+    data_dir,
+)
 
 if TYPE_CHECKING:
     from kling_cli.download import SavedFile
@@ -44,26 +51,50 @@ def open_journal() -> Journal:
 
 
 def replay_fallback(journal: Journal, path: Path) -> int:
-    """Apply the writes recorded in `path`, in order, and remove it; returns how many."""
+    """Apply the writes recorded in `path`, in order, and remove it; returns how many. Held
+    under the file's lock, so a process appending at the same moment waits (and then
+    starts a new file) instead of writing into one being removed."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
+        handle = path.open("r+", encoding="utf-8")
+    except OSError:  # none (the usual case), or unreadable: nothing to fold in
         return 0
-    except OSError:
-        return 0
-    writes = []
-    for line in lines:
+    with handle:
+        _lock(handle)
+        writes = []
+        for line in handle.read().splitlines():
+            try:
+                writes.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash while it was written
         try:
-            writes.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a crash while it was written
-    try:
-        for write in writes:
-            _apply(journal, write)
-    except sqlite3.Error:
-        return 0
-    path.unlink(missing_ok=True)
+            for write in writes:
+                _apply(journal, write)  # each is idempotent: a retry after a failure is safe
+        except sqlite3.Error:
+            return 0
+        path.unlink(missing_ok=True)
     return len(writes)
+
+
+def append_fallback(path: Path, lines: str) -> None:
+    """Append to the fallback file under its lock; a file removed by a replay while this
+    waited for the lock is not written into: a new one is started."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        with path.open("a", encoding="utf-8") as handle:
+            _lock(handle)
+            if not path.exists() or os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+                continue
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+            return
+
+
+def _lock(handle: IO[str]) -> None:
+    if os.name == "posix":
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
 
 
 def _apply(journal: Journal, write: dict[str, Any]) -> None:
@@ -125,7 +156,7 @@ class JobWriter:
             return False
         finally:
             if quick:
-                self.journal.set_busy_timeout(_full_timeout())
+                self.journal.set_busy_timeout(BUSY_TIMEOUT_MS)
         return True
 
     def close(self) -> Path | None:
@@ -136,22 +167,12 @@ class JobWriter:
         path = fallback_path()
         lines = "".join(json.dumps(write) + "\n" for write in self.pending)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(lines)
-                handle.flush()
-                os.fsync(handle.fileno())
+            append_fallback(path, lines)
         except OSError:
             return None
         self.pending.clear()
         self.fallback = path
         return path
-
-
-def _full_timeout() -> int:
-    from kling_cli.journal import BUSY_TIMEOUT_MS
-
-    return BUSY_TIMEOUT_MS
 
 
 class JobRecorder(NullListener):

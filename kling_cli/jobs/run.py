@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import (
     DownloadError,
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
     from kling_cli.session import ProviderSession
 
-T = TypeVar("T")
 Submitted = list[tuple["TaskHandle", "TaskStatus"]]
 # A submit still unknown this long after it was sent never arrived.
 NOT_CREATED_AFTER_SECONDS = 600
@@ -80,19 +79,15 @@ async def _lived(life: JobLife, work: Callable[[], Awaitable[JobResult]]) -> Job
         return life.end(exc)
 
 
-def _run_loop(life: JobLife, coroutine: Awaitable[JobResult]) -> JobResult:
+def _run_loop(life: JobLife, coroutine: Coroutine[Any, Any, JobResult]) -> JobResult:
     """One event loop for one job (the CLI's case). Ctrl-C, SIGTERM or SIGHUP while it runs
     end the job as interrupted, recorded, with the result to print."""
     try:
-        return asyncio.run(_as_coroutine(coroutine))
+        return asyncio.run(coroutine)
     except KeyboardInterrupt as exc:
-        # The cancellation it caused was recorded already (same state); this adds the signal.
-        life.result = None
+        # The cancellation it caused inside the loop was recorded already; this records the
+        # signal that caused it (its exit code).
         return life.end(exc)
-
-
-async def _as_coroutine(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 def run_job(

@@ -4,7 +4,9 @@ user is told to do next. One place, so `generate`, `status` and `batch` agree.""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import traceback
 from typing import TYPE_CHECKING
 
 from kling_cli.errors import (
@@ -63,6 +65,9 @@ def job_state_after(error: BaseException | None) -> str:
     return "error"
 
 
+BUG_HINT = "This is a bug in kling-cli; rerun with KLING_DEBUG=1 for a traceback and report it."
+
+
 def classify(error: BaseException) -> KlingError:
     """Any failure as the error the user is shown, with its documented exit code: what the
     environment did (a full disk, a locked journal) is never reported as a bug."""
@@ -75,10 +80,9 @@ def classify(error: BaseException) -> KlingError:
     if isinstance(error, OSError):
         where = f" ({error.filename})" if error.filename else ""
         return SaveError(f"Cannot save the images{where}: {error.strerror or error}.")
-    return KlingError(
-        f"Unexpected {type(error).__name__}: {error}",
-        hint="This is a bug in kling-cli; rerun with KLING_DEBUG=1 for a traceback and report it.",
-    )
+    if os.environ.get("KLING_DEBUG"):
+        traceback.print_exception(error)
+    return KlingError(f"Unexpected {type(error).__name__}: {error}", hint=BUG_HINT)
 
 
 def never_requested(job: JobRecord) -> int:
