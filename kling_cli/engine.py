@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from kling_cli import __version__
 from kling_cli.download import SavedFile, download_image, sync_directory
 from kling_cli.errors import (
     DownloadError,
@@ -43,42 +42,21 @@ from kling_cli.providers.base import (
     redact_status,
 )
 from kling_cli.retry import PollPolicy, RetryPolicy
+from kling_cli.transport import (
+    REQUEST_TIMEOUT,
+    HttpClients,
+    is_credential_header,
+    origin,
+)
 
 if TYPE_CHECKING:
     from kling_cli.limiter import ProviderLimiter
     from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
-USER_AGENT = f"kling-cli/{__version__}"
 MAX_PARALLEL_DOWNLOADS = 4
 # After a submit whose answer was lost: when to look the task up by our own id.
 AMBIGUOUS_SUBMIT_LOOKUPS = (0.5, 1.5, 3.0)
-# Every request has explicit connect, read, write and pool timeouts.
-REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-
-
-def describe_request(request: HttpRequest) -> dict[str, Any]:
-    """A request as `--dry-run` shows it: credentials redacted, nothing sent."""
-    return {
-        "method": request.method,
-        "url": request.url,
-        "headers": {
-            name: "<redacted>" if is_credential_header(name) else value
-            for name, value in request.headers.items()
-        },
-        "body": request.json,
-    }
-
-
-def is_credential_header(name: str) -> bool:
-    lowered = name.lower()
-    return lowered == "authorization" or lowered.endswith(("key", "token", "secret"))
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    default_port = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
 
 
 # A file stem for (task id, image number in the job, images in the job).
@@ -90,64 +68,6 @@ class JobOutcome:
     finished: list[tuple[TaskHandle, TaskStatus]] = field(default_factory=list)
     files: list[SavedFile] = field(default_factory=list)
     failures: list[KlingError] = field(default_factory=list)
-
-
-class UploadCache:
-    """The local files already uploaded in this run, by provider, account and content: a
-    reference that many jobs of a batch share is uploaded once per provider."""
-
-    def __init__(self) -> None:
-        self._uploads: dict[tuple[str, ...], asyncio.Task[str]] = {}
-
-    async def reference(
-        self, key: tuple[str, ...], upload: Callable[[], Coroutine[Any, Any, str]]
-    ) -> str:
-        task = self._uploads.get(key)
-        if task is None:
-            task = self._uploads[key] = asyncio.ensure_future(upload())
-            task.add_done_callback(lambda done: self._forget_failed(key, done))
-        # Shielded: one job giving up does not cancel an upload other jobs wait for.
-        return await asyncio.shield(task)
-
-    def _forget_failed(self, key: tuple[str, ...], task: asyncio.Task[str]) -> None:
-        """A failed upload is tried afresh by the next job that needs the file (and its error
-        is taken here, so none goes unretrieved when no job waits any more)."""
-        failed = task.cancelled() or task.exception() is not None
-        if failed and self._uploads.get(key) is task:
-            del self._uploads[key]
-
-
-@dataclass
-class HttpClients:
-    """What the engines of a run share (a batch has one per provider): two HTTP clients, one
-    for provider APIs, and one for images, which come from other hosts (CDNs, signed storage
-    URLs) and so get a client that has never seen a key: no provider header can follow a
-    redirect there; and the uploads made so far."""
-
-    api: httpx.AsyncClient
-    downloads: httpx.AsyncClient
-    uploads: UploadCache = field(default_factory=UploadCache)
-
-    @classmethod
-    def create(
-        cls, max_connections: int = 32, timeout: httpx.Timeout = REQUEST_TIMEOUT
-    ) -> HttpClients:
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        headers = {"User-Agent": USER_AGENT}
-        return cls(
-            api=httpx.AsyncClient(
-                timeout=timeout, headers=headers, limits=limits, follow_redirects=False
-            ),
-            downloads=httpx.AsyncClient(
-                timeout=timeout, headers=headers, limits=limits, follow_redirects=True
-            ),
-        )
-
-    async def aclose(self) -> None:
-        await self.api.aclose()
-        await self.downloads.aclose()
 
 
 class Engine:

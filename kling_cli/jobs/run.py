@@ -26,7 +26,7 @@ from kling_cli.jobs.state import overall_state
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, SUBMITTING
 
 if TYPE_CHECKING:
-    from kling_cli.engine import Engine, HttpClients
+    from kling_cli.engine import Engine
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal, TaskRecord
     from kling_cli.limiter import ProviderLimiter
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from kling_cli.providers.base import Provider, TaskHandle, TaskStatus
     from kling_cli.request import GenerationRequest
     from kling_cli.session import ProviderSession
+    from kling_cli.transport import HttpClients
 
 T = TypeVar("T")
 Submitted = list[tuple["TaskHandle", "TaskStatus"]]
