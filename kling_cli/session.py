@@ -158,9 +158,7 @@ def _endpoint(provider: Provider, config: ConfigFile) -> Endpoint:
 
 def _only_provider_with_key(config: ConfigFile) -> str | None:
     """With no provider chosen, the one provider that has a key; None when none has."""
-    configured = [
-        p.id for p in CATALOG.values() if resolve_key(p, config, check=False) is not None
-    ]
+    configured = [p.id for p in CATALOG.values() if resolve_key(p, config, check=False) is not None]
     if len(configured) > 1:
         raise ConfigError(
             f"Keys are set for several providers ({', '.join(configured)}); choose one.",
