@@ -57,33 +57,35 @@ class Deadline:
             return seconds
         return left if seconds is None else min(seconds, left)
 
-    def error(self, doing: str) -> WaitTimeoutError:
+    def error(self, doing: str, phase: str = "wait") -> WaitTimeoutError:
         """The `WaitTimeoutError` (exit 5) for a deadline that passed while `doing`."""
         spent = f"{self.seconds:g} s" if self.seconds is not None else "the deadline"
-        return WaitTimeoutError(f"Gave up after {spent} (--timeout) while {doing}.")
+        error = WaitTimeoutError(f"Gave up after {spent} (--timeout) while {doing}.")
+        error.phase = phase
+        return error
 
     @asynccontextmanager
-    async def guard(self, doing: str) -> AsyncIterator[None]:
+    async def guard(self, doing: str, phase: str = "wait") -> AsyncIterator[None]:
         """Run the block until it ends or the deadline passes; then `WaitTimeoutError`."""
         left = self.remaining()
         if left is None:
             yield
             return
         if self.expired:
-            raise self.error(doing)
+            raise self.error(doing, phase)
         scope = asyncio.timeout(left)
         try:
             async with scope:
                 yield
         except TimeoutError:
             if scope.expired():
-                raise self.error(doing) from None
+                raise self.error(doing, phase) from None
             raise
 
-    async def sleep(self, seconds: float, doing: str) -> None:
+    async def sleep(self, seconds: float, doing: str, phase: str = "wait") -> None:
         """Sleep `seconds`, or until the deadline and then `WaitTimeoutError`."""
         left = self.remaining()
         if left is not None and seconds >= left:
             await asyncio.sleep(left)
-            raise self.error(doing)
+            raise self.error(doing, phase)
         await asyncio.sleep(seconds)

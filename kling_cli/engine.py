@@ -7,7 +7,6 @@ Adapters build and parse the wire messages; the engine sends them, applies the o
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from kling_cli.download import SavedFile, download_image, sync_directory
+from kling_cli.deadline import Deadline
+from kling_cli.download import SavedFile, download_image, sync_directory, url_host
 from kling_cli.errors import (
     DownloadError,
     InvalidRequestError,
@@ -41,7 +41,8 @@ from kling_cli.providers.base import (
     redact_error,
     redact_status,
 )
-from kling_cli.retry import PollPolicy, RetryPolicy
+from kling_cli.resend import arrived_case, may_resend
+from kling_cli.retry import PollPolicy, RetryPolicy, parse_retry_after
 from kling_cli.transport import (
     REQUEST_TIMEOUT,
     HttpClients,
@@ -81,7 +82,10 @@ class Engine:
         retry_policy: RetryPolicy | None = None,
         clients: HttpClients | None = None,
         limiter: ProviderLimiter | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
+        """`deadline`: the job's `--timeout`, which every network step and wait of this engine
+        is held to (`WaitTimeoutError` when it passes); None: no deadline."""
         self.provider = provider
         self.endpoint = endpoint
         self.listener: ProgressListener = listener or Listeners()
@@ -91,6 +95,7 @@ class Engine:
         self._owns_clients = clients is None
         # A batch's shared limiter for this provider; the caller holds one of its slots.
         self.limiter = limiter
+        self.deadline = deadline or Deadline(None)
 
     async def __aenter__(self) -> Engine:
         if self._clients is None:
@@ -126,36 +131,60 @@ class Engine:
     async def submit(
         self, request: GenerationRequest, *, push_timeout: float | None = None
     ) -> tuple[TaskHandle, TaskStatus]:
-        """Send the submit request once. It is repeated only when it provably never reached the
-        provider (the connection was refused or timed out while connecting), or on a 429 that
-        says when to come back. With a limiter (a batch) any 429 that is about the rate, not
-        the account, pauses the provider's submits and sends this one again when its turn
-        comes: a 429 created nothing."""
+        """Send the submit request. It is sent again only when `kling_cli.resend` says that
+        is safe: it provably never reached the provider (the connection was refused or timed
+        out while connecting), or the provider documents the resend as the same call (Comfy's
+        Idempotency-Key: after a lost answer or a 5xx); or on a 429 that says when to come
+        back. With a limiter (a batch) any 429 that is about the rate, not the account,
+        pauses the provider's submits and sends this one again when its turn comes: a 429
+        created nothing. Raises `WaitTimeoutError` when the engine's deadline passes."""
         submission = self.submission_for(await self._with_local_files(request), push_timeout)
-        self.listener.submitting(submission.client_task_id, submission.expected_images)
+        case = arrived_case(self.provider.capabilities)
+        client_id = submission.client_task_id
+        # What `kling status` needs to find the task again if no answer ever comes (Comfy's
+        # request body, resent with the same key), recorded before anything is sent.
+        extra = dict(self.provider.handle(client_id, submission).extra) if client_id else {}
+        self.listener.submitting(
+            client_id, submission.expected_images, resend=case.value, extra=extra
+        )
         attempt = 0
         while True:
             last_attempt = attempt + 1 >= self.retry_policy.attempts
             epoch = self.limiter.epoch if self.limiter is not None else 0
             try:
-                response = await self._send(submission.request)
+                response = await self._send(submission.request, self._submit_step, "submit")
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last_attempt:
-                    raise self._unreachable(exc) from None
-                await self._back_off(attempt, f"cannot connect ({type(exc).__name__})")
+                    error = self._unreachable(exc)
+                    error.never_sent = True
+                    raise error from None
+                reason = f"cannot connect ({type(exc).__name__})"
+                await self._back_off(attempt, reason, None, "submit")
                 attempt += 1
                 continue
             except httpx.TransportError as exc:
+                if may_resend(case) and not last_attempt:
+                    reason = f"no answer ({type(exc).__name__}); resending with the same key"
+                    await self._back_off(attempt, reason, None, "submit")
+                    attempt += 1
+                    continue
                 return await self._after_ambiguous_submit(submission, exc)
             refused = response.status_code == 429 and self.provider.is_retryable(response)
             if refused and not last_attempt and self.limiter is not None:
                 delay = self.limiter.rate_limited(response.retry_after, epoch)
                 self.listener.retrying(f"{self.provider.name} rate limited the submits", delay)
-                await self.limiter.requeue()
+                async with self.deadline.guard("waiting for a turn to submit", "submit"):
+                    await self.limiter.requeue()
                 attempt += 1
                 continue
             if refused and response.retry_after is not None and not last_attempt:
-                await self._back_off(attempt, "rate limited", response.retry_after)
+                await self._back_off(attempt, "rate limited", response.retry_after, "submit")
+                attempt += 1
+                continue
+            transient = response.status_code >= 500 and self.provider.is_retryable(response)
+            if transient and may_resend(case) and not last_attempt:
+                reason = f"{self.provider.name} answered HTTP {response.status_code}; resending"
+                await self._back_off(attempt, reason, response.retry_after, "submit")
                 attempt += 1
                 continue
             try:
@@ -204,7 +233,7 @@ class Engine:
         try:
             request = next(steps)
             while True:
-                response = await self._exchange(request, "upload failed")
+                response = await self._exchange(request, "upload failed", "submit")
                 try:
                     request = steps.send(response)
                 except StopIteration as done:
@@ -215,23 +244,25 @@ class Engine:
             exc.hint = exc.hint or "Nothing was submitted, so nothing was charged."
             raise
 
-    async def _exchange(self, request: HttpRequest, what: str) -> HttpResponse:
+    async def _exchange(self, request: HttpRequest, what: str, phase: str = "wait") -> HttpResponse:
         """Send a request that is safe to repeat, retrying transport errors and transient
-        answers; the last answer is returned whatever it is."""
+        answers (after the provider's `Retry-After`, where it gives one); the last answer is
+        returned whatever it is."""
         attempt = 0
+        doing = "uploading a reference" if phase == "submit" else "checking the task"
         while True:
             last_attempt = attempt + 1 >= self.retry_policy.attempts
             try:
-                response = await self._send(request)
+                response = await self._send(request, f"{doing} at {self.provider.name}", phase)
             except httpx.TransportError as exc:
                 if last_attempt:
                     raise self._unreachable(exc, request.url) from None
-                await self._back_off(attempt, f"{what} ({type(exc).__name__})")
+                await self._back_off(attempt, f"{what} ({type(exc).__name__})", None, phase)
             else:
                 if last_attempt or not self.provider.is_retryable(response):
                     return response
                 reason = f"{self.provider.name} answered HTTP {response.status_code}"
-                await self._back_off(attempt, reason, response.retry_after)
+                await self._back_off(attempt, reason, response.retry_after, phase)
             attempt += 1
 
     def submission_for(self, request: GenerationRequest, push_timeout: float | None) -> Submission:
@@ -281,9 +312,11 @@ class Engine:
         may still be on its way, so "unknown" is only believed after a grace period; None:
         still unknown then."""
         for delay in AMBIGUOUS_SUBMIT_LOOKUPS:
-            await asyncio.sleep(delay)
+            await self.deadline.sleep(delay, f"looking task {task.task_id} up", "submit")
             try:
                 return await self.refresh(task)
+            except WaitTimeoutError:
+                raise
             except KlingError:
                 continue
         return None
@@ -316,33 +349,21 @@ class Engine:
                 raise redact_error(exc, self._secrets) from None
             attempt += 1
 
-    async def wait(
-        self, task: TaskHandle, status: TaskStatus, *, timeout: float | None
-    ) -> TaskStatus:
+    async def wait(self, task: TaskHandle, status: TaskStatus) -> TaskStatus:
         """Follow the provider's status stream where it has one, else poll, until the task
-        ends; raise TaskFailedError or WaitTimeoutError."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not status.state.is_terminal:
-            status = await self._follow_stream(task, status, deadline)
-        poll_number = 0
-        while not status.state.is_terminal:
-            delay = max(self.poll_policy.delay(poll_number), status.poll_after or 0.0)
-            if deadline is not None and time.monotonic() + delay > deadline:
-                remaining = deadline - time.monotonic()
-                if remaining > 0:
-                    await asyncio.sleep(remaining)
-                raise WaitTimeoutError(
-                    f"Gave up waiting after {timeout:g} s; {self.provider.name} may still finish "
-                    f"task {task.task_id}.",
-                    hint=resume_command(task),
-                    job=job_summary(task, status),
+        ends; raise TaskFailedError, or WaitTimeoutError when the engine's deadline passes."""
+        try:
+            status = await self._wait(task, status)
+        except WaitTimeoutError as exc:
+            if exc.phase == "wait":
+                exc.message = (
+                    f"{exc.message[:-1]}; {self.provider.name} may still finish task "
+                    f"{task.task_id}."
                 )
-            await asyncio.sleep(delay)
-            poll_number += 1
-            new_status = await self.refresh(task)
-            if new_status != status:
-                self.listener.status_changed(task, new_status)
-            status = new_status
+                exc.args = (exc.message,)
+            exc.hint = exc.hint or resume_command(task)
+            exc.job = job_summary(task, status)
+            raise
         if status.error and not status.outputs:
             raise TaskFailedError(
                 f"{self.provider.name} reports that task {task.task_id} failed: {status.error}",
@@ -350,34 +371,57 @@ class Engine:
             )
         return status
 
-    async def _follow_stream(
-        self, task: TaskHandle, status: TaskStatus, deadline: float | None
-    ) -> TaskStatus:
+    async def _wait(self, task: TaskHandle, status: TaskStatus) -> TaskStatus:
+        if not status.state.is_terminal:
+            status = await self._follow_stream(task, status)
+        poll_number = 0
+        while not status.state.is_terminal:
+            delay = max(self.poll_policy.delay(poll_number), status.poll_after or 0.0)
+            await self.deadline.sleep(delay, f"waiting for {self.provider.name}")
+            poll_number += 1
+            new_status = await self.refresh(task)
+            if new_status != status:
+                self.listener.status_changed(task, new_status)
+            status = new_status
+        return status
+
+    async def _follow_stream(self, task: TaskHandle, status: TaskStatus) -> TaskStatus:
         """Read status events as the provider pushes them; once one says the task ended, one
         regular poll fetches the outputs. Any trouble (an error, a dropped stream, a stream
-        that ends early) leaves the rest to polling."""
+        that ends early) leaves the rest to polling; a 429 with `Retry-After` makes the
+        first poll wait that long. The deadline bounds the stream like any request."""
         request = self.provider.build_stream(task, self.endpoint)
         if request is None:
             return status
         self._check_key_destination(request)
-        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-        timeout = httpx.Timeout(REQUEST_TIMEOUT.connect, read=request.read_timeout)
+        timeout = self._timeout(REQUEST_TIMEOUT, request.read_timeout)
+        doing = f"reading {self.provider.name}'s status stream"
         try:
-            async with asyncio.timeout(remaining):
-                async with self.clients.api.stream(
+            async with (
+                self.deadline.guard(doing),
+                self.clients.api.stream(
                     "GET", request.url, headers=dict(request.headers), timeout=timeout
-                ) as response:
-                    if response.status_code != 200:
-                        return status
-                    async for line in response.aiter_lines():
-                        event = self.provider.parse_stream_line(line, task)
-                        if event is None:
-                            continue
-                        if event != status:
-                            self.listener.status_changed(task, event)
-                        status = event
-                        if status.state.is_terminal:
-                            break
+                ) as response,
+            ):
+                if response.status_code == 429:
+                    # inference.sh names a `rate_limited` error (its SDK's ErrorCode) but
+                    # no Retry-After; one it sends is honoured (RFC 9110 §10.2.3): no
+                    # status request sooner, on the stream or the polls after it.
+                    after = parse_retry_after(response.headers.get("retry-after"))
+                    return replace(status, poll_after=after) if after else status
+                if response.status_code != 200:
+                    return status
+                async for line in response.aiter_lines():
+                    event = self.provider.parse_stream_line(line, task)
+                    if event is None:
+                        continue
+                    if event != status:
+                        self.listener.status_changed(task, event)
+                    status = event
+                    if status.state.is_terminal:
+                        break
+        except WaitTimeoutError:
+            raise
         except (TimeoutError, httpx.HTTPError, KlingError):
             return status
         if not status.state.is_terminal:
@@ -393,15 +437,15 @@ class Engine:
         output_dir: Path,
         name_for: NameFor,
         *,
-        timeout: float | None,
         overwrite: bool = False,
         on_disk: Collection[str] = (),
     ) -> JobOutcome:
-        """Wait for every task, then download the images not yet on disk. A task that fails
-        does not stop the others: what was made is saved, and the failures are returned.
-        Images are numbered across the whole job, so a fanned-out `-n 3` gives 1, 2, 3."""
+        """Wait for every task, then download the images not yet on disk, all within the
+        engine's deadline. A task that fails does not stop the others: what was made is
+        saved, and the failures are returned. Images are numbered across the whole job, so a
+        fanned-out `-n 3` gives 1, 2, 3."""
         outcomes = await asyncio.gather(
-            *(self.wait(task, status, timeout=timeout) for task, status in submitted),
+            *(self.wait(task, status) for task, status in submitted),
             return_exceptions=True,
         )
         result = JobOutcome()
@@ -461,7 +505,7 @@ class Engine:
                     if output.url not in on_disk
                 )
             )
-        except DownloadError as exc:
+        except (DownloadError, WaitTimeoutError) as exc:
             exc.job = job_summary(task, status)
             exc.hint = exc.hint or resume_command(task)
             raise
@@ -474,45 +518,66 @@ class Engine:
     ) -> SavedFile:
         attempt = 0
         partial: Path | None = None
+        doing = f"downloading an image from {url_host(url)}"
         while True:
             try:
-                return await download_image(
-                    self.clients.downloads,
-                    url,
-                    output_dir,
-                    stem,
-                    overwrite=overwrite,
-                    partial=partial,
-                )
+                # A total time per download, not only a read timeout between bytes: an image
+                # host that trickles must not keep the command past its deadline.
+                async with self.deadline.guard(doing, "download"):
+                    return await download_image(
+                        self.clients.downloads,
+                        url,
+                        output_dir,
+                        stem,
+                        overwrite=overwrite,
+                        partial=partial,
+                        timeout=self._timeout(self.clients.downloads.timeout),
+                    )
             except DownloadError as exc:
                 partial = exc.partial
                 if not exc.retryable or attempt + 1 >= self.retry_policy.attempts:
                     if partial is not None:
                         partial.unlink(missing_ok=True)
                     raise
-                await self._back_off(attempt, exc.message)
+                await self._back_off(attempt, exc.message, None, "download")
             attempt += 1
 
-    async def _send(self, request: HttpRequest) -> HttpResponse:
+    @property
+    def _submit_step(self) -> str:
+        return f"waiting for {self.provider.name} to answer the submit"
+
+    async def _send(
+        self, request: HttpRequest, doing: str | None = None, phase: str = "wait"
+    ) -> HttpResponse:
+        """One request, held to the deadline: its timeouts clipped to the time left, and the
+        whole exchange bounded (`WaitTimeoutError`, with `doing` and `phase`)."""
         self._check_key_destination(request)
-        timeout = (
-            httpx.Timeout(REQUEST_TIMEOUT.connect, read=request.read_timeout, connect=10.0)
-            if request.read_timeout
-            else httpx.USE_CLIENT_DEFAULT
-        )
-        response = await self.clients.api.request(
-            request.method,
-            request.url,
-            headers=dict(request.headers),
-            json=request.json,
-            content=request.content,
-            files=request.files,
-            timeout=timeout,
-        )
+        timeout = self._timeout(self.clients.api.timeout, request.read_timeout)
+        async with self.deadline.guard(doing or f"talking to {self.provider.name}", phase):
+            response = await self.clients.api.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                json=request.json,
+                content=request.content,
+                files=request.files,
+                timeout=timeout,
+            )
         return HttpResponse(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
             response.content,
+        )
+
+    def _timeout(self, base: httpx.Timeout, read: float | None = None) -> httpx.Timeout:
+        """The client's timeouts (`read` instead of its read timeout: a synchronous API's
+        hold), each cut to the time the deadline leaves."""
+        clip = self.deadline.clip
+        return httpx.Timeout(
+            connect=clip(base.connect),
+            read=clip(read or base.read),
+            write=clip(base.write),
+            pool=clip(base.pool),
         )
 
     def _check_key_destination(self, request: HttpRequest) -> None:
@@ -530,12 +595,14 @@ class Engine:
                 "which is not the provider's API host."
             )
 
-    async def _back_off(self, attempt: int, reason: str, retry_after: float | None = None) -> None:
+    async def _back_off(
+        self, attempt: int, reason: str, retry_after: float | None = None, phase: str = "wait"
+    ) -> None:
         delay = self.retry_policy.delay(attempt, retry_after)
         self.listener.retrying(reason, delay)
-        await asyncio.sleep(delay)
+        await self.deadline.sleep(delay, f"waiting to try again ({reason})", phase)
 
-    def _unreachable(self, exc: Exception, url: str | None = None) -> KlingError:
+    def _unreachable(self, exc: Exception, url: str | None = None) -> NetworkError:
         host = urlsplit(url or self.endpoint.base_url).hostname
         return NetworkError(f"Cannot reach {self.provider.name} at {host} ({type(exc).__name__}).")
 
