@@ -7,8 +7,8 @@ Adapters build and parse the wire messages; the engine sends them, applies the o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kling_cli.deadline import Deadline
-from kling_cli.download import SavedFile, download_image, sync_directory, url_host
+from kling_cli.download import SavedFile, download_image, url_host
 from kling_cli.errors import (
     DownloadError,
     InvalidRequestError,
@@ -51,24 +51,13 @@ from kling_cli.transport import (
 )
 
 if TYPE_CHECKING:
+    from kling_cli.fetch import JobOutcome, NameFor
     from kling_cli.limiter import ProviderLimiter
     from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
-MAX_PARALLEL_DOWNLOADS = 4
 # After a submit whose answer was lost: when to look the task up by our own id.
 AMBIGUOUS_SUBMIT_LOOKUPS = (0.5, 1.5, 3.0)
-
-
-# A file stem for (task id, image number in the job, images in the job).
-NameFor = Callable[[str, int, int], str]
-
-
-@dataclass
-class JobOutcome:
-    finished: list[tuple[TaskHandle, TaskStatus]] = field(default_factory=list)
-    files: list[SavedFile] = field(default_factory=list)
-    failures: list[KlingError] = field(default_factory=list)
 
 
 class Engine:
@@ -441,88 +430,23 @@ class Engine:
         on_disk: Collection[str] = (),
     ) -> JobOutcome:
         """Wait for every task, then download the images not yet on disk, all within the
-        engine's deadline. A task that fails does not stop the others: what was made is
-        saved, and the failures are returned. Images are numbered across the whole job, so a
-        fanned-out `-n 3` gives 1, 2, 3."""
-        outcomes = await asyncio.gather(
-            *(self.wait(task, status) for task, status in submitted),
-            return_exceptions=True,
+        engine's deadline (`kling_cli.fetch.finish`)."""
+        from kling_cli.fetch import finish
+
+        return await finish(
+            self, submitted, output_dir, name_for, overwrite=overwrite, on_disk=on_disk
         )
-        result = JobOutcome()
-        for (task, _), outcome in zip(submitted, outcomes, strict=True):
-            if isinstance(outcome, KlingError):
-                result.failures.append(outcome)
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                result.finished.append((task, outcome))
-        count = sum(len(status.outputs) for _, status in result.finished)
-        first = 1
-        for task, status in result.finished:
-            try:
-                result.files += await self.download(
-                    task,
-                    status,
-                    output_dir,
-                    name_for,
-                    first,
-                    count,
-                    overwrite=overwrite,
-                    on_disk=on_disk,
-                )
-            except DownloadError as exc:
-                result.failures.append(exc)
-            first += len(status.outputs)
-        return result
 
-    async def download(
-        self,
-        task: TaskHandle,
-        status: TaskStatus,
-        output_dir: Path,
-        name_for: NameFor,
-        first_index: int = 1,
-        count: int | None = None,
-        *,
-        overwrite: bool = False,
-        on_disk: Collection[str] = (),
-    ) -> tuple[SavedFile, ...]:
-        semaphore = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
-        total = count if count is not None else len(status.outputs)
-
-        async def fetch(index: int, url: str) -> SavedFile:
-            stem = name_for(task.task_id, index, total)
-            async with semaphore:
-                saved = await self._download_with_retries(url, output_dir, stem, overwrite)
-            self.listener.saved(task, saved)
-            return saved
-
-        try:
-            files = await asyncio.gather(
-                *(
-                    fetch(index, output.url)
-                    for index, output in enumerate(status.outputs, start=first_index)
-                    if output.url not in on_disk
-                )
-            )
-        except (DownloadError, WaitTimeoutError) as exc:
-            exc.job = job_summary(task, status)
-            exc.hint = exc.hint or resume_command(task)
-            raise
-        if files:
-            sync_directory(output_dir)
-        return tuple(files)
-
-    async def _download_with_retries(
+    async def download_one(
         self, url: str, output_dir: Path, stem: str, overwrite: bool
     ) -> SavedFile:
+        """One image to `output_dir/stem.<ext>`, retried, and held to the deadline in total
+        (not only between bytes): an image host that trickles stops at the deadline."""
+        doing = f"downloading an image from {url_host(url)}"
         attempt = 0
         partial: Path | None = None
-        doing = f"downloading an image from {url_host(url)}"
         while True:
             try:
-                # A total time per download, not only a read timeout between bytes: an image
-                # host that trickles must not keep the command past its deadline.
                 async with self.deadline.guard(doing, "download"):
                     return await download_image(
                         self.clients.downloads,
