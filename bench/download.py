@@ -40,7 +40,7 @@ from _common import banner, emulator_process, median, runware_image_urls, spread
 
 TARGET_RATIO = 0.8
 BLOCK = 20  # repetitions per block; kling and curl blocks alternate
-PARALLEL = 4  # kling_cli.engine.MAX_PARALLEL_DOWNLOADS: a job's images download 4 at a time
+PARALLEL = 4  # kling_cli.fetch.MAX_PARALLEL_DOWNLOADS: a job's images download 4 at a time
 
 
 def require_curl() -> str:

@@ -107,7 +107,7 @@ class _RunState:
     made so far) and its limiter; the budget, and the providers that said the account is out
     of credits."""
 
-    clients: dict[str, Any]  # kling_cli.engine.HttpClients by provider id
+    clients: dict[str, Any]  # kling_cli.transport.HttpClients by provider id
     limiters: dict[str, ProviderLimiter]
     budget: Budget
     out_of_credits: set[str] = field(default_factory=set)
@@ -141,7 +141,7 @@ class BatchRunner:
     results: list[ItemResult] = field(default_factory=list)
 
     async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
-        from kling_cli.engine import HttpClients
+        from kling_cli.transport import HttpClients
 
         provider_ids = {p.provider.id for p in planned}
         state = _RunState(

@@ -46,10 +46,12 @@ async def download_image(
     *,
     overwrite: bool = False,
     partial: Path | None = None,
+    timeout: httpx.Timeout | None = None,
 ) -> SavedFile:
     """Download `url` to `directory/stem.<ext>` (or `stem-1.<ext>`, ... when taken). A
     `partial` file left by an interrupted attempt is resumed with `Range` where the server
-    allows it; a failure that may pass leaves its partial file on the raised error."""
+    allows it; a failure that may pass leaves its partial file on the raised error. `timeout`
+    replaces the client's (the engine's, clipped to its deadline)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -61,7 +63,8 @@ async def download_image(
     headers = {"Range": f"bytes={have}-"} if have else {}
     digest = hashlib.sha256()
     try:
-        async with client.stream("GET", url, headers=headers) as response:
+        limits = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
+        async with client.stream("GET", url, headers=headers, timeout=limits) as response:
             resumed = response.status_code == 206 and _resumes_at(response, have)
             if response.status_code != 200 and not resumed:
                 raise _status_error(url, response.status_code)

@@ -7,17 +7,16 @@ Adapters build and parse the wire messages; the engine sends them, applies the o
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Collection, Coroutine
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from kling_cli import __version__
-from kling_cli.download import SavedFile, download_image, sync_directory
+from kling_cli.deadline import Deadline
+from kling_cli.download import SavedFile, download_image, url_host
 from kling_cli.errors import (
     DownloadError,
     InvalidRequestError,
@@ -42,102 +41,19 @@ from kling_cli.providers.base import (
     redact_error,
     redact_status,
 )
-from kling_cli.retry import PollPolicy, RetryPolicy
+from kling_cli.resend import arrived_case, may_resend
+from kling_cli.retry import PollPolicy, RetryPolicy, parse_retry_after
+from kling_cli.transport import REQUEST_TIMEOUT, HttpClients
 from kling_cli.urls import is_credential_header, origin
 
 if TYPE_CHECKING:
+    from kling_cli.fetch import JobOutcome, NameFor
     from kling_cli.limiter import ProviderLimiter
     from kling_cli.references import LocalFile
     from kling_cli.request import GenerationRequest
 
-USER_AGENT = f"kling-cli/{__version__}"
-MAX_PARALLEL_DOWNLOADS = 4
 # After a submit whose answer was lost: when to look the task up by our own id.
 AMBIGUOUS_SUBMIT_LOOKUPS = (0.5, 1.5, 3.0)
-# Every request has explicit connect, read, write and pool timeouts.
-REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-
-
-def describe_request(request: HttpRequest) -> dict[str, Any]:
-    """A request as `--dry-run` shows it: credentials redacted, nothing sent."""
-    return {
-        "method": request.method,
-        "url": request.url,
-        "headers": {
-            name: "<redacted>" if is_credential_header(name) else value
-            for name, value in request.headers.items()
-        },
-        "body": request.json,
-    }
-
-
-# A file stem for (task id, image number in the job, images in the job).
-NameFor = Callable[[str, int, int], str]
-
-
-@dataclass
-class JobOutcome:
-    finished: list[tuple[TaskHandle, TaskStatus]] = field(default_factory=list)
-    files: list[SavedFile] = field(default_factory=list)
-    failures: list[KlingError] = field(default_factory=list)
-
-
-class UploadCache:
-    """The local files already uploaded in this run, by provider, account and content: a
-    reference that many jobs of a batch share is uploaded once per provider."""
-
-    def __init__(self) -> None:
-        self._uploads: dict[tuple[str, ...], asyncio.Task[str]] = {}
-
-    async def reference(
-        self, key: tuple[str, ...], upload: Callable[[], Coroutine[Any, Any, str]]
-    ) -> str:
-        task = self._uploads.get(key)
-        if task is None:
-            task = self._uploads[key] = asyncio.ensure_future(upload())
-            task.add_done_callback(lambda done: self._forget_failed(key, done))
-        # Shielded: one job giving up does not cancel an upload other jobs wait for.
-        return await asyncio.shield(task)
-
-    def _forget_failed(self, key: tuple[str, ...], task: asyncio.Task[str]) -> None:
-        """A failed upload is tried afresh by the next job that needs the file (and its error
-        is taken here, so none goes unretrieved when no job waits any more)."""
-        failed = task.cancelled() or task.exception() is not None
-        if failed and self._uploads.get(key) is task:
-            del self._uploads[key]
-
-
-@dataclass
-class HttpClients:
-    """What the engines of a run share (a batch has one per provider): two HTTP clients, one
-    for provider APIs, and one for images, which come from other hosts (CDNs, signed storage
-    URLs) and so get a client that has never seen a key: no provider header can follow a
-    redirect there; and the uploads made so far."""
-
-    api: httpx.AsyncClient
-    downloads: httpx.AsyncClient
-    uploads: UploadCache = field(default_factory=UploadCache)
-
-    @classmethod
-    def create(
-        cls, max_connections: int = 32, timeout: httpx.Timeout = REQUEST_TIMEOUT
-    ) -> HttpClients:
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        headers = {"User-Agent": USER_AGENT}
-        return cls(
-            api=httpx.AsyncClient(
-                timeout=timeout, headers=headers, limits=limits, follow_redirects=False
-            ),
-            downloads=httpx.AsyncClient(
-                timeout=timeout, headers=headers, limits=limits, follow_redirects=True
-            ),
-        )
-
-    async def aclose(self) -> None:
-        await self.api.aclose()
-        await self.downloads.aclose()
 
 
 class Engine:
@@ -151,7 +67,10 @@ class Engine:
         retry_policy: RetryPolicy | None = None,
         clients: HttpClients | None = None,
         limiter: ProviderLimiter | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
+        """`deadline`: the job's `--timeout`, which every network step and wait of this engine
+        is held to (`WaitTimeoutError` when it passes); None: no deadline."""
         self.provider = provider
         self.endpoint = endpoint
         self.listener: ProgressListener = listener or Listeners()
@@ -161,6 +80,7 @@ class Engine:
         self._owns_clients = clients is None
         # A batch's shared limiter for this provider; the caller holds one of its slots.
         self.limiter = limiter
+        self.deadline = deadline or Deadline(None)
 
     async def __aenter__(self) -> Engine:
         if self._clients is None:
@@ -196,36 +116,60 @@ class Engine:
     async def submit(
         self, request: GenerationRequest, *, push_timeout: float | None = None
     ) -> tuple[TaskHandle, TaskStatus]:
-        """Send the submit request once. It is repeated only when it provably never reached the
-        provider (the connection was refused or timed out while connecting), or on a 429 that
-        says when to come back. With a limiter (a batch) any 429 that is about the rate, not
-        the account, pauses the provider's submits and sends this one again when its turn
-        comes: a 429 created nothing."""
+        """Send the submit request. It is sent again only when `kling_cli.resend` says that
+        is safe: it provably never reached the provider (the connection was refused or timed
+        out while connecting), or the provider documents the resend as the same call (Comfy's
+        Idempotency-Key: after a lost answer or a 5xx); or on a 429 that says when to come
+        back. With a limiter (a batch) any 429 that is about the rate, not the account,
+        pauses the provider's submits and sends this one again when its turn comes: a 429
+        created nothing. Raises `WaitTimeoutError` when the engine's deadline passes."""
         submission = self.submission_for(await self._with_local_files(request), push_timeout)
-        self.listener.submitting(submission.client_task_id, submission.expected_images)
+        case = arrived_case(self.provider.capabilities)
+        client_id = submission.client_task_id
+        # What `kling status` needs to find the task again if no answer ever comes (Comfy's
+        # request body, resent with the same key), recorded before anything is sent.
+        extra = dict(self.provider.handle(client_id, submission).extra) if client_id else {}
+        self.listener.submitting(
+            client_id, submission.expected_images, resend=case.value, extra=extra
+        )
         attempt = 0
         while True:
             last_attempt = attempt + 1 >= self.retry_policy.attempts
             epoch = self.limiter.epoch if self.limiter is not None else 0
             try:
-                response = await self._send(submission.request)
+                response = await self._send(submission.request, self._submit_step, "submit")
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last_attempt:
-                    raise self._unreachable(exc) from None
-                await self._back_off(attempt, f"cannot connect ({type(exc).__name__})")
+                    error = self._unreachable(exc)
+                    error.never_sent = True
+                    raise error from None
+                reason = f"cannot connect ({type(exc).__name__})"
+                await self._back_off(attempt, reason, None, "submit")
                 attempt += 1
                 continue
             except httpx.TransportError as exc:
+                if may_resend(case) and not last_attempt:
+                    reason = f"no answer ({type(exc).__name__}); resending with the same key"
+                    await self._back_off(attempt, reason, None, "submit")
+                    attempt += 1
+                    continue
                 return await self._after_ambiguous_submit(submission, exc)
             refused = response.status_code == 429 and self.provider.is_retryable(response)
             if refused and not last_attempt and self.limiter is not None:
                 delay = self.limiter.rate_limited(response.retry_after, epoch)
                 self.listener.retrying(f"{self.provider.name} rate limited the submits", delay)
-                await self.limiter.requeue()
+                async with self.deadline.guard("waiting for a turn to submit", "submit"):
+                    await self.limiter.requeue()
                 attempt += 1
                 continue
             if refused and response.retry_after is not None and not last_attempt:
-                await self._back_off(attempt, "rate limited", response.retry_after)
+                await self._back_off(attempt, "rate limited", response.retry_after, "submit")
+                attempt += 1
+                continue
+            transient = response.status_code >= 500 and self.provider.is_retryable(response)
+            if transient and may_resend(case) and not last_attempt:
+                reason = f"{self.provider.name} answered HTTP {response.status_code}; resending"
+                await self._back_off(attempt, reason, response.retry_after, "submit")
                 attempt += 1
                 continue
             try:
@@ -274,7 +218,7 @@ class Engine:
         try:
             request = next(steps)
             while True:
-                response = await self._exchange(request, "upload failed")
+                response = await self._exchange(request, "upload failed", "submit")
                 try:
                     request = steps.send(response)
                 except StopIteration as done:
@@ -285,23 +229,25 @@ class Engine:
             exc.hint = exc.hint or "Nothing was submitted, so nothing was charged."
             raise
 
-    async def _exchange(self, request: HttpRequest, what: str) -> HttpResponse:
+    async def _exchange(self, request: HttpRequest, what: str, phase: str = "wait") -> HttpResponse:
         """Send a request that is safe to repeat, retrying transport errors and transient
-        answers; the last answer is returned whatever it is."""
+        answers (after the provider's `Retry-After`, where it gives one); the last answer is
+        returned whatever it is."""
         attempt = 0
+        doing = "uploading a reference" if phase == "submit" else "checking the task"
         while True:
             last_attempt = attempt + 1 >= self.retry_policy.attempts
             try:
-                response = await self._send(request)
+                response = await self._send(request, f"{doing} at {self.provider.name}", phase)
             except httpx.TransportError as exc:
                 if last_attempt:
                     raise self._unreachable(exc, request.url) from None
-                await self._back_off(attempt, f"{what} ({type(exc).__name__})")
+                await self._back_off(attempt, f"{what} ({type(exc).__name__})", None, phase)
             else:
                 if last_attempt or not self.provider.is_retryable(response):
                     return response
                 reason = f"{self.provider.name} answered HTTP {response.status_code}"
-                await self._back_off(attempt, reason, response.retry_after)
+                await self._back_off(attempt, reason, response.retry_after, phase)
             attempt += 1
 
     def submission_for(self, request: GenerationRequest, push_timeout: float | None) -> Submission:
@@ -351,9 +297,11 @@ class Engine:
         may still be on its way, so "unknown" is only believed after a grace period; None:
         still unknown then."""
         for delay in AMBIGUOUS_SUBMIT_LOOKUPS:
-            await asyncio.sleep(delay)
+            await self.deadline.sleep(delay, f"looking task {task.task_id} up", "submit")
             try:
                 return await self.refresh(task)
+            except WaitTimeoutError:
+                raise
             except KlingError:
                 continue
         return None
@@ -386,33 +334,21 @@ class Engine:
                 raise redact_error(exc, self._secrets) from None
             attempt += 1
 
-    async def wait(
-        self, task: TaskHandle, status: TaskStatus, *, timeout: float | None
-    ) -> TaskStatus:
+    async def wait(self, task: TaskHandle, status: TaskStatus) -> TaskStatus:
         """Follow the provider's status stream where it has one, else poll, until the task
-        ends; raise TaskFailedError or WaitTimeoutError."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not status.state.is_terminal:
-            status = await self._follow_stream(task, status, deadline)
-        poll_number = 0
-        while not status.state.is_terminal:
-            delay = max(self.poll_policy.delay(poll_number), status.poll_after or 0.0)
-            if deadline is not None and time.monotonic() + delay > deadline:
-                remaining = deadline - time.monotonic()
-                if remaining > 0:
-                    await asyncio.sleep(remaining)
-                raise WaitTimeoutError(
-                    f"Gave up waiting after {timeout:g} s; {self.provider.name} may still finish "
-                    f"task {task.task_id}.",
-                    hint=resume_command(task),
-                    job=job_summary(task, status),
+        ends; raise TaskFailedError, or WaitTimeoutError when the engine's deadline passes."""
+        try:
+            status = await self._wait(task, status)
+        except WaitTimeoutError as exc:
+            if exc.phase == "wait":
+                exc.message = (
+                    f"{exc.message[:-1]}; {self.provider.name} may still finish task "
+                    f"{task.task_id}."
                 )
-            await asyncio.sleep(delay)
-            poll_number += 1
-            new_status = await self.refresh(task)
-            if new_status != status:
-                self.listener.status_changed(task, new_status)
-            status = new_status
+                exc.args = (exc.message,)
+            exc.hint = exc.hint or resume_command(task)
+            exc.job = job_summary(task, status)
+            raise
         if status.error and not status.outputs:
             raise TaskFailedError(
                 f"{self.provider.name} reports that task {task.task_id} failed: {status.error}",
@@ -420,34 +356,57 @@ class Engine:
             )
         return status
 
-    async def _follow_stream(
-        self, task: TaskHandle, status: TaskStatus, deadline: float | None
-    ) -> TaskStatus:
+    async def _wait(self, task: TaskHandle, status: TaskStatus) -> TaskStatus:
+        if not status.state.is_terminal:
+            status = await self._follow_stream(task, status)
+        poll_number = 0
+        while not status.state.is_terminal:
+            delay = max(self.poll_policy.delay(poll_number), status.poll_after or 0.0)
+            await self.deadline.sleep(delay, f"waiting for {self.provider.name}")
+            poll_number += 1
+            new_status = await self.refresh(task)
+            if new_status != status:
+                self.listener.status_changed(task, new_status)
+            status = new_status
+        return status
+
+    async def _follow_stream(self, task: TaskHandle, status: TaskStatus) -> TaskStatus:
         """Read status events as the provider pushes them; once one says the task ended, one
         regular poll fetches the outputs. Any trouble (an error, a dropped stream, a stream
-        that ends early) leaves the rest to polling."""
+        that ends early) leaves the rest to polling; a 429 with `Retry-After` makes the
+        first poll wait that long. The deadline bounds the stream like any request."""
         request = self.provider.build_stream(task, self.endpoint)
         if request is None:
             return status
         self._check_key_destination(request)
-        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-        timeout = httpx.Timeout(REQUEST_TIMEOUT.connect, read=request.read_timeout)
+        timeout = self._timeout(REQUEST_TIMEOUT, request.read_timeout)
+        doing = f"reading {self.provider.name}'s status stream"
         try:
-            async with asyncio.timeout(remaining):
-                async with self.clients.api.stream(
+            async with (
+                self.deadline.guard(doing),
+                self.clients.api.stream(
                     "GET", request.url, headers=dict(request.headers), timeout=timeout
-                ) as response:
-                    if response.status_code != 200:
-                        return status
-                    async for line in response.aiter_lines():
-                        event = self.provider.parse_stream_line(line, task)
-                        if event is None:
-                            continue
-                        if event != status:
-                            self.listener.status_changed(task, event)
-                        status = event
-                        if status.state.is_terminal:
-                            break
+                ) as response,
+            ):
+                if response.status_code == 429:
+                    # inference.sh names a `rate_limited` error (its SDK's ErrorCode) but
+                    # no Retry-After; one it sends is honoured (RFC 9110 §10.2.3): no
+                    # status request sooner, on the stream or the polls after it.
+                    after = parse_retry_after(response.headers.get("retry-after"))
+                    return replace(status, poll_after=after) if after else status
+                if response.status_code != 200:
+                    return status
+                async for line in response.aiter_lines():
+                    event = self.provider.parse_stream_line(line, task)
+                    if event is None:
+                        continue
+                    if event != status:
+                        self.listener.status_changed(task, event)
+                    status = event
+                    if status.state.is_terminal:
+                        break
+        except WaitTimeoutError:
+            raise
         except (TimeoutError, httpx.HTTPError, KlingError):
             return status
         if not status.state.is_terminal:
@@ -463,126 +422,82 @@ class Engine:
         output_dir: Path,
         name_for: NameFor,
         *,
-        timeout: float | None,
         overwrite: bool = False,
         on_disk: Collection[str] = (),
     ) -> JobOutcome:
-        """Wait for every task, then download the images not yet on disk. A task that fails
-        does not stop the others: what was made is saved, and the failures are returned.
-        Images are numbered across the whole job, so a fanned-out `-n 3` gives 1, 2, 3."""
-        outcomes = await asyncio.gather(
-            *(self.wait(task, status, timeout=timeout) for task, status in submitted),
-            return_exceptions=True,
+        """Wait for every task, then download the images not yet on disk, all within the
+        engine's deadline (`kling_cli.fetch.finish`)."""
+        from kling_cli.fetch import finish
+
+        return await finish(
+            self, submitted, output_dir, name_for, overwrite=overwrite, on_disk=on_disk
         )
-        result = JobOutcome()
-        for (task, _), outcome in zip(submitted, outcomes, strict=True):
-            if isinstance(outcome, KlingError):
-                result.failures.append(outcome)
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                result.finished.append((task, outcome))
-        count = sum(len(status.outputs) for _, status in result.finished)
-        first = 1
-        for task, status in result.finished:
-            try:
-                result.files += await self.download(
-                    task,
-                    status,
-                    output_dir,
-                    name_for,
-                    first,
-                    count,
-                    overwrite=overwrite,
-                    on_disk=on_disk,
-                )
-            except DownloadError as exc:
-                result.failures.append(exc)
-            first += len(status.outputs)
-        return result
 
-    async def download(
-        self,
-        task: TaskHandle,
-        status: TaskStatus,
-        output_dir: Path,
-        name_for: NameFor,
-        first_index: int = 1,
-        count: int | None = None,
-        *,
-        overwrite: bool = False,
-        on_disk: Collection[str] = (),
-    ) -> tuple[SavedFile, ...]:
-        semaphore = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
-        total = count if count is not None else len(status.outputs)
-
-        async def fetch(index: int, url: str) -> SavedFile:
-            stem = name_for(task.task_id, index, total)
-            async with semaphore:
-                saved = await self._download_with_retries(url, output_dir, stem, overwrite)
-            self.listener.saved(task, saved)
-            return saved
-
-        try:
-            files = await asyncio.gather(
-                *(
-                    fetch(index, output.url)
-                    for index, output in enumerate(status.outputs, start=first_index)
-                    if output.url not in on_disk
-                )
-            )
-        except DownloadError as exc:
-            exc.job = job_summary(task, status)
-            exc.hint = exc.hint or resume_command(task)
-            raise
-        if files:
-            sync_directory(output_dir)
-        return tuple(files)
-
-    async def _download_with_retries(
+    async def download_one(
         self, url: str, output_dir: Path, stem: str, overwrite: bool
     ) -> SavedFile:
+        """One image to `output_dir/stem.<ext>`, retried, and held to the deadline in total
+        (not only between bytes): an image host that trickles stops at the deadline."""
+        doing = f"downloading an image from {url_host(url)}"
         attempt = 0
         partial: Path | None = None
         while True:
             try:
-                return await download_image(
-                    self.clients.downloads,
-                    url,
-                    output_dir,
-                    stem,
-                    overwrite=overwrite,
-                    partial=partial,
-                )
+                async with self.deadline.guard(doing, "download"):
+                    return await download_image(
+                        self.clients.downloads,
+                        url,
+                        output_dir,
+                        stem,
+                        overwrite=overwrite,
+                        partial=partial,
+                        timeout=self._timeout(self.clients.downloads.timeout),
+                    )
             except DownloadError as exc:
                 partial = exc.partial
                 if not exc.retryable or attempt + 1 >= self.retry_policy.attempts:
                     if partial is not None:
                         partial.unlink(missing_ok=True)
                     raise
-                await self._back_off(attempt, exc.message)
+                await self._back_off(attempt, exc.message, None, "download")
             attempt += 1
 
-    async def _send(self, request: HttpRequest) -> HttpResponse:
+    @property
+    def _submit_step(self) -> str:
+        return f"waiting for {self.provider.name} to answer the submit"
+
+    async def _send(
+        self, request: HttpRequest, doing: str | None = None, phase: str = "wait"
+    ) -> HttpResponse:
+        """One request, held to the deadline: its timeouts clipped to the time left, and the
+        whole exchange bounded (`WaitTimeoutError`, with `doing` and `phase`)."""
         self._check_key_destination(request)
-        timeout = (
-            httpx.Timeout(REQUEST_TIMEOUT.connect, read=request.read_timeout, connect=10.0)
-            if request.read_timeout
-            else httpx.USE_CLIENT_DEFAULT
-        )
-        response = await self.clients.api.request(
-            request.method,
-            request.url,
-            headers=dict(request.headers),
-            json=request.json,
-            content=request.content,
-            files=request.files,
-            timeout=timeout,
-        )
+        timeout = self._timeout(self.clients.api.timeout, request.read_timeout)
+        async with self.deadline.guard(doing or f"talking to {self.provider.name}", phase):
+            response = await self.clients.api.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                json=request.json,
+                content=request.content,
+                files=request.files,
+                timeout=timeout,
+            )
         return HttpResponse(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
             response.content,
+        )
+
+    def _timeout(self, base: httpx.Timeout, read: float | None = None) -> httpx.Timeout:
+        """The client's timeouts (`read` instead of its read timeout: a synchronous API's
+        hold), each cut to the time the deadline leaves."""
+        clip = self.deadline.clip
+        return httpx.Timeout(
+            connect=clip(base.connect),
+            read=clip(read or base.read),
+            write=clip(base.write),
+            pool=clip(base.pool),
         )
 
     def _check_key_destination(self, request: HttpRequest) -> None:
@@ -600,12 +515,14 @@ class Engine:
                 "which is not the provider's API host."
             )
 
-    async def _back_off(self, attempt: int, reason: str, retry_after: float | None = None) -> None:
+    async def _back_off(
+        self, attempt: int, reason: str, retry_after: float | None = None, phase: str = "wait"
+    ) -> None:
         delay = self.retry_policy.delay(attempt, retry_after)
         self.listener.retrying(reason, delay)
-        await asyncio.sleep(delay)
+        await self.deadline.sleep(delay, f"waiting to try again ({reason})", phase)
 
-    def _unreachable(self, exc: Exception, url: str | None = None) -> KlingError:
+    def _unreachable(self, exc: Exception, url: str | None = None) -> NetworkError:
         host = urlsplit(url or self.endpoint.base_url).hostname
         return NetworkError(f"Cannot reach {self.provider.name} at {host} ({type(exc).__name__}).")
 

@@ -101,10 +101,13 @@ class OutOfCreditsError(RateLimitedError):
 
 
 class WaitTimeoutError(KlingError):
-    """Waited past --timeout; the job may still finish on the provider's side."""
+    """Waited past --timeout; the job may still finish on the provider's side. `phase` is
+    the step the deadline stopped: "submit" (an upload, or a submit not yet answered),
+    "wait" or "download" (the images exist)."""
 
     exit_code = ExitCode.TIMED_OUT
     code = "timeout"
+    phase: str = "wait"
 
 
 class DownloadError(KlingError):
@@ -165,7 +168,9 @@ class JournalError(ConfigError):
 
 
 class NetworkError(KlingError):
-    """The provider could not be reached."""
+    """The provider could not be reached. `never_sent`: a submit provably never left (the
+    connection was refused), so nothing was created or charged."""
 
     exit_code = ExitCode.UNEXPECTED
     code = "network"
+    never_sent = False

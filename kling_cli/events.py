@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from kling_cli.download import SavedFile
     from kling_cli.providers.base import TaskHandle, TaskStatus
 
@@ -17,7 +19,17 @@ class ProgressListener(Protocol):
 
     def uploading(self, name: str, size: int) -> None: ...
 
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None: ...
+    def submitting(
+        self,
+        client_task_id: str | None,
+        expected_images: int | None,
+        *,
+        resend: str = "unknown",
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        """About to send a submit. `resend`: what a failure of it would allow
+        (`kling_cli.resend.SubmitCase`); `extra`: what finds its task again if no answer
+        comes (the handle's extra)."""
 
     def submit_uncertain(self, reason: str) -> None: ...
 
@@ -36,7 +48,14 @@ class NullListener:
     def uploading(self, name: str, size: int) -> None:
         pass
 
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
+    def submitting(
+        self,
+        client_task_id: str | None,
+        expected_images: int | None,
+        *,
+        resend: str = "unknown",
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
         pass
 
     def submit_uncertain(self, reason: str) -> None:
@@ -65,9 +84,16 @@ class Listeners:
         for listener in self.listeners:
             listener.uploading(name, size)
 
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
+    def submitting(
+        self,
+        client_task_id: str | None,
+        expected_images: int | None,
+        *,
+        resend: str = "unknown",
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
         for listener in self.listeners:
-            listener.submitting(client_task_id, expected_images)
+            listener.submitting(client_task_id, expected_images, resend=resend, extra=extra)
 
     def submit_uncertain(self, reason: str) -> None:
         for listener in self.listeners:

@@ -78,6 +78,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN name_template TEXT;
     """,
+    # 4: what a submit failure of each task allows (kling_cli.resend.SubmitCase): resent,
+    # looked up by our id, or neither; NULL for tasks recorded before.
+    """
+    ALTER TABLE tasks ADD COLUMN resend TEXT;
+    """,
 )
 
 # Task states beyond the provider's: not yet answered, and answered ambiguously.
@@ -130,6 +135,7 @@ class TaskRecord:
     error: str | None
     cost: float | None
     outputs: list[OutputRecord] = field(default_factory=list)
+    resend: str | None = None
 
 
 @dataclass
@@ -280,8 +286,17 @@ class Journal:
         ).fetchone()
         return self._load(row) if row else None
 
-    def add_task(self, job_id: str, client_task_id: str | None, expected_images: int) -> int:
-        """Record a task about to be submitted; returns its position in the job."""
+    def add_task(
+        self,
+        job_id: str,
+        client_task_id: str | None,
+        expected_images: int,
+        *,
+        resend: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> int:
+        """Record a task about to be submitted, with what a failure of its submit allows
+        (`resend`) and what finds it again (`extra`); returns its position in the job."""
         with self._transaction() as db:
             row = db.execute(
                 "SELECT COALESCE(MAX(position) + 1, 0) FROM tasks WHERE job_id = ?", (job_id,)
@@ -289,8 +304,17 @@ class Journal:
             position = int(row[0])
             db.execute(
                 "INSERT INTO tasks (job_id, position, client_task_id, expected_images, state,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, position, client_task_id, expected_images, SUBMITTING, time.time()),
+                " updated_at, resend, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    position,
+                    client_task_id,
+                    expected_images,
+                    SUBMITTING,
+                    time.time(),
+                    resend,
+                    json.dumps(dict(extra or {})),
+                ),
             )
         return position
 
@@ -306,8 +330,11 @@ class Journal:
         error: str | None = None,
         cost: float | None = None,
         urls: list[str] | None = None,
+        resend: str | None = None,
     ) -> None:
         changes: dict[str, Any] = {"updated_at": time.time()}
+        if resend is not None:
+            changes["resend"] = resend
         if task_id is not None:
             changes["task_id"] = task_id
         if extra is not None:
@@ -443,6 +470,7 @@ class Journal:
                     error=task["error"],
                     cost=task["cost"],
                     outputs=outputs.get(task["position"], []),
+                    resend=task["resend"],
                 )
             )
         return job

@@ -16,6 +16,8 @@ from kling_cli.errors import ExitCode, KlingError
 from kling_cli.events import NullListener
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
@@ -182,7 +184,14 @@ class PlainProgress(NullListener):
     def uploading(self, name: str, size: int) -> None:
         self._line(f"uploading {name} ({size:,} bytes) to {self.provider_name}")
 
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
+    def submitting(
+        self,
+        client_task_id: str | None,
+        expected_images: int | None,
+        *,
+        resend: str = "unknown",
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
         if client_task_id:
             self._line(f"submitting to {self.provider_name}: task {client_task_id}")
 

@@ -156,7 +156,7 @@ def test_the_engine_discards_a_cut_image_and_downloads_it_again(
             retry_policy=RetryPolicy(base_delay=0.01),
         )
         async with engine:
-            return await engine._download_with_retries(url, images, "out", False)
+            return await engine.download_one(url, images, "out", False)
 
     saved = asyncio.run(go())
     assert served.requests == 2

@@ -299,11 +299,12 @@ def test_a_submit_read_timeout_is_never_resubmitted(emulator: Emulator, provider
     import httpx
 
     from kling_cli.emulator import EMULATOR_API_KEY
-    from kling_cli.engine import Engine, HttpClients
+    from kling_cli.engine import Engine
     from kling_cli.errors import NetworkError
     from kling_cli.providers import get_provider
     from kling_cli.providers.base import Endpoint, TaskState
     from kling_cli.request import build_request
+    from kling_cli.transport import HttpClients
 
     emulator.inject(provider, Fault(kind="slow", on="submit", delay=1.5))
     request = build_request(prompt="a red fox")

@@ -391,7 +391,7 @@ def test_a_failed_upload_is_tried_again_by_the_next_job_of_a_batch(
 def test_the_upload_cache_retries_an_upload_whose_waiter_gave_up_before_it_failed() -> None:
     import asyncio
 
-    from kling_cli.engine import UploadCache
+    from kling_cli.transport import UploadCache
 
     attempts: list[int] = []
 

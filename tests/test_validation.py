@@ -94,7 +94,7 @@ CASES = [
     ),
     pytest.param(
         ["a fox", "--timeout", "0"],
-        "--timeout must be a positive number of seconds",
+        "--timeout must be a positive, finite number of seconds",
         id="timeout 0",
     ),
     pytest.param(["a fox", "-n", "abc"], "'--num-images'", id="n not a number"),

@@ -72,7 +72,9 @@ def generate(
         False, "--skip-existing", help="Do nothing (and pay nothing) if the files exist."
     ),
     timeout: float = typer.Option(
-        DEFAULT_TIMEOUT_SECONDS, "--timeout", help="Seconds to wait for the images."
+        DEFAULT_TIMEOUT_SECONDS,
+        "--timeout",
+        help="Seconds the whole job may take, from upload to the last download (finite, > 0).",
     ),
     no_wait: bool = typer.Option(
         False, "--no-wait", help="Submit, print the job id, and exit without waiting."
@@ -101,13 +103,12 @@ def generate(
     ),
 ) -> int:
     """Generate images from a prompt and optional reference images."""
+    from kling_cli.deadline import check_timeout
+
     output: Output = ctx.obj
     if prompt == "-":
         prompt = sys.stdin.read().strip()
-    if timeout <= 0:
-        raise InvalidRequestError(
-            f"--timeout must be a positive number of seconds, not {timeout:g}."
-        )
+    check_timeout(timeout)
 
     from kling_cli.jobs.life import JobOptions
     from kling_cli.request import build_request

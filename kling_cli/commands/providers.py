@@ -11,6 +11,7 @@ from kling_cli.config import ConfigFile, resolve_base_url, resolve_key, resolve_
 from kling_cli.errors import ExitCode
 from kling_cli.limits import MAX_PROMPT_CHARS
 from kling_cli.providers.catalog import CATALOG, ProviderInfo
+from kling_cli.resend import arrived_case
 from kling_cli.ui import Output
 
 LOCAL_FILES = {
@@ -49,6 +50,10 @@ def describe_provider(provider: ProviderInfo, config: ConfigFile) -> dict[str, A
         "price_source": provider.price.source,
         "price_as_of": provider.price.as_of,
         "docs": provider.docs_url,
+        # How `kling status` picks up a job interrupted after its submit, and what a submit
+        # that may have arrived is (kling_cli.resend): "lookup", "idempotent" or "unknown".
+        "resume": provider.resume,
+        "unanswered_submit": arrived_case(provider.capabilities).value,
         "copy_of": provider.copy_of,
         "base_url": resolve_base_url(provider, config),
         "service_urls": resolve_service_urls(provider, config),
@@ -141,6 +146,7 @@ def show_provider(
         ("output formats", ", ".join(caps["output_formats"]) or "provider's choice"),
         ("push delivery", ", ".join(caps["push"]) or "no (polling)"),
         ("local files", LOCAL_FILES[caps["local_files"]]),
+        ("interrupted job", row["resume"]),
     ]
     for label, value in lines:
         if value:

@@ -28,23 +28,23 @@ def status(
     download: bool = typer.Option(
         False, "--download", help="Save the images that are not on disk yet."
     ),
-    timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait with --wait."),
+    timeout: float = typer.Option(
+        600.0, "--timeout", help="Seconds this command may take (finite, > 0)."
+    ),
     output_dir: Path | None = typer.Option(
         None, "--output-dir", "-o", help="Where to save [default: where the job was started]."
     ),
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Ask the provider where a job stands; with --wait and --download, finish it."""
+    from kling_cli.deadline import check_timeout
     from kling_cli.jobs.life import JobOptions
     from kling_cli.jobs.record import open_journal
     from kling_cli.jobs.run import adopt_task, find_job, resume_job, settled
     from kling_cli.naming import DEFAULT_TEMPLATE
 
     output: Output = ctx.obj
-    if not timeout > 0:
-        raise InvalidRequestError(
-            f"--timeout must be a positive number of seconds, not {timeout:g}."
-        )
+    check_timeout(timeout)
     journal = open_journal()
     try:
         job = find_job(journal, identifier, provider)

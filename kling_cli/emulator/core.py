@@ -39,6 +39,7 @@ _TRANSPORT_FAULTS = (
     "html_error_page",
     "redirect_to_other_host",
     "out_of_credits",
+    "trickle",
 )
 
 
@@ -341,6 +342,8 @@ def _apply(
         )
     if fault.kind == "server_error":
         return server_error(fault.status)
+    if fault.kind == "trickle":
+        return dataclasses.replace(answer(), trickle=fault.delay)
     return dataclasses.replace(answer(), truncate=True)  # truncated_download
 
 

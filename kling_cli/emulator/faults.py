@@ -24,6 +24,8 @@ FaultKind = Literal[
     "redirect_to_other_host",
     # The provider's documented refusal for an account without credit.
     "out_of_credits",
+    # An image host that sends its answer one byte every `delay` seconds: alive, never done.
+    "trickle",
 ]
 # "upload": a reference file sent through a provider's upload API; "storage": the PUT of its
 # bytes to the signed URL that API gave.
@@ -42,6 +44,7 @@ _ONLY_PHASE: dict[str, Phase] = {
     "task_failure": "submit",
     "truncated_download": "download",
     "redirect_to_other_host": "download",
+    "trickle": "download",
 }
 
 

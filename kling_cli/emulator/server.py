@@ -38,6 +38,7 @@ class Reply:
     content_type: str = "application/json"
     truncate: bool = False  # declare the full length, send half the body, close
     drop: bool = False  # close the connection without any response
+    trickle: float = 0.0  # seconds between single bytes of the body (a stalling host)
 
 
 def json_reply(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
@@ -171,6 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError):
             self.close_connection = True
 
+    def _trickle(self, body: memoryview, interval: float) -> None:
+        """One byte, then a pause, until the body is sent or the client has gone."""
+        self.close_connection = True
+        for index in range(len(body)):
+            self.wfile.write(body[index : index + 1])
+            self.wfile.flush()
+            time.sleep(interval)
+
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return self._read_chunked_body()
@@ -201,6 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return
         body = memoryview(reply.body)
+        if reply.trickle:
+            self._trickle(body, reply.trickle)
+            return
         if reply.truncate:
             body = body[: len(body) // 2]
             self.close_connection = True

@@ -15,6 +15,7 @@ from kling_cli.errors import (
     InvalidRequestError,
     JournalError,
     KlingError,
+    NetworkError,
     ProviderRequestError,
     RateLimitedError,
     TaskFailedError,
@@ -25,6 +26,7 @@ from kling_cli.events import Listeners, NullListener, ProgressListener
 from kling_cli.jobs.record import JobRecorder, JobWriter
 from kling_cli.jobs.state import BUG_HINT, classify, job_state_after, overall_state, resume_command
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, Journal
+from kling_cli.resend import SubmitCase, arrived_case
 
 if TYPE_CHECKING:
     from kling_cli.download import SavedFile
@@ -223,8 +225,18 @@ class JobLife:
         then it goes to the fallback file and the user is told where."""
         failure = classify(error) if error is not None else None
         refused = _refused(failure)
+        never_sent = isinstance(failure, NetworkError) and failure.never_sent
         for position in self.recorder.unanswered:
-            if refused and failure is not None:
+            if never_sent:
+                # The connection was refused: the submit never left (kling_cli.resend).
+                self.writer.update_task(
+                    position,
+                    state=NOT_CREATED,
+                    error="never reached the provider: nothing was charged",
+                    resend=SubmitCase.NEVER_SENT.value,
+                )
+                state = state or NOT_CREATED
+            elif refused and failure is not None:
                 # The provider answered the submit with a refusal: no task, no charge.
                 self.writer.update_task(position, state=NOT_CREATED, error=failure.message)
             else:
@@ -348,11 +360,24 @@ class JobLife:
             failure.hint = f"{verb}: {resume}"
             if type(failure) is KlingError:  # a bug: say so too
                 failure.hint += f" ({BUG_HINT[0].lower()}{BUG_HINT[1:]})"
-            if isinstance(failure, WaitTimeoutError):
+            if isinstance(failure, WaitTimeoutError) and failure.phase == "download":
+                failure.hint = f"The images exist. Fetch them with: {resume}"
+            elif isinstance(failure, WaitTimeoutError):
                 failure.hint = f"It may still finish. {failure.hint}"
         elif maybe:
-            if self.provider.capabilities.client_task_id_lookup:
-                failure.hint = f"Check with: {resume}"
+            case = arrived_case(self.provider.capabilities)
+            if case is not SubmitCase.UNKNOWN:
+                how = "collects it" if case is SubmitCase.IDEMPOTENT else "looks it up"
+                failure.hint = f"If {name} received it, this {how}. Resume with: {resume}"
+            elif isinstance(failure, WaitTimeoutError):
+                failure.message = (
+                    f"{failure.message[:-1]}; {name} keeps no task to ask for, so this "
+                    "result cannot be fetched later (it may still be charged)."
+                )
+                failure.hint = (
+                    "Check its dashboard before submitting again; a longer --timeout waits "
+                    "for the answer."
+                )
             else:
                 failure.hint = (
                     f"{name} has no way to look a task up by our id: check its dashboard "

@@ -16,8 +16,9 @@ def preview(
 ) -> list[dict[str, Any]]:
     """Each submit request of the job as `{method, url, headers, body}`, credentials shown as
     `<redacted>`; local reference files are described (name, size), not inlined or uploaded."""
-    from kling_cli.engine import Engine, describe_request
+    from kling_cli.engine import Engine
     from kling_cli.references import with_described_references
+    from kling_cli.transport import describe_request
 
     engine = Engine(provider, endpoint)
     shown = with_described_references(request, provider.capabilities.local_files)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -119,10 +119,19 @@ class JobWriter:
         self.pending: list[dict[str, Any]] = []
         self.fallback: Path | None = None
 
-    def add_task(self, client_task_id: str | None, expected_images: int) -> int:
+    def add_task(
+        self,
+        client_task_id: str | None,
+        expected_images: int,
+        *,
+        resend: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> int:
         self.flush()
         try:
-            return self.journal.add_task(self.job_id, client_task_id, expected_images)
+            return self.journal.add_task(
+                self.job_id, client_task_id, expected_images, resend=resend, extra=extra
+            )
         except sqlite3.Error as exc:
             raise JournalError(
                 f"The jobs journal cannot record the next task of job {self.job_id} ({exc}); "
@@ -197,8 +206,17 @@ class JobRecorder(NullListener):
     def position_of(self, task: TaskHandle) -> int:
         return self._positions[task.task_id]
 
-    def submitting(self, client_task_id: str | None, expected_images: int | None) -> None:
-        self._submitting = self.writer.add_task(client_task_id, expected_images or 1)
+    def submitting(
+        self,
+        client_task_id: str | None,
+        expected_images: int | None,
+        *,
+        resend: str = "unknown",
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        self._submitting = self.writer.add_task(
+            client_task_id, expected_images or 1, resend=resend, extra=extra
+        )
         if client_task_id:
             self._positions[client_task_id] = self._submitting
         self.unanswered.add(self._submitting)

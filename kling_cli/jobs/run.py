@@ -26,7 +26,7 @@ from kling_cli.jobs.state import overall_state
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, SUBMITTING
 
 if TYPE_CHECKING:
-    from kling_cli.engine import Engine, HttpClients
+    from kling_cli.engine import Engine
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal, TaskRecord
     from kling_cli.limiter import ProviderLimiter
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from kling_cli.providers.base import Provider, TaskHandle, TaskStatus
     from kling_cli.request import GenerationRequest
     from kling_cli.session import ProviderSession
+    from kling_cli.transport import HttpClients
 
 Submitted = list[tuple["TaskHandle", "TaskStatus"]]
 # A submit still unknown this long after it was sent never arrived.
@@ -59,11 +60,21 @@ def _engine(
     life: JobLife,
     clients: HttpClients | None,
     limiter: ProviderLimiter | None,
+    options: JobOptions,
 ) -> Engine:
+    """The job's engine, held to one deadline from now: `--timeout` bounds everything the
+    job does from here (uploads, the submit and any synchronous hold, the status stream,
+    polls and downloads)."""
+    from kling_cli.deadline import Deadline
     from kling_cli.engine import Engine
 
     return Engine(
-        session.provider, session.endpoint, listener=life.listener, clients=clients, limiter=limiter
+        session.provider,
+        session.endpoint,
+        listener=life.listener,
+        clients=clients,
+        limiter=limiter,
+        deadline=Deadline(options.timeout),
     )
 
 
@@ -117,20 +128,14 @@ async def run_job_async(
     limiter: ProviderLimiter | None = None,
 ) -> JobResult:
     async def work() -> JobResult:
-        started = time.monotonic()
-        async with _engine(session, life, clients, limiter) as engine:
+        async with _engine(session, life, clients, limiter, options) as engine:
             submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
             if not options.wait:
                 return life.end(None, submitted_only=True)
-            timeout = _remaining(options.timeout, started)
-            await _finish(engine, life, submitted, options, timeout=timeout)
+            await _finish(engine, life, submitted, options)
         return life.end(None)
 
     return await _lived(life, work)
-
-
-def _remaining(timeout: float | None, started: float) -> float | None:
-    return None if timeout is None else max(timeout - (time.monotonic() - started), 0.001)
 
 
 async def _finish(
@@ -139,7 +144,6 @@ async def _finish(
     submitted: Submitted,
     options: JobOptions,
     *,
-    timeout: float | None,
     on_disk: set[str] | None = None,
     only_save_failures: bool = False,
 ) -> None:
@@ -147,7 +151,6 @@ async def _finish(
         submitted,
         options.output_dir,
         naming_for(life.job, options).stem_for(),
-        timeout=timeout,
         overwrite=options.overwrite,
         on_disk=on_disk or (),
     )
@@ -207,7 +210,7 @@ async def resume_job_async(
         handles = _handles(session.provider, job)
         if not handles:
             return life.end(None, state=overall_state(job))
-        async with _engine(session, life, clients, limiter) as engine:
+        async with _engine(session, life, clients, limiter, options) as engine:
             current: Submitted = []
             for handle, by_our_id, task in handles:
                 status = await _current_status(engine, life, handle, by_our_id, task)
@@ -223,7 +226,6 @@ async def resume_job_async(
                     life,
                     current,
                     options,
-                    timeout=options.timeout,
                     on_disk=on_disk,
                     # Without --wait, a task that failed is reported, not raised.
                     only_save_failures=not options.wait,

@@ -33,6 +33,9 @@ class Capabilities:
     # The client chooses the task id, so a task can be looked up after a submit whose answer
     # was lost, instead of submitting again.
     client_task_id_lookup: bool = False
+    # The provider documents that resending the same submit with the same key is the same
+    # call (Comfy Router's Idempotency-Key): a failed or unanswered submit is resent.
+    idempotent_submit: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class ProviderInfo:
     initial_concurrency: int | None = None
     # The built-in provider this one is a named copy of (a second account, a relay).
     copy_of: str | None = None
+    # How a job interrupted after its submit (Ctrl-C, --timeout, a dropped connection) is
+    # picked up again by `kling status`, or why it cannot be: shown by `kling providers show`.
+    resume: str = "resumed by the task id its submit answered with; an unanswered submit is lost"
 
     @property
     def needs_secret_key(self) -> bool:
@@ -95,6 +101,7 @@ class RunwareInfo(ProviderInfo):
     """Sources: seed 002 and providers-seeds.md §3."""
 
     id = "runware"
+    resume = "resumed by our taskUUID (getResponse), even after an unanswered sync hold"
     name = "Runware"
     default_base_url = "https://api.runware.ai/v1"
     key_env_vars = ("RUNWARE_API_KEY",)
@@ -208,6 +215,7 @@ class KlingInfo(ProviderInfo):
     """Sources: providers-others.md §1."""
 
     id = "kling"
+    resume = "resumed by our external_task_id, even after an unanswered submit"
     name = "Kling"
     # The international console's host; China-console keys need https://api-beijing.klingai.com
     # through the base URL setting (§1.1).
@@ -244,6 +252,7 @@ class FalInfo(ProviderInfo):
     """Sources: providers-others.md §2."""
 
     id = "fal"
+    resume = "resumed by the request id its submit answered with (results kept ~1 h)"
     name = "fal.ai"
     default_base_url = "https://queue.fal.run"
     key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (§2.1)
@@ -306,6 +315,7 @@ class ComfyInfo(ProviderInfo):
     """Sources: providers-others.md §5 (Kling's own body: §1)."""
 
     id = "comfy"
+    resume = "resumed by resending the request with its Idempotency-Key (kept 24 h)"
     name = "Comfy Router"
     default_base_url = "https://api.comfy.org"
     key_env_vars = ("COMFY_API_KEY",)  # the variable in Comfy's own examples (§5)
@@ -321,6 +331,9 @@ class ComfyInfo(ProviderInfo):
         # with the same Idempotency-Key (§5).
         push=("sync",),
         client_task_id_lookup=True,
+        # "Reuse it for every attempt of that logical call" (docs.comfy.org Router errors page,
+        # "Retry safely").
+        idempotent_submit=True,
     )
     # "Comfy Router charges the model maker's list price" (docs.comfy.org catalog page for
     # kling/kling-image-o1); Kling's is taken as the resellers' $0.028 (see kling.py).
@@ -336,6 +349,7 @@ class AimlInfo(ProviderInfo):
     """Sources: providers-others.md §6."""
 
     id = "aimlapi"
+    resume = "cannot be resumed: synchronous, no task id; a result not received is lost"
     name = "AIML API"
     default_base_url = "https://api.aimlapi.com"
     # AIML documents no variable name; this is the one its third-party clients use.
