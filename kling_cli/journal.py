@@ -344,7 +344,7 @@ class Journal:
         if provider_status is not None:
             changes["provider_status"] = provider_status
         if error is not None:
-            changes["error"] = error
+            changes["error"] = error or None  # "" clears a stale error
         if cost is not None:
             changes["cost"] = cost
         assignments = ", ".join(f"{column} = ?" for column in changes)

@@ -7,10 +7,11 @@ A spinner with elapsed time on a terminal; one plain line per state change other
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kling_cli.errors import ExitCode, KlingError
 from kling_cli.events import NullListener
@@ -55,15 +56,16 @@ class Output:
         return Console(stderr=True, soft_wrap=True)
 
     def result(self, text: str) -> None:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        _write(sys.stdout, text + "\n")
 
     def note(self, text: str) -> None:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
+        _write(sys.stderr, text + "\n")
 
     def warn(self, text: str) -> None:
-        self.stderr.print(f"[yellow]warning:[/yellow] {escape(text)}", highlight=False)
+        try:
+            self.stderr.print(f"[yellow]warning:[/yellow] {escape(text)}", highlight=False)
+        except OSError:
+            _silence(sys.stderr)
 
     def emit_json(self, payload: dict[str, Any]) -> None:
         import json
@@ -72,13 +74,42 @@ class Output:
         if not _encodable(text, sys.stdout):
             # \uXXXX escapes keep the JSON exact where an escaped character would break it.
             text = json.dumps(payload, ensure_ascii=True)
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        _write(sys.stdout, text + "\n")
 
     def error(self, exc: KlingError) -> None:
-        self.stderr.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", highlight=False)
-        if exc.hint:
-            self.stderr.print(f"  {escape(exc.hint)}", markup=False, highlight=False)
+        try:
+            self.stderr.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", highlight=False)
+            if exc.hint:
+                self.stderr.print(f"  {escape(exc.hint)}", markup=False, highlight=False)
+        except OSError:
+            _silence(sys.stderr)
+
+
+def _write(stream: TextIO | None, text: str) -> None:
+    """Write and flush. A reader that went away (`kling ... | head -n1`) or a stream closed
+    before kling started (`>&-`) loses the output, never the job: what cannot be written is
+    dropped and the stream silenced."""
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        _silence(stream)
+
+
+def _silence(stream: TextIO | None) -> None:
+    """Point a broken stream's file descriptor at /dev/null, so later writes (and Python's own
+    flush at exit) succeed instead of failing again."""
+    if stream is None:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _encodable(text: str, stream: Any) -> bool:

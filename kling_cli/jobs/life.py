@@ -24,7 +24,14 @@ from kling_cli.errors import (
 )
 from kling_cli.events import Listeners, NullListener, ProgressListener
 from kling_cli.jobs.record import JobRecorder, JobWriter
-from kling_cli.jobs.state import BUG_HINT, classify, job_state_after, overall_state, resume_command
+from kling_cli.jobs.state import (
+    BUG_HINT,
+    classify,
+    job_state_after,
+    never_requested,
+    overall_state,
+    resume_command,
+)
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, Journal
 from kling_cli.resend import SubmitCase, arrived_case
 
@@ -328,23 +335,30 @@ class JobLife:
         be, and never a command that would not work."""
         name = self.provider.name
         submitted = bool(summary["task_ids"])
-        maybe = not submitted and any(
-            task.state == MAY_EXIST for task in (self._reread() or self.job).tasks
-        )
+        record = self._reread() or self.job
+        maybe = not submitted and any(task.state == MAY_EXIST for task in record.tasks)
+        made = bool(record.tasks) and all(task.state == "succeeded" for task in record.tasks)
+        # An emulator's job costs nothing and stops with the command.
+        paid = "" if self.job.emulated else " (it is paid for)"
         resume = resume_command(self.job.id)
         if isinstance(failure, InterruptedByUser):
-            if submitted:
-                failure.message = f"Interrupted; job {self.job.id} keeps running at {name} "
-                failure.message += "(it is paid for)."
+            if submitted and made:
+                failure.message = f"Interrupted while saving the images of job {self.job.id}; "
+                failure.message += f"{name} has made them{paid}."
+            elif submitted:
+                failure.message = f"Interrupted; job {self.job.id} keeps running at {name}{paid}."
             elif maybe:
                 failure.message = (
                     f"Interrupted while submitting job {self.job.id}; if {name} received it, "
-                    "it keeps running (and is paid for)."
+                    f"it keeps running{paid}."
                 )
             else:
                 failure.message = "Interrupted before anything was submitted."
                 failure.hint = "Nothing was charged."
                 return
+            missing = never_requested(record)
+            if missing:
+                failure.message += f" {missing} of its images were never requested, so not charged."
         if self.job.emulated:
             if submitted and not isinstance(failure, TaskFailedError):
                 failure.hint = "The built-in emulator stopped with this command; run it again."

@@ -84,6 +84,12 @@ def check_output_dir(directory: Path) -> None:
     shown = str(directory)
     missing: list[Path] = []
     for parent in (directory, *directory.parents):
+        if parent.is_symlink() and not parent.exists():
+            where = "is" if parent == directory else f"is under {parent}, which is"
+            raise InvalidRequestError(
+                f"--output-dir {shown} {where} a symbolic link to nothing (or a loop of "
+                "links); choose a directory."
+            )
         if parent.exists() and not parent.is_dir():
             where = "is" if parent == directory else f"is under {parent}, which is"
             raise InvalidRequestError(

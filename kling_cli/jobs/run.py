@@ -245,6 +245,10 @@ async def _current_status(
     if found is None:
         _record_unknown(life, task)
         return None
+    # Found by our id, which is how the provider knows it from now on: the task is no longer
+    # an unanswered submit.
+    life.writer.update_task(task.position, task_id=handle.task_id, error="")
+    life.recorder.task_ids.append(handle.task_id)
     return found
 
 
