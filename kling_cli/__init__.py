@@ -1,3 +1,42 @@
-"""kling-cli: generate still images with Kling Image O1 through the providers that serve it."""
+"""kling-cli: generate still images with Kling Image O1 through the providers that serve it.
+
+As a library: `kling_cli.generate(...)`, `await kling_cli.agenerate(...)`,
+`kling_cli.status(...)`, `kling_cli.list_providers()` (see `kling_cli.api`). They are imported on
+first use, so `kling --version` pays nothing for them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from kling_cli.api import (
+        Image,
+        Job,
+        ProviderSummary,
+        agenerate,
+        generate,
+        list_providers,
+        status,
+    )
+
+__all__ = [
+    "Image",
+    "Job",
+    "ProviderSummary",
+    "__version__",
+    "agenerate",
+    "generate",
+    "list_providers",
+    "status",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__ and name != "__version__":
+        from kling_cli import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'kling_cli' has no attribute {name!r}")

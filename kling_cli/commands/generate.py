@@ -13,7 +13,6 @@ from kling_cli.commands.common import (
     JSON_OPTION,
     PROVIDER_OPTION,
     load_config,
-    open_session,
 )
 from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, envelope, print_job_result, progress_for
@@ -21,7 +20,6 @@ from kling_cli.ui import Output, envelope, print_job_result, progress_for
 if TYPE_CHECKING:
     from kling_cli.config import ConfigFile
     from kling_cli.jobs.life import JobOptions
-    from kling_cli.providers.base import Provider
     from kling_cli.request import GenerationRequest
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
@@ -139,34 +137,19 @@ def generate(
     if dry_run:
         return _dry_run(output, config, provider, request, options, aspect_ratio is None, emulate)
 
-    from kling_cli.jobs.preflight import preflight
-    from kling_cli.jobs.record import open_journal
-    from kling_cli.jobs.run import run_job
+    from kling_cli.jobs.generation import generate_job
 
-    journal = open_journal()
-    try:
-        with open_session(provider, emulate=emulate, output=output, config=config) as session:
-            request = _with_default_aspect(request, session.provider, aspect_ratio is None)
-            session.provider.check_request(request)
-            preflight(options, request, journal=journal, emulated=session.emulated)
-            progress = progress_for(output, session.provider.name)
-            try:
-                result = run_job(session, journal, request, options, progress=progress)
-            finally:
-                progress.close()
-    finally:
-        journal.close()
+    result = generate_job(
+        config,
+        provider,
+        request,
+        options,
+        emulate=emulate,
+        aspect_unset=aspect_ratio is None,
+        progress_for=lambda name: progress_for(output, name),
+        note=output.note,
+    )
     return print_job_result(output, result)
-
-
-def _with_default_aspect(
-    request: GenerationRequest, provider: Provider, aspect_unset: bool
-) -> GenerationRequest:
-    if aspect_unset and "auto" not in provider.capabilities.aspect_ratios:
-        # Our default with references is `auto`; where a provider has none, the one ratio
-        # every provider accepts.
-        return request.model_copy(update={"aspect_ratio": "1:1"})
-    return request
 
 
 def fit_references(references: list[str], output: Output) -> list[str]:
@@ -210,11 +193,12 @@ def _dry_run(
     emulate: bool,
 ) -> int:
     """The provider is chosen exactly as a real run would choose it."""
+    from kling_cli.jobs.generation import with_default_aspect
     from kling_cli.jobs.preview import estimated_cost, preview
     from kling_cli.session import choose_provider, dry_run_endpoint
 
     provider = config.registry.lookup(choose_provider(provider_id, config, emulate=emulate))
-    request = _with_default_aspect(request, provider, aspect_unset)
+    request = with_default_aspect(request, provider, aspect_unset)
     provider.check_request(request)
     endpoint, has_key = dry_run_endpoint(provider, config)
     requests = preview(provider, endpoint, request, options)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from kling_cli.commands.common import JSON_OPTION, PROVIDER_OPTION, load_config, open_session
-from kling_cli.errors import ExitCode, InvalidRequestError, KlingError
+from kling_cli.commands.common import JSON_OPTION, PROVIDER_OPTION, load_config
+from kling_cli.errors import ExitCode, KlingError
 from kling_cli.ui import Output, describe_job, envelope, progress_for
 
 if TYPE_CHECKING:
@@ -38,63 +38,24 @@ def status(
 ) -> int:
     """Ask the provider where a job stands; with --wait and --download, finish it."""
     from kling_cli.deadline import check_timeout
-    from kling_cli.jobs.life import JobOptions
-    from kling_cli.jobs.record import open_journal
-    from kling_cli.jobs.run import adopt_task, find_job, resume_job, settled
-    from kling_cli.naming import DEFAULT_TEMPLATE
+    from kling_cli.jobs.generation import job_status
 
     output: Output = ctx.obj
     check_timeout(timeout)
-    journal = open_journal()
-    try:
-        job = find_job(journal, identifier, provider)
-        if job is not None and (settled(job) or _nothing_to_ask(job)):
-            # Finished and on disk, or never created: the journal knows all there is.
-            return _print_job(output, job, None)
-        if job is not None and job.emulated:
-            raise InvalidRequestError(
-                f"Job {job.id} ran against the built-in emulator, which stopped with it; "
-                "there is nothing to resume."
-            )
-        config = load_config(output)
-        chosen = job.provider if job is not None else provider
-        with open_session(chosen, emulate=False, output=output, config=config) as session:
-            if job is None:
-                assert identifier is not None
-                job = adopt_task(session, journal, identifier)
-            options = JobOptions(
-                output_dir or Path(job.output_dir),
-                timeout,
-                wait,
-                name_template=job.name_template or DEFAULT_TEMPLATE,
-            )
-            if output_dir is not None:
-                _check_dir(output_dir)
-            progress = progress_for(output, session.provider.name)
-            try:
-                result = resume_job(
-                    session, journal, job, options, download=download, progress=progress
-                )
-            finally:
-                progress.close()
-            final = result.record or journal.job(job.id) or job
-    finally:
-        journal.close()
-    for warning in result.warnings:
+    job, result = job_status(
+        load_config(output),
+        identifier,
+        provider,
+        wait=wait,
+        download=download,
+        timeout=timeout,
+        output_dir=output_dir,
+        progress_for=lambda name: progress_for(output, name),
+        note=output.note,
+    )
+    for warning in result.warnings if result else ():
         output.warn(warning)
-    return _print_job(output, final, result.error)
-
-
-def _check_dir(directory: Path) -> None:
-    from kling_cli.jobs.preflight import check_output_dir
-
-    check_output_dir(directory)
-
-
-def _nothing_to_ask(job: JobRecord) -> bool:
-    from kling_cli.journal import NOT_CREATED
-
-    return bool(job.tasks) and all(task.state == NOT_CREATED for task in job.tasks)
+    return _print_job(output, job, result.error if result else None)
 
 
 def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:

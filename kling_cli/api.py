@@ -1,0 +1,254 @@
+"""kling as a library: the same validation, journal and money rules as the CLI, as calls.
+
+    import kling_cli
+    job = kling_cli.generate("a red fox on a snowy ridge", emulate=True)
+    print(job.images[0].path, job.cost)
+
+Every call validates its arguments against the documented limits before any request and
+raises the CLI's own errors (`kling_cli.errors`): `InvalidRequestError` (bad input, nothing
+sent), `ConfigError` (no key, bad config), `TaskFailedError` (the provider failed the task),
+`WaitTimeoutError` (past `timeout`; the job may still finish: `status(job_id, wait=True,
+download=True)` resumes it), `DownloadError` (made, not saved), `RateLimitedError`,
+`NetworkError`. An error raised after the submit carries the job as `error.job` (a dict with
+`id` and `task_ids`): paid work is never lost. Ctrl-C is recorded and raised as
+KeyboardInterrupt. Every job is in the journal, as `kling jobs` shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kling_cli.jobs.life import JobOptions, JobResult
+    from kling_cli.journal import JobRecord
+    from kling_cli.request import GenerationRequest
+
+__all__ = ["Image", "Job", "ProviderSummary", "agenerate", "generate", "list_providers", "status"]
+
+
+@dataclass(frozen=True)
+class Image:
+    """A saved image: its path, size in pixels, length in bytes and SHA-256 (hex)."""
+
+    path: Path
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as recorded: its local id, provider, provider task ids, state (`succeeded`,
+    `submitted`, `running`, ...), reported cost in USD (None when unknown or emulated),
+    whether the emulator made it, and the images saved so far."""
+
+    id: str
+    provider: str
+    task_ids: tuple[str, ...]
+    state: str
+    cost: float | None
+    emulated: bool
+    images: tuple[Image, ...]
+
+
+@dataclass(frozen=True)
+class ProviderSummary:
+    """A provider that serves Kling Image O1: id, name, listed USD per image, and whether a
+    key is configured for it."""
+
+    id: str
+    name: str
+    usd_per_image: float
+    key_configured: bool
+
+
+def generate(
+    prompt: str,
+    *,
+    provider: str | None = None,
+    refs: Sequence[str | Path] = (),
+    aspect_ratio: str | None = None,
+    resolution: str = "1k",
+    num_images: int = 1,
+    output_format: str | None = None,
+    negative_prompt: str | None = None,
+    mode: str = "default",
+    output_dir: str | Path = "kling-output",
+    name: str = "{slug}-{task}",
+    timeout: float = 600.0,
+    wait: bool = True,
+    overwrite: bool = False,
+    sidecar: bool = True,
+    emulate: bool = False,
+) -> Job:
+    """Generate images and save them (the `kling generate` options, as keywords). `prompt`
+    is 1-2500 characters naming references `@image_1`...; `refs` up to 10 URLs or local
+    JPEG/PNG files; `num_images` 1-9; `timeout` in seconds bounds the whole job. Without
+    `wait` the job is only submitted (`status` finishes it). Returns the `Job` with its
+    images; raises as the module says."""
+    from kling_cli.jobs.generation import generate_job
+
+    request, options = _request(locals())
+    result = generate_job(
+        _config(), provider, request, options, emulate=emulate, aspect_unset=aspect_ratio is None
+    )
+    if result.error is not None and result.error.code == "interrupted":
+        raise KeyboardInterrupt
+    return _job(result)
+
+
+async def agenerate(
+    prompt: str,
+    *,
+    provider: str | None = None,
+    refs: Sequence[str | Path] = (),
+    aspect_ratio: str | None = None,
+    resolution: str = "1k",
+    num_images: int = 1,
+    output_format: str | None = None,
+    negative_prompt: str | None = None,
+    mode: str = "default",
+    output_dir: str | Path = "kling-output",
+    name: str = "{slug}-{task}",
+    timeout: float = 600.0,
+    wait: bool = True,
+    overwrite: bool = False,
+    sidecar: bool = True,
+    emulate: bool = False,
+) -> Job:
+    """`generate`, awaitable: runs in the caller's event loop (Jupyter, Prefect, an async
+    service). A cancelled call records the job as interrupted before passing the
+    cancellation on."""
+    from kling_cli.jobs.generation import agenerate_job
+
+    request, options = _request(locals())
+    result = await agenerate_job(
+        _config(), provider, request, options, emulate=emulate, aspect_unset=aspect_ratio is None
+    )
+    return _job(result)
+
+
+def status(
+    job_or_task: str | None = None,
+    *,
+    provider: str | None = None,
+    wait: bool = False,
+    download: bool = False,
+    timeout: float = 600.0,
+    output_dir: str | Path | None = None,
+) -> Job:
+    """Where a job stands (`kling status`): a job id, a provider task id (with `provider`,
+    for a task submitted elsewhere), or None for the latest job. With `wait` and `download`
+    it finishes the job. Never submits anything."""
+    from kling_cli.deadline import check_timeout
+    from kling_cli.jobs.generation import job_status
+
+    check_timeout(timeout)
+    record, result = job_status(
+        _config(),
+        job_or_task,
+        provider,
+        wait=wait,
+        download=download,
+        timeout=timeout,
+        output_dir=Path(output_dir) if output_dir is not None else None,
+    )
+    if result is not None and result.error is not None:
+        raise result.error
+    return _from_record(record)
+
+
+def list_providers() -> list[ProviderSummary]:
+    """Every provider (named copies from the config included), in `kling providers` order."""
+    from kling_cli.config import resolve_key
+
+    config = _config()
+    return [
+        ProviderSummary(
+            info.id,
+            info.name,
+            float(info.price.usd_per_image),
+            resolve_key(info, config, check=False) is not None,
+        )
+        for info in config.registry.infos().values()
+    ]
+
+
+def _config() -> Any:
+    from kling_cli.session import load_config
+
+    return load_config()
+
+
+def _request(arguments: dict[str, Any]) -> tuple[GenerationRequest, JobOptions]:
+    from kling_cli.deadline import check_timeout
+    from kling_cli.jobs.life import JobOptions
+    from kling_cli.jobs.preflight import check_names
+    from kling_cli.request import build_request
+
+    check_timeout(arguments["timeout"])
+    request = build_request(
+        prompt=arguments["prompt"],
+        references=[str(ref) for ref in arguments["refs"]],
+        aspect_ratio=arguments["aspect_ratio"],
+        resolution=arguments["resolution"],
+        num_images=arguments["num_images"],
+        output_format=arguments["output_format"],
+        negative_prompt=arguments["negative_prompt"],
+        mode=arguments["mode"],
+    )
+    options = JobOptions(
+        Path(arguments["output_dir"]),
+        arguments["timeout"],
+        arguments["wait"],
+        arguments["overwrite"],
+        arguments["sidecar"],
+        arguments["name"],
+    )
+    check_names(options, request)
+    return request, options
+
+
+def _job(result: JobResult) -> Job:
+    if result.error is not None:
+        raise result.error
+    if result.record is not None:
+        return _from_record(result.record)
+    summary = result.job
+    return Job(
+        summary["id"],
+        summary["provider"],
+        tuple(summary["task_ids"]),
+        summary["state"],
+        summary["cost"],
+        summary["emulated"],
+        tuple(
+            Image(saved.path, saved.width, saved.height, saved.bytes, saved.sha256)
+            for saved in result.files
+        ),
+    )
+
+
+def _from_record(record: JobRecord) -> Job:
+    from kling_cli.jobs.life import describe_job
+
+    summary = describe_job(record)
+    images = tuple(
+        Image(Path(out.path), out.width or 0, out.height or 0, out.bytes or 0, out.sha256 or "")
+        for task in record.tasks
+        for out in task.outputs
+        if out.path
+    )
+    return Job(
+        record.id,
+        record.provider,
+        tuple(summary["task_ids"]),
+        record.state,
+        summary["cost"],
+        record.emulated,
+        images,
+    )

@@ -1,0 +1,189 @@
+"""One generation from start to end, as `kling generate` and the Python API both run it:
+choose the provider, check the request against it, check before paying, record, submit, wait,
+download. The sync form owns its event loop; the async form runs in the caller's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kling_cli.jobs.life import JobLife, JobOptions, JobResult
+from kling_cli.jobs.preflight import preflight
+from kling_cli.jobs.record import open_journal
+from kling_cli.jobs.run import run_job, run_job_async
+
+if TYPE_CHECKING:
+    from kling_cli.config import ConfigFile
+    from kling_cli.events import ProgressListener
+    from kling_cli.journal import JobRecord, Journal
+    from kling_cli.providers.base import Provider
+    from kling_cli.request import GenerationRequest
+    from kling_cli.session import Notify, ProviderSession
+
+# Progress display for a provider, by its name (None: no progress shown).
+ProgressFor = Callable[[str], "ProgressListener | None"]
+
+
+def with_default_aspect(
+    request: GenerationRequest, provider: Provider, aspect_unset: bool
+) -> GenerationRequest:
+    """Our default with references is `auto`; where a provider has none, the one ratio every
+    provider accepts."""
+    if aspect_unset and "auto" not in provider.capabilities.aspect_ratios:
+        return request.model_copy(update={"aspect_ratio": "1:1"})
+    return request
+
+
+@contextmanager
+def _prepared(
+    config: ConfigFile,
+    provider_id: str | None,
+    request: GenerationRequest,
+    options: JobOptions,
+    *,
+    emulate: bool,
+    aspect_unset: bool,
+    note: Notify,
+) -> Iterator[tuple[ProviderSession, Journal, GenerationRequest]]:
+    """The session, the journal and the request as this provider takes it, every check before
+    paying passed (`InvalidRequestError`, `ConfigError`, `JournalError` otherwise)."""
+    from kling_cli.session import open_session
+
+    journal = open_journal()
+    try:
+        with open_session(provider_id, emulate=emulate, config=config, note=note) as session:
+            request = with_default_aspect(request, session.provider, aspect_unset)
+            session.provider.check_request(request)
+            preflight(options, request, journal=journal, emulated=session.emulated)
+            yield session, journal, request
+    finally:
+        journal.close()
+
+
+def generate_job(
+    config: ConfigFile,
+    provider_id: str | None,
+    request: GenerationRequest,
+    options: JobOptions,
+    *,
+    emulate: bool = False,
+    aspect_unset: bool = False,
+    progress_for: ProgressFor | None = None,
+    note: Notify = lambda text: None,
+) -> JobResult:
+    """Run one generation in its own event loop. Raises before paying (bad input, no key, an
+    unwritable output directory or journal); after the submit, the outcome, error included,
+    is on the returned result."""
+    with _prepared(
+        config,
+        provider_id,
+        request,
+        options,
+        emulate=emulate,
+        aspect_unset=aspect_unset,
+        note=note,
+    ) as (session, journal, request):
+        progress = progress_for(session.provider.name) if progress_for else None
+        try:
+            return run_job(session, journal, request, options, progress=progress)
+        finally:
+            close = getattr(progress, "close", None)
+            if close is not None:
+                close()
+
+
+async def agenerate_job(
+    config: ConfigFile,
+    provider_id: str | None,
+    request: GenerationRequest,
+    options: JobOptions,
+    *,
+    emulate: bool = False,
+    aspect_unset: bool = False,
+    progress: ProgressListener | None = None,
+) -> JobResult:
+    """`generate_job` inside the caller's running event loop (a notebook, an orchestrator).
+    A cancellation is recorded (the job is `interrupted`, resumable) and passed on."""
+    with _prepared(
+        config,
+        provider_id,
+        request,
+        options,
+        emulate=emulate,
+        aspect_unset=aspect_unset,
+        note=lambda text: None,
+    ) as (session, journal, request):
+        life = JobLife.begin(
+            journal,
+            session.provider,
+            request,
+            options,
+            emulated=session.emulated,
+            progress=progress,
+        )
+        return await run_job_async(session, life, request, options)
+
+
+def job_status(
+    config: ConfigFile,
+    identifier: str | None,
+    provider_id: str | None,
+    *,
+    wait: bool = False,
+    download: bool = False,
+    timeout: float = 600.0,
+    output_dir: Path | None = None,
+    progress_for: ProgressFor | None = None,
+    note: Notify = lambda text: None,
+) -> tuple[JobRecord, JobResult | None]:
+    """Where a job stands (`identifier`: a job id, a task id, or None for the latest; a task
+    the journal does not know is asked of `provider_id` and adopted once it exists). A job
+    that finished with its images on disk, or was never created, is answered from the journal
+    with no network call (result None); otherwise its provider is asked and, with `wait` and
+    `download`, the job finished. Never submits. Raises `InvalidRequestError` for an unknown
+    job or an emulated one that did not finish, `TaskNotFoundError` for an unknown task."""
+    from kling_cli.errors import InvalidRequestError
+    from kling_cli.jobs.preflight import check_output_dir
+    from kling_cli.jobs.run import adopt_task, find_job, resume_job, settled
+    from kling_cli.journal import NOT_CREATED
+    from kling_cli.naming import DEFAULT_TEMPLATE
+    from kling_cli.session import open_session
+
+    journal = open_journal()
+    try:
+        job = find_job(journal, identifier, provider_id)
+        never_created = job is not None and all(t.state == NOT_CREATED for t in job.tasks)
+        if job is not None and (settled(job) or (job.tasks and never_created)):
+            return job, None
+        if job is not None and job.emulated:
+            raise InvalidRequestError(
+                f"Job {job.id} ran against the built-in emulator, which stopped with it; "
+                "there is nothing to resume."
+            )
+        chosen = job.provider if job is not None else provider_id
+        with open_session(chosen, emulate=False, config=config, note=note) as session:
+            if job is None:
+                assert identifier is not None
+                job = adopt_task(session, journal, identifier)
+            if output_dir is not None:
+                check_output_dir(output_dir)
+            options = JobOptions(
+                output_dir or Path(job.output_dir),
+                timeout,
+                wait,
+                name_template=job.name_template or DEFAULT_TEMPLATE,
+            )
+            progress = progress_for(session.provider.name) if progress_for else None
+            try:
+                result = resume_job(
+                    session, journal, job, options, download=download, progress=progress
+                )
+            finally:
+                close = getattr(progress, "close", None)
+                if close is not None:
+                    close()
+            return result.record or journal.job(job.id) or job, result
+    finally:
+        journal.close()

@@ -1,0 +1,93 @@
+"""kling as a library: the public calls run the same validation, journal and money rules as the
+CLI, against the emulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kling_cli
+from kling_cli.emulator import Emulator, Fault
+from kling_cli.errors import InvalidRequestError, TaskFailedError, WaitTimeoutError
+from tests.test_entry_point import run
+
+
+def test_generate_offline_returns_the_saved_images_and_records_the_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KLING_EMULATOR_LATENCY", "0.2")
+    job = kling_cli.generate("a red fox on a snowy ridge", aspect_ratio="16:9", emulate=True)
+    assert job.state == "succeeded" and job.emulated and job.cost is None
+    (image,) = job.images
+    assert (image.width, image.height) == (1360, 768) and image.path.exists()
+    listed = json.loads(run("jobs", "--json").stdout)["jobs"]
+    assert [entry["id"] for entry in listed] == [job.id]
+    assert kling_cli.status(job.id) == job
+
+
+def test_agenerate_runs_inside_a_running_event_loop(use_emulator: Emulator) -> None:
+    async def notebook_cell() -> kling_cli.Job:
+        # A running loop, as in Jupyter or Prefect: asyncio.run() would refuse here.
+        return await kling_cli.agenerate("a lighthouse in fog", provider="unifically", num_images=2)
+
+    job = asyncio.run(notebook_cell())
+    assert job.state == "succeeded" and len(job.images) == 2
+    assert len(job.task_ids) == 2  # unifically makes one image per task
+
+
+def test_bad_input_raises_before_any_request(use_emulator: Emulator) -> None:
+    with pytest.raises(InvalidRequestError, match="out of range"):
+        kling_cli.generate("a red fox", provider="runware", num_images=10)
+    with pytest.raises(InvalidRequestError, match="timeout"):
+        kling_cli.generate("a red fox", provider="runware", timeout=float("nan"))
+    assert use_emulator.requests == []
+
+
+def test_a_failed_task_raises_with_the_job_named(use_emulator: Emulator) -> None:
+    use_emulator.inject("runware", Fault(kind="task_failure", message="Content policy"))
+    with pytest.raises(TaskFailedError, match="Content policy") as raised:
+        kling_cli.generate("a red fox", provider="runware")
+    assert raised.value.job is not None and raised.value.job["task_ids"]
+
+
+def test_a_timeout_raises_and_status_finishes_the_job(use_emulator: Emulator) -> None:
+    use_emulator.latency = 30
+    with pytest.raises(WaitTimeoutError) as raised:
+        kling_cli.generate("a red fox", provider="unifically", timeout=1.5)
+    assert raised.value.job is not None
+    job_id = raised.value.job["id"]
+    use_emulator.latency = 0.2
+    finished = kling_cli.status(job_id, wait=True, download=True, timeout=30)
+    assert finished.state == "succeeded" and len(finished.images) == 1
+
+
+def test_providers_lists_every_provider_with_its_key_state(use_emulator: Emulator) -> None:
+    listed = {summary.id: summary for summary in kling_cli.list_providers()}
+    assert len(listed) == 9 and listed["runware"].key_configured
+    assert listed["runware"].usd_per_image > 0
+
+
+def test_the_api_type_checks_under_mypy_strict(tmp_path: Path) -> None:
+    program = tmp_path / "make_image.py"
+    program.write_text(
+        "import asyncio\n"
+        "import kling_cli\n\n"
+        "job: kling_cli.Job = kling_cli.generate('a red fox', emulate=True)\n"
+        "path = job.images[0].path\n"
+        "width: int = job.images[0].width\n"
+        "later: kling_cli.Job = asyncio.run(kling_cli.agenerate('a fox', num_images=2))\n"
+        "ids: tuple[str, ...] = later.task_ids\n"
+        "names: list[str] = [p.id for p in kling_cli.list_providers()]\n"
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(program)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
