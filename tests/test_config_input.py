@@ -19,6 +19,8 @@ import pytest
         (["config", "set", "providers.nosuch.base_url", "https://x"], "Unknown provider 'nosuch'"),
         (["config", "set", "default_provider", "nosuch"], "Unknown provider 'nosuch' for default"),
         (["config", "unset", "bogus.key"], "Unknown setting 'bogus.key'"),
+        (["config", "set-key", "nosuch", "--stdin"], "Unknown provider 'nosuch'"),
+        (["config", "set-key", "runware", "--stdin"], "The API key is empty"),
         (["config", "set", "providers.runware.auth", "bogus"], "must be one of jwt, bearer"),
         (["config", "set", "providers.runware.base_url", "http://x.example"], "must use https"),
     ],
