@@ -12,6 +12,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from kling_cli.durations import human_duration
 from kling_cli.errors import ExitCode, KlingError
 from kling_cli.events import NullListener
 
@@ -207,7 +208,7 @@ class PlainProgress(NullListener):
         self._line(f"{status.state.value} ({status.provider_status})")
 
     def retrying(self, reason: str, delay: float) -> None:
-        self._line(f"{reason}; retrying in {delay:.1f} s")
+        self._line(f"{reason}; retrying in {human_duration(delay)}")
 
     def saved(self, task: TaskHandle, file: SavedFile) -> None:
         self._line(f"saved {file.path}")
@@ -243,7 +244,9 @@ class SpinnerProgress(PlainProgress):
         )
 
     def retrying(self, reason: str, delay: float) -> None:
-        self.progress.update(self.task_id, description=f"{reason}; retrying in {delay:.0f} s")
+        self.progress.update(
+            self.task_id, description=f"{reason}; retrying in {human_duration(delay)}"
+        )
 
     def saved(self, task: TaskHandle, file: SavedFile) -> None:
         # The paths follow on stdout; the spinner only says it is saving.
