@@ -116,6 +116,7 @@ def generate(
     if fit:
         ref = fit_references(ref, output)
     request = build_request(
+        fit_option=not fit,  # with --fit given, what is still wrong is beyond it
         prompt=prompt,
         references=ref,
         aspect_ratio=aspect_ratio,
