@@ -150,7 +150,8 @@ def generate(
             request = _with_default_aspect(request, session.provider, aspect_ratio is None)
             session.provider.check_request(request)
             preflight(options, request, journal=journal, emulated=session.emulated)
-            progress = progress_for(output, session.provider.name)
+            tasks = len(request.split(session.provider.capabilities.max_images))
+            progress = progress_for(output, session.provider.name, tasks=tasks)
             try:
                 result = run_job(session, journal, request, options, progress=progress)
             finally:

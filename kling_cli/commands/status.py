@@ -70,7 +70,8 @@ def status(
             )
             if output_dir is not None:
                 _check_dir(output_dir)
-            progress = progress_for(output, session.provider.name)
+            task_ids = [task.task_id for task in job.tasks]
+            progress = progress_for(output, session.provider.name, task_ids=task_ids)
             try:
                 result = resume_job(
                     session, journal, job, options, download=download, progress=progress
