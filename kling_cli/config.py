@@ -61,6 +61,9 @@ class ConfigFile:
     warnings: list[str] = field(default_factory=list)
     # The built-in providers and the named copies this file declares.
     registry: Registry = field(default_factory=Registry.builtin)
+    # The file's text as read: `set`/`unset` edit it in place (tomlkit), so the user's
+    # comments, blank lines, order and unknown tables are written back as they were.
+    text: str = ""
 
     @classmethod
     def load(cls, path: Path) -> ConfigFile:
@@ -72,7 +75,8 @@ class ConfigFile:
         except OSError as exc:
             raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.") from None
         try:
-            config.data = tomllib.loads(raw.decode("utf-8"))
+            config.text = raw.decode("utf-8")
+            config.data = tomllib.loads(config.text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(
                 f"The config file {path} is not valid TOML ({exc}); fix or delete it."
@@ -127,29 +131,60 @@ class ConfigFile:
         return node
 
     def set(self, dotted: str, value: Any) -> None:
+        import tomlkit
+
+        document = self._document()
         *parents, leaf = dotted.split(".")
-        node = self.data
-        for part in parents:
-            child = node.setdefault(part, {})
+        node: Any = document
+        created = False
+        for depth, part in enumerate(parents):
+            created = part not in node
+            if created:
+                # `[providers.kling]` rather than an empty `[providers]` header above it.
+                node[part] = tomlkit.table(is_super_table=depth + 1 < len(parents))
+            child = node[part]
             if not isinstance(child, dict):
                 raise ConfigError(f"{dotted} cannot be set: {part} is not a table in {self.path}.")
             node = child
         node[leaf] = value
+        if created:
+            # A blank line before whatever table follows; not doubled at the end of the file.
+            node.add(tomlkit.nl())
+        self._keep(document, trim=created)
 
     def unset(self, dotted: str) -> bool:
+        document = self._document()
         *parents, leaf = dotted.split(".")
-        node: Any = self.data
+        path: list[Any] = [document]
         for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or leaf not in node:
+            node = path[-1]
+            path.append(node.get(part) if isinstance(node, dict) else None)
+        if not isinstance(path[-1], dict) or leaf not in path[-1]:
             return False
-        del node[leaf]
+        del path[-1][leaf]
+        # A table left empty goes too, as it would never have been written for nothing.
+        for parent, part in zip(reversed(path[:-1]), reversed(parents), strict=True):
+            if len(parent[part]) == 0:
+                del parent[part]
+        self._keep(document)
         return True
+
+    def _document(self) -> Any:
+        """The file as a tomlkit document (comments and layout included)."""
+        import tomlkit
+
+        return tomlkit.parse(self.text)
+
+    def _keep(self, document: Any, *, trim: bool = False) -> None:
+        import tomlkit
+
+        self.text = tomlkit.dumps(document)
+        if trim:
+            self.text = self.text.rstrip("\n") + "\n"
+        self.data = document.unwrap()
 
     def save(self) -> None:
         """Write atomically: a private temporary file in the same directory, then rename."""
-        import tomli_w
-
         directory = self.path.parent
         if not directory.exists():
             # Created private; an existing directory keeps the mode its owner gave it (it may
@@ -161,24 +196,13 @@ class ConfigFile:
         try:
             with os.fdopen(fd, "wb") as handle:
                 os.fchmod(handle.fileno(), 0o600)
-                handle.write(tomli_w.dumps(_drop_empty_tables(self.data)).encode("utf-8"))
+                handle.write(self.text.encode("utf-8"))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp_name, self.path)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
-
-
-def _drop_empty_tables(data: dict[str, Any]) -> dict[str, Any]:
-    cleaned: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            value = _drop_empty_tables(value)
-            if not value:
-                continue
-        cleaned[key] = value
-    return cleaned
 
 
 def check_setting_name(dotted: str, registry: Registry) -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from kling_cli.durations import human_duration
 from kling_cli.errors import InvalidRequestError, WaitTimeoutError
 
 # The shortest timeout any request is given: a request started with no time left still fails
@@ -59,7 +60,7 @@ class Deadline:
 
     def error(self, doing: str, phase: str = "wait") -> WaitTimeoutError:
         """The `WaitTimeoutError` (exit 5) for a deadline that passed while `doing`."""
-        spent = f"{self.seconds:g} s" if self.seconds is not None else "the deadline"
+        spent = human_duration(self.seconds) if self.seconds is not None else "the deadline"
         error = WaitTimeoutError(f"Gave up after {spent} (--timeout) while {doing}.")
         error.phase = phase
         return error

@@ -58,8 +58,8 @@ def fit_reference(reference: str, cache_dir: Path) -> tuple[str, str | None]:
                 opened.draft("RGB", _scaled(stored, MAX_REFERENCE_PIXELS))
             if opened.size[0] * opened.size[1] > FIT_PIXEL_FACTOR * MAX_REFERENCE_PIXELS:
                 raise ValueError(
-                    f"{problem} (--fit decodes at most "
-                    f"{FIT_PIXEL_FACTOR * MAX_REFERENCE_PIXELS:,} pixels.)"
+                    f"{str(problem).removesuffix('.')}, and --fit decodes at most "
+                    f"{FIT_PIXEL_FACTOR * MAX_REFERENCE_PIXELS:,}."
                 )
             orientation = opened.getexif().get(0x0112, 1)
             image = ImageOps.exif_transpose(opened)
@@ -69,7 +69,7 @@ def fit_reference(reference: str, cache_dir: Path) -> tuple[str, str | None]:
         steps.append(f"turned upright (EXIF orientation {orientation})")
     width, height = image.size
     if max(width, height) / min(width, height) > MAX_REFERENCE_ASPECT:
-        raise ValueError(f"{problem} (--fit does not crop.)")
+        raise ValueError(f"{str(problem).removesuffix('.')}, and --fit never crops.")
     if image.mode not in KEPT_MODES:
         mode = image.mode
         image = _sendable(image)

@@ -32,6 +32,20 @@ EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = (5, 6, 7, 8)
 
 
+class ReferenceLimitError(ValueError):
+    """A local reference that breaks a limit `--fit` would bring it within. `remedy` says
+    what --fit would do; only a caller that has --fit (`kling generate`, not a batch
+    manifest) offers it, through `suggesting_fit`."""
+
+    def __init__(self, message: str, remedy: str) -> None:
+        super().__init__(message)
+        self.remedy = remedy
+
+    def suggesting_fit(self) -> str:
+        """The same sentence, with what --fit would do before its full stop."""
+        return f"{str(self).removesuffix('.')} (--fit {self.remedy})."
+
+
 def is_local(reference: str) -> bool:
     """A path rather than a URL (`C:\\x.png` has a one-letter scheme)."""
     scheme = urlsplit(reference).scheme
@@ -111,7 +125,7 @@ def _identify(reference: str, handle: BinaryIO) -> LocalReference:
     except Image.DecompressionBombError as exc:
         counted = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = f"{int(counted.group(1)):,} pixels" if counted else "more pixels than that"
-        raise ValueError(_too_many_pixels(reference, pixels)) from None
+        raise _too_many_pixels(reference, pixels) from None
     except (UnidentifiedImageError, SyntaxError, ValueError, OSError):
         raise unreadable from None
     orientation = _orientation(exif)
@@ -137,33 +151,36 @@ def _orientation(exif: Any) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _too_many_pixels(reference: str, pixels: str) -> str:
-    return (
+def _too_many_pixels(reference: str, pixels: str) -> ReferenceLimitError:
+    return ReferenceLimitError(
         f"Reference {reference!r} has {pixels}; kling-cli reads images of at most "
-        f"{MAX_REFERENCE_PIXELS:,} pixels (Pillow's decompression-bomb limit). "
-        "--fit downscales it."
+        f"{MAX_REFERENCE_PIXELS:,} pixels, Pillow's decompression-bomb limit.",
+        "downscales it",
     )
 
 
 def check_limits(reference: str, info: LocalReference) -> None:
-    """The documented limits, on the image as displayed; ValueError names the first broken."""
+    """The documented limits, on the image as displayed; ValueError names the first broken
+    (`ReferenceLimitError` for those --fit would fix)."""
     width, height, size = info.width, info.height, info.size
     if info.format not in REFERENCE_FORMATS:
-        raise ValueError(
-            f"Reference {reference!r} is a {info.format} image; Kling Image O1 takes JPEG or PNG."
+        raise ReferenceLimitError(
+            f"Reference {reference!r} is a {info.format} image; Kling Image O1 takes JPEG or PNG.",
+            "converts it to PNG",
         )
     if width * height > MAX_REFERENCE_PIXELS:
-        pixels = f"{width}x{height} = {width * height:,} pixels"
-        raise ValueError(_too_many_pixels(reference, pixels))
+        raise _too_many_pixels(reference, f"{width}x{height} = {width * height:,} pixels")
     if size > MAX_REFERENCE_BYTES:
-        raise ValueError(
+        raise ReferenceLimitError(
             f"Reference {reference!r} is {size:,} bytes; the limit is 10 MB "
-            f"({MAX_REFERENCE_BYTES:,} bytes)."
+            f"({MAX_REFERENCE_BYTES:,} bytes).",
+            "re-encodes it, or downscales it, under the limit",
         )
     if min(width, height) < MIN_REFERENCE_SIDE:
-        raise ValueError(
+        raise ReferenceLimitError(
             f"Reference {reference!r} is {width}x{height} px; each side must be at least "
-            f"{MIN_REFERENCE_SIDE} px."
+            f"{MIN_REFERENCE_SIDE} px.",
+            "upscales it, keeping its aspect ratio",
         )
     if max(width, height) / min(width, height) > MAX_REFERENCE_ASPECT:
         raise ValueError(

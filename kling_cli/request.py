@@ -242,11 +242,17 @@ def check_reference_url(ref: Any) -> None:
     raise ValueError(f"Reference {ref!r} is not a valid http(s) URL.")
 
 
-def build_request(**fields: Any) -> GenerationRequest:
-    """Build a request, turning pydantic's errors into one sentence for the user."""
+def build_request(*, fit_option: bool = False, **fields: Any) -> GenerationRequest:
+    """Build a request, turning pydantic's errors into one sentence for the user. With
+    `fit_option` (the caller has a --fit), a reference --fit would fix says so."""
     try:
         return GenerationRequest(**fields)
     except ValidationError as exc:
+        from kling_cli.references import ReferenceLimitError
+
+        cause = exc.errors(include_url=False)[0].get("ctx", {}).get("error")
+        if fit_option and isinstance(cause, ReferenceLimitError):
+            raise InvalidRequestError(cause.suggesting_fit()) from None
         raise InvalidRequestError(describe_validation_error(exc)) from None
 
 

@@ -13,11 +13,12 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
+from kling_cli.durations import human_duration
 from kling_cli.errors import ExitCode, KlingError
 from kling_cli.events import NullListener
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -200,14 +201,34 @@ def describe_file(saved: SavedFile) -> dict[str, Any]:
 
 
 class PlainProgress(NullListener):
-    """One line on stderr per change, for logs and pipes."""
+    """One line on stderr per change, for logs and pipes.
 
-    def __init__(self, output: Output, provider_name: str) -> None:
+    A job of several tasks (a provider that makes fewer images per task than asked for)
+    interleaves their events, so each line then says which task it is about: `task 2/3`,
+    numbered as `task_ids` lists them (a resumed job), else in the order they are submitted."""
+
+    def __init__(
+        self,
+        output: Output,
+        provider_name: str,
+        *,
+        tasks: int = 1,
+        task_ids: Sequence[str | None] = (),
+    ) -> None:
         self.output = output
         self.provider_name = provider_name
         self.started = time.monotonic()
         self.task: TaskHandle | None = None
         self.status: TaskStatus | None = None
+        self.task_count = max(tasks, len(task_ids))
+        self._numbers = {task_id: n for n, task_id in enumerate(task_ids, 1) if task_id}
+
+    def _which(self, task: TaskHandle) -> str:
+        """`task 2/3 ` when the job has several tasks; nothing for one."""
+        if self.task_count <= 1:
+            return ""
+        number = self._numbers.setdefault(task.task_id, len(self._numbers) + 1)
+        return f"task {number}/{self.task_count} "
 
     def _line(self, text: str) -> None:
         self.output.note(f"[{time.monotonic() - self.started:5.1f}s] {text}")
@@ -231,17 +252,21 @@ class PlainProgress(NullListener):
 
     def submitted(self, task: TaskHandle) -> None:
         self.task = task
-        self._line(f"submitted to {self.provider_name}: task {task.task_id}")
+        which = self._which(task)
+        if which:
+            self._line(f"{which}submitted to {self.provider_name}: id {task.task_id}")
+        else:
+            self._line(f"submitted to {self.provider_name}: task {task.task_id}")
 
     def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
         self.status = status
-        self._line(f"{status.state.value} ({status.provider_status})")
+        self._line(f"{self._which(task)}{status.state.value} ({status.provider_status})")
 
     def retrying(self, reason: str, delay: float) -> None:
-        self._line(f"{reason}; retrying in {delay:.1f} s")
+        self._line(f"{reason}; retrying in {human_duration(delay)}")
 
     def saved(self, task: TaskHandle, file: SavedFile) -> None:
-        self._line(f"saved {file.path}")
+        self._line(f"{self._which(task)}saved {file.path}")
 
     def close(self) -> None:
         pass
@@ -250,8 +275,15 @@ class PlainProgress(NullListener):
 class SpinnerProgress(PlainProgress):
     """A transient spinner with elapsed time; milestones stay on screen as plain lines."""
 
-    def __init__(self, output: Output, provider_name: str) -> None:
-        super().__init__(output, provider_name)
+    def __init__(
+        self,
+        output: Output,
+        provider_name: str,
+        *,
+        tasks: int = 1,
+        task_ids: Sequence[str | None] = (),
+    ) -> None:
+        super().__init__(output, provider_name, tasks=tasks, task_ids=task_ids)
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.progress: Progress = Progress(
@@ -270,11 +302,14 @@ class SpinnerProgress(PlainProgress):
     def status_changed(self, task: TaskHandle, status: TaskStatus) -> None:
         self.status = status
         self.progress.update(
-            self.task_id, description=f"{self.provider_name}: {status.provider_status}"
+            self.task_id,
+            description=f"{self.provider_name}: {self._which(task)}{status.provider_status}",
         )
 
     def retrying(self, reason: str, delay: float) -> None:
-        self.progress.update(self.task_id, description=f"{reason}; retrying in {delay:.0f} s")
+        self.progress.update(
+            self.task_id, description=f"{reason}; retrying in {human_duration(delay)}"
+        )
 
     def saved(self, task: TaskHandle, file: SavedFile) -> None:
         # The paths follow on stdout; the spinner only says it is saving.
@@ -284,7 +319,9 @@ class SpinnerProgress(PlainProgress):
         self.progress.stop()
 
 
-def progress_for(output: Output, provider_name: str) -> PlainProgress:
-    if output.stderr.is_terminal:
-        return SpinnerProgress(output, provider_name)
-    return PlainProgress(output, provider_name)
+def progress_for(
+    output: Output, provider_name: str, *, tasks: int = 1, task_ids: Sequence[str | None] = ()
+) -> PlainProgress:
+    """`tasks`: how many tasks the job will submit; `task_ids`: a resumed job's, in order."""
+    kind = SpinnerProgress if output.stderr.is_terminal else PlainProgress
+    return kind(output, provider_name, tasks=tasks, task_ids=task_ids)

@@ -72,6 +72,30 @@ def test_a_full_offline_generation(tmp_path: Path) -> None:
     assert "\x1b[" not in result.stderr
 
 
+def test_progress_lines_say_which_task_of_several_they_are_about(tmp_path: Path) -> None:
+    # Unifically makes one image per task: -n 3 is three tasks whose events interleave.
+    result = run(
+        "generate", "a red fox", "--emulate", "-p", "unifically", "-n", "3",
+        "-o", str(tmp_path), env={"KLING_EMULATOR_LATENCY": "0.3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    for number in (1, 2, 3):
+        which = f"task {number}/3 "
+        [submitted] = [line for line in lines if f"{which}submitted to Unifically: id " in line]
+        task_id = submitted.rsplit(" ", 1)[1]
+        assert any(f"{which}succeeded (completed)" in line for line in lines), lines
+        [saved] = [line for line in lines if f"{which}saved " in line]
+        assert task_id[:8] in Path(saved.rsplit(" ", 1)[1]).name
+    # One task: nothing to tell apart.
+    single = run(
+        "generate", "a red fox", "--emulate", "-p", "unifically",
+        "-o", str(tmp_path), env={"KLING_EMULATOR_LATENCY": "0.3"},
+    )  # fmt: skip
+    assert single.returncode == 0 and "task 1/1" not in single.stderr
+    assert "submitted to Unifically: task " in single.stderr
+
+
 def test_ctrl_c_while_waiting_exits_130(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [*kling_command(), "generate", "a red fox", "--emulate", "-o", str(tmp_path)],

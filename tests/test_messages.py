@@ -67,3 +67,32 @@ def test_emulate_on_a_port_it_cannot_use_is_a_sentence(port: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "This is a bug" not in result.stderr
     assert f"--port {number}" in result.stderr or f"port {number}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.981607, "1.0 s"),
+        (0.25, "0.2 s"),
+        (9.94, "9.9 s"),
+        (42.4, "42 s"),
+        (600, "10 min"),
+        (630, "10 min 30 s"),
+        (3600, "1 h"),
+        (5430, "1 h 30 min"),
+    ],
+)
+def test_durations_are_rounded_for_people(seconds: float, shown: str) -> None:
+    from kling_cli.durations import human_duration
+
+    assert human_duration(seconds) == shown
+
+
+def test_a_timeout_names_a_rounded_duration(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Emulator(latency=30) as slow:
+        monkeypatch.setenv("KLING_UNIFICALLY_BASE_URL", slow.base_url("unifically"))
+        monkeypatch.setenv("KLING_UNIFICALLY_API_KEY", "emulator-key")
+        result = run_cli("generate", "a red fox", "-p", "unifically", "--timeout", "0.981607")
+    assert result.exit_code == 5, result.stderr
+    assert "Gave up after 1.0 s (--timeout)" in result.stderr
+    assert "0.981607" not in result.stderr

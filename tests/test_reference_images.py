@@ -59,8 +59,8 @@ def refusal_cases(tmp_path: Path, huge_jpeg: Path) -> list[tuple[str, str]]:
     Image.new("1", (13500, 13500)).save(bomb, "PNG")  # over twice the limit: Pillow refuses
     return [
         ("/dev/zero", "is not a regular file"),
-        (str(huge_jpeg), f"at most {MAX_REFERENCE_PIXELS:,} pixels (Pillow's decompression-bomb"),
-        (str(bomb), "--fit downscales it"),
+        (str(huge_jpeg), f"at most {MAX_REFERENCE_PIXELS:,} pixels, Pillow's decompression-bomb"),
+        (str(bomb), "(--fit downscales it)."),
         (
             str(padded_png(tmp_path / "mib.png", 10 * 1024 * 1024 + 1)),
             "is 10,485,761 bytes; the limit is 10 MB (10,000,000 bytes)",
@@ -202,3 +202,59 @@ def test_fit_downscales_a_file_over_the_pixel_limit(
     image = sent_image(use_emulator)
     assert image.width == image.height and image.width * image.height <= MAX_REFERENCE_PIXELS
     assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+def fixable_cases(tmp_path: Path, huge_jpeg: Path) -> list[tuple[str, str, str]]:
+    """(file, what is allowed, what --fit would do): one per limit --fit brings a file within."""
+    webp = tmp_path / "hero.webp"
+    Image.new("RGB", (600, 600), (9, 9, 9)).save(webp, "WEBP")
+    small = tmp_path / "small.png"
+    Image.new("RGB", (299, 600), (9, 9, 9)).save(small, "PNG")
+    return [
+        (str(webp), "takes JPEG or PNG", "(--fit converts it to PNG)."),
+        (str(huge_jpeg), f"at most {MAX_REFERENCE_PIXELS:,} pixels", "(--fit downscales it)."),
+        (
+            str(padded_png(tmp_path / "big.png", MAX_REFERENCE_BYTES + 1)),
+            "the limit is 10 MB",
+            "(--fit re-encodes it, or downscales it, under the limit).",
+        ),
+        (str(small), "at least 300 px", "(--fit upscales it, keeping its aspect ratio)."),
+    ]
+
+
+def test_generate_suggests_fit_where_it_would_fix_the_file(
+    run_cli, use_emulator: Emulator, tmp_path: Path, huge_jpeg: Path
+) -> None:
+    for path, allowed, remedy in fixable_cases(tmp_path, huge_jpeg):
+        result = run_cli("generate", "restyle @image_1", "-r", path, "-p", "runware")
+        assert result.exit_code == 2, (path, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert path in line and allowed in line and line.endswith(remedy), line
+    assert use_emulator.requests == []
+
+
+def test_a_batch_manifest_has_no_fit_so_its_messages_do_not_suggest_it(
+    run_cli, use_emulator: Emulator, tmp_path: Path, huge_jpeg: Path
+) -> None:
+    import json
+
+    for path, allowed, _ in fixable_cases(tmp_path, huge_jpeg):
+        manifest = tmp_path / "items.jsonl"
+        manifest.write_text(json.dumps({"id": "a", "prompt": "x @image_1", "refs": [path]}) + "\n")
+        result = run_cli("batch", str(manifest), "-p", "runware", "-o", str(tmp_path / "out"))
+        assert result.exit_code == 2, (path, result.stderr)
+        assert allowed in result.stderr and "--fit" not in result.stderr, result.stderr
+    assert use_emulator.requests == []
+
+
+def test_what_fit_cannot_fix_does_not_suggest_it(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    pano = tmp_path / "pano.png"
+    Image.new("RGB", (300, 900), (9, 9, 9)).save(pano, "PNG")
+    result = run_cli("generate", "restyle @image_1", "-r", str(pano), "-p", "runware")
+    assert result.exit_code == 2 and "aspect ratio must be between" in result.stderr
+    assert "--fit" not in result.stderr
+    refused = run_cli("generate", "restyle @image_1", "-r", str(pano), "-p", "runware", "--fit")
+    assert refused.exit_code == 2, refused.stderr
+    assert refused.stderr.rstrip().endswith("2.5:1, and --fit never crops.")

@@ -306,7 +306,7 @@ def test_fit_never_crops_and_never_touches_a_good_file(
 ) -> None:
     pano = make_image(tmp_path / "pano.png", (300, 900))
     refused = run_cli("generate", "restyle @image_1", "-r", str(pano), "-p", "runware", "--fit")
-    assert refused.exit_code == 2 and "--fit does not crop" in refused.stderr
+    assert refused.exit_code == 2 and "--fit never crops" in refused.stderr
     assert use_emulator.requests == []
     fine = run_cli("generate", "restyle @image_1", "-r", str(hero), "-p", "runware", "--fit")
     assert fine.exit_code == 0 and "--fit:" not in fine.stderr

@@ -37,7 +37,11 @@ def set_key(
     """Store a provider's API key (typed at a hidden prompt, or piped with --stdin)."""
     output: Output = ctx.obj
     config = load_config(output)
-    provider = config.registry.info(provider_id)
+    try:
+        provider = config.registry.info(provider_id)
+    except InvalidRequestError as exc:
+        # Bad config input, like every other `kling config` mistake: exit 4, not 2.
+        raise ConfigError(exc.message) from None
     # Key-pair providers (Kling) take the access key, then the secret key (a second line
     # with --stdin).
     relay = config.get(f"providers.{provider.id}.auth") == "bearer"
@@ -54,7 +58,7 @@ def set_key(
         else:
             value = typer.prompt(f"{provider.name} {labels[name]}", hide_input=True).strip()
         if not value:
-            raise InvalidRequestError(f"The {labels[name]} is empty; nothing was stored.")
+            raise ConfigError(f"The {labels[name]} is empty; nothing was stored.")
         problem = key_problem(value)
         if problem:
             raise ConfigError(

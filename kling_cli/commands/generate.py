@@ -114,6 +114,7 @@ def generate(
     if fit:
         ref = fit_references(ref, output)
     request = build_request(
+        fit_option=not fit,  # with --fit given, what is still wrong is beyond it
         prompt=prompt,
         references=ref,
         aspect_ratio=aspect_ratio,
@@ -146,7 +147,7 @@ def generate(
         options,
         emulate=emulate,
         aspect_unset=aspect_ratio is None,
-        progress_for=lambda name: progress_for(output, name),
+        progress_for=lambda name, task_ids: progress_for(output, name, tasks=len(task_ids)),
         note=output.note,
     )
     return print_job_result(output, result)

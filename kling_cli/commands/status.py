@@ -50,7 +50,7 @@ def status(
         download=download,
         timeout=timeout,
         output_dir=output_dir,
-        progress_for=lambda name: progress_for(output, name),
+        progress_for=lambda name, task_ids: progress_for(output, name, task_ids=task_ids),
         note=output.note,
     )
     for warning in result.warnings if result else ():

@@ -90,6 +90,10 @@ def success_reply(data: dict[str, Any]) -> Reply:
 
 class ApiInOneApi(ProviderApi[ApiInOneJob]):
     provider_id = "apiinone"
+    # inferred: the docs name only `completed`/`failed` (apiin.one/docs, "Poll until status is
+    # 'completed' or 'failed'"); these are the other endings of the WaveSpeed backend it relays
+    # (wavespeed SDK `_wait`) and the US spelling third-party clients test for.
+    final_states = ("cancelled", "canceled", "timeout")
     base_path = BASE_PATH
 
     def phase_of(self, request: ProviderRequest) -> Phase | None:
@@ -127,8 +131,13 @@ class ApiInOneApi(ProviderApi[ApiInOneJob]):
             return error_reply(400, f"Invalid parameters: {rejected.message}", "invalid_request")
         images = tuple(self.context.images.issue(spec, self.provider_id) for _ in range(count))
         task_id = uuid.uuid4().hex[:12] + TASK_ID_SUFFIX
+        failure = self.claim_failure()
         self.tasks.create(
-            task_id, self.context.settings.latency, self.claim_task_failure(), ApiInOneJob(images)
+            task_id,
+            self.context.settings.latency,
+            failure.message if failure else None,
+            ApiInOneJob(images),
+            final_state=failure.final_state if failure else None,
         )
         return success_reply({"task_id": task_id, "status": _IN_PROGRESS})  # verbatim §2.4
 
@@ -146,6 +155,8 @@ class ApiInOneApi(ProviderApi[ApiInOneJob]):
         if phase == "succeeded":
             view["status"] = _COMPLETED
             view["outputs"] = [self.context.images.url(image) for image in task.details.images]
+        elif phase == "failed" and task.final_state is not None:
+            view["status"] = task.final_state  # inferred: no error text with it
         elif phase == "failed":
             view["status"] = _FAILED
             view["error"] = task.failure_message

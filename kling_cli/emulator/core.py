@@ -174,7 +174,12 @@ class Emulator:
     def inject(self, target: str, fault: Fault) -> None:
         """Arm a fault for a provider id's requests, or "images" for the image server."""
         if target != IMAGES_TARGET:
-            self._api(target)
+            api = self._api(target)
+            if fault.final_state is not None and fault.final_state not in api.final_states:
+                words = ", ".join(api.final_states) or "none"
+                raise ValueError(
+                    f"{target} tasks cannot end as {fault.final_state!r}; its final states: {words}"
+                )
         self._faults.inject(target, fault)
 
     def pending_faults(self) -> list[tuple[str, Fault, int]]:

@@ -96,6 +96,10 @@ def detail_reply(
 
 class FalApi(ProviderApi[FalJob]):
     provider_id = "fal"
+    # fal's queue documents IN_QUEUE, IN_PROGRESS and COMPLETED only, and its client raises
+    # "Unknown status" on anything else (fal-client, `_parse_status`); a status schema
+    # published for the queue also lists these two, so they are the unknowns emulated.
+    final_states = ("FAILED", "CANCELED")
     base_path = ""  # https://queue.fal.run -> the mount; paths are /fal-ai/kling-image/...
     service_paths: ClassVar[dict[str, str]] = {"rest": REST_PATH}
 
@@ -217,7 +221,14 @@ class FalApi(ProviderApi[FalJob]):
             return detail_reply(422, [problem])
         job = FalJob(issue_images(self.context.images, spec, count, self.provider_id), sync_mode)
         request_id = str(uuid.uuid4())
-        self.tasks.create(request_id, self.context.settings.latency, self.claim_task_failure(), job)
+        failure = self.claim_failure()
+        self.tasks.create(
+            request_id,
+            self.context.settings.latency,
+            failure.message if failure else None,
+            job,
+            final_state=failure.final_state if failure else None,
+        )
         urls = self._urls(request, request_id)
         body: dict[str, Any] = {"request_id": request_id, **urls}
         if webhook is not None:
@@ -249,6 +260,9 @@ class FalApi(ProviderApi[FalJob]):
             body.update(status="IN_QUEUE", queue_position=0)
             return json_reply(202, body)  # 202 while queued or running, 200 when done (§2.3)
         logs = self._logs(task) if with_logs else None
+        if phase == "failed" and task.final_state is not None:
+            body.update(status=task.final_state, logs=logs)  # inferred: no error fields
+            return json_reply(200, body)
         if phase == "processing":
             body.update(status="IN_PROGRESS", logs=logs)
             return json_reply(202, body)

@@ -61,6 +61,10 @@ class Fault:
     status: int = 500
     delay: float = 1.0
     message: str = DEFAULT_FAILURE_MESSAGE
+    # task_failure only: the provider's own word for how the task ended, where its docs name
+    # endings besides failure (WaveSpeed's `cancelled`, `timeout`, `deleted`...); each
+    # provider's `final_states` lists the words it can show. None: its usual failure.
+    final_state: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -84,6 +88,8 @@ class Fault:
             raise ValueError("delay must not be negative")
         if not 500 <= self.status <= 599:
             raise ValueError("status must be a 5xx code")
+        if self.final_state is not None and self.kind != "task_failure":
+            raise ValueError("final_state applies to a task_failure fault only")
 
     @property
     def phase(self) -> Phase:

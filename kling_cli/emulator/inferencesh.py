@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
-from kling_cli.emulator.faults import Phase
+from kling_cli.emulator.faults import Fault, Phase
 from kling_cli.emulator.images import IssuedImage
 from kling_cli.emulator.inferencesh_files import FileStore
 from kling_cli.emulator.inferencesh_wire import (
@@ -84,6 +84,9 @@ InferenceTask = Task[InferenceJob]
 
 class InferenceShApi(ProviderApi[InferenceJob]):
     provider_id = "inferencesh"
+    # CANCELLED (12) is terminal in the official SDK (inferencesh 0.36, client.py
+    # TERMINAL_STATUSES); a cancel the client sends is emulated apart (`_cancel`).
+    final_states = ("cancelled",)
     base_path = ""  # the documented base is https://api.inference.sh (§4.2)
 
     def __init__(self, context: ProviderContext) -> None:
@@ -164,18 +167,25 @@ class InferenceShApi(ProviderApi[InferenceJob]):
             # inferred: the answer to an unknown or never uploaded file is NOT FOUND.
             raise invalid_input(f"input.image: no uploaded file at {run.uploaded_image}")
         job = InferenceJob(run, self.context.images.issue(run.spec, self.provider_id))
+        failure = self._failure_of(run)
+        fault = failure if isinstance(failure, Fault) else None
         task = self.tasks.create(
-            uuid.uuid4().hex, self.context.settings.latency, self._failure_of(run), job
+            uuid.uuid4().hex,
+            self.context.settings.latency,
+            fault.message if fault else None if failure is None else str(failure),
+            job,
+            final_state=fault.final_state if fault else None,
         )
         # The created task comes back at once, RECEIVED (§4.5 example: status 1).
         return envelope_reply(self._task_dto(task, time.monotonic(), TaskStatus.RECEIVED))
 
-    def _failure_of(self, run: RunRequest) -> str | None:
+    def _failure_of(self, run: RunRequest) -> Fault | str | None:
+        """Why the task will fail: the prompt, an injected fault, or nothing."""
         if len(run.prompt) > MAX_PROMPT_LENGTH:
             # inferred: the app's schema does not enforce "Max 2500 chars." (§4.4), so the task
             # is created and fails when Kling refuses the prompt, as the app reports errors.
             return f"prompt must be at most {MAX_PROMPT_LENGTH} characters"
-        return self.claim_task_failure()
+        return self.claim_failure()
 
     def _cancel(self, task: InferenceTask) -> None:
         now = time.monotonic()
@@ -222,7 +232,9 @@ class InferenceShApi(ProviderApi[InferenceJob]):
             uploading = now - task.created_monotonic >= task.latency * _UPLOADING_SHARE
             succeeding = task.failure_message is None
             return TaskStatus.UPLOADING if uploading and succeeding else TaskStatus.RUNNING
-        return TaskStatus.COMPLETED if phase == "succeeded" else TaskStatus.FAILED
+        if phase == "succeeded":
+            return TaskStatus.COMPLETED
+        return TaskStatus.CANCELLED if task.final_state == "cancelled" else TaskStatus.FAILED
 
     def _task_dto(
         self, task: InferenceTask, now: float, status: TaskStatus | None = None

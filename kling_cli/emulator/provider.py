@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
-from kling_cli.emulator.faults import FaultQueue, Phase
+from kling_cli.emulator.faults import Fault, FaultQueue, Phase
 from kling_cli.emulator.images import ImageStore
 from kling_cli.emulator.media import MediaFile, MediaStore
 from kling_cli.emulator.server import Reply, json_reply
@@ -56,6 +56,9 @@ class ProviderApi(ABC, Generic[Job]):
     base_path: ClassVar[str]
     # The provider's other hosts (`Provider.service_urls`), emulated below the mount point.
     service_paths: ClassVar[dict[str, str]] = {}
+    # The words besides its usual failure that the provider's docs or SDK say a task can end
+    # in (a task_failure fault's `final_state`); empty where they name none.
+    final_states: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
@@ -98,5 +101,10 @@ class ProviderApi(ABC, Generic[Job]):
 
     def claim_task_failure(self) -> str | None:
         """The message of an armed task_failure fault for this provider, used up by the caller."""
-        fault = self.context.faults.take([self.provider_id], "submit", kinds=["task_failure"])
+        fault = self.claim_failure()
         return fault.message if fault is not None else None
+
+    def claim_failure(self) -> Fault | None:
+        """An armed task_failure fault for this provider, used up by the caller; for the
+        providers with `final_states`, whose failures can end in another word."""
+        return self.context.faults.take([self.provider_id], "submit", kinds=["task_failure"])

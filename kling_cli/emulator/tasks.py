@@ -25,6 +25,8 @@ class Task(Generic[DetailsT]):
     latency: float
     failure_message: str | None  # set when an injected task_failure fault claimed this task
     details: DetailsT  # what the provider needs to render its responses
+    # The provider's word for how a failed task ended, when a fault named one (`cancelled`...).
+    final_state: str | None = None
 
     def phase(self, now: float | None = None) -> TaskPhase:
         elapsed = (time.monotonic() if now is None else now) - self.created_monotonic
@@ -67,7 +69,13 @@ class TaskStore(Generic[DetailsT]):
         self._tasks: dict[str, Task[DetailsT]] = {}
 
     def create(
-        self, task_id: str, latency: float, failure_message: str | None, details: DetailsT
+        self,
+        task_id: str,
+        latency: float,
+        failure_message: str | None,
+        details: DetailsT,
+        *,
+        final_state: str | None = None,
     ) -> Task[DetailsT]:
         task = Task(
             provider=self.provider,
@@ -77,6 +85,7 @@ class TaskStore(Generic[DetailsT]):
             latency=latency,
             failure_message=failure_message,
             details=details,
+            final_state=final_state,
         )
         with self._lock:
             if task_id in self._tasks:

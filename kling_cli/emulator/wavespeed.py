@@ -75,6 +75,9 @@ def error_reply(status: int, message: str) -> Reply:
 
 class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
     provider_id = "wavespeed"
+    # The official SDK's wait loop ends on these too (wavespeed 2.0.5, api/client.py `_wait`:
+    # `if status in ("failed", "cancelled", "timeout", "deleted")`); the REST docs name none.
+    final_states = ("cancelled", "timeout", "deleted")
     base_path = ""  # https://api.wavespeed.ai -> the mount; paths are /api/v3/...
 
     # -- ProviderApi -------------------------------------------------------------------------
@@ -134,8 +137,13 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
         if missing is not None:
             return error_reply(400, f"images: cannot download {missing}")  # inferred wording
         job = WaveSpeedJob(issue_images(self.context.images, spec, count, self.provider_id))
+        failure = self.claim_failure()
         task = self.tasks.create(
-            uuid.uuid4().hex, self.context.settings.latency, self.claim_task_failure(), job
+            uuid.uuid4().hex,
+            self.context.settings.latency,
+            failure.message if failure else None,
+            job,
+            final_state=failure.final_state if failure else None,
         )
         if sync:
             # enable_sync_mode: the POST answers with the final prediction (§3.2). WaveSpeed's
@@ -149,7 +157,7 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
         data: dict[str, Any] = {
             "id": task.task_id,
             "model": MODEL_ID,
-            "status": _STATUS_BY_PHASE[phase],
+            "status": (phase == "failed" and task.final_state) or _STATUS_BY_PHASE[phase],
             "urls": {"get": self._result_url(request, task.task_id)},
             "outputs": [],
             "has_nsfw_contents": [],
@@ -160,7 +168,8 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
             data["outputs"] = [self.context.images.url(image) for image in task.details.images]
             data["has_nsfw_contents"] = [False] * len(task.details.images)
             data["timings"] = {"inference": round(task.latency * 1000)}  # ms
-        elif phase == "failed":
+        elif phase == "failed" and task.final_state is None:
+            # inferred: what `error` holds for the SDK-only endings is not documented: empty.
             data["error"] = task.failure_message or "generation failed"
         return json_reply(200, {"code": 200, "message": "success", "data": data})
 

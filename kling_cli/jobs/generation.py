@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
     from kling_cli.session import Notify, ProviderSession
 
-# Progress display for a provider, by its name (None: no progress shown).
-ProgressFor = Callable[[str], "ProgressListener | None"]
+# Progress display for a job: the provider's name, and the job's tasks in order (a new job's
+# are not known yet: None for each).
+ProgressFor = Callable[[str, list["str | None"]], "ProgressListener | None"]
 
 
 def with_default_aspect(
@@ -85,7 +86,10 @@ def generate_job(
         aspect_unset=aspect_unset,
         note=note,
     ) as (session, journal, request):
-        progress = progress_for(session.provider.name) if progress_for else None
+        tasks: list[str | None] = [None] * len(
+            request.split(session.provider.capabilities.max_images)
+        )
+        progress = progress_for(session.provider.name, tasks) if progress_for else None
         try:
             return run_job(session, journal, request, options, progress=progress)
         finally:
@@ -175,7 +179,8 @@ def job_status(
                 wait,
                 name_template=job.name_template or DEFAULT_TEMPLATE,
             )
-            progress = progress_for(session.provider.name) if progress_for else None
+            task_ids = [task.task_id for task in job.tasks]
+            progress = progress_for(session.provider.name, task_ids) if progress_for else None
             try:
                 result = resume_job(
                     session, journal, job, options, download=download, progress=progress

@@ -223,7 +223,13 @@ def _failure_reason(data: dict[str, Any]) -> str:
     if isinstance(error, dict):
         error = error.get("message")
     reason = error or data.get("message")
-    return str(reason) if reason else "the task failed without a reason"
+    if reason:
+        return str(reason)
+    status = _raw_status(data)
+    if status.lower() in ("failed", "error", ""):
+        return "the task failed without a reason"
+    # `cancelled`, `timeout`...: the word is all there is to tell the user.
+    return f"the task ended as {status}"
 
 
 def _error_message(body: Any) -> str:
