@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kling_cli.errors import OutOfCreditsError
+from kling_cli.errors import InvalidRequestError, OutOfCreditsError
 from kling_cli.events import NullListener
 from kling_cli.limiter import ProviderLimiter
 from kling_cli.manifest import PlannedItem
@@ -74,6 +75,17 @@ def item_estimate(planned: PlannedItem) -> float:
 
 def estimated_cost(planned: Iterable[PlannedItem]) -> float:
     return sum(item_estimate(p) for p in planned)
+
+
+def check_max_cost(usd: float | None) -> float | None:
+    """`--max-cost` if it is a usable limit in USD: finite and not negative (0 allows nothing
+    to be spent). NaN, infinite and negative values are refused (`InvalidRequestError`, exit
+    2): NaN compares false with everything, so it would silently switch the cap off."""
+    if usd is not None and (not math.isfinite(usd) or usd < 0):
+        raise InvalidRequestError(
+            f"--max-cost must be a finite number of US dollars, 0 or more, not {usd:g}."
+        )
+    return usd
 
 
 @dataclass

@@ -55,8 +55,8 @@ def batch(
     max_cost: float | None = typer.Option(
         None,
         "--max-cost",
-        help="USD: refuse to start when the estimate is higher; stop submitting new items "
-        "when the spend so far would pass it.",
+        help="USD (finite, 0 or more): refuse to start when the estimate is higher; stop "
+        "submitting new items when the spend so far would pass it.",
     ),
     timeout: float = typer.Option(
         600.0, "--timeout", help="Seconds each item may take, upload to download (finite, > 0)."
@@ -76,13 +76,14 @@ def batch(
     ),
 ) -> int:
     """Run every item of a manifest; re-running it skips what is done and resumes the rest."""
-    from kling_cli.batch import estimated_cost
+    from kling_cli.batch import check_max_cost, estimated_cost
     from kling_cli.deadline import check_timeout
     from kling_cli.manifest import plan_items, read_items, select_shard
     from kling_cli.naming import check_template
 
     output: Output = ctx.obj
     check_timeout(timeout)
+    check_max_cost(max_cost)
     check_template(name)
     if concurrency is not None and concurrency < 1:
         raise InvalidRequestError(f"--concurrency must be at least 1, not {concurrency}.")
