@@ -29,3 +29,13 @@ def test_max_cost_zero_is_a_cap_not_a_switch(use_emulator: Emulator) -> None:
     result = run("batch", "items.jsonl", "-p", "runware", "--max-cost", "0")
     assert result.returncode == 2 and "over --max-cost $0.00" in result.stderr
     assert use_emulator.requests == []
+
+
+def test_counts_agree_with_their_nouns(use_emulator: Emulator) -> None:
+    Path("items.jsonl").write_text('{"id": "a", "prompt": "a red fox"}\n')
+    result = run("batch", "items.jsonl", "-p", "runware", "-o", "out")
+    assert result.returncode == 0, result.stderr
+    assert "(1 image)" in result.stderr and "; 1 image;" in result.stderr
+    assert "1 images" not in result.stderr
+    dry = run("batch", "items.jsonl", "-p", "runware", "--dry-run")
+    assert "1 item;" in dry.stderr and "1 items" not in dry.stderr

@@ -197,8 +197,13 @@ def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -
         for described in item["requests"]:
             output.result(f"{described['method']} {described['url']}")
             output.result(json.dumps(described["body"], ensure_ascii=False))
-    output.note(f"Nothing was sent. {len(items)} items; estimated cost ${estimate:.4f}.")
+    output.note(f"Nothing was sent. {counted(len(items), 'item')}; estimated cost ${estimate:.4f}.")
     return ExitCode.OK
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 image`, `2 images`: a count with its noun agreeing (nouns here take an -s)."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _read_file(file: str) -> str:
@@ -279,7 +284,7 @@ class _Progress:
     def _show(self, advance: int = 0) -> None:
         if self.bar is None:
             return
-        parts = [f"{self.running} running", f"{self.failed} failed", f"{self.images} images"]
+        parts = [f"{self.running} running", f"{self.failed} failed", counted(self.images, "image")]
         if self.spent:
             parts.append(f"${self.spent:.2f} spent")
         self.bar.update(self.task, advance=advance, description=" · ".join(parts))
@@ -301,7 +306,7 @@ class _Progress:
         elif result.not_submitted:
             line += f" ({NOT_SUBMITTED[result.skip_reason or '']})"
         else:
-            line += f" ({len(result.files)} images)"
+            line += f" ({counted(len(result.files), 'image')})"
         if self.bar is not None:
             self._show(advance=1)
             if result.status == "failed":
@@ -368,7 +373,7 @@ def _summarize(
         skipped += f", {count} skipped ({label})" if count else ""
     output.note(
         f"{counts['succeeded']} succeeded, {counts['failed']} failed, {skipped}; "
-        f"{images} images; reported cost ${spent:.4f}."
+        f"{counted(images, 'image')}; reported cost ${spent:.4f}."
     )
     for result in ordered:
         item = result.item.item
