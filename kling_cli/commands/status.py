@@ -39,8 +39,9 @@ def status(
     """Ask the provider where a job stands; with --wait and --download, finish it."""
     from kling_cli.deadline import check_timeout
     from kling_cli.jobs.life import JobOptions
+    from kling_cli.jobs.pickup import Standing, standing
     from kling_cli.jobs.record import open_journal
-    from kling_cli.jobs.run import adopt_task, find_job, resume_job, settled
+    from kling_cli.jobs.run import adopt_task, find_job, resume_job
     from kling_cli.naming import DEFAULT_TEMPLATE
 
     output: Output = ctx.obj
@@ -48,9 +49,10 @@ def status(
     journal = open_journal()
     try:
         job = find_job(journal, identifier, provider)
-        if job is not None and (settled(job) or _nothing_to_ask(job)):
-            # Finished and on disk, or never created: the journal knows all there is.
-            return _print_job(output, job, None)
+        if job is not None and standing(job) is not Standing.FOLLOW:
+            # Finished and on disk, never created, forgotten by the provider, or unanswered
+            # with no way to ask: the journal knows all there is (kling_cli.jobs.pickup).
+            return _print_job(output, job, _cannot_fetch(job))
         if job is not None and job.emulated:
             raise InvalidRequestError(
                 f"Job {job.id} ran against the built-in emulator, which stopped with it; "
@@ -91,10 +93,17 @@ def _check_dir(directory: Path) -> None:
     check_output_dir(directory)
 
 
-def _nothing_to_ask(job: JobRecord) -> bool:
-    from kling_cli.journal import NOT_CREATED
+def _cannot_fetch(job: JobRecord) -> KlingError | None:
+    """Exit 3 for a job whose task the provider no longer knows: its images are gone."""
+    from kling_cli.errors import TaskNotFoundError
+    from kling_cli.jobs.pickup import Standing, explain, standing
 
-    return bool(job.tasks) and all(task.state == NOT_CREATED for task in job.tasks)
+    if standing(job) is not Standing.TASK_NOT_FOUND:
+        return None
+    message = explain(job, job.provider) or "the task is gone"
+    return TaskNotFoundError(
+        f"Job {job.id}: {message}.", hint="Generate it again with `kling generate` if you need it."
+    )
 
 
 def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
