@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kling_cli.errors import OutOfCreditsError
+from kling_cli.errors import InvalidRequestError, OutOfCreditsError
 from kling_cli.events import NullListener
 from kling_cli.limiter import ProviderLimiter
 from kling_cli.manifest import PlannedItem
-from kling_cli.providers.base import Provider
 
 MANIFEST_NAME = "manifest.json"
 BATCH_NAME_TEMPLATE = "{id}"
@@ -29,11 +29,21 @@ SKIPPED_DONE = "done"
 SKIPPED_BUDGET = "budget"
 SKIPPED_OUT_OF_CREDITS = "out_of_credits"
 SKIPPED_INTERRUPTED = "interrupted"
+# Not submitted again because that may pay twice (kling_cli.jobs.pickup): an earlier submit
+# may have created a task nothing can find, or the provider forgot the task it made.
+SKIPPED_UNKNOWN = "unknown_outcome"
+SKIPPED_NOT_FOUND = "task_not_found"
+# `--skip-existing`: every file the item would write is on disk already.
+SKIPPED_EXISTS = "exists"
 NOT_SUBMITTED = {
     SKIPPED_BUDGET: "budget",
     SKIPPED_OUT_OF_CREDITS: "out of credits",
     SKIPPED_INTERRUPTED: "interrupted",
+    SKIPPED_UNKNOWN: "unknown outcome",
+    SKIPPED_NOT_FOUND: "task not found",
 }
+# What only `--resubmit-unknown` submits again.
+MAY_PAY_TWICE = frozenset({SKIPPED_UNKNOWN, SKIPPED_NOT_FOUND})
 
 
 @dataclass
@@ -74,6 +84,17 @@ def item_estimate(planned: PlannedItem) -> float:
 
 def estimated_cost(planned: Iterable[PlannedItem]) -> float:
     return sum(item_estimate(p) for p in planned)
+
+
+def check_max_cost(usd: float | None) -> float | None:
+    """`--max-cost` if it is a usable limit in USD: finite and not negative (0 allows nothing
+    to be spent). NaN, infinite and negative values are refused (`InvalidRequestError`, exit
+    2): NaN compares false with everything, so it would silently switch the cap off."""
+    if usd is not None and (not math.isfinite(usd) or usd < 0):
+        raise InvalidRequestError(
+            f"--max-cost must be a finite number of US dollars, 0 or more, not {usd:g}."
+        )
+    return usd
 
 
 @dataclass
@@ -131,6 +152,10 @@ class BatchRunner:
     sidecars: bool = True
     name_template: str = BATCH_NAME_TEMPLATE
     max_cost: float | None = None
+    # Submit again items that may exist unseen or whose task the provider forgot.
+    resubmit_unknown: bool = False
+    # Skip items whose files are all on disk, whatever the journal says.
+    skip_existing: bool = False
     # Whether providers that advise fewer items in flight start there.
     documented_start: bool = True
     on_start: Callable[[PlannedItem], None] = lambda item: None
@@ -178,15 +203,39 @@ class BatchRunner:
         return results
 
     async def _run_item(self, planned: PlannedItem, state: _RunState) -> ItemResult:
+        from kling_cli.jobs.pickup import Standing, standing
+
         planned.key = planned.key or item_key(planned, self.output_dir)
         existing = self.journal.find_batch_item(planned.key)
-        if existing is not None and _finished_and_saved(existing):
+        capabilities = planned.provider.capabilities
+        found = standing(existing, capabilities)
+        if found is Standing.DONE:
             return _result_from_job(planned, existing, "skipped", SKIPPED_DONE)
-        # Resume what a previous run left in flight (already paid for); an item whose tasks
-        # all failed gets a fresh attempt.
-        if existing is not None and _in_flight(existing, planned.provider):
+        if found is Standing.FOLLOW:
+            # What a previous run left in flight is paid for: resumed (looked up by our own
+            # id where its submit was never answered), never submitted again.
             async with state.limiters[planned.provider.id].slot():
-                return await self._follow(planned, state, existing)
+                result = await self._follow(planned, state, existing)
+            existing = self.journal.job(existing.id) or existing
+            found = standing(existing, capabilities, asked=True)
+            if found in (Standing.DONE, Standing.FOLLOW):
+                return result
+        if self.skip_existing and self._on_disk(planned):
+            return ItemResult(planned, "skipped", skip_reason=SKIPPED_EXISTS)
+        if found is not Standing.FRESH and not self.resubmit_unknown:
+            return _may_pay_twice(planned, existing, found)
+        return await self._submit(planned, state)
+
+    def _on_disk(self, planned: PlannedItem) -> bool:
+        from kling_cli.jobs.life import JobOptions
+        from kling_cli.jobs.preflight import existing_outputs
+
+        options = JobOptions(
+            self.output_dir, name_template=self.name_template, item_id=planned.item.item_id
+        )
+        return existing_outputs(options, planned.request) is not None
+
+    async def _submit(self, planned: PlannedItem, state: _RunState) -> ItemResult:
         reason = state.stopped_submitting(planned)
         if reason is not None:  # without waiting for a slot first
             return ItemResult(planned, "skipped", skip_reason=reason)
@@ -270,27 +319,15 @@ class _RetryReporter(NullListener):
         self.on_retry(reason, delay)
 
 
-def _in_flight(job: Any, provider: Provider) -> bool:
-    """A task of the job may be running (and is paid for): a task id the provider gave, or
-    an unanswered submit the provider can find by the id we chose. Never submitted again."""
-    from kling_cli.journal import MAY_EXIST, SUBMITTING
+def _may_pay_twice(planned: PlannedItem, job: Any, found: str) -> ItemResult:
+    """An item not submitted again because that may pay twice: said why, and how to."""
+    from kling_cli.jobs.pickup import Standing, explain
 
-    lookup = provider.capabilities.client_task_id_lookup
-    return any(
-        (task.task_id and task.state != "failed")
-        or (lookup and task.client_task_id and task.state in (SUBMITTING, MAY_EXIST))
-        for task in job.tasks
-    )
-
-
-def _finished_and_saved(job: Any) -> bool:
-    """Every task succeeded and every image it made is on disk (whatever state the job row
-    says: a run stopped between the last download and that write)."""
-    outputs = [out for task in job.tasks for out in task.outputs]
-    all_succeeded = bool(job.tasks) and all(task.state == "succeeded" for task in job.tasks)
-    from kling_cli.jobs.life import saved_urls
-
-    return all_succeeded and bool(outputs) and len(saved_urls(job)) == len(outputs)
+    reason = SKIPPED_NOT_FOUND if found == Standing.TASK_NOT_FOUND else SKIPPED_UNKNOWN
+    result = _result_from_job(planned, job, "skipped", reason)
+    why = explain(job, planned.provider.name, asked=True) or "it may exist already"
+    result.error = f"not submitted again: {why}."
+    return result
 
 
 def _result_from_job(

@@ -90,6 +90,8 @@ SUBMITTING = "submitting"
 MAY_EXIST = "may_exist"
 # Looked up by our own id and unknown to the provider: the submit never arrived.
 NOT_CREATED = "not_created"
+# A task the provider accepted and no longer knows (HTTP 404 once its results expired).
+NOT_FOUND = "not_found"
 
 
 def _reason(exc: BaseException) -> str:

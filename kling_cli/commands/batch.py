@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from kling_cli.commands.batch_report import Progress, counted, summarize
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
     JSON_OPTION,
@@ -55,11 +56,24 @@ def batch(
     max_cost: float | None = typer.Option(
         None,
         "--max-cost",
-        help="USD: refuse to start when the estimate is higher; stop submitting new items "
-        "when the spend so far would pass it.",
+        help="USD (finite, 0 or more): refuse to start when the estimate is higher; stop "
+        "submitting new items when the spend so far would pass it.",
     ),
     timeout: float = typer.Option(
         600.0, "--timeout", help="Seconds each item may take, upload to download (finite, > 0)."
+    ),
+    skip_existing: bool = typer.Option(
+        False,
+        "--skip-existing",
+        help="Skip (and pay nothing for) items whose files are all in --output-dir already, "
+        "even with no journal (a fresh CI cache).",
+    ),
+    resubmit_unknown: bool = typer.Option(
+        False,
+        "--resubmit-unknown",
+        help="Submit again items an earlier run may have created (a submit never answered, "
+        "with no way to look it up) or whose task the provider no longer knows. MAY CHARGE "
+        "TWICE.",
     ),
     sidecar: bool = typer.Option(
         True, "--sidecar/--no-sidecar", help="Write <image>.json beside each image."
@@ -76,13 +90,14 @@ def batch(
     ),
 ) -> int:
     """Run every item of a manifest; re-running it skips what is done and resumes the rest."""
-    from kling_cli.batch import estimated_cost
+    from kling_cli.batch import check_max_cost, estimated_cost
     from kling_cli.deadline import check_timeout
     from kling_cli.manifest import plan_items, read_items, select_shard
     from kling_cli.naming import check_template
 
     output: Output = ctx.obj
     check_timeout(timeout)
+    check_max_cost(max_cost)
     check_template(name)
     if concurrency is not None and concurrency < 1:
         raise InvalidRequestError(f"--concurrency must be at least 1, not {concurrency}.")
@@ -116,7 +131,7 @@ def batch(
     if dry_run:
         return _dry_run(output, planned, config, estimate)
     provider_ids = sorted({item.provider.id for item in planned})
-    _preflight(planned, output_dir, name)
+    _preflight(planned, output_dir, name, skip_existing=skip_existing)
     with open_sessions(provider_ids, emulate=emulate, output=output, config=config) as sessions:
         results, interrupt = _run(
             output,
@@ -132,8 +147,10 @@ def batch(
             sidecars=sidecar,
             name_template=name,
             max_cost=max_cost,
+            skip_existing=skip_existing,
+            resubmit_unknown=resubmit_unknown,
         )
-    exit_code = _summarize(output, results, output_dir, estimate, max_cost)
+    exit_code = summarize(output, results, output_dir, estimate, max_cost)
     if interrupt is None:
         return exit_code
     from kling_cli.errors import InterruptedByUser, signal_number
@@ -148,11 +165,14 @@ def batch(
     return int(stopped.exit_code)
 
 
-def _preflight(planned: list[Any], output_dir: Path, template: str) -> None:
+def _preflight(planned: list[Any], output_dir: Path, template: str, *, skip_existing: bool) -> None:
     """Before paying: the output directory, and every item's file names."""
     from kling_cli.jobs.life import JobOptions
     from kling_cli.jobs.preflight import check_names, check_output_dir
+    from kling_cli.naming import check_skippable
 
+    if skip_existing:
+        check_skippable(template)
     for plan in planned:
         options = JobOptions(output_dir, name_template=template, item_id=plan.item.item_id)
         check_names(options, plan.request)
@@ -196,7 +216,7 @@ def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -
         for described in item["requests"]:
             output.result(f"{described['method']} {described['url']}")
             output.result(json.dumps(described["body"], ensure_ascii=False))
-    output.note(f"Nothing was sent. {len(items)} items; estimated cost ${estimate:.4f}.")
+    output.note(f"Nothing was sent. {counted(len(items), 'item')}; estimated cost ${estimate:.4f}.")
     return ExitCode.OK
 
 
@@ -217,7 +237,7 @@ def _run(
 
     journal = open_journal()
     journal.check_writable()
-    progress = _Progress(output, len(planned))
+    progress = Progress(output, len(planned))
     runner = BatchRunner(
         journal=journal,
         sessions=sessions,
@@ -245,140 +265,3 @@ def _run(
             if id(item) not in reached
         ]
     return results, interrupt
-
-
-class _Progress:
-    """A progress bar on a terminal; one line per finished item otherwise; JSON lines with
-    --json."""
-
-    def __init__(self, output: Output, total: int) -> None:
-        self.output = output
-        self.total = total
-        self.done = self.failed = self.images = self.running = 0
-        self.spent = 0.0  # as reported by the providers
-        self.bar: Any = None
-        if output.stderr.is_terminal and not output.json_mode:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.bar = Progress(
-                TextColumn("batch"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.description}"),
-                console=output.stderr,
-                transient=True,
-            )
-            self.task = self.bar.add_task("", total=total)
-            self.bar.start()
-
-    def started(self, item: Any) -> None:
-        self.running += 1
-        self._show()
-
-    def _show(self, advance: int = 0) -> None:
-        if self.bar is None:
-            return
-        parts = [f"{self.running} running", f"{self.failed} failed", f"{self.images} images"]
-        if self.spent:
-            parts.append(f"${self.spent:.2f} spent")
-        self.bar.update(self.task, advance=advance, description=" · ".join(parts))
-
-    def finished(self, result: ItemResult) -> None:
-        from kling_cli.batch import NOT_SUBMITTED, manifest_entry
-
-        self.done += 1
-        self.running -= 1
-        self.failed += result.status == "failed"
-        self.images += len(result.files)
-        if result.status != "skipped":  # done in an earlier run, paid then
-            self.spent += result.cost or 0.0
-        if self.output.json_mode:
-            self.output.emit_json({"item": manifest_entry(result)})
-        line = f"{result.status:<9} {result.item.item.item_id}"
-        if result.error:
-            line += f": {result.error}"
-        elif result.not_submitted:
-            line += f" ({NOT_SUBMITTED[result.skip_reason or '']})"
-        else:
-            line += f" ({len(result.files)} images)"
-        if self.bar is not None:
-            self._show(advance=1)
-            if result.status == "failed":
-                self.bar.console.print(line, markup=False, highlight=False)
-        elif not self.output.json_mode:
-            self.output.note(f"[{self.done}/{self.total}] {line}")
-
-    def retrying(self, reason: str, delay: float) -> None:
-        if self.bar is None and not self.output.json_mode:
-            self.output.note(f"{reason}; retrying in {delay:.1f} s")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _summarize(
-    output: Output,
-    results: list[ItemResult],
-    output_dir: Path,
-    estimate: float,
-    max_cost: float | None,
-) -> int:
-    from kling_cli.batch import NOT_SUBMITTED, SKIPPED_BUDGET, SKIPPED_DONE, write_manifest
-
-    manifest = write_manifest(output_dir, results)
-    ordered = sorted(results, key=lambda r: r.item.item.line)
-    counts = {
-        state: sum(r.status == state for r in results)
-        for state in ("succeeded", "failed", "skipped", "interrupted")
-    }
-    not_submitted = [r for r in ordered if r.not_submitted]
-    images = sum(len(r.files) for r in results)
-    spent = sum(r.cost for r in results if r.cost is not None and r.status != "skipped")
-    partial = counts["failed"] or counts["interrupted"] or not_submitted
-    exit_code = ExitCode.SOME_ITEMS_FAILED if partial else ExitCode.OK
-    if output.json_mode:
-        output.emit_json(
-            {
-                "summary": {
-                    **counts,
-                    "not_submitted": [
-                        {
-                            "id": r.item.item.item_id,
-                            "line": r.item.item.line,
-                            "reason": r.skip_reason,
-                        }
-                        for r in not_submitted
-                    ],
-                    "images": images,
-                    "cost": round(spent, 6),
-                    "estimated_cost": round(estimate, 6),
-                    "manifest": str(manifest),
-                    "exit_code": int(exit_code),
-                }
-            }
-        )
-        return exit_code
-    output.result(str(manifest))
-    done = sum(r.skip_reason == SKIPPED_DONE for r in results)
-    skipped = f"{done} skipped (already done)"
-    for reason, label in NOT_SUBMITTED.items():
-        count = sum(r.skip_reason == reason for r in not_submitted)
-        skipped += f", {count} skipped ({label})" if count else ""
-    output.note(
-        f"{counts['succeeded']} succeeded, {counts['failed']} failed, {skipped}; "
-        f"{images} images; reported cost ${spent:.4f}."
-    )
-    for result in ordered:
-        item = result.item.item
-        if result.status == "failed":
-            output.note(f"  failed: {item.item_id} (line {item.line}): {result.error}")
-        elif result.not_submitted:
-            label = NOT_SUBMITTED[result.skip_reason or ""]
-            output.note(f"  skipped ({label}): {item.item_id} (line {item.line})")
-    if any(r.skip_reason == SKIPPED_BUDGET for r in not_submitted) and max_cost is not None:
-        output.note(
-            f"Stopped submitting before the spend passed --max-cost ${max_cost:.2f}; what was "
-            "submitted was finished. Run again with a higher --max-cost to do the rest."
-        )
-    return exit_code

@@ -39,6 +39,7 @@ def status(
     """Ask the provider where a job stands; with --wait and --download, finish it."""
     from kling_cli.deadline import check_timeout
     from kling_cli.jobs.generation import job_status
+    from kling_cli.jobs.pickup import cannot_fetch
 
     output: Output = ctx.obj
     check_timeout(timeout)
@@ -53,9 +54,12 @@ def status(
         progress_for=lambda name, task_ids: progress_for(output, name, task_ids=task_ids),
         note=output.note,
     )
-    for warning in result.warnings if result else ():
+    if result is None:
+        # Answered from the journal (kling_cli.jobs.pickup): a forgotten task is exit 3.
+        return _print_job(output, job, cannot_fetch(job))
+    for warning in result.warnings:
         output.warn(warning)
-    return _print_job(output, job, result.error if result else None)
+    return _print_job(output, job, result.error)
 
 
 def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:

@@ -149,17 +149,18 @@ def job_status(
     `download`, the job finished. Never submits. Raises `InvalidRequestError` for an unknown
     job or an emulated one that did not finish, `TaskNotFoundError` for an unknown task."""
     from kling_cli.errors import InvalidRequestError
+    from kling_cli.jobs.pickup import Standing, standing
     from kling_cli.jobs.preflight import check_output_dir
-    from kling_cli.jobs.run import adopt_task, find_job, resume_job, settled
-    from kling_cli.journal import NOT_CREATED
+    from kling_cli.jobs.run import adopt_task, find_job, resume_job
     from kling_cli.naming import DEFAULT_TEMPLATE
     from kling_cli.session import open_session
 
     journal = open_journal()
     try:
         job = find_job(journal, identifier, provider_id)
-        never_created = job is not None and all(t.state == NOT_CREATED for t in job.tasks)
-        if job is not None and (settled(job) or (job.tasks and never_created)):
+        if job is not None and standing(job) is not Standing.FOLLOW:
+            # Finished and on disk, never created, forgotten by the provider, or unanswered
+            # with no way to ask: the journal knows all there is.
             return job, None
         if job is not None and job.emulated:
             raise InvalidRequestError(

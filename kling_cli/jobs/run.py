@@ -23,7 +23,7 @@ from kling_cli.errors import (
 )
 from kling_cli.jobs.life import JobLife, JobOptions, JobResult, saved_urls
 from kling_cli.jobs.state import overall_state
-from kling_cli.journal import MAY_EXIST, NOT_CREATED, SUBMITTING
+from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND
 
 if TYPE_CHECKING:
     from kling_cli.engine import Engine
@@ -167,19 +167,6 @@ async def _finish(
         raise failures[0]
 
 
-def settled(job: JobRecord) -> bool:
-    """Every task has ended and every image a task made is on disk: nothing to ask anyone."""
-    ended = {"succeeded", "failed", NOT_CREATED}
-    if not job.tasks or any(task.state not in ended for task in job.tasks):
-        return False
-    return all(
-        out.path and Path(out.path).exists()
-        for task in job.tasks
-        if task.state == "succeeded"
-        for out in task.outputs
-    )
-
-
 def resume_job(
     session: ProviderSession,
     journal: Journal,
@@ -231,7 +218,7 @@ async def resume_job_async(
                     only_save_failures=not options.wait,
                 )
         record = life.journal.job(job.id)
-        return life.end(None, state=overall_state(record) if record else None)
+        return life.end(_forgotten(life, record), state=overall_state(record) if record else None)
 
     return await _lived(life, work)
 
@@ -240,7 +227,19 @@ async def _current_status(
     engine: Engine, life: JobLife, handle: TaskHandle, by_our_id: bool, task: TaskRecord
 ) -> TaskStatus | None:
     if not by_our_id:
-        return await engine.refresh(handle)
+        try:
+            return await engine.refresh(handle)
+        except KlingError as exc:
+            from kling_cli.jobs.pickup import provider_forgot
+
+            if not provider_forgot(exc):
+                raise
+            # Recorded, so no later run asks again (or fails on it again); what is done
+            # about it is the caller's choice (kling_cli.jobs.pickup).
+            life.writer.update_task(
+                task.position, state=NOT_FOUND, error=f"{exc.message} (its results expired)"
+            )
+            return None
     found = await engine.find_by_our_id(handle)
     if found is None:
         _record_unknown(life, task)
@@ -254,22 +253,33 @@ async def _current_status(
 
 def _handles(provider: Provider, job: JobRecord) -> list[tuple[TaskHandle, bool, TaskRecord]]:
     """Each task the provider can be asked about, and whether it is asked by our own id
-    (its submit was never answered)."""
+    (its submit was never answered): the tasks `pickup.standing` calls followable."""
+    from kling_cli.jobs.pickup import findable_by_our_id
     from kling_cli.providers.base import TaskHandle
 
     handles = []
-    lookup = provider.capabilities.client_task_id_lookup
     for task in job.tasks:
-        if task.state in ("failed", NOT_CREATED):
+        if task.state in ("failed", NOT_CREATED, NOT_FOUND):
             continue
-        task_id = task.task_id
-        by_our_id = task_id is None and task.state in (SUBMITTING, MAY_EXIST) and lookup
-        if by_our_id:
-            task_id = task.client_task_id
+        by_our_id = findable_by_our_id(task, provider.capabilities)
+        task_id = task.client_task_id if by_our_id else task.task_id
         if task_id:
             handle = TaskHandle(provider.id, task_id, task.expected_images or None, task.extra)
-            handles.append((handle, bool(by_our_id), task))
+            handles.append((handle, by_our_id, task))
     return handles
+
+
+def _forgotten(life: JobLife, record: JobRecord | None) -> TaskNotFoundError | None:
+    """The error for a job whose every remaining task the provider no longer knows: its
+    images cannot be fetched (exit 3), and nothing will change that."""
+    from kling_cli.jobs.pickup import Standing, explain, standing
+
+    if record is None or standing(record) is not Standing.TASK_NOT_FOUND:
+        return None
+    if any(task.state not in (NOT_FOUND, "failed", NOT_CREATED) for task in record.tasks):
+        return None
+    message = explain(record, life.provider.name) or "the task is gone"
+    return TaskNotFoundError(f"Job {record.id}: {message}.")
 
 
 def _record_unknown(life: JobLife, task: TaskRecord) -> None:

@@ -20,7 +20,7 @@ from kling_cli.errors import (
     WaitTimeoutError,
     signal_number,
 )
-from kling_cli.journal import MAY_EXIST, NOT_CREATED, SUBMITTING
+from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND, SUBMITTING
 
 if TYPE_CHECKING:
     from kling_cli.journal import JobRecord
@@ -39,6 +39,7 @@ JOB_STATES = (
     "download_failed",
     MAY_EXIST,
     NOT_CREATED,
+    NOT_FOUND,
     "error",
 )
 # Job states that `kling status ID --wait --download` can take further.
@@ -98,6 +99,10 @@ def overall_state(job: JobRecord) -> str:
     if not states or states == {NOT_CREATED}:
         return NOT_CREATED
     states.discard(NOT_CREATED)
+    if states == {NOT_FOUND}:
+        return NOT_FOUND
+    # A task the provider forgot made no images this job can have: as good as failed.
+    states = {"failed" if state == NOT_FOUND else state for state in states}
     if states & {SUBMITTING, MAY_EXIST} and not states - {SUBMITTING, MAY_EXIST}:
         return MAY_EXIST
     if states <= {"failed", "succeeded"} and "failed" in states:

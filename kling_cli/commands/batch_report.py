@@ -1,0 +1,171 @@
+"""What `kling batch` prints: a progress bar or one line per item while it runs, then the
+summary (and `manifest.json`). Printing only: the decisions are the batch's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kling_cli.errors import ExitCode
+from kling_cli.ui import Output
+
+if TYPE_CHECKING:
+    from kling_cli.batch import ItemResult
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 image`, `2 images`: a count with its noun agreeing (nouns here take an -s)."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+class Progress:
+    """A progress bar on a terminal; one line per finished item otherwise; JSON lines with
+    --json."""
+
+    def __init__(self, output: Output, total: int) -> None:
+        self.output = output
+        self.total = total
+        self.done = self.failed = self.images = self.running = 0
+        self.spent = 0.0  # as reported by the providers
+        self.bar: Any = None
+        if output.stderr.is_terminal and not output.json_mode:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("batch"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                console=output.stderr,
+                transient=True,
+            )
+            self.task = self.bar.add_task("", total=total)
+            self.bar.start()
+
+    def started(self, item: Any) -> None:
+        self.running += 1
+        self._show()
+
+    def _show(self, advance: int = 0) -> None:
+        if self.bar is None:
+            return
+        parts = [f"{self.running} running", f"{self.failed} failed", counted(self.images, "image")]
+        if self.spent:
+            parts.append(f"${self.spent:.2f} spent")
+        self.bar.update(self.task, advance=advance, description=" · ".join(parts))
+
+    def finished(self, result: ItemResult) -> None:
+        from kling_cli.batch import NOT_SUBMITTED, manifest_entry
+
+        self.done += 1
+        self.running -= 1
+        self.failed += result.status == "failed"
+        self.images += len(result.files)
+        if result.status != "skipped":  # done in an earlier run, paid then
+            self.spent += result.cost or 0.0
+        if self.output.json_mode:
+            self.output.emit_json({"item": manifest_entry(result)})
+        line = f"{result.status:<9} {result.item.item.item_id}"
+        if result.error:
+            line += f": {result.error}"
+        elif result.not_submitted:
+            line += f" ({NOT_SUBMITTED[result.skip_reason or '']})"
+        else:
+            line += f" ({counted(len(result.files), 'image')})"
+        if self.bar is not None:
+            self._show(advance=1)
+            if result.status == "failed":
+                self.bar.console.print(line, markup=False, highlight=False)
+        elif not self.output.json_mode:
+            self.output.note(f"[{self.done}/{self.total}] {line}")
+
+    def retrying(self, reason: str, delay: float) -> None:
+        if self.bar is None and not self.output.json_mode:
+            self.output.note(f"{reason}; retrying in {delay:.1f} s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def summarize(
+    output: Output,
+    results: list[ItemResult],
+    output_dir: Path,
+    estimate: float,
+    max_cost: float | None,
+) -> int:
+    from kling_cli.batch import (
+        MAY_PAY_TWICE,
+        NOT_SUBMITTED,
+        SKIPPED_BUDGET,
+        SKIPPED_DONE,
+        SKIPPED_EXISTS,
+        write_manifest,
+    )
+
+    manifest = write_manifest(output_dir, results)
+    ordered = sorted(results, key=lambda r: r.item.item.line)
+    counts = {
+        state: sum(r.status == state for r in results)
+        for state in ("succeeded", "failed", "skipped", "interrupted")
+    }
+    not_submitted = [r for r in ordered if r.not_submitted]
+    images = sum(len(r.files) for r in results)
+    spent = sum(r.cost for r in results if r.cost is not None and r.status != "skipped")
+    partial = counts["failed"] or counts["interrupted"] or not_submitted
+    exit_code = ExitCode.SOME_ITEMS_FAILED if partial else ExitCode.OK
+    if output.json_mode:
+        output.emit_json(
+            {
+                "summary": {
+                    **counts,
+                    "not_submitted": [
+                        {
+                            "id": r.item.item.item_id,
+                            "line": r.item.item.line,
+                            "reason": r.skip_reason,
+                        }
+                        for r in not_submitted
+                    ],
+                    "images": images,
+                    "cost": round(spent, 6),
+                    "estimated_cost": round(estimate, 6),
+                    "manifest": str(manifest),
+                    "exit_code": int(exit_code),
+                }
+            }
+        )
+        return exit_code
+    output.result(str(manifest))
+    done = sum(r.skip_reason == SKIPPED_DONE for r in results)
+    skipped = f"{done} skipped (already done)"
+    on_disk = sum(r.skip_reason == SKIPPED_EXISTS for r in results)
+    skipped += f", {on_disk} skipped (files exist)" if on_disk else ""
+    skipped += f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""
+    for reason, label in NOT_SUBMITTED.items():
+        count = sum(r.skip_reason == reason for r in not_submitted)
+        skipped += f", {count} skipped ({label})" if count else ""
+    output.note(
+        f"{counts['succeeded']} succeeded, {counts['failed']} failed, {skipped}; "
+        f"{counted(images, 'image')}; reported cost ${spent:.4f}."
+    )
+    for result in ordered:
+        item = result.item.item
+        if result.status == "failed":
+            output.note(f"  failed: {item.item_id} (line {item.line}): {result.error}")
+        elif result.not_submitted:
+            label = NOT_SUBMITTED[result.skip_reason or ""]
+            why = f": {result.error}" if result.error else ""
+            output.note(f"  skipped ({label}): {item.item_id} (line {item.line}){why}")
+    if any(r.skip_reason in MAY_PAY_TWICE for r in not_submitted):
+        output.note(
+            "Items skipped for an unknown outcome or a task not found are submitted again "
+            "only with --resubmit-unknown, which may charge twice."
+        )
+    if any(r.skip_reason == SKIPPED_BUDGET for r in not_submitted) and max_cost is not None:
+        output.note(
+            f"Stopped submitting before the spend passed --max-cost ${max_cost:.2f}; what was "
+            "submitted was finished. Run again with a higher --max-cost to do the rest."
+        )
+    return exit_code
