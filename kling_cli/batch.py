@@ -57,6 +57,8 @@ class ItemResult:
     error: str | None = None
     error_code: str | None = None
     skip_reason: str | None = None  # SKIPPED_* when status is "skipped"
+    # What the user should read besides the outcome (a journal that could not be written).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def not_submitted(self) -> bool:
@@ -295,12 +297,7 @@ class BatchRunner:
             except BaseException:
                 self.results.append(self._interrupted(planned, life))
                 raise
-        job = self.journal.job(life.job.id) or life.job
-        error = outcome.error
-        result = _result_from_job(planned, job, "failed" if error else "succeeded")
-        if error:
-            result.error, result.error_code = error.message, error.code
-        return result
+        return _result_from_outcome(planned, outcome, self.journal.job(life.job.id) or life.job)
 
     def _interrupted(self, planned: PlannedItem, life: Any) -> ItemResult:
         """An item in flight when the run was stopped: recorded, resumable by a re-run."""
@@ -327,6 +324,37 @@ def _may_pay_twice(planned: PlannedItem, job: Any, found: str) -> ItemResult:
     result = _result_from_job(planned, job, "skipped", reason)
     why = explain(job, planned.provider.name, asked=True) or "it may exist already"
     result.error = f"not submitted again: {why}."
+    return result
+
+
+def _result_from_outcome(planned: PlannedItem, outcome: Any, job: Any) -> ItemResult:
+    """An item's result from its job's: an item is done only when every image it asked for
+    was made and saved; one whose fan-out was cut short (images never requested, or a submit
+    that may exist unseen) is not, whatever its tasks that did run say."""
+    from kling_cli.jobs.life import saved_file_entry
+    from kling_cli.jobs.state import never_requested
+    from kling_cli.journal import MAY_EXIST, SUBMITTING
+
+    error = outcome.error
+    result = _result_from_job(planned, job, "failed" if error else "succeeded")
+    if outcome.record is None:
+        # The journal fell behind (its disk is full, another process holds it): what this
+        # run saved is the truth.
+        result.files = [saved_file_entry(saved) for saved in outcome.files]
+    result.warnings = list(outcome.warnings)
+    if error:
+        result.error, result.error_code = error.message, error.code
+        return result
+    missing = never_requested(job)
+    unseen = sum(1 for t in job.tasks if not t.task_id and t.state in (SUBMITTING, MAY_EXIST))
+    if missing or unseen:
+        parts = []
+        if missing:
+            parts.append(f"{missing} of its images were never requested (not charged)")
+        if unseen:
+            parts.append(f"{unseen} task(s) may exist unseen (check the provider's dashboard)")
+        result.status, result.error_code = "failed", "incomplete"
+        result.error = f"incomplete: {'; '.join(parts)}"
     return result
 
 

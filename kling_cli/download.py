@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from glob import escape as glob_escape
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -15,6 +16,10 @@ import httpx
 from kling_cli.errors import DownloadError, SaveError
 from kling_cli.retry import RETRYABLE_STATUS
 
+# How a saved image takes its name: "keep" never replaces a file (it adds -1, -2, ...);
+# "replace" does (--overwrite); "reuse" takes a file of that name holding the very same bytes
+# as this image (a job picked up again whose journal lost the record that it saved it).
+Placement = Literal["keep", "replace", "reuse"]
 CHUNK_SIZE = 256 * 1024
 # File extensions by the format Pillow detects in the bytes (never by Content-Type or URL).
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
@@ -44,7 +49,7 @@ async def download_image(
     directory: Path,
     stem: str,
     *,
-    overwrite: bool = False,
+    placement: Placement = "keep",
     partial: Path | None = None,
     timeout: httpx.Timeout | None = None,
 ) -> SavedFile:
@@ -121,7 +126,12 @@ async def download_image(
     try:
         found, width, height = check_complete(part, size, url)
         final = _place(
-            part, directory, stem, EXTENSIONS.get(found, found.lower()), overwrite=overwrite
+            part,
+            directory,
+            stem,
+            EXTENSIONS.get(found, found.lower()),
+            placement=placement,
+            sha256=digest.hexdigest(),
         )
     except OSError as exc:
         raise SaveError(f"Cannot save the image in {directory}: {exc.strerror}.") from None
@@ -229,10 +239,12 @@ def _is_decoder_error(exc: OSError) -> bool:
     return exc.errno is None
 
 
-def _place(part: Path, directory: Path, stem: str, extension: str, *, overwrite: bool) -> Path:
-    """Rename into place. Without `overwrite`, `os.link` refuses an existing name atomically,
-    so two processes can never write over each other's files."""
-    if overwrite:
+def _place(
+    part: Path, directory: Path, stem: str, extension: str, *, placement: Placement, sha256: str
+) -> Path:
+    """Rename into place. Unless replacing, `os.link` refuses an existing name atomically, so
+    two processes can never write over each other's files."""
+    if placement == "replace":
         final = directory / f"{stem}.{extension}"
         os.replace(part, final)
         return final
@@ -243,9 +255,24 @@ def _place(part: Path, directory: Path, stem: str, extension: str, *, overwrite:
         try:
             os.link(part, final)
         except FileExistsError:
+            if placement == "reuse" and _same_bytes(final, part, sha256):
+                return final
             continue
         return final
     raise SaveError(f"No free file name for {stem}.{extension} in {directory}.")
+
+
+def _same_bytes(existing: Path, part: Path, sha256: str) -> bool:
+    try:
+        if existing.stat().st_size != part.stat().st_size:
+            return False
+        digest = hashlib.sha256()
+        with existing.open("rb") as handle:
+            for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
+                digest.update(block)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256
 
 
 def sync_directory(directory: Path) -> None:

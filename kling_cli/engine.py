@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kling_cli.deadline import Deadline
-from kling_cli.download import SavedFile, download_image, url_host
+from kling_cli.download import Placement, SavedFile, download_image, url_host
 from kling_cli.errors import (
     DownloadError,
     InvalidRequestError,
@@ -422,7 +422,7 @@ class Engine:
         output_dir: Path,
         name_for: NameFor,
         *,
-        overwrite: bool = False,
+        placement: Placement = "keep",
         on_disk: Collection[str] = (),
     ) -> JobOutcome:
         """Wait for every task, then download the images not yet on disk, all within the
@@ -430,11 +430,11 @@ class Engine:
         from kling_cli.fetch import finish
 
         return await finish(
-            self, submitted, output_dir, name_for, overwrite=overwrite, on_disk=on_disk
+            self, submitted, output_dir, name_for, placement=placement, on_disk=on_disk
         )
 
     async def download_one(
-        self, url: str, output_dir: Path, stem: str, overwrite: bool
+        self, url: str, output_dir: Path, stem: str, placement: Placement
     ) -> SavedFile:
         """One image to `output_dir/stem.<ext>`, retried, and held to the deadline in total
         (not only between bytes): an image host that trickles stops at the deadline."""
@@ -449,7 +449,7 @@ class Engine:
                         url,
                         output_dir,
                         stem,
-                        overwrite=overwrite,
+                        placement=placement,
                         partial=partial,
                         timeout=self._timeout(self.clients.downloads.timeout),
                     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kling_cli.download import SavedFile, sync_directory
+from kling_cli.download import Placement, SavedFile, sync_directory
 from kling_cli.engine import job_summary, resume_command
 from kling_cli.errors import DownloadError, KlingError, WaitTimeoutError
 
@@ -37,7 +37,7 @@ async def finish(
     output_dir: Path,
     name_for: NameFor,
     *,
-    overwrite: bool = False,
+    placement: Placement = "keep",
     on_disk: Collection[str] = (),
 ) -> JobOutcome:
     """Wait for every task, then download the images not yet on disk, all within the
@@ -68,7 +68,7 @@ async def finish(
                 name_for,
                 first,
                 count,
-                overwrite=overwrite,
+                placement=placement,
                 on_disk=on_disk,
             )
         except DownloadError as exc:
@@ -86,7 +86,7 @@ async def download(
     first_index: int = 1,
     count: int | None = None,
     *,
-    overwrite: bool = False,
+    placement: Placement = "keep",
     on_disk: Collection[str] = (),
 ) -> tuple[SavedFile, ...]:
     semaphore = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
@@ -95,7 +95,7 @@ async def download(
     async def fetch(index: int, url: str) -> SavedFile:
         stem = name_for(task.task_id, index, total)
         async with semaphore:
-            saved = await engine.download_one(url, output_dir, stem, overwrite)
+            saved = await engine.download_one(url, output_dir, stem, placement)
         engine.listener.saved(task, saved)
         return saved
 

@@ -190,14 +190,9 @@ def print_job_result(output: Output, result: JobResult) -> int:
 
 
 def describe_file(saved: SavedFile) -> dict[str, Any]:
-    return {
-        "path": str(saved.path),
-        "width": saved.width,
-        "height": saved.height,
-        "bytes": saved.bytes,
-        "sha256": saved.sha256,
-        "url": saved.url,
-    }
+    from kling_cli.jobs.life import saved_file_entry
+
+    return saved_file_entry(saved)
 
 
 class PlainProgress(NullListener):

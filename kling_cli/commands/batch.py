@@ -150,9 +150,8 @@ def batch(
             skip_existing=skip_existing,
             resubmit_unknown=resubmit_unknown,
         )
-    exit_code = summarize(output, results, output_dir, estimate, max_cost)
     if interrupt is None:
-        return exit_code
+        return summarize(output, results, output_dir, estimate, max_cost)
     from kling_cli.errors import InterruptedByUser, signal_number
 
     stopped = InterruptedByUser(
@@ -160,6 +159,7 @@ def batch(
         signum=signal_number(interrupt),
         hint="Run the same command again: it resumes them and does the rest.",
     )
+    summarize(output, results, output_dir, estimate, max_cost, interrupted_exit=stopped.exit_code)
     if not output.json_mode:
         output.error(stopped)
     return int(stopped.exit_code)
@@ -253,6 +253,9 @@ def _run(
         asyncio.run(runner.run(planned))
     except KeyboardInterrupt as exc:
         interrupt = exc
+        for result in runner.results:
+            if result.status == "interrupted":  # in flight: each names its (paid) job
+                progress.finished(result)
     finally:
         progress.close()
         journal.close()

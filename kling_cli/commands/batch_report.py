@@ -57,6 +57,8 @@ class Progress:
     def finished(self, result: ItemResult) -> None:
         from kling_cli.batch import NOT_SUBMITTED, manifest_entry
 
+        for warning in result.warnings:
+            self.output.warn(warning)
         self.done += 1
         self.running -= 1
         self.failed += result.status == "failed"
@@ -94,7 +96,11 @@ def summarize(
     output_dir: Path,
     estimate: float,
     max_cost: float | None,
+    interrupted_exit: int | None = None,
 ) -> int:
+    """Write `manifest.json`, print the summary (one JSON line with --json) and return the
+    exit code: `interrupted_exit` (130, 143, 129) when a signal stopped the run, else 8 for a
+    partial run, else 0."""
     from kling_cli.batch import (
         MAY_PAY_TWICE,
         NOT_SUBMITTED,
@@ -115,6 +121,8 @@ def summarize(
     spent = sum(r.cost for r in results if r.cost is not None and r.status != "skipped")
     partial = counts["failed"] or counts["interrupted"] or not_submitted
     exit_code = ExitCode.SOME_ITEMS_FAILED if partial else ExitCode.OK
+    if interrupted_exit is not None:
+        exit_code = ExitCode(interrupted_exit)
     if output.json_mode:
         output.emit_json(
             {

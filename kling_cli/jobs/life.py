@@ -143,6 +143,18 @@ def recorded_files(job: JobRecord) -> list[dict[str, Any]]:
     ]
 
 
+def saved_file_entry(saved: SavedFile) -> dict[str, Any]:
+    """An image saved by this run, in the shape `recorded_files` gives recorded ones."""
+    return {
+        "path": str(saved.path),
+        "width": saved.width,
+        "height": saved.height,
+        "bytes": saved.bytes,
+        "sha256": saved.sha256,
+        "url": saved.url,
+    }
+
+
 def saved_urls(job: JobRecord) -> set[str]:
     """The image URLs of the job whose file is on disk."""
     return {

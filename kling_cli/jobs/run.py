@@ -146,12 +146,13 @@ async def _finish(
     *,
     on_disk: set[str] | None = None,
     only_save_failures: bool = False,
+    picked_up: bool = False,
 ) -> None:
     outcome = await engine.finish(
         submitted,
         options.output_dir,
         naming_for(life.job, options).stem_for(),
-        overwrite=options.overwrite,
+        placement="replace" if options.overwrite else "reuse" if picked_up else "keep",
         on_disk=on_disk or (),
     )
     for _, status in outcome.finished:
@@ -216,6 +217,7 @@ async def resume_job_async(
                     on_disk=on_disk,
                     # Without --wait, a task that failed is reported, not raised.
                     only_save_failures=not options.wait,
+                    picked_up=True,
                 )
         record = life.journal.job(job.id)
         return life.end(_forgotten(life, record), state=overall_state(record) if record else None)
