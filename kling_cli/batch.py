@@ -21,7 +21,6 @@ from kling_cli.events import NullListener
 from kling_cli.limiter import ProviderLimiter
 from kling_cli.manifest import PlannedItem
 
-MANIFEST_NAME = "manifest.json"
 BATCH_NAME_TEMPLATE = "{id}"
 # Why an item was skipped: done by an earlier run, or not submitted because the run stopped
 # submitting (--max-cost would be passed; the provider said the account is out of credits).
@@ -390,15 +389,3 @@ def manifest_entry(result: ItemResult) -> dict[str, Any]:
         "error": result.error,
         "skip_reason": result.skip_reason,
     }
-
-
-def write_manifest(output_dir: Path, results: list[ItemResult]) -> Path:
-    """`manifest.json`: one entry per item, in manifest order, for the next CI step."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / MANIFEST_NAME
-    ordered = sorted(results, key=lambda r: r.item.item.line)
-    document = {"version": 1, "items": [manifest_entry(result) for result in ordered]}
-    temporary = path.with_suffix(".json.part")
-    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    temporary.replace(path)
-    return path

@@ -72,6 +72,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Subcommands of a command that is not a group: `kling batch merge DIR...` while
+# `kling batch FILE` runs a manifest (a manifest file named `merge` is `./merge`).
+SUBCOMMANDS: dict[tuple[str, str], str] = {
+    ("batch", "merge"): "kling_cli.commands.batch:merge",
+}
+
+
 class CommandSummary(TyperCommand):
     """A command's name and help line, standing in for it in listings until it is run."""
 
@@ -99,13 +106,18 @@ class LazyCommandGroup(TyperGroup):
     def resolve_command(
         self, ctx: Context, args: list[str]
     ) -> tuple[str | None, Command | None, list[str]]:
+        if len(args) >= 2 and (args[0], args[1]) in SUBCOMMANDS:
+            path = f"{args[0]} {args[1]}"
+            return path, self._load(path, SUBCOMMANDS[(args[0], args[1])]), args[2:]
         name, command, rest = super().resolve_command(ctx, args)
         if name is not None and isinstance(command, CommandSummary):
             command = self.commands[name] = self.load_command(name)
         return name, command, rest
 
     def load_command(self, name: str) -> Command:
-        target, _ = COMMANDS[name]
+        return self._load(name, COMMANDS[name][0])
+
+    def _load(self, name: str, target: str) -> Command:
         module, _, attribute = target.partition(":")
         loaded = getattr(import_module(module), attribute)
         return humanize(self._command_from(name, loaded))

@@ -4,6 +4,7 @@ the documented limits and its provider before anything is submitted."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -161,7 +162,9 @@ def _read_csv(text: str, source: str) -> list[BatchItem]:
 
 
 def select_shard(items: list[BatchItem], shard: str | None) -> list[BatchItem]:
-    """`K/N`: the K-th of N deterministic slices (every N-th item, starting at the K-th)."""
+    """`K/N`: the items whose id hashes to the K-th of N slices. By the id, not the position:
+    a line inserted in the manifest moves no other item to another shard (so no shard pays
+    for an item another one made). Items without an id are placed by their line number."""
     if shard is None:
         return items
     match = re.fullmatch(r"(\d+)/(\d+)", shard.strip())
@@ -170,7 +173,14 @@ def select_shard(items: list[BatchItem], shard: str | None) -> list[BatchItem]:
             f"--shard {shard!r} must be K/N with 1 <= K <= N, e.g. 2/4 for the second of four."
         )
     k, n = int(match[1]), int(match[2])
-    return [item for index, item in enumerate(items) if index % n == k - 1]
+    return [item for item in items if shard_of(item.item_id, n) == k]
+
+
+def shard_of(item_id: str, shards: int) -> int:
+    """The shard (1..`shards`) an item id belongs to: a stable hash, the same on every
+    machine and Python version."""
+    digest = hashlib.sha256(item_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
 
 
 def plan_items(

@@ -89,7 +89,10 @@ def batch(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
     ),
 ) -> int:
-    """Run every item of a manifest; re-running it skips what is done and resumes the rest."""
+    """Run every item of a manifest; re-running it skips what is done and resumes the rest.
+
+    With --shard K/N, items go to shards by a hash of their id; `kling batch merge DIR...`
+    folds the shards' manifest.json files into one."""
     from kling_cli.batch import check_max_cost, estimated_cost
     from kling_cli.deadline import check_timeout
     from kling_cli.manifest import plan_items, read_items, select_shard
@@ -151,7 +154,7 @@ def batch(
             resubmit_unknown=resubmit_unknown,
         )
     if interrupt is None:
-        return summarize(output, results, output_dir, estimate, max_cost)
+        return summarize(output, results, output_dir, estimate, max_cost, sharded=shard is not None)
     from kling_cli.errors import InterruptedByUser, signal_number
 
     stopped = InterruptedByUser(
@@ -159,7 +162,15 @@ def batch(
         signum=signal_number(interrupt),
         hint="Run the same command again: it resumes them and does the rest.",
     )
-    summarize(output, results, output_dir, estimate, max_cost, interrupted_exit=stopped.exit_code)
+    summarize(
+        output,
+        results,
+        output_dir,
+        estimate,
+        max_cost,
+        interrupted_exit=stopped.exit_code,
+        sharded=shard is not None,
+    )
     if not output.json_mode:
         output.error(stopped)
     return int(stopped.exit_code)
@@ -268,3 +279,28 @@ def _run(
             if id(item) not in reached
         ]
     return results, interrupt
+
+
+def merge(
+    ctx: typer.Context,
+    directories: list[Path] = typer.Argument(
+        ..., metavar="DIR", help="Output folders of the shards (each with a manifest.json)."
+    ),
+    output_dir: Path = typer.Option(
+        Path("."), "--output-dir", "-o", help="Where the merged manifest.json goes."
+    ),
+    copy_files: bool = typer.Option(
+        False, "--copy-files", help="Copy each item's images (and sidecars) there too."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> int:
+    """Fold the manifest.json of each shard's output folder into one."""
+    from kling_cli.run_manifest import merge as merge_manifests
+
+    output: Output = ctx.obj
+    path = merge_manifests(directories, output_dir, copy_files=copy_files)
+    if output.json_mode:
+        output.emit_json({"manifest": str(path)})
+    else:
+        output.result(str(path))
+    return ExitCode.OK

@@ -97,6 +97,7 @@ def summarize(
     estimate: float,
     max_cost: float | None,
     interrupted_exit: int | None = None,
+    sharded: bool = False,
 ) -> int:
     """Write `manifest.json`, print the summary (one JSON line with --json) and return the
     exit code: `interrupted_exit` (130, 143, 129) when a signal stopped the run, else 8 for a
@@ -107,10 +108,11 @@ def summarize(
         SKIPPED_BUDGET,
         SKIPPED_DONE,
         SKIPPED_EXISTS,
-        write_manifest,
+        manifest_entry,
     )
+    from kling_cli.run_manifest import write_manifest
 
-    manifest = write_manifest(output_dir, results)
+    manifest = write_manifest(output_dir, [manifest_entry(r) for r in results], keep_others=sharded)
     ordered = sorted(results, key=lambda r: r.item.item.line)
     counts = {
         state: sum(r.status == state for r in results)

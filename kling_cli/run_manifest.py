@@ -1,0 +1,108 @@
+"""`manifest.json`: what a batch run made, one entry per item, for the next CI step.
+
+Shards of one manifest may write into one output directory: each run then folds its entries
+into the file under a lock (entries of other items are kept), so no shard overwrites
+another's. `merge` folds the manifests of several shard directories into one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kling_cli.errors import InvalidRequestError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def write_manifest(
+    output_dir: Path, entries: Iterable[Mapping[str, Any]], *, keep_others: bool = False
+) -> Path:
+    """Write `output_dir/manifest.json` atomically, entries in manifest (line) order. With
+    `keep_others` (a shard), entries already there for other item ids are kept."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / MANIFEST_NAME
+    with _locked(output_dir):
+        by_id: dict[str, Mapping[str, Any]] = {}
+        if keep_others:
+            by_id.update((entry["id"], entry) for entry in _entries(path, missing_ok=True))
+        by_id.update((entry["id"], entry) for entry in entries)
+        _write(path, by_id.values())
+    return path
+
+
+def merge(directories: Iterable[Path], output_dir: Path, *, copy_files: bool = False) -> Path:
+    """One `manifest.json` in `output_dir` from the manifests of `directories` (shards). An
+    item id found in two of them is refused (`InvalidRequestError`): they are not shards of
+    one manifest. With `copy_files`, each entry's images (and sidecars) are copied into
+    `output_dir` and its paths point there."""
+    by_id: dict[str, dict[str, Any]] = {}
+    found_in: dict[str, Path] = {}
+    for directory in directories:
+        for entry in _entries(directory / MANIFEST_NAME, missing_ok=False):
+            item_id = str(entry["id"])
+            if item_id in by_id:
+                raise InvalidRequestError(
+                    f"Item {item_id!r} is in both {found_in[item_id]} and {directory}; merge "
+                    "takes the shards of one manifest."
+                )
+            by_id[item_id], found_in[item_id] = dict(entry), directory
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if copy_files:
+        for entry in by_id.values():
+            entry["files"] = [_copied(file, output_dir) for file in entry.get("files", [])]
+    path = output_dir / MANIFEST_NAME
+    with _locked(output_dir):
+        _write(path, by_id.values())
+    return path
+
+
+def _copied(file: Mapping[str, Any], output_dir: Path) -> dict[str, Any]:
+    source = Path(file["path"])
+    target = output_dir / source.name
+    if source.resolve() != target.resolve():
+        shutil.copy2(source, target)
+        sidecar = source.with_name(source.name + ".json")
+        if sidecar.exists():
+            shutil.copy2(sidecar, target.with_name(target.name + ".json"))
+    return {**file, "path": str(target)}
+
+
+def _entries(path: Path, *, missing_ok: bool) -> list[Mapping[str, Any]]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing_ok:
+            return []
+        raise InvalidRequestError(f"{path} does not exist; is it a batch output folder?") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidRequestError(f"{path} is not a readable manifest ({exc}).") from None
+    items = document.get("items") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        raise InvalidRequestError(f'{path} is not a kling manifest (no "items" list).')
+    return [item for item in items if isinstance(item, dict) and "id" in item]
+
+
+def _write(path: Path, entries: Iterable[Mapping[str, Any]]) -> None:
+    ordered = sorted(entries, key=lambda entry: (entry.get("line") or 0, str(entry["id"])))
+    document = {"version": MANIFEST_VERSION, "items": ordered}
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    temporary.replace(path)
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Runs writing the same folder's manifest take turns (an flock on a lock file)."""
+    with (directory / ".manifest.lock").open("a") as handle:
+        if os.name == "posix":
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
