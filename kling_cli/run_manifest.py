@@ -99,10 +99,16 @@ def _write(path: Path, entries: Iterable[Mapping[str, Any]]) -> None:
 
 @contextmanager
 def _locked(directory: Path) -> Iterator[None]:
-    """Runs writing the same folder's manifest take turns (an flock on a lock file)."""
-    with (directory / ".manifest.lock").open("a") as handle:
-        if os.name == "posix":
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    """Runs writing the same folder's manifest take turns: an flock on the folder itself,
+    which leaves nothing behind in it."""
+    if os.name != "posix":
         yield
+        return
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

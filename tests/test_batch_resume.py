@@ -139,13 +139,24 @@ def test_a_submit_that_may_exist_unseen_is_reported_and_made_again_only_when_ask
     assert images() == [f"i{n}.png" for n in range(ITEMS)]
 
 
+def recorded_task_ids(config_dir: Path) -> int:
+    from tests.test_money_rule import journal_rows
+
+    if not (config_dir / "jobs.sqlite3").exists():
+        return 0
+    return sum(1 for row in journal_rows(config_dir) if row["task_id"])
+
+
 def test_a_task_the_provider_forgot_is_reported_and_made_again_only_when_asked(
-    use_emulator: Emulator,
+    use_emulator: Emulator, isolated_environment: Path
 ) -> None:
     use_emulator.latency = 3
     arguments = ["batch", str(manifest("unifically", 2)), "-o", "out", "-a", "1:1", "--json"]
     first = start(*arguments)
     wait_until(lambda: api(use_emulator, "POST") == 2, "the submits")
+    # Both answers recorded (their task ids in the journal), so the tasks are known, not
+    # unanswered submits, when the provider forgets them.
+    wait_until(lambda: recorded_task_ids(isolated_environment) == 2, "the task ids recorded")
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=30)
     use_emulator.reset()  # its results expired: the provider answers 404 for the tasks
