@@ -234,7 +234,7 @@ def _job(result: JobResult) -> Job:
 
 
 def _from_record(record: JobRecord) -> Job:
-    from kling_cli.jobs.life import describe_job
+    from kling_cli.jobs.views import describe_job
 
     summary = describe_job(record)
     images = tuple(

@@ -330,8 +330,8 @@ def _result_from_outcome(planned: PlannedItem, outcome: Any, job: Any) -> ItemRe
     """An item's result from its job's: an item is done only when every image it asked for
     was made and saved; one whose fan-out was cut short (images never requested, or a submit
     that may exist unseen) is not, whatever its tasks that did run say."""
-    from kling_cli.jobs.life import saved_file_entry
     from kling_cli.jobs.state import never_requested
+    from kling_cli.jobs.views import saved_file_entry
     from kling_cli.journal import MAY_EXIST, SUBMITTING
 
     error = outcome.error
@@ -360,7 +360,7 @@ def _result_from_outcome(planned: PlannedItem, outcome: Any, job: Any) -> ItemRe
 def _result_from_job(
     planned: PlannedItem, job: Any, status: str, skip_reason: str | None = None
 ) -> ItemResult:
-    from kling_cli.jobs.life import recorded_files
+    from kling_cli.jobs.views import recorded_files
 
     files = recorded_files(job)
     costs = [task.cost for task in job.tasks if task.cost is not None]

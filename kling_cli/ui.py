@@ -151,7 +151,7 @@ def envelope(
 
 
 def describe_job(job: JobRecord) -> dict[str, Any]:
-    from kling_cli.jobs.life import describe_job as describe
+    from kling_cli.jobs.views import describe_job as describe
 
     return describe(job)
 
@@ -190,7 +190,7 @@ def print_job_result(output: Output, result: JobResult) -> int:
 
 
 def describe_file(saved: SavedFile) -> dict[str, Any]:
-    from kling_cli.jobs.life import saved_file_entry
+    from kling_cli.jobs.views import saved_file_entry
 
     return saved_file_entry(saved)
 

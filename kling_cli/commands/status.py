@@ -63,8 +63,8 @@ def status(
 
 
 def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
-    from kling_cli.jobs.life import recorded_files, shown_path
     from kling_cli.jobs.state import RESUMABLE, never_requested, resume_command
+    from kling_cli.jobs.views import recorded_files, shown_path
 
     files = recorded_files(job)
     exit_code = int(error.exit_code) if error else int(ExitCode.OK)

@@ -9,7 +9,11 @@ The request path reads in five files: command → jobs → engine → adapter �
   a timeout, Ctrl-C, SIGTERM, a full disk, a locked journal, a bug) is recorded with its task
   ids, and the result says how to resume it.
 - `preview.preview`: the dry run, built by the engine's own submission builder.
+- `generation.generate_job` / `job_status`: `kling generate` and `kling status` end to end
+  (choose the provider, check, record, run), shared with the Python API (`kling_cli.api`).
+- `pickup.standing`: how a job left behind stands (done, follow, unknown outcome, forgotten).
 - `record`: the journal writes, with a fallback file for writes the journal refuses.
+- `state`: job states and what the user is told; `views`: the job as `--json` shows it.
 
 Submodules are imported where used: `kling jobs` and `kling --help` load none of the engine.
 """

@@ -32,6 +32,7 @@ from kling_cli.jobs.state import (
     overall_state,
     resume_command,
 )
+from kling_cli.jobs.views import describe_job
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, Journal
 from kling_cli.resend import SubmitCase, arrived_case
 
@@ -89,23 +90,6 @@ class JobResult:
         return str(self.job["id"])
 
 
-def describe_job(job: JobRecord) -> dict[str, Any]:
-    """The `job` object of the JSON envelope: the local job id, the first task's provider id
-    (all of them in `task_ids` when `-n` was fanned out), the state, the reported cost in USD
-    (None when an emulator made it: no money was spent), and whether it was emulated."""
-    task_ids = [task.task_id for task in job.tasks if task.task_id]
-    costs = [task.cost for task in job.tasks if task.cost is not None]
-    return {
-        "id": job.id,
-        "provider": job.provider,
-        "task_id": task_ids[0] if task_ids else None,
-        "state": job.state,
-        "task_ids": task_ids,
-        "cost": round(sum(costs), 6) if costs and not job.emulated else None,
-        "emulated": job.emulated,
-    }
-
-
 def _refused(failure: KlingError | None) -> bool:
     """An error that is the provider's own answer to a request (a rejected key, a refused
     request, a rate limit): a submit answered so created no task."""
@@ -115,54 +99,6 @@ def _refused(failure: KlingError | None) -> bool:
         return False
     answers = ConfigError | InvalidRequestError | RateLimitedError | ProviderRequestError
     return isinstance(failure, answers)
-
-
-def shown_path(path: str) -> str:
-    """A recorded (absolute) path as the user would write it: relative to the working
-    directory when it is under it."""
-    import os
-
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
-def recorded_files(job: JobRecord) -> list[dict[str, Any]]:
-    """The images of the job saved so far, as the journal recorded them (no disk access)."""
-    return [
-        {
-            "path": shown_path(out.path),
-            "width": out.width,
-            "height": out.height,
-            "bytes": out.bytes,
-            "sha256": out.sha256,
-            "url": out.url,
-        }
-        for task in job.tasks
-        for out in task.outputs
-        if out.path
-    ]
-
-
-def saved_file_entry(saved: SavedFile) -> dict[str, Any]:
-    """An image saved by this run, in the shape `recorded_files` gives recorded ones."""
-    return {
-        "path": str(saved.path),
-        "width": saved.width,
-        "height": saved.height,
-        "bytes": saved.bytes,
-        "sha256": saved.sha256,
-        "url": saved.url,
-    }
-
-
-def saved_urls(job: JobRecord) -> set[str]:
-    """The image URLs of the job whose file is on disk."""
-    return {
-        out.url
-        for task in job.tasks
-        for out in task.outputs
-        if out.path and Path(out.path).exists()
-    }
 
 
 class _SavedFiles(NullListener):

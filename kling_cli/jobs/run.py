@@ -21,8 +21,9 @@ from kling_cli.errors import (
     NetworkError,
     TaskNotFoundError,
 )
-from kling_cli.jobs.life import JobLife, JobOptions, JobResult, saved_urls
+from kling_cli.jobs.life import JobLife, JobOptions, JobResult
 from kling_cli.jobs.state import overall_state
+from kling_cli.jobs.views import saved_urls
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND
 
 if TYPE_CHECKING:
