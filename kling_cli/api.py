@@ -11,7 +11,9 @@ sent), `ConfigError` (no key, bad config), `TaskFailedError` (the provider faile
 download=True)` resumes it), `DownloadError` (made, not saved), `RateLimitedError`,
 `NetworkError`. An error raised after the submit carries the job as `error.job` (a dict with
 `id` and `task_ids`): paid work is never lost. Ctrl-C is recorded and raised as
-KeyboardInterrupt. Every job is in the journal, as `kling jobs` shows it.
+`JobInterrupted`, a KeyboardInterrupt with the same `.job`. The sync calls refuse to run
+inside a running event loop (use `agenerate` there). Every job is in the journal, as
+`kling jobs` shows it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from kling_cli.errors import InvalidRequestError, JobInterrupted
 
 if TYPE_CHECKING:
     from kling_cli.jobs.life import JobOptions, JobResult
@@ -92,12 +96,13 @@ def generate(
     images; raises as the module says."""
     from kling_cli.jobs.generation import generate_job
 
+    _refuse_inside_a_running_loop()
     request, options = _request(locals())
     result = generate_job(
         _config(), provider, request, options, emulate=emulate, aspect_unset=aspect_ratio is None
     )
     if result.error is not None and result.error.code == "interrupted":
-        raise KeyboardInterrupt
+        raise JobInterrupted(result.error.message, result.job)
     return _job(result)
 
 
@@ -147,6 +152,7 @@ def status(
     from kling_cli.deadline import check_timeout
     from kling_cli.jobs.generation import job_status
 
+    _refuse_inside_a_running_loop()
     check_timeout(timeout)
     record, result = job_status(
         _config(),
@@ -176,6 +182,19 @@ def list_providers() -> list[ProviderSummary]:
         )
         for info in config.registry.infos().values()
     ]
+
+
+def _refuse_inside_a_running_loop() -> None:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise InvalidRequestError(
+        "kling_cli.generate() cannot run inside a running event loop (Jupyter, an async "
+        "service); await kling_cli.agenerate(...) there. Nothing was sent."
+    )
 
 
 def _config() -> Any:

@@ -330,9 +330,8 @@ def _result_from_outcome(planned: PlannedItem, outcome: Any, job: Any) -> ItemRe
     """An item's result from its job's: an item is done only when every image it asked for
     was made and saved; one whose fan-out was cut short (images never requested, or a submit
     that may exist unseen) is not, whatever its tasks that did run say."""
-    from kling_cli.jobs.state import never_requested
+    from kling_cli.jobs.state import incomplete
     from kling_cli.jobs.views import saved_file_entry
-    from kling_cli.journal import MAY_EXIST, SUBMITTING
 
     error = outcome.error
     result = _result_from_job(planned, job, "failed" if error else "succeeded")
@@ -344,16 +343,9 @@ def _result_from_outcome(planned: PlannedItem, outcome: Any, job: Any) -> ItemRe
     if error:
         result.error, result.error_code = error.message, error.code
         return result
-    missing = never_requested(job)
-    unseen = sum(1 for t in job.tasks if not t.task_id and t.state in (SUBMITTING, MAY_EXIST))
-    if missing or unseen:
-        parts = []
-        if missing:
-            parts.append(f"{missing} of its images were never requested (not charged)")
-        if unseen:
-            parts.append(f"{unseen} task(s) may exist unseen (check the provider's dashboard)")
-        result.status, result.error_code = "failed", "incomplete"
-        result.error = f"incomplete: {'; '.join(parts)}"
+    reason = incomplete(job)
+    if reason is not None:
+        result.status, result.error_code, result.error = "failed", "incomplete", reason
     return result
 
 

@@ -129,6 +129,9 @@ class Engine:
         # What `kling status` needs to find the task again if no answer ever comes (Comfy's
         # request body, resent with the same key), recorded before anything is sent.
         extra = dict(self.provider.handle(client_id, submission).extra) if client_id else {}
+        if self.deadline.expired:
+            # Past --timeout before the submit left: nothing was sent, so nothing may exist.
+            raise self.deadline.error(f"submitting to {self.provider.name}", "before_submit")
         self.listener.submitting(
             client_id, submission.expected_images, resend=case.value, extra=extra
         )

@@ -69,6 +69,14 @@ class TaskNotFoundError(TaskFailedError):
     code = "task_not_found"
 
 
+class IncompleteJobError(KlingError):
+    """The job's tasks that ran are done, but not every image it asked for exists: some were
+    never requested, or a submit may exist unseen."""
+
+    exit_code = ExitCode.SOME_ITEMS_FAILED
+    code = "incomplete"
+
+
 class ProviderRequestError(KlingError):
     """The provider refused a request (4xx that is not auth, rate or billing) or answered
     with something we cannot read."""
@@ -149,6 +157,15 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a library call that had submitted: still a KeyboardInterrupt, carrying
+    the job (a dict with `id` and `task_ids`) so the caller can resume it."""
+
+    def __init__(self, message: str, job: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 def signal_number(interrupt: BaseException) -> int:

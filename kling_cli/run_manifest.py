@@ -53,25 +53,56 @@ def merge(directories: Iterable[Path], output_dir: Path, *, copy_files: bool = F
                     "takes the shards of one manifest."
                 )
             by_id[item_id], found_in[item_id] = dict(entry), directory
-    output_dir.mkdir(parents=True, exist_ok=True)
     if copy_files:
-        for entry in by_id.values():
-            entry["files"] = [_copied(file, output_dir) for file in entry.get("files", [])]
-    path = output_dir / MANIFEST_NAME
-    with _locked(output_dir):
-        _write(path, by_id.values())
+        missing = [
+            file["path"]
+            for entry in by_id.values()
+            for file in entry.get("files", [])
+            if not Path(file["path"]).is_file()
+        ]
+        if missing:
+            raise InvalidRequestError(
+                f"{missing[0]} is in a manifest but not on disk ({len(missing)} missing); "
+                "nothing was copied."
+            )
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if copy_files:
+            for entry in by_id.values():
+                entry["files"] = [_copied(file, output_dir) for file in entry.get("files", [])]
+        path = output_dir / MANIFEST_NAME
+        with _locked(output_dir):
+            _write(path, by_id.values())
+    except OSError as exc:
+        raise InvalidRequestError(
+            f"Cannot write the merged manifest in {output_dir}: {exc.strerror or exc}."
+        ) from None
     return path
 
 
 def _copied(file: Mapping[str, Any], output_dir: Path) -> dict[str, Any]:
+    """The image (and its sidecar) copied into `output_dir`, never over another file: a name
+    already taken by other bytes gets `-1`, `-2`, ... (as downloads do)."""
     source = Path(file["path"])
-    target = output_dir / source.name
-    if source.resolve() != target.resolve():
-        shutil.copy2(source, target)
+    stem, suffix = source.stem, source.suffix
+    for attempt in range(10_000):
+        target = output_dir / (source.name if attempt == 0 else f"{stem}-{attempt}{suffix}")
+        if target.exists() and (target.samefile(source) or _same_bytes(target, source)):
+            return {**file, "path": str(target)}
+        try:
+            with target.open("xb") as out, source.open("rb") as data:
+                shutil.copyfileobj(data, out)
+        except FileExistsError:
+            continue
         sidecar = source.with_name(source.name + ".json")
         if sidecar.exists():
-            shutil.copy2(sidecar, target.with_name(target.name + ".json"))
-    return {**file, "path": str(target)}
+            shutil.copyfile(sidecar, target.with_name(target.name + ".json"))
+        return {**file, "path": str(target)}
+    raise InvalidRequestError(f"No free file name for {source.name} in {output_dir}.")
+
+
+def _same_bytes(one: Path, other: Path) -> bool:
+    return one.stat().st_size == other.stat().st_size and one.read_bytes() == other.read_bytes()
 
 
 def _entries(path: Path, *, missing_ok: bool) -> list[Mapping[str, Any]]:

@@ -106,7 +106,10 @@ def batch(
         raise InvalidRequestError(f"--concurrency must be at least 1, not {concurrency}.")
     source = "stdin" if file == "-" else file
     text = sys.stdin.read() if file == "-" else _read_file(file)
-    items = select_shard(read_items(text, source=source), shard)
+    items = read_items(text, source=source)
+    # The shard is picked after every item of the manifest is checked: a bad line fails
+    # every shard of a CI matrix before any of them pays.
+    in_shard = {id(item) for item in select_shard(items, shard)}
     defaults = {
         key: value
         for key, value in {
@@ -125,6 +128,7 @@ def batch(
         default_provider=default_provider,
         registry=config.registry,
     )
+    planned = [plan for plan in planned if id(plan.item) in in_shard]
     estimate = estimated_cost(planned)
     if max_cost is not None and estimate > max_cost:
         raise InvalidRequestError(

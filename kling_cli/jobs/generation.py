@@ -148,10 +148,11 @@ def job_status(
     with no network call (result None); otherwise its provider is asked and, with `wait` and
     `download`, the job finished. Never submits. Raises `InvalidRequestError` for an unknown
     job or an emulated one that did not finish, `TaskNotFoundError` for an unknown task."""
-    from kling_cli.errors import InvalidRequestError
+    from kling_cli.errors import IncompleteJobError, InvalidRequestError
     from kling_cli.jobs.pickup import Standing, standing
     from kling_cli.jobs.preflight import check_output_dir
     from kling_cli.jobs.run import adopt_task, find_job, resume_job
+    from kling_cli.jobs.state import incomplete
     from kling_cli.naming import DEFAULT_TEMPLATE
     from kling_cli.session import open_session
 
@@ -190,6 +191,13 @@ def job_status(
                 close = getattr(progress, "close", None)
                 if close is not None:
                     close()
-            return result.record or journal.job(job.id) or job, result
+            final = result.record or journal.job(job.id) or job
+            reason = incomplete(final) if wait and result.error is None else None
+            if reason is not None:
+                result.error = IncompleteJobError(
+                    f"Job {job.id} is {reason}.",
+                    hint="Generate the missing images again if you need them.",
+                )
+            return final, result
     finally:
         journal.close()

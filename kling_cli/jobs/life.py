@@ -101,6 +101,11 @@ def _refused(failure: KlingError | None) -> bool:
     return isinstance(failure, answers)
 
 
+def _before_any_submit(failure: KlingError | None) -> bool:
+    """`--timeout` passed before the (first) submit left."""
+    return isinstance(failure, WaitTimeoutError) and failure.phase == "before_submit"
+
+
 class _SavedFiles(NullListener):
     def __init__(self) -> None:
         self.files: list[SavedFile] = []
@@ -207,6 +212,10 @@ class JobLife:
             state = overall_state(current) if current is not None else "succeeded"
         elif state is None:
             state = job_state_after(error)
+        if _before_any_submit(failure) and not (self._reread() or self.job).tasks:
+            state = NOT_CREATED
+            assert failure is not None
+            failure.hint = "Nothing was sent, so nothing was charged."
         self.writer.set_job_state(state, failure.message if failure else None)
         fallback = self.writer.close()
         record = self._reread()

@@ -24,7 +24,7 @@ from kling_cli.errors import (
 from kling_cli.jobs.life import JobLife, JobOptions, JobResult
 from kling_cli.jobs.state import overall_state
 from kling_cli.jobs.views import saved_urls
-from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND
+from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND, SUBMITTING
 
 if TYPE_CHECKING:
     from kling_cli.engine import Engine
@@ -196,6 +196,7 @@ async def resume_job_async(
     job = life.job
 
     async def work() -> JobResult:
+        _settle_unanswered(life, session.provider)
         handles = _handles(session.provider, job)
         if not handles:
             return life.end(None, state=overall_state(job))
@@ -252,6 +253,18 @@ async def _current_status(
     life.writer.update_task(task.position, task_id=handle.task_id, error="")
     life.recorder.task_ids.append(handle.task_id)
     return found
+
+
+def _settle_unanswered(life: JobLife, provider: Provider) -> None:
+    """A submit still `submitting` when its job is picked up lost its process (killed before
+    the answer came): it may exist, and where the provider cannot be asked by our id, that
+    is all anyone will know."""
+    from kling_cli.jobs.pickup import findable_by_our_id
+
+    for task in life.job.tasks:
+        if task.state == SUBMITTING and not findable_by_our_id(task, provider.capabilities):
+            task.state = MAY_EXIST
+            life.writer.update_task(task.position, state=MAY_EXIST, error="never answered")
 
 
 def _handles(provider: Provider, job: JobRecord) -> list[tuple[TaskHandle, bool, TaskRecord]]:

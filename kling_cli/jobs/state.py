@@ -93,6 +93,19 @@ def never_requested(job: JobRecord) -> int:
     return max(asked - requested, 0) if job.tasks else 0
 
 
+def incomplete(job: JobRecord) -> str | None:
+    """Why a job whose tasks that ran are done is still not done, or None: images its fan-out
+    never requested, or tasks whose submit may exist unseen (no answer, no way to ask)."""
+    missing = never_requested(job)
+    unseen = sum(1 for t in job.tasks if not t.task_id and t.state in (SUBMITTING, MAY_EXIST))
+    parts = []
+    if missing:
+        parts.append(f"{missing} of its images were never requested (not charged)")
+    if unseen:
+        parts.append(f"{unseen} task(s) may exist unseen (check the provider's dashboard)")
+    return f"incomplete: {'; '.join(parts)}" if parts else None
+
+
 def overall_state(job: JobRecord) -> str:
     """The job's state from its tasks as recorded, after a `kling status` refresh."""
     states = {task.state for task in job.tasks}
