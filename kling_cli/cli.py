@@ -69,6 +69,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kling_cli.commands.config:app",
         "Manage API keys and settings (stored in a private TOML file).",
     ),
+    "schema": (
+        "kling_cli.commands.schema:schema",
+        "Print the JSON Schema of a command's --json output (all commands if none is named).",
+    ),
+    "completion": (
+        "kling_cli.commands.completion:completion",
+        "Print the shell completion script for bash, zsh or fish.",
+    ),
 }
 
 

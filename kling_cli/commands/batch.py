@@ -18,7 +18,7 @@ from kling_cli.commands.common import (
 )
 from kling_cli.config import resolve_provider_id
 from kling_cli.errors import ExitCode, InvalidRequestError
-from kling_cli.ui import Output
+from kling_cli.ui import Output, versioned
 
 if TYPE_CHECKING:
     from kling_cli.batch import ItemResult
@@ -300,7 +300,7 @@ def merge(
     output: Output = ctx.obj
     path = merge_manifests(directories, output_dir, copy_files=copy_files)
     if output.json_mode:
-        output.emit_json({"manifest": str(path)})
+        output.emit_json(versioned(manifest=str(path)))
     else:
         output.result(str(path))
     return ExitCode.OK

@@ -9,7 +9,7 @@ import typer
 
 from kling_cli.commands.common import JSON_OPTION
 from kling_cli.errors import ExitCode, InvalidRequestError
-from kling_cli.ui import Output, describe_job
+from kling_cli.ui import Output, describe_job, versioned
 
 app = typer.Typer(help="List the jobs kling has submitted (the local journal).")
 # Every state the journal gives a job (kling_cli.journal and the commands that finish jobs).
@@ -41,7 +41,9 @@ def list_jobs(
     finally:
         journal.close()
     if output.json_mode:
-        output.emit_json({"jobs": [{**describe_job(job), "prompt": job.prompt} for job in jobs]})
+        output.emit_json(
+            versioned(jobs=[{**describe_job(job), "prompt": job.prompt} for job in jobs])
+        )
         return ExitCode.OK
     if not jobs:
         output.note("No jobs yet.")
@@ -91,8 +93,8 @@ def show_job(
     ]
     if output.json_mode:
         output.emit_json(
-            {
-                "job": {
+            versioned(
+                job={
                     **describe_job(job),
                     "request": job.request,
                     "output_dir": job.output_dir,
@@ -100,7 +102,7 @@ def show_job(
                     "error": job.error,
                     "tasks": tasks,
                 }
-            }
+            )
         )
         return ExitCode.OK
     created = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M:%S")
