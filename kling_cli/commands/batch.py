@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from kling_cli.commands import completers
 from kling_cli.commands.batch_report import Progress, counted, summarize
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
@@ -31,10 +32,18 @@ def batch(
     file: str = typer.Argument(..., metavar="FILE", help="JSONL or CSV manifest; `-` for stdin."),
     provider: str | None = PROVIDER_OPTION,
     aspect_ratio: str | None = typer.Option(
-        None, "--aspect-ratio", "-a", help="Default aspect ratio for items without one."
+        None,
+        "--aspect-ratio",
+        "-a",
+        help="Default aspect ratio for items without one.",
+        autocompletion=completers.aspect_ratios,
     ),
     resolution: str | None = typer.Option(
-        None, "--resolution", "-R", help="Default resolution for items without one."
+        None,
+        "--resolution",
+        "-R",
+        help="Default resolution for items without one.",
+        autocompletion=completers.resolutions,
     ),
     num_images: int | None = typer.Option(
         None, "--num-images", "-n", help="Default image count for items without one."

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from kling_cli.commands import completers
 from kling_cli.config import ConfigFile
 from kling_cli.providers.catalog import CATALOG
 from kling_cli.session import ProviderSession
@@ -25,6 +26,7 @@ PROVIDER_OPTION = typer.Option(
     "-p",
     help=f"Provider id: {', '.join(CATALOG)} [default: $KLING_PROVIDER or default_provider].",
     show_default=False,
+    autocompletion=completers.provider_ids,
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 

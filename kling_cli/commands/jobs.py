@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from kling_cli.commands import completers
 from kling_cli.commands.common import JSON_OPTION
 from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, describe_job, versioned
@@ -65,7 +66,12 @@ def list_jobs(
 @app.command("show")
 def show_job(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., metavar="ID", help="A job id or a provider task id."),
+    job_id: str = typer.Argument(
+        ...,
+        metavar="ID",
+        help="A job id or a provider task id.",
+        autocompletion=completers.job_ids,
+    ),
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Show one job as recorded: request, tasks, images (no network call)."""
