@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from kling_cli.commands import completers
+from kling_cli.commands import common
 from kling_cli.commands.batch_report import Progress, counted, summarize
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
@@ -36,14 +36,14 @@ def batch(
         "--aspect-ratio",
         "-a",
         help="Default aspect ratio for items without one.",
-        autocompletion=completers.aspect_ratios,
+        autocompletion=common.aspect_ratios,
     ),
     resolution: str | None = typer.Option(
         None,
         "--resolution",
         "-R",
         help="Default resolution for items without one.",
-        autocompletion=completers.resolutions,
+        autocompletion=common.resolutions,
     ),
     num_images: int | None = typer.Option(
         None, "--num-images", "-n", help="Default image count for items without one."

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from kling_cli.commands import completers
+from kling_cli.commands import common
 from kling_cli.commands.common import JSON_OPTION
 from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, describe_job, versioned
@@ -70,7 +70,7 @@ def show_job(
         ...,
         metavar="ID",
         help="A job id or a provider task id.",
-        autocompletion=completers.job_ids,
+        autocompletion=common.job_ids,
     ),
     as_json: bool = JSON_OPTION,
 ) -> int:
