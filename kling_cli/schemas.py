@@ -292,8 +292,7 @@ def build() -> dict[str, Any]:
         schema = TypeAdapter(model).json_schema()
         commands[command] = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"https://kling-image-cli/schemas/{JSON_SCHEMA_VERSION}/"
-            + command.replace(" ", "-"),
+            "$id": f"urn:kling-image-cli:schema:{JSON_SCHEMA_VERSION}:" + command.replace(" ", "-"),
             "title": f"kling {command} --json",
             **schema,
         }
