@@ -35,3 +35,15 @@ def test_the_wheel_ships_license_types_schemas_and_metadata(tmp_path: Path) -> N
     requires = metadata.get_all("Requires-Dist") or []
     unbounded = [r for r in requires if "extra ==" not in r and "<" not in r]
     assert not unbounded, f"runtime dependencies without an upper bound: {unbounded}"
+
+
+def test_the_readme_opens_with_two_commands_and_ci_runs_its_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```console\n", 1)[1].split("```", 1)[0]
+    commands = [line[2:] for line in first_block.splitlines() if line.startswith("$ ")]
+    assert len(commands) == 2, commands
+    install_and_generate, install_and_test = commands
+    assert "--emulate" in install_and_generate and "python3 -m venv" in install_and_generate
+    assert "'.[test]'" in install_and_test and install_and_test.endswith("-m pytest -q")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert install_and_test in ci
