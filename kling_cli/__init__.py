@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+# The distribution this package comes from: another one (the video tool kling-pro-cli) installs
+# a `kling` command and a `kling_cli` package too, and `kling --version` tells them apart.
+DISTRIBUTION = "kling-image-cli"
 
 if TYPE_CHECKING:
     from kling_cli.api import (

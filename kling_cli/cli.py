@@ -18,7 +18,7 @@ from typer.core import TyperCommand, TyperGroup
 from typer.main import get_command_from_info, get_group_from_info
 from typer.models import CommandInfo, TyperInfo
 
-from kling_cli import __version__
+from kling_cli import DISTRIBUTION, __version__
 from kling_cli.errors import ExitCode, InvalidRequestError, KlingError
 from kling_cli.help import humanize, word
 from kling_cli.ui import Output, envelope
@@ -68,6 +68,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": (
         "kling_cli.commands.config:app",
         "Manage API keys and settings (stored in a private TOML file).",
+    ),
+    "schema": (
+        "kling_cli.commands.schema:schema",
+        "Print the JSON Schema of a command's --json output (all commands if none is named).",
+    ),
+    "completion": (
+        "kling_cli.commands.completion:completion",
+        "Print the shell completion script for bash, zsh or fish.",
     ),
 }
 
@@ -152,7 +160,7 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"kling {__version__}")
+        typer.echo(f"{DISTRIBUTION} {__version__}")
         raise typer.Exit()
 
 

@@ -128,6 +128,12 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
+def versioned(**fields: Any) -> dict[str, Any]:
+    """A `--json` object of a command that runs no job (listings, settings, batch lines):
+    its own fields after the contract's version (kling_cli/schemas.py describes each)."""
+    return {"schema_version": JSON_SCHEMA_VERSION, **fields}
+
+
 def envelope(
     *,
     exit_code: int,

@@ -97,7 +97,7 @@ def test_an_unknown_command_is_an_invalid_argument_with_a_suggestion(run_cli) ->
 def test_version_is_printed_before_any_command_runs(run_cli) -> None:
     result = run_cli("--version", "generate")
     assert result.exit_code == 0
-    assert result.stdout.startswith("kling ")
+    assert result.stdout.startswith("kling-image-cli ")
 
 
 WATCHED = ("httpx", "PIL", "sqlite3", "kling_cli.emulator", "kling_cli.engine")

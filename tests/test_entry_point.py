@@ -44,7 +44,12 @@ def test_help_and_version() -> None:
     assert help_result.returncode == 0
     assert "generate" in help_result.stdout and "Exit codes" in help_result.stdout
     version = run("--version")
-    assert version.stdout.strip() == f"kling {kling_cli.__version__}"
+    assert version.stdout.strip() == f"kling-image-cli {kling_cli.__version__}"
+    as_module = subprocess.run(
+        [sys.executable, "-m", "kling_cli", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert as_module.returncode == 0, as_module.stderr
+    assert as_module.stdout == version.stdout
 
 
 def test_a_full_offline_generation(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from kling_cli.commands import common
 from kling_cli.commands.batch_report import Progress, counted, summarize
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
@@ -18,7 +19,7 @@ from kling_cli.commands.common import (
 )
 from kling_cli.config import resolve_provider_id
 from kling_cli.errors import ExitCode, InvalidRequestError
-from kling_cli.ui import Output
+from kling_cli.ui import Output, versioned
 
 if TYPE_CHECKING:
     from kling_cli.batch import ItemResult
@@ -31,10 +32,18 @@ def batch(
     file: str = typer.Argument(..., metavar="FILE", help="JSONL or CSV manifest; `-` for stdin."),
     provider: str | None = PROVIDER_OPTION,
     aspect_ratio: str | None = typer.Option(
-        None, "--aspect-ratio", "-a", help="Default aspect ratio for items without one."
+        None,
+        "--aspect-ratio",
+        "-a",
+        help="Default aspect ratio for items without one.",
+        autocompletion=common.aspect_ratios,
     ),
     resolution: str | None = typer.Option(
-        None, "--resolution", "-R", help="Default resolution for items without one."
+        None,
+        "--resolution",
+        "-R",
+        help="Default resolution for items without one.",
+        autocompletion=common.resolutions,
     ),
     num_images: int | None = typer.Option(
         None, "--num-images", "-n", help="Default image count for items without one."
@@ -304,7 +313,7 @@ def merge(
     output: Output = ctx.obj
     path = merge_manifests(directories, output_dir, copy_files=copy_files)
     if output.json_mode:
-        output.emit_json({"manifest": str(path)})
+        output.emit_json(versioned(manifest=str(path)))
     else:
         output.result(str(path))
     return ExitCode.OK

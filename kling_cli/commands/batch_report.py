@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import ExitCode
-from kling_cli.ui import Output
+from kling_cli.ui import Output, versioned
 
 if TYPE_CHECKING:
     from kling_cli.batch import ItemResult
@@ -66,7 +66,7 @@ class Progress:
         if result.status != "skipped":  # done in an earlier run, paid then
             self.spent += result.cost or 0.0
         if self.output.json_mode:
-            self.output.emit_json({"item": manifest_entry(result)})
+            self.output.emit_json(versioned(item=manifest_entry(result)))
         line = f"{result.status:<9} {result.item.item.item_id}"
         if result.error:
             line += f": {result.error}"
@@ -127,8 +127,8 @@ def summarize(
         exit_code = ExitCode(interrupted_exit)
     if output.json_mode:
         output.emit_json(
-            {
-                "summary": {
+            versioned(
+                summary={
                     **counts,
                     "not_submitted": [
                         {
@@ -144,7 +144,7 @@ def summarize(
                     "manifest": str(manifest),
                     "exit_code": int(exit_code),
                 }
-            }
+            )
         )
         return exit_code
     output.result(str(manifest))

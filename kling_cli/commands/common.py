@@ -1,5 +1,5 @@
-"""What several commands share: the provider and JSON options, and sessions opened with the
-command's own output for notes and warnings."""
+"""What several commands share: the provider and JSON options, the values the shell completes
+(`kling completion`), and sessions opened with the command's own output for notes and warnings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from kling_cli.config import ConfigFile
+from kling_cli.limits import ASPECT_RATIOS, RESOLUTIONS
 from kling_cli.providers.catalog import CATALOG
 from kling_cli.session import ProviderSession
 from kling_cli.session import load_config as _load_config
@@ -19,13 +20,6 @@ from kling_cli.ui import Output
 
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 
-PROVIDER_OPTION = typer.Option(
-    None,
-    "--provider",
-    "-p",
-    help=f"Provider id: {', '.join(CATALOG)} [default: $KLING_PROVIDER or default_provider].",
-    show_default=False,
-)
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 
 
@@ -49,3 +43,56 @@ def open_sessions(
     config = config or load_config(output)
     with _open_sessions(provider_ids, emulate=emulate, config=config, note=output.note) as found:
         yield found
+
+
+# Completers run on every TAB, so they never fail loudly: a broken config or journal completes
+# less, never prints a traceback into the user's prompt.
+
+
+def _starting(values: list[str], incomplete: str) -> list[str]:
+    return [value for value in values if value.startswith(incomplete)]
+
+
+def provider_ids(incomplete: str) -> list[str]:
+    """The built-in providers, and the named copies the config file adds."""
+    ids = list(CATALOG)
+    try:
+        from kling_cli.session import load_config
+
+        ids = list(load_config(lambda _warning: None).registry.infos())
+    except Exception:  # a config that cannot be read still completes the built-in ids
+        pass
+    return _starting(ids, incomplete)
+
+
+def aspect_ratios(incomplete: str) -> list[str]:
+    return _starting(list(ASPECT_RATIOS), incomplete)
+
+
+def resolutions(incomplete: str) -> list[str]:
+    return _starting(list(RESOLUTIONS), incomplete)
+
+
+def job_ids(incomplete: str) -> list[str]:
+    """The newest jobs of the journal, newest first."""
+    try:
+        from kling_cli.jobs.record import open_journal
+
+        journal = open_journal()
+        try:
+            ids = [job.id for job in journal.recent(limit=50)]
+        finally:
+            journal.close()
+    except Exception:  # no journal yet, or one held by another process: nothing to offer
+        return []
+    return _starting(ids, incomplete)
+
+
+PROVIDER_OPTION = typer.Option(
+    None,
+    "--provider",
+    "-p",
+    help=f"Provider id: {', '.join(CATALOG)} [default: $KLING_PROVIDER or default_provider].",
+    show_default=False,
+    autocompletion=provider_ids,
+)

@@ -20,7 +20,7 @@ from kling_cli.config import (
     resolve_secret_key,
 )
 from kling_cli.errors import ConfigError, ExitCode, InvalidRequestError
-from kling_cli.ui import Output
+from kling_cli.ui import Output, versioned
 
 app = typer.Typer(
     help="Manage API keys and settings (stored in a private TOML file).",
@@ -107,7 +107,7 @@ def list_settings(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
                 }
             )
     if output.json_mode:
-        output.emit_json({"path": str(config.path), "settings": rows})
+        output.emit_json(versioned(path=str(config.path), settings=rows))
         return ExitCode.OK
     for row in rows:
         value = row["value"] or "(not set)"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from kling_cli.commands import common
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
     JSON_OPTION,
@@ -44,8 +45,11 @@ def generate(
         help="auto, 1:1, 16:9, 9:16, 4:3, 3:4, 3:2, 2:3 or 21:9 "
         "[default: auto with references, else 1:1]",
         show_default=False,
+        autocompletion=common.aspect_ratios,
     ),
-    resolution: str = typer.Option("1k", "--resolution", "-R", help="1k or 2k."),
+    resolution: str = typer.Option(
+        "1k", "--resolution", "-R", help="1k or 2k.", autocompletion=common.resolutions
+    ),
     num_images: int = typer.Option(1, "--num-images", "-n", help="How many images (1-9)."),
     output_format: str | None = typer.Option(
         None,

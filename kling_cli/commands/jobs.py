@@ -7,9 +7,10 @@ from typing import Any
 
 import typer
 
+from kling_cli.commands import common
 from kling_cli.commands.common import JSON_OPTION
 from kling_cli.errors import ExitCode, InvalidRequestError
-from kling_cli.ui import Output, describe_job
+from kling_cli.ui import Output, describe_job, versioned
 
 app = typer.Typer(help="List the jobs kling has submitted (the local journal).")
 # Every state the journal gives a job (kling_cli.journal and the commands that finish jobs).
@@ -41,7 +42,9 @@ def list_jobs(
     finally:
         journal.close()
     if output.json_mode:
-        output.emit_json({"jobs": [{**describe_job(job), "prompt": job.prompt} for job in jobs]})
+        output.emit_json(
+            versioned(jobs=[{**describe_job(job), "prompt": job.prompt} for job in jobs])
+        )
         return ExitCode.OK
     if not jobs:
         output.note("No jobs yet.")
@@ -63,7 +66,12 @@ def list_jobs(
 @app.command("show")
 def show_job(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., metavar="ID", help="A job id or a provider task id."),
+    job_id: str = typer.Argument(
+        ...,
+        metavar="ID",
+        help="A job id or a provider task id.",
+        autocompletion=common.job_ids,
+    ),
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Show one job as recorded: request, tasks, images (no network call)."""
@@ -91,8 +99,8 @@ def show_job(
     ]
     if output.json_mode:
         output.emit_json(
-            {
-                "job": {
+            versioned(
+                job={
                     **describe_job(job),
                     "request": job.request,
                     "output_dir": job.output_dir,
@@ -100,7 +108,7 @@ def show_job(
                     "error": job.error,
                     "tasks": tasks,
                 }
-            }
+            )
         )
         return ExitCode.OK
     created = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M:%S")

@@ -12,7 +12,7 @@ from kling_cli.errors import ExitCode
 from kling_cli.limits import MAX_PROMPT_CHARS
 from kling_cli.providers.catalog import CATALOG, ProviderInfo
 from kling_cli.resend import arrived_case
-from kling_cli.ui import Output
+from kling_cli.ui import Output, versioned
 
 LOCAL_FILES = {
     "upload": "uploaded through its upload API",
@@ -75,7 +75,7 @@ def list_providers(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
     config = load_config(output)
     rows = [describe_provider(provider, config) for provider in config.registry.infos().values()]
     if output.json_mode:
-        output.emit_json({"providers": rows})
+        output.emit_json(versioned(providers=rows))
         return ExitCode.OK
 
     from rich.table import Table
@@ -115,7 +115,7 @@ def show_provider(
     config = load_config(output)
     row = describe_provider(config.registry.info(provider_id), config)
     if output.json_mode:
-        output.emit_json({"provider": row})
+        output.emit_json(versioned(provider=row))
         return ExitCode.OK
     caps = row["capabilities"]
     key = f"yes, from {row['key_source']}" if row["key_configured"] else "no"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from kling_cli.commands import common
 from kling_cli.commands.common import JSON_OPTION, PROVIDER_OPTION, load_config
 from kling_cli.errors import ExitCode, KlingError
 from kling_cli.ui import Output, describe_job, envelope, progress_for
@@ -21,6 +22,7 @@ def status(
         None,
         metavar="[ID]",
         help="A job id (see `kling jobs`) or a provider task id [default: the latest job].",
+        autocompletion=common.job_ids,
         show_default=False,
     ),
     provider: str | None = PROVIDER_OPTION,
