@@ -1,8 +1,8 @@
 """kling-cli: generate still images with Kling Image O1 through the providers that serve it.
 
-As a library: `kling_cli.generate(...)`, `await kling_cli.agenerate(...)`,
-`kling_cli.status(...)`, `kling_cli.list_providers()` (see `kling_cli.api`). They are imported on
-first use, so `kling --version` pays nothing for them.
+As a library (`kling_cli.api`): `generate(...)`, `await agenerate(...)`, `status(...)`,
+`run_batch(items)`, `list_providers()`. They are imported on first use, so `kling --version`
+pays nothing for them.
 """
 
 from __future__ import annotations
@@ -16,16 +16,19 @@ DISTRIBUTION = "kling-image-cli"
 
 if TYPE_CHECKING:
     from kling_cli.api import (
+        BatchItemResult,
         Image,
         Job,
         ProviderSummary,
         agenerate,
         generate,
         list_providers,
+        run_batch,
         status,
     )
 
 __all__ = [
+    "BatchItemResult",
     "Image",
     "Job",
     "ProviderSummary",
@@ -33,6 +36,7 @@ __all__ = [
     "agenerate",
     "generate",
     "list_providers",
+    "run_batch",
     "status",
 ]
 

@@ -18,7 +18,7 @@ inside a running event loop (use `agenerate` there). Every job is in the journal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,17 @@ if TYPE_CHECKING:
     from kling_cli.journal import JobRecord
     from kling_cli.request import GenerationRequest
 
-__all__ = ["Image", "Job", "ProviderSummary", "agenerate", "generate", "list_providers", "status"]
+__all__ = [
+    "BatchItemResult",
+    "Image",
+    "Job",
+    "ProviderSummary",
+    "agenerate",
+    "generate",
+    "list_providers",
+    "run_batch",
+    "status",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,23 @@ class ProviderSummary:
     name: str
     usd_per_image: float
     key_configured: bool
+
+
+@dataclass(frozen=True)
+class BatchItemResult:
+    """One batch item as it ended: its id, `status` (`succeeded`, `failed`, `skipped`,
+    `interrupted`), job id and task ids, the images saved, reported cost in USD, the error
+    message of a failed item and the `skip_reason` of a skipped one (`done`, `budget`,
+    `unknown_outcome`, ...)."""
+
+    id: str
+    status: str
+    job_id: str | None
+    task_ids: tuple[str, ...]
+    images: tuple[Image, ...]
+    cost: float | None
+    error: str | None
+    skip_reason: str | None
 
 
 def generate(
@@ -166,6 +193,95 @@ def status(
     if result is not None and result.error is not None:
         raise result.error
     return _from_record(record)
+
+
+def run_batch(
+    items: Iterable[Mapping[str, Any]],
+    *,
+    provider: str | None = None,
+    output_dir: str | Path = "kling-output",
+    name: str = "{id}",
+    concurrency: int = 8,
+    timeout: float = 600.0,
+    max_cost: float | None = None,
+    skip_existing: bool = False,
+    sidecar: bool = True,
+    emulate: bool = False,
+    on_result: Callable[[BatchItemResult], None] | None = None,
+) -> list[BatchItemResult]:
+    """Run many generations as `kling batch` does: `items` are manifest items (`id`, `prompt`,
+    `provider`, `refs`, `aspect_ratio`, `resolution`, `num_images`, `format`,
+    `negative_prompt`, `mode`), every one checked before anything is paid
+    (`InvalidRequestError` naming each bad item); items run `concurrency` at a time, each a
+    job in the journal, and a second call with the same items resumes rather than pays
+    again. `on_result` is called with each item as it ends; the results come back in item
+    order, and `output_dir/manifest.json` is written. Ctrl-C raises `JobInterrupted` after
+    recording every item in flight."""
+    from kling_cli.batch import manifest_entry
+    from kling_cli.batch_run import execute_batch, plan_batch, preflight_batch
+    from kling_cli.deadline import check_timeout
+    from kling_cli.manifest import BatchItem
+    from kling_cli.run_manifest import write_manifest
+
+    _refuse_inside_a_running_loop()
+    check_timeout(timeout)
+    if concurrency < 1:
+        raise InvalidRequestError(f"concurrency must be at least 1, not {concurrency}.")
+    config = _config()
+    batch_items = [BatchItem(line, dict(fields)) for line, fields in enumerate(items, start=1)]
+    plan = plan_batch(
+        batch_items,
+        config,
+        source="items",
+        defaults={},
+        provider=provider,
+        emulate=emulate,
+        max_cost=max_cost,
+    )
+    directory = Path(output_dir)
+    preflight_batch(plan.planned, directory, name, skip_existing=skip_existing)
+    results, interrupt = execute_batch(
+        config,
+        plan,
+        emulate=emulate,
+        on_result=(lambda result: on_result(_batch_item(result)))
+        if on_result
+        else (lambda result: None),
+        output_dir=directory,
+        concurrency=concurrency,
+        timeout=timeout,
+        sidecars=sidecar,
+        name_template=name,
+        max_cost=max_cost,
+        skip_existing=skip_existing,
+    )
+    ordered = sorted(results, key=lambda result: result.item.item.line)
+    write_manifest(directory, [manifest_entry(result) for result in ordered])
+    if interrupt is not None:
+        raise JobInterrupted("Interrupted; items in flight keep running and are recorded.", None)
+    return [_batch_item(result) for result in ordered]
+
+
+def _batch_item(result: Any) -> BatchItemResult:
+    return BatchItemResult(
+        result.item.item.item_id,
+        result.status,
+        result.job_id,
+        tuple(result.task_ids),
+        tuple(
+            Image(
+                Path(file["path"]),
+                file.get("width") or 0,
+                file.get("height") or 0,
+                file.get("bytes") or 0,
+                file.get("sha256") or "",
+            )
+            for file in result.files
+        ),
+        result.cost,
+        result.error,
+        result.skip_reason,
+    )
 
 
 def list_providers() -> list[ProviderSummary]:

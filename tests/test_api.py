@@ -91,3 +91,26 @@ def test_the_api_type_checks_under_mypy_strict(tmp_path: Path) -> None:
         timeout=300,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_run_batch_runs_items_reports_each_and_resumes_without_paying_again(
+    use_emulator: Emulator,
+) -> None:
+    items = [{"id": f"fox-{n}", "prompt": f"a red fox, pose {n}"} for n in range(3)]
+    seen: list[str] = []
+    results = kling_cli.run_batch(
+        items, provider="unifically", output_dir="out", on_result=lambda r: seen.append(r.id)
+    )
+    assert [r.id for r in results] == ["fox-0", "fox-1", "fox-2"] and sorted(seen) == [
+        "fox-0",
+        "fox-1",
+        "fox-2",
+    ]
+    assert all(r.status == "succeeded" and len(r.images) == 1 for r in results)
+    assert json.loads(Path("out/manifest.json").read_text())["items"][2]["id"] == "fox-2"
+    again = kling_cli.run_batch(items, provider="unifically", output_dir="out")
+    assert {r.skip_reason for r in again} == {"done"}
+    submits = [r for r in use_emulator.requests if r.server == "api" and r.method == "POST"]
+    assert len(submits) == 3
+    with pytest.raises(InvalidRequestError, match="line 2"):
+        kling_cli.run_batch([{"prompt": "ok"}, {"prompt": "x", "num_images": 99}])

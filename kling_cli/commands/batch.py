@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
+from kling_cli.batch_run import DEFAULT_CONCURRENCY
 from kling_cli.commands import common
 from kling_cli.commands.batch_report import Progress, counted, summarize
 from kling_cli.commands.common import (
@@ -15,16 +16,9 @@ from kling_cli.commands.common import (
     JSON_OPTION,
     PROVIDER_OPTION,
     load_config,
-    open_sessions,
 )
-from kling_cli.config import resolve_provider_id
 from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, versioned
-
-if TYPE_CHECKING:
-    from kling_cli.batch import ItemResult
-
-DEFAULT_CONCURRENCY = 8
 
 
 def batch(
@@ -102,23 +96,18 @@ def batch(
 
     With --shard K/N, items go to shards by a hash of their id; `kling batch merge DIR...`
     folds the shards' manifest.json files into one."""
-    from kling_cli.batch import check_max_cost, estimated_cost
+    from kling_cli.batch_run import execute_batch, plan_batch, preflight_batch
     from kling_cli.deadline import check_timeout
-    from kling_cli.manifest import plan_items, read_items, select_shard
+    from kling_cli.manifest import read_items
     from kling_cli.naming import check_template
 
     output: Output = ctx.obj
     check_timeout(timeout)
-    check_max_cost(max_cost)
     check_template(name)
     if concurrency is not None and concurrency < 1:
         raise InvalidRequestError(f"--concurrency must be at least 1, not {concurrency}.")
     source = "stdin" if file == "-" else file
     text = sys.stdin.read() if file == "-" else _read_file(file)
-    items = read_items(text, source=source)
-    # The shard is picked after every item of the manifest is checked: a bad line fails
-    # every shard of a CI matrix before any of them pays.
-    in_shard = {id(item) for item in select_shard(items, shard)}
     defaults = {
         key: value
         for key, value in {
@@ -129,43 +118,44 @@ def batch(
         if value is not None
     }
     config = load_config(output)
-    default_provider = resolve_provider_id(provider, config) or ("runware" if emulate else None)
-    planned = plan_items(
-        items,
-        defaults,
+    plan = plan_batch(
+        read_items(text, source=source),
+        config,
         source=source,
-        default_provider=default_provider,
-        registry=config.registry,
+        defaults=defaults,
+        provider=provider,
+        emulate=emulate,
+        shard=shard,
+        max_cost=max_cost,
     )
-    planned = [plan for plan in planned if id(plan.item) in in_shard]
-    estimate = estimated_cost(planned)
-    if max_cost is not None and estimate > max_cost:
-        raise InvalidRequestError(
-            f"The estimated cost is ${estimate:.2f}, over --max-cost ${max_cost:.2f}; "
-            "nothing was submitted."
-        )
+    estimate = plan.estimate
     if dry_run:
-        return _dry_run(output, planned, config, estimate)
-    provider_ids = sorted({item.provider.id for item in planned})
-    _preflight(planned, output_dir, name, skip_existing=skip_existing)
-    with open_sessions(provider_ids, emulate=emulate, output=output, config=config) as sessions:
-        results, interrupt = _run(
-            output,
-            sessions,
-            planned,
+        return _dry_run(output, plan.planned, config, estimate)
+    preflight_batch(plan.planned, output_dir, name, skip_existing=skip_existing)
+    progress = Progress(output, len(plan.planned))
+    try:
+        results, interrupt = execute_batch(
+            config,
+            plan,
+            emulate=emulate,
+            on_start=progress.started,
+            on_result=progress.finished,
+            on_retry=progress.retrying,
+            note=output.note,
             output_dir=output_dir,
             concurrency=concurrency or DEFAULT_CONCURRENCY,
             # A --concurrency the user chose is where every provider starts; by default,
             # providers that advise fewer start there (429s lower either, kling_cli.limiter).
             documented_start=concurrency is None,
             timeout=timeout,
-            emulated=emulate,
             sidecars=sidecar,
             name_template=name,
             max_cost=max_cost,
             skip_existing=skip_existing,
             resubmit_unknown=resubmit_unknown,
         )
+    finally:
+        progress.close()
     if interrupt is None:
         return summarize(output, results, output_dir, estimate, max_cost, sharded=shard is not None)
     from kling_cli.errors import InterruptedByUser, signal_number
@@ -187,20 +177,6 @@ def batch(
     if not output.json_mode:
         output.error(stopped)
     return int(stopped.exit_code)
-
-
-def _preflight(planned: list[Any], output_dir: Path, template: str, *, skip_existing: bool) -> None:
-    """Before paying: the output directory, and every item's file names."""
-    from kling_cli.jobs.life import JobOptions
-    from kling_cli.jobs.preflight import check_names, check_output_dir
-    from kling_cli.naming import check_skippable
-
-    if skip_existing:
-        check_skippable(template)
-    for plan in planned:
-        options = JobOptions(output_dir, name_template=template, item_id=plan.item.item_id)
-        check_names(options, plan.request)
-    check_output_dir(output_dir)
 
 
 def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -> int:
@@ -249,49 +225,6 @@ def _read_file(file: str) -> str:
         return Path(file).read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidRequestError(f"Cannot read {file}: {exc.strerror}.") from None
-
-
-def _run(
-    output: Output, sessions: dict[str, Any], planned: list[Any], **settings: Any
-) -> tuple[list[ItemResult], KeyboardInterrupt | None]:
-    """Every item's result, and the interruption (Ctrl-C, SIGTERM, SIGHUP) that stopped the
-    run, if one did: then the items it never reached are reported as not submitted."""
-    from kling_cli.batch import SKIPPED_INTERRUPTED, BatchRunner, ItemResult
-    from kling_cli.jobs.record import open_journal
-
-    journal = open_journal()
-    journal.check_writable()
-    progress = Progress(output, len(planned))
-    runner = BatchRunner(
-        journal=journal,
-        sessions=sessions,
-        on_start=progress.started,
-        on_result=progress.finished,
-        on_retry=progress.retrying,
-        **settings,
-    )
-    interrupt: KeyboardInterrupt | None = None
-    try:
-        import asyncio  # not at module level: it is slow to import
-
-        asyncio.run(runner.run(planned))
-    except KeyboardInterrupt as exc:
-        interrupt = exc
-        for result in runner.results:
-            if result.status == "interrupted":  # in flight: each names its (paid) job
-                progress.finished(result)
-    finally:
-        progress.close()
-        journal.close()
-    results = list(runner.results)
-    if interrupt is not None:
-        reached = {id(result.item) for result in results}
-        results += [
-            ItemResult(item, "skipped", skip_reason=SKIPPED_INTERRUPTED)
-            for item in planned
-            if id(item) not in reached
-        ]
-    return results, interrupt
 
 
 def merge(
