@@ -84,6 +84,15 @@ def batch(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate, print each item's requests and the cost; send none."
     ),
+    no_report: bool = typer.Option(
+        False, "--no-report", help="Do not write report.html (a gallery) beside manifest.json."
+    ),
+    summary_md: Path | None = typer.Option(
+        None,
+        "--summary-md",
+        metavar="PATH",
+        help="Append the totals and a table in Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY).",
+    ),
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -154,7 +163,16 @@ def batch(
             resubmit_unknown=resubmit_unknown,
         )
     if interrupt is None:
-        return summarize(output, results, output_dir, estimate, max_cost, sharded=shard is not None)
+        return summarize(
+            output,
+            results,
+            output_dir,
+            estimate,
+            max_cost,
+            sharded=shard is not None,
+            report=not no_report,
+            summary_md=summary_md,
+        )
     from kling_cli.errors import InterruptedByUser, signal_number
 
     stopped = InterruptedByUser(
@@ -170,6 +188,8 @@ def batch(
         max_cost,
         interrupted_exit=stopped.exit_code,
         sharded=shard is not None,
+        report=not no_report,
+        summary_md=summary_md,
     )
     if not output.json_mode:
         output.error(stopped)
