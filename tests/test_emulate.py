@@ -75,3 +75,24 @@ def test_emulated_images_differ_by_prompt_and_keep_their_size(
             assert (
                 image.size == OUTPUT_DIMENSIONS[("1k", "1:1")] == (entry["width"], entry["height"])
             )
+
+
+def test_open_and_reveal_call_the_launcher(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--open opens each saved image once, --reveal shows the folder once (the launcher is
+    the only thing replaced: a test must not open windows)."""
+    import typer
+
+    launched: list[tuple[str, bool]] = []
+
+    def launcher(url: str, wait: bool = False, locate: bool = False) -> int:
+        launched.append((url, locate))
+        return 0
+
+    monkeypatch.setattr(typer, "launch", launcher)
+    result = run_cli("generate", "a red fox", "--emulate", "-n", "3", "--open", "--reveal")
+    assert result.exit_code == 0, result.stderr
+    paths = result.stdout.split()
+    assert launched == [(path, False) for path in paths] + [(paths[0], True)]
+    launched.clear()
+    assert run_cli("generate", "a red fox", "--emulate", "-n", "2").exit_code == 0
+    assert launched == []
