@@ -7,6 +7,7 @@ them) and every link is relative. Everything taken from a manifest is escaped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -210,7 +211,11 @@ def _find(recorded: str, folder: Path) -> Path | None:
 def _thumbnail(image: Path, file: Mapping[str, Any], report_dir: Path) -> Path | None:
     """A small WebP of the image beside the report, named by the image's hash so that a
     re-run finds it made already and a changed image gets a new one."""
-    digest = str(file.get("sha256") or "")[:12] or str(abs(hash(image.resolve())))
+    digest = str(file.get("sha256") or "")[:12]
+    if not digest:  # an entry without a hash: the file's place and time stand in for it
+        stat = image.stat()
+        key = f"{image.resolve()}\0{stat.st_mtime_ns}\0{stat.st_size}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     thumb = report_dir / THUMBS_DIR / f"{image.stem}-{digest}.webp"
     if thumb.is_file():
         return thumb

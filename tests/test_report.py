@@ -154,3 +154,17 @@ def test_a_browser_shows_the_report_offline(mixed_batch: Path, browser: object) 
     assert driver.title == "kling batch report"  # type: ignore[attr-defined]
     if SCREENSHOT:
         driver.save_screenshot(SCREENSHOT)  # type: ignore[attr-defined]
+
+
+def test_a_thumbnail_without_a_recorded_hash_is_still_made_once(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (600, 400), (30, 90, 200)).save(tmp_path / "hand.png")
+    entry = {"id": "hand", "status": "succeeded", "files": [{"path": "hand.png"}]}
+    (tmp_path / "manifest.json").write_text(json.dumps({"version": 1, "items": [entry]}))
+    made = []
+    for _ in range(2):  # separate processes: nothing may hang on a per-process hash seed
+        built = run("report", str(tmp_path), "-o", str(tmp_path / "report.html"))
+        assert built.returncode == 0, built.stderr
+        made.append([(p.name, p.stat().st_mtime_ns) for p in (tmp_path / "thumbs").iterdir()])
+    assert len(made[0]) == 1 and made[0] == made[1]
