@@ -161,6 +161,7 @@ def batch(
             max_cost=max_cost,
             skip_existing=skip_existing,
             resubmit_unknown=resubmit_unknown,
+            report=not no_report,
         )
     if interrupt is None:
         return summarize(
@@ -259,7 +260,12 @@ def _read_file(file: str) -> str:
 
 
 def _run(
-    output: Output, sessions: dict[str, Any], planned: list[Any], **settings: Any
+    output: Output,
+    sessions: dict[str, Any],
+    planned: list[Any],
+    *,
+    report: bool = False,
+    **settings: Any,
 ) -> tuple[list[ItemResult], KeyboardInterrupt | None]:
     """Every item's result, and the interruption (Ctrl-C, SIGTERM, SIGHUP) that stopped the
     run, if one did: then the items it never reached are reported as not submitted."""
@@ -269,11 +275,22 @@ def _run(
     journal = open_journal()
     journal.check_writable()
     progress = Progress(output, len(planned))
+    on_result = progress.finished
+    thumbnails = None
+    if report:
+        from kling_cli.report import ThumbnailMaker
+
+        thumbnails = ThumbnailMaker(settings["output_dir"])
+
+        def on_result(result: ItemResult) -> None:
+            progress.finished(result)
+            thumbnails.add(result.files)
+
     runner = BatchRunner(
         journal=journal,
         sessions=sessions,
         on_start=progress.started,
-        on_result=progress.finished,
+        on_result=on_result,
         on_retry=progress.retrying,
         **settings,
     )
@@ -290,6 +307,8 @@ def _run(
     finally:
         progress.close()
         journal.close()
+        if thumbnails is not None:
+            thumbnails.close()
     results = list(runner.results)
     if interrupt is not None:
         reached = {id(result.item) for result in results}
