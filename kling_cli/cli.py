@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kling_cli.commands.batch:batch",
         "Run every item of a manifest; re-running it skips what is done and resumes the rest.",
     ),
+    "report": (
+        "kling_cli.commands.report:report",
+        "Build an HTML gallery of batch results from one or more manifests.",
+    ),
     "status": (
         "kling_cli.commands.status:status",
         "Ask the provider where a job stands; with --wait and --download, finish it.",

@@ -156,6 +156,8 @@ class Summary(_Model):
     cost: float
     estimated_cost: float
     manifest: str
+    # The gallery written beside the manifest; None with --no-report.
+    report: str | None
     exit_code: int
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -41,3 +43,56 @@ def test_emulate_runs_the_chosen_providers_code_path(run_cli) -> None:
     assert result.exit_code == 0, result.stderr
     [entry] = result.json()["files"]
     assert (entry["width"], entry["height"]) == (768, 1360)
+
+
+PROVIDERS = [
+    *("aimlapi", "apiinone", "comfy", "fal", "inferencesh"),
+    *("kling", "runware", "unifically", "wavespeed"),
+]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_emulated_images_differ_by_prompt_and_keep_their_size(
+    run_cli, provider: str, tmp_path: Path
+) -> None:
+    """Each image shows what it answers, so two requests differing only in the prompt give
+    different bytes, of the same documented size."""
+    reference = tmp_path / "hero.png"  # fal's and AIML API's endpoints edit references
+    Image.new("RGB", (512, 512), (200, 120, 40)).save(reference)
+    saved = []
+    for prompt in ("a red fox on a snowy ridge", "a grey wolf on a snowy ridge"):
+        refs = ["--ref", str(reference)] if provider in ("fal", "aimlapi") else []
+        result = run_cli(
+            "generate", prompt, "--emulate", "-p", provider, "-a", "1:1", *refs, "--json"
+        )
+        assert result.exit_code == 0, result.stderr
+        [entry] = result.json()["files"]
+        saved.append(entry)
+    first, second = (Path(entry["path"]).read_bytes() for entry in saved)
+    assert first != second
+    for entry in saved:
+        with Image.open(entry["path"]) as image:
+            assert (
+                image.size == OUTPUT_DIMENSIONS[("1k", "1:1")] == (entry["width"], entry["height"])
+            )
+
+
+def test_open_and_reveal_call_the_launcher(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--open opens each saved image once, --reveal shows the folder once (the launcher is
+    the only thing replaced: a test must not open windows)."""
+    import typer
+
+    launched: list[tuple[str, bool]] = []
+
+    def launcher(url: str, wait: bool = False, locate: bool = False) -> int:
+        launched.append((url, locate))
+        return 0
+
+    monkeypatch.setattr(typer, "launch", launcher)
+    result = run_cli("generate", "a red fox", "--emulate", "-n", "3", "--open", "--reveal")
+    assert result.exit_code == 0, result.stderr
+    paths = result.stdout.split()
+    assert launched == [(path, False) for path in paths] + [(paths[0], True)]
+    launched.clear()
+    assert run_cli("generate", "a red fox", "--emulate", "-n", "2").exit_code == 0
+    assert launched == []

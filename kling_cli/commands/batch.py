@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +20,9 @@ from kling_cli.commands.common import (
 )
 from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, versioned
+
+if TYPE_CHECKING:
+    from kling_cli.batch import ItemResult
 
 
 def batch(
@@ -87,6 +91,15 @@ def batch(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate, print each item's requests and the cost; send none."
     ),
+    no_report: bool = typer.Option(
+        False, "--no-report", help="Do not write report.html (a gallery) beside manifest.json."
+    ),
+    summary_md: Path | None = typer.Option(
+        None,
+        "--summary-md",
+        metavar="PATH",
+        help="Append the totals and a table in Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY).",
+    ),
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -133,13 +146,25 @@ def batch(
         return _dry_run(output, plan.planned, config, estimate)
     preflight_batch(plan.planned, output_dir, name, skip_existing=skip_existing)
     progress = Progress(output, len(plan.planned))
+    on_result: Callable[[ItemResult], None] = progress.finished
+    thumbnails = None
+    if not no_report:
+        from kling_cli.report import ThumbnailMaker
+
+        # Made as items end, on a worker thread, so the report at the end only links them.
+        thumbnails = ThumbnailMaker(output_dir)
+
+        def on_result(result: ItemResult) -> None:
+            progress.finished(result)
+            thumbnails.add(result.files)
+
     try:
         results, interrupt = execute_batch(
             config,
             plan,
             emulate=emulate,
             on_start=progress.started,
-            on_result=progress.finished,
+            on_result=on_result,
             on_retry=progress.retrying,
             note=output.note,
             output_dir=output_dir,
@@ -156,8 +181,19 @@ def batch(
         )
     finally:
         progress.close()
+        if thumbnails is not None:
+            thumbnails.close()
     if interrupt is None:
-        return summarize(output, results, output_dir, estimate, max_cost, sharded=shard is not None)
+        return summarize(
+            output,
+            results,
+            output_dir,
+            estimate,
+            max_cost,
+            sharded=shard is not None,
+            report=not no_report,
+            summary_md=summary_md,
+        )
     from kling_cli.errors import InterruptedByUser, signal_number
 
     stopped = InterruptedByUser(
@@ -173,6 +209,8 @@ def batch(
         max_cost,
         interrupted_exit=stopped.exit_code,
         sharded=shard is not None,
+        report=not no_report,
+        summary_md=summary_md,
     )
     if not output.json_mode:
         output.error(stopped)

@@ -98,6 +98,8 @@ def summarize(
     max_cost: float | None,
     interrupted_exit: int | None = None,
     sharded: bool = False,
+    report: bool = False,
+    summary_md: Path | None = None,
 ) -> int:
     """Write `manifest.json`, print the summary (one JSON line with --json) and return the
     exit code: `interrupted_exit` (130, 143, 129) when a signal stopped the run, else 8 for a
@@ -113,6 +115,7 @@ def summarize(
     from kling_cli.run_manifest import write_manifest
 
     manifest = write_manifest(output_dir, [manifest_entry(r) for r in results], keep_others=sharded)
+    report_path = _write_views(output, manifest, report=report, summary_md=summary_md)
     ordered = sorted(results, key=lambda r: r.item.item.line)
     counts = {
         state: sum(r.status == state for r in results)
@@ -142,12 +145,15 @@ def summarize(
                     "cost": round(spent, 6),
                     "estimated_cost": round(estimate, 6),
                     "manifest": str(manifest),
+                    "report": None if report_path is None else str(report_path),
                     "exit_code": int(exit_code),
                 }
             )
         )
         return exit_code
     output.result(str(manifest))
+    if report_path is not None:
+        output.note(f"Report: {report_path}")
     done = sum(r.skip_reason == SKIPPED_DONE for r in results)
     skipped = f"{done} skipped (already done)"
     on_disk = sum(r.skip_reason == SKIPPED_EXISTS for r in results)
@@ -179,3 +185,23 @@ def summarize(
             "submitted was finished. Run again with a higher --max-cost to do the rest."
         )
     return exit_code
+
+
+def _write_views(
+    output: Output, manifest: Path, *, report: bool, summary_md: Path | None
+) -> Path | None:
+    """report.html beside the manifest, and the Markdown summary. The run's outcome is already
+    in the manifest, so a view that cannot be written is a warning, not a failed run."""
+    if not report and summary_md is None:
+        return None
+    from kling_cli.report import REPORT_NAME, append_summary, write_report
+
+    written = None
+    try:
+        if report:
+            written = write_report([manifest], manifest.parent / REPORT_NAME)
+        if summary_md is not None:
+            append_summary([manifest], summary_md)
+    except OSError as exc:
+        output.warn(f"Could not write the report: {exc}")
+    return written

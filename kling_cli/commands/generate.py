@@ -99,6 +99,12 @@ def generate(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the requests that would be sent and the cost; send none."
     ),
+    open_images: bool = typer.Option(
+        False, "--open", help="Open each saved image in the system's image viewer."
+    ),
+    reveal: bool = typer.Option(
+        False, "--reveal", help="Show the saved images' folder in the file manager."
+    ),
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -154,7 +160,19 @@ def generate(
         progress_for=lambda name, task_ids: progress_for(output, name, tasks=len(task_ids)),
         note=output.note,
     )
-    return print_job_result(output, result)
+    exit_code = print_job_result(output, result)
+    launch_saved([saved.path for saved in result.files], open_images=open_images, reveal=reveal)
+    return exit_code
+
+
+def launch_saved(paths: list[Path], *, open_images: bool, reveal: bool) -> None:
+    """--open and --reveal, through the system's launcher (xdg-open, open, start)."""
+    if open_images:
+        for path in paths:
+            typer.launch(str(path))
+    if reveal and paths:
+        # One folder holds them all: show it once, with the first image selected.
+        typer.launch(str(paths[0]), locate=True)
 
 
 def fit_references(references: list[str], output: Output) -> list[str]:

@@ -97,10 +97,11 @@ class AimlApi(ProviderApi[AimlJob]):
         if request.method != "POST":
             return error_reply(405, f"Cannot {request.method} {request.path}")  # inferred: §6
         try:
-            spec, count = _validated(parse_json(request.body))
+            payload = parse_json(request.body)
+            spec, count = _validated(payload)
         except Invalid as invalid:
             return error_reply(400, BODY_VALIDATION_ERROR, invalid.problems)
-        job = AimlJob(issue_images(self.context.images, spec, count, self.provider_id))
+        job = AimlJob(issue_images(self.context.images, spec, count, self.provider_id, payload))
         task = self.tasks.create(
             uuid.uuid4().hex, self.context.settings.latency, self.claim_task_failure(), job
         )

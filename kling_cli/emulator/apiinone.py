@@ -17,6 +17,7 @@ from kling_cli.emulator.dimensions import ASPECT_RATIOS, Tier, pixels
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import ImageSpec, IssuedImage
 from kling_cli.emulator.provider import ProviderApi, ProviderRequest
+from kling_cli.emulator.provider_kit import issue_images
 from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Task
 
@@ -124,12 +125,13 @@ class ApiInOneApi(ProviderApi[ApiInOneJob]):
 
     def _submit(self, request: ProviderRequest) -> Reply:
         try:
-            spec, count = _validated_submission(json.loads(request.body))
+            payload = json.loads(request.body)
+            spec, count = _validated_submission(payload)
         except ValueError:
             return error_reply(400, "Invalid parameters: the body must be JSON", "invalid_request")
         except _Rejected as rejected:
             return error_reply(400, f"Invalid parameters: {rejected.message}", "invalid_request")
-        images = tuple(self.context.images.issue(spec, self.provider_id) for _ in range(count))
+        images = issue_images(self.context.images, spec, count, self.provider_id, payload)
         task_id = uuid.uuid4().hex[:12] + TASK_ID_SUFFIX
         failure = self.claim_failure()
         self.tasks.create(

@@ -244,7 +244,9 @@ class ComfyApi(ProviderApi[KlingJob]):
     def _create(self, order: KlingOrder) -> Task[KlingJob]:
         job = KlingJob(
             order=order,
-            images=issue_images(self.context.images, order.spec, order.n, self.provider_id),
+            images=issue_images(
+                self.context.images, order.spec, order.n, self.provider_id, order.caption
+            ),
             watermarked=(),
         )
         return self.tasks.create(

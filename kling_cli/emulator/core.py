@@ -276,7 +276,7 @@ class Emulator:
             return _text_reply(405, "Method not allowed")
         if image is None:
             return _text_reply(404, "Not found")
-        body = encoded(image.spec)
+        body = encoded(image)
         content_type = CONTENT_TYPES[image.spec.format]
         start = _range_start(incoming.headers.get("range"), len(body))
         if start is None:

@@ -219,7 +219,8 @@ class FalApi(ProviderApi[FalJob]):
                 "type": "file_download_error",
             }
             return detail_reply(422, [problem])
-        job = FalJob(issue_images(self.context.images, spec, count, self.provider_id), sync_mode)
+        images = issue_images(self.context.images, spec, count, self.provider_id, payload)
+        job = FalJob(images, sync_mode)
         request_id = str(uuid.uuid4())
         failure = self.claim_failure()
         self.tasks.create(
@@ -304,7 +305,7 @@ class FalApi(ProviderApi[FalJob]):
 
     def _image(self, image: IssuedImage, task: Task[FalJob]) -> dict[str, Any]:
         """`Image` of §2.2: url plus content_type, file_name, file_size, width, height."""
-        content = encoded(image.spec)
+        content = encoded(image)
         content_type = CONTENT_TYPES[image.spec.format]
         if task.details.sync_mode:
             url = f"data:{content_type};base64,{base64.b64encode(content).decode('ascii')}"

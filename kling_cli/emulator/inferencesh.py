@@ -19,7 +19,7 @@ from enum import IntEnum
 from typing import Any
 
 from kling_cli.emulator.faults import Fault, Phase
-from kling_cli.emulator.images import IssuedImage
+from kling_cli.emulator.images import Caption, IssuedImage
 from kling_cli.emulator.inferencesh_files import FileStore
 from kling_cli.emulator.inferencesh_wire import (
     MAX_PROMPT_LENGTH,
@@ -166,7 +166,8 @@ class InferenceShApi(ProviderApi[InferenceJob]):
         if run.uploaded_image is not None and not self.files.uploaded(run.uploaded_image):
             # inferred: the answer to an unknown or never uploaded file is NOT FOUND.
             raise invalid_input(f"input.image: no uploaded file at {run.uploaded_image}")
-        job = InferenceJob(run, self.context.images.issue(run.spec, self.provider_id))
+        caption = Caption(run.prompt, run.aspect_ratio, str(run.resolution))
+        job = InferenceJob(run, self.context.images.issue(run.spec, self.provider_id, caption))
         failure = self._failure_of(run)
         fault = failure if isinstance(failure, Fault) else None
         task = self.tasks.create(

@@ -221,9 +221,13 @@ class KlingApi(ProviderApi[KlingJob]):
         store = self.context.images
         job = KlingJob(
             order=order,
-            images=issue_images(store, order.spec, order.n, self.provider_id),
+            images=issue_images(store, order.spec, order.n, self.provider_id, order.caption),
             watermarked=issue_images(
-                store, order.spec, order.n if order.watermark else 0, self.provider_id
+                store,
+                order.spec,
+                order.n if order.watermark else 0,
+                self.provider_id,
+                order.caption,
             ),
         )
         task_id = new_task_id()

@@ -14,7 +14,7 @@ from typing import Any
 
 from kling_cli.emulator.body_fields import Fields
 from kling_cli.emulator.dimensions import Tier
-from kling_cli.emulator.images import ImageSpec, ImageStore, IssuedImage
+from kling_cli.emulator.images import Caption, ImageSpec, ImageStore, IssuedImage
 from kling_cli.emulator.provider_kit import (
     data_uri_payload,
     decode_base64,
@@ -79,6 +79,7 @@ class KlingOrder:
     spec: ImageSpec
     external_task_id: str | None
     watermark: bool
+    caption: Caption = Caption()  # noqa: RUF009 (frozen: one shared empty caption is safe)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ def read_order(
             raise Refused(f"image_list[{index}].image: {problem}")
     spec = output_spec(O1_TIERS[resolution], aspect_ratio)  # PNG: the documented URLs end .png
     assert prompt is not None  # required: a missing prompt raised above
-    return KlingOrder(prompt, n, spec, external_task_id, watermark)
+    caption = Caption(prompt, aspect_ratio or "", resolution or "")
+    return KlingOrder(prompt, n, spec, external_task_id, watermark, caption)
 
 
 def _image_list(fields: Fields) -> list[str]:

@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kling_cli.emulator.dimensions import Tier, pixels
-from kling_cli.emulator.images import ImageFormat, ImageSpec, ImageStore, IssuedImage
+from kling_cli.emulator.images import (
+    Caption,
+    ImageFormat,
+    ImageSpec,
+    ImageStore,
+    IssuedImage,
+    caption_of,
+)
 from kling_cli.emulator.tasks import Event, Task
 
 # None of these providers says what "auto" picks; the model chooses from the references,
@@ -70,9 +77,11 @@ def output_spec(tier: Tier, aspect_ratio: str, image_format: ImageFormat = "PNG"
 
 
 def issue_images(
-    store: ImageStore, spec: ImageSpec, count: int, provider: str
+    store: ImageStore, spec: ImageSpec, count: int, provider: str, body: Any = None
 ) -> tuple[IssuedImage, ...]:
-    return tuple(store.issue(spec, provider) for _ in range(count))
+    """`count` images answering `body` (the request's JSON, drawn on each image)."""
+    caption = body if isinstance(body, Caption) else caption_of(body)
+    return tuple(store.issue(spec, provider, caption, index) for index in range(count))
 
 
 def retry_after_seconds(task: Task[Any]) -> str:

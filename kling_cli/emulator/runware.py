@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kling_cli.emulator.faults import Phase
-from kling_cli.emulator.images import CONTENT_TYPES, ImageSpec, IssuedImage, encoded
+from kling_cli.emulator.images import CONTENT_TYPES, ImageSpec, IssuedImage, caption_of, encoded
 from kling_cli.emulator.provider import ProviderApi, ProviderRequest
 from kling_cli.emulator.runware_validation import (
     AUTHENTICATION,
@@ -172,7 +172,13 @@ class RunwareApi(ProviderApi[RunwareJob]):
         spec = ImageSpec(request.width, request.height, request.output_format)
         # "Each result uses a different seed" (seed 002, numberResults).
         seeds = random.sample(_SEED_RANGE, request.number_results)
-        images = tuple((self.context.images.issue(spec, self.provider_id), seed) for seed in seeds)
+        mine = [task for task in original if task.get("taskUUID") == request.task_uuid]
+        caption = caption_of(mine)
+        store = self.context.images
+        images = tuple(
+            (store.issue(spec, self.provider_id, caption, index), seed)
+            for index, seed in enumerate(seeds)
+        )
         job = RunwareJob(request=request, original_tasks=original, images=images)
         return self.tasks.create(
             request.task_uuid, self.context.settings.latency, self.claim_task_failure(), job
@@ -274,7 +280,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
     def _image_output(self, image: IssuedImage, request: InferenceRequest) -> dict[str, str]:
         if request.output_type == "URL":
             return {"imageURL": self.context.images.url(image)}
-        data = base64.b64encode(encoded(image.spec)).decode("ascii")
+        data = base64.b64encode(encoded(image)).decode("ascii")
         if request.output_type == "base64Data":
             return {"imageBase64Data": data}
         return {"imageDataURI": f"data:{CONTENT_TYPES[image.spec.format]};base64,{data}"}

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from kling_cli.emulator.dimensions import ASPECT_RATIOS, Tier, pixels
 from kling_cli.emulator.faults import Phase
-from kling_cli.emulator.images import ImageSpec, IssuedImage
+from kling_cli.emulator.images import ImageSpec, IssuedImage, caption_of
 from kling_cli.emulator.media import MediaStore, form_file
 from kling_cli.emulator.provider import ProviderApi, ProviderRequest
 from kling_cli.emulator.server import Reply, json_reply
@@ -119,7 +119,8 @@ class UnificallyApi(ProviderApi[UnificallyJob]):
             return error_reply(
                 422, f"Invalid parameter: cannot fetch {missing}", "validation_error"
             )
-        job = UnificallyJob(image=self.context.images.issue(spec, self.provider_id))
+        caption = caption_of(payload)
+        job = UnificallyJob(image=self.context.images.issue(spec, self.provider_id, caption))
         task_id = _new_task_id()
         self.tasks.create(task_id, self.context.settings.latency, self.claim_task_failure(), job)
         # Verbatim shape from U-tasks (§1.5).

@@ -136,7 +136,8 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
         missing = self.context.media.first_missing(payload.get("images"))
         if missing is not None:
             return error_reply(400, f"images: cannot download {missing}")  # inferred wording
-        job = WaveSpeedJob(issue_images(self.context.images, spec, count, self.provider_id))
+        images = issue_images(self.context.images, spec, count, self.provider_id, payload)
+        job = WaveSpeedJob(images)
         failure = self.claim_failure()
         task = self.tasks.create(
             uuid.uuid4().hex,

@@ -194,7 +194,9 @@ def test_concurrent_jobs_run_in_parallel(emu: Emulator, runware: Any, http: http
     elapsed = time.monotonic() - started
     assert len({image_uuid for _, image_uuid in results}) == 128
     assert all(size > 100_000 for size, _ in results)
-    assert elapsed < 0.5 * 6, elapsed  # far below 32 sequential latencies
+    # Far below 32 sequential latencies; each image is drawn and encoded for its own request
+    # (a few ms of CPU each, in this process shared with the 32 clients).
+    assert elapsed < 0.5 * 8, elapsed
     assert len(emu.events) == 64
 
 

@@ -1,0 +1,306 @@
+"""A gallery of what batch runs made: `report.html` from one or more `manifest.json` files.
+
+The page must browse offline from a CI artifact zip, so it has no script, no font and no
+link outside its folder: thumbnails are small files next to it (made once; a re-run reuses
+them) and every link is relative. Everything taken from a manifest is escaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from kling_cli.errors import InvalidRequestError
+
+REPORT_NAME = "report.html"
+THUMBS_DIR = "thumbs"
+_THUMB_SIZE = (320, 320)
+_THUMB_QUALITY = 70
+
+
+@dataclass(frozen=True)
+class Totals:
+    succeeded: int
+    failed: int
+    skipped: int
+    images: int
+    spend: float
+
+    @property
+    def items(self) -> int:
+        return self.succeeded + self.failed + self.skipped
+
+
+def read_entries(manifests: Sequence[Path]) -> list[tuple[dict[str, Any], Path]]:
+    """Every item of the manifests (several shards make one list), each with the folder of
+    its manifest, where its relative file paths may also be found."""
+    entries: list[tuple[dict[str, Any], Path]] = []
+    for path in manifests:
+        path = path / "manifest.json" if path.is_dir() else path
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidRequestError(f"{path} does not exist.") from None
+        except (OSError, ValueError) as exc:
+            raise InvalidRequestError(f"{path} is not a readable manifest ({exc}).") from None
+        items = document.get("items") if isinstance(document, dict) else None
+        if not isinstance(items, list):
+            raise InvalidRequestError(f'{path} is not a kling manifest (no "items" list).')
+        entries.extend((item, path.parent) for item in items if isinstance(item, dict))
+    return entries
+
+
+def totals(entries: Iterable[Mapping[str, Any]]) -> Totals:
+    entries = list(entries)
+
+    def count(status: str) -> int:
+        return sum(entry.get("status") == status for entry in entries)
+
+    spend = sum(
+        entry["cost"]
+        for entry in entries
+        if isinstance(entry.get("cost"), int | float) and entry.get("status") != "skipped"
+    )
+    return Totals(
+        succeeded=count("succeeded"),
+        failed=count("failed") + count("interrupted"),
+        skipped=count("skipped"),
+        images=sum(len(entry.get("files") or []) for entry in entries),
+        spend=round(spend, 6),
+    )
+
+
+def write_report(manifests: Sequence[Path], output: Path) -> Path:
+    """Write the gallery for `manifests` to `output`, thumbnails in `thumbs/` beside it."""
+    entries = read_entries(manifests)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    cards = [_card(entry, folder, output.parent) for entry, folder in entries]
+    page = _PAGE.format(
+        header=_header(totals(entry for entry, _ in entries)), cards="\n".join(cards)
+    )
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
+    temporary.write_text(page, encoding="utf-8")
+    temporary.replace(output)
+    return output
+
+
+def summary_markdown(manifests: Sequence[Path]) -> str:
+    """The totals and a compact table, for `$GITHUB_STEP_SUMMARY`."""
+    entries = [entry for entry, _ in read_entries(manifests)]
+    total = totals(entries)
+    lines = [
+        "## kling batch",
+        "",
+        f"**{total.succeeded}** succeeded · **{total.failed}** failed · "
+        f"**{total.skipped}** skipped · **{total.images}** images · spend ${total.spend:.2f}",
+        "",
+        "| id | status | provider | aspect | images | cost | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in entries:
+        request = entry.get("request") or {}
+        note = entry.get("error") or entry.get("skip_reason") or ""
+        cells = [
+            entry.get("id"),
+            entry.get("status"),
+            entry.get("provider"),
+            request.get("aspect_ratio"),
+            len(entry.get("files") or []),
+            _money(entry.get("cost")),
+            note,
+        ]
+        lines.append("| " + " | ".join(_md_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def append_summary(manifests: Sequence[Path], path: Path) -> Path:
+    """Append the Markdown summary to `path`: `$GITHUB_STEP_SUMMARY` collects a step's writes."""
+    text = summary_markdown(manifests)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def _md_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # A pipe would end the cell and a newline the row; markup in a prompt stays text.
+    return escape(" ".join(text.split())).replace("|", "\\|")
+
+
+def _money(value: Any) -> str:
+    return f"${value:.4f}" if isinstance(value, int | float) else "—"
+
+
+def _header(total: Totals) -> str:
+    parts = [
+        ("items", total.items),
+        ("succeeded", total.succeeded),
+        ("failed", total.failed),
+        ("skipped", total.skipped),
+        ("images", total.images),
+        ("spend", f"${total.spend:.2f}"),
+    ]
+    return "".join(
+        f'<div class="total"><span class="n" id="total-{name}">{value}</span>{name}</div>'
+        for name, value in parts
+    )
+
+
+def _card(entry: Mapping[str, Any], folder: Path, report_dir: Path) -> str:
+    request = entry.get("request") or {}
+    status = str(entry.get("status") or "unknown")
+    figures = []
+    for file in entry.get("files") or []:
+        image = _find(str(file.get("path", "")), folder)
+        if image is None:
+            figures.append('<div class="missing">file not found</div>')
+            continue
+        thumb = _thumbnail(image, file, report_dir)
+        target = _relative(image, report_dir)
+        source = _relative(thumb, report_dir) if thumb is not None else target
+        pixels = f"{file.get('width')}x{file.get('height')}"
+        figures.append(
+            f'<figure><a href="{_attr(target)}"><img src="{_attr(source)}" '
+            f'alt="{escape(image.name)}" loading="lazy"></a><figcaption>{escape(pixels)} · '
+            f"{_bytes(file.get('bytes'))}</figcaption></figure>"
+        )
+    facts = [
+        ("provider", entry.get("provider")),
+        ("aspect ratio", request.get("aspect_ratio")),
+        ("resolution", request.get("resolution")),
+        ("cost", _money(entry.get("cost"))),
+        ("job", entry.get("job_id")),
+        ("tasks", ", ".join(str(t) for t in entry.get("task_ids") or [])),
+    ]
+    if entry.get("error"):
+        facts.append(("error", entry["error"]))
+    if entry.get("skip_reason"):
+        facts.append(("skipped", entry["skip_reason"]))
+    rows = "".join(
+        f"<dt>{escape(label)}</dt><dd>{escape(str(value))}</dd>"
+        for label, value in facts
+        if value not in (None, "")
+    )
+    return (
+        f'<article class="card {escape(status)}"><h2>{escape(str(entry.get("id")))} '
+        f'<span class="status">{escape(status)}</span></h2>'
+        f'<div class="images">{"".join(figures)}</div>'
+        f'<p class="prompt">{escape(str(request.get("prompt") or ""))}</p>'
+        f"<dl>{rows}</dl></article>"
+    )
+
+
+class ThumbnailMaker:
+    """Makes the thumbnails of a run's images while the run goes on (on one worker thread:
+    a batch mostly waits on its providers, and Pillow decodes without holding the GIL), so
+    that the report at the end finds them made instead of decoding every image then."""
+
+    def __init__(self, report_dir: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.report_dir = report_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thumbnails")
+
+    def add(self, files: Iterable[Mapping[str, Any]]) -> None:
+        for file in files:
+            self._pool.submit(self._make, dict(file))
+
+    def _make(self, file: Mapping[str, Any]) -> None:
+        image = _find(str(file.get("path", "")), self.report_dir)
+        if image is not None:
+            _thumbnail(image, file, self.report_dir)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def _find(recorded: str, folder: Path) -> Path | None:
+    """A manifest path as recorded (absolute, or relative to where the batch ran), else the
+    same name in the manifest's folder (the artifact was unpacked elsewhere)."""
+    if not recorded:
+        return None
+    path = Path(recorded)
+    for candidate in (path, folder / path.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _thumbnail(image: Path, file: Mapping[str, Any], report_dir: Path) -> Path | None:
+    """A small WebP of the image beside the report, named by the image's hash so that a
+    re-run finds it made already and a changed image gets a new one."""
+    digest = str(file.get("sha256") or "")[:12]
+    if not digest:  # an entry without a hash: the file's place and time stand in for it
+        stat = image.stat()
+        key = f"{image.resolve()}\0{stat.st_mtime_ns}\0{stat.st_size}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    thumb = report_dir / THUMBS_DIR / f"{image.stem}-{digest}.webp"
+    if thumb.is_file():
+        return thumb
+    from PIL import Image  # lazy: only a report with images needs Pillow
+
+    try:
+        with Image.open(image) as picture:
+            picture.thumbnail(_THUMB_SIZE)
+            thumb.parent.mkdir(parents=True, exist_ok=True)
+            partial = thumb.with_name(f".{thumb.name}.{os.getpid()}.part")
+            # method 0: WebP's fastest; its default takes longer than decoding the image.
+            picture.convert("RGB").save(partial, "WEBP", quality=_THUMB_QUALITY, method=0)
+            partial.replace(thumb)
+    except OSError:
+        return None  # unreadable image: the card links to the full image instead
+    return thumb
+
+
+def _relative(path: Path, report_dir: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), report_dir.resolve())).as_posix()
+
+
+def _attr(link: str) -> str:
+    from urllib.parse import quote
+
+    return escape(quote(link), quote=True)
+
+
+def _bytes(value: Any) -> str:
+    if not isinstance(value, int):
+        return "?"
+    return f"{value / 1024:.0f} KB" if value < 1024 * 1024 else f"{value / 1048576:.1f} MB"
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>kling batch report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; background: #f6f6f4; color: #222; }}
+header {{ display: flex; gap: 1rem; flex-wrap: wrap; margin-bottom: 1.5rem; }}
+.total {{ background: #fff; border-radius: 6px; padding: .5rem 1rem; min-width: 5rem; }}
+.total .n {{ display: block; font-size: 1.6rem; font-weight: 600; }}
+main {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
+  gap: 1rem; }}
+.card {{ background: #fff; border-radius: 6px; padding: .8rem; border-top: 4px solid #999; }}
+.card.succeeded {{ border-color: #2a9d4b; }} .card.failed {{ border-color: #c0392b; }}
+.card.skipped {{ border-color: #d4a017; }}
+h2 {{ font-size: 1rem; margin: 0 0 .5rem; word-break: break-all; }}
+.status {{ font-weight: normal; color: #666; font-size: .85rem; }}
+.images {{ display: flex; flex-wrap: wrap; gap: .4rem; }}
+.images img {{ max-width: 180px; max-height: 180px; display: block; }}
+figure {{ margin: 0; }} figcaption {{ font-size: .75rem; color: #666; }}
+.prompt {{ white-space: pre-wrap; font-style: italic; }}
+dl {{ display: grid; grid-template-columns: auto 1fr; gap: .1rem .6rem; font-size: .8rem;
+  margin: 0; }}
+dt {{ color: #666; }} dd {{ margin: 0; word-break: break-all; }}
+</style></head>
+<body><h1>kling batch report</h1>
+<header>{header}</header>
+<main>
+{cards}
+</main></body></html>
+"""
