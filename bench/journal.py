@@ -102,7 +102,7 @@ def time_once(argv: list[str], config_dir: Path, workdir: Path) -> tuple[float, 
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
-def query_ms(config_dir: Path, repeat: int = 200) -> tuple[float, float]:
+def query_ms(config_dir: Path, repeat: int = 25) -> tuple[float, float]:
     """Median ms of the journal calls the commands make, in this process: `recent(20)` (what
     `kling jobs` reads) and `latest()` (`kling status`)."""
     journal = Journal(config_dir / DATABASE_NAME)
@@ -186,7 +186,7 @@ def main() -> None:
         )
         print(table(headers, rows))
         print(f"target: each CPU ratio <= {TARGET_RATIO}x  {verdict(met)}")
-        print("\njournal calls in this process, median of 200 (ms):")
+        print("\njournal calls in this process, median of 25 (ms):")
         rows = []
         for name, where in journals.items():
             recent, latest = query_ms(where)
