@@ -13,6 +13,8 @@ resident sets of the whole process tree are summed every 0.2 s and the peak is s
 
     python bench/batch.py                      # 200 and 1000 items + the baseline (~4 min)
     python bench/batch.py --items 200 --scale-items 0 --no-baseline
+    python bench/batch.py --items 3000 --scale-items 0 --no-baseline --images 1 \
+        --resolution 1k --concurrency 256 --pool-shard 100000   # one pool per client
 
 Targets: wall <= 1.2x ideal; peak RSS <= 150 MB and flat from 200 to 1000 items (peak at
 1000 within 10% of the peak at 200); CPU time reported.
@@ -47,6 +49,7 @@ from _common import (
 
 CONCURRENCY = 32
 IMAGES_PER_ITEM = 4
+RESOLUTION = "2k"
 TARGET_IDEAL_RATIO = 1.2
 TARGET_RSS_MB = 150.0
 FLAT_TOLERANCE = 0.10
@@ -140,6 +143,19 @@ def run_measured(
     return Result(label, items, wall, cpu, peak / 1e6, note, images, process.returncode or 0)
 
 
+# Runs `kling` with another pool shard size (kling_cli.transport.POOL_SHARD_CONNECTIONS), to
+# compare pool shapes in one session; a size >= --concurrency is one pool per client, as
+# before the shards. For experiments only.
+SHARD_SHIM = """
+import sys
+import kling_cli.transport
+kling_cli.transport.POOL_SHARD_CONNECTIONS = int(sys.argv.pop(1))
+from kling_cli.cli import main
+sys.argv[0] = "kling"
+sys.exit(main())
+"""
+
+
 def base_env(origin: str, config_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     for name in list(env):
@@ -157,7 +173,9 @@ def prompts(count: int) -> list[str]:
     return [f"benchmark item {number} a red fox on a snowy ridge" for number in range(count)]
 
 
-def run_batch(origin: str, workdir: Path, items: int, policy: dict[str, float]) -> Result:
+def run_batch(
+    origin: str, workdir: Path, items: int, policy: dict[str, float], pool_shard: int | None
+) -> Result:
     run_dir = workdir / f"batch-{items}"
     run_dir.mkdir()
     manifest = run_dir / "items.jsonl"
@@ -167,8 +185,11 @@ def run_batch(origin: str, workdir: Path, items: int, policy: dict[str, float]) 
     ]
     manifest.write_text("\n".join(lines) + "\n")
     output = run_dir / "out"
-    argv = [*kling_command(policy), "batch", str(manifest), "-p", "runware"]
-    argv += ["-n", str(IMAGES_PER_ITEM), "-R", "2k", "--concurrency", str(CONCURRENCY)]
+    command = kling_command(policy)
+    if pool_shard is not None:
+        command = [sys.executable, "-c", SHARD_SHIM, str(pool_shard)]
+    argv = [*command, "batch", str(manifest), "-p", "runware"]
+    argv += ["-n", str(IMAGES_PER_ITEM), "-R", RESOLUTION, "--concurrency", str(CONCURRENCY)]
     argv += ["-o", str(output)]
     env = base_env(origin, run_dir / "config")
     return run_measured(f"kling batch {items}", argv, env, workdir, items, output)
@@ -181,7 +202,7 @@ def run_xargs(origin: str, workdir: Path, items: int, policy: dict[str, float]) 
     listing.write_text("\n".join(prompts(items)) + "\n")
     output = run_dir / "out"
     generate = [*kling_command(policy), "generate", "{}", "-p", "runware"]
-    generate += ["-n", str(IMAGES_PER_ITEM), "-R", "2k", "-o", str(output)]
+    generate += ["-n", str(IMAGES_PER_ITEM), "-R", RESOLUTION, "-o", str(output)]
     argv = ["xargs", "-a", str(listing), "-d", "\n", "-P", str(CONCURRENCY), "-I{}", *generate]
     env = base_env(origin, run_dir / "config")
     return run_measured(f"xargs -P {CONCURRENCY} generate", argv, env, workdir, items, output)
@@ -194,7 +215,8 @@ def transfer_seconds(origin: str, workdir: Path, images: int) -> float:
     curl = shutil.which("curl")
     if curl is None:
         sys.exit("curl is needed to measure the transfer time: apt-get install -y curl")
-    urls = runware_image_urls(origin, IMAGES_PER_ITEM, 2048, 2048)
+    side = {"1k": 1024, "2k": 2048}[RESOLUTION]
+    urls = runware_image_urls(origin, IMAGES_PER_ITEM, side, side)
     target = workdir / "transfer"
     target.mkdir()
     config = workdir / "transfer.curl"
@@ -225,6 +247,7 @@ def batch_available() -> bool:
 
 
 def main() -> int:
+    global CONCURRENCY, IMAGES_PER_ITEM, RESOLUTION
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--scale-items", type=int, default=1000, help="0: skip the scale run")
@@ -237,12 +260,24 @@ def main() -> int:
         default={},
         help="PollPolicy fields to override, e.g. max_interval=0.5 (experiments only)",
     )
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--images", type=int, default=IMAGES_PER_ITEM, help="-n per item")
+    parser.add_argument("--resolution", choices=("1k", "2k"), default="2k")
+    parser.add_argument(
+        "--pool-shard",
+        type=int,
+        default=None,
+        help="connections per HTTP pool in kling (experiments; >= concurrency: one pool)",
+    )
     options = parser.parse_args()
+    CONCURRENCY, IMAGES_PER_ITEM = options.concurrency, options.images
+    RESOLUTION = options.resolution
     banner(
-        f"batch throughput: {options.items} items x {IMAGES_PER_ITEM} images at 2K, "
+        f"batch throughput: {options.items} items x {IMAGES_PER_ITEM} images at {RESOLUTION}, "
         f"concurrency {CONCURRENCY}, emulator latency {options.latency:g} s"
     )
     print(f"# poll policy: {describe_policy(options.poll_policy)}")
+    print(f"# pool shard: {options.pool_shard or 'default'}")
     has_batch = batch_available()
     if not has_batch:
         print("# `kling batch` does not exist yet: batch figures are PENDING; baseline only")
@@ -260,7 +295,9 @@ def main() -> int:
             ideals[items] = (waves * options.latency + transfer, transfer)
         if has_batch:
             for items in sizes:
-                results.append(run_batch(origin, workdir, items, options.poll_policy))
+                results.append(
+                    run_batch(origin, workdir, items, options.poll_policy, options.pool_shard)
+                )
                 control_reset(origin)
         if not options.no_baseline:
             results.append(run_xargs(origin, workdir, options.items, options.poll_policy))
@@ -276,12 +313,13 @@ def main() -> int:
                 f"{ideal:.1f} ({transfer:.1f})",
                 f"{result.wall / ideal:.2f}x",
                 f"{result.cpu:.1f}",
+                f"{result.cpu / result.items * 1000:.1f}",
                 f"{result.peak_rss_mb:.0f}",
                 result.rss_note,
             ]
         )
     headers = ["run", "items", "images", "wall s", "ideal s (transfer)", "wall/ideal"]
-    headers += ["CPU s", "peak RSS MB", "RSS measured by"]
+    headers += ["CPU s", "CPU ms/item", "peak RSS MB", "RSS measured by"]
     print(table(headers, rows))
     batches = [r for r in results if r.label.startswith("kling batch")]
     baseline = next((r for r in results if r.label.startswith("xargs")), None)

@@ -4,7 +4,8 @@ never does), the per-run upload cache, and how requests are shown and where keys
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import math
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,12 @@ from kling_cli.urls import is_credential_header
 USER_AGENT = f"kling-cli/{__version__}"
 # Every request has explicit connect, read, write and pool timeouts.
 REQUEST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# httpcore 1.0.x walks every pooled connection, for every pooled connection, each time a
+# request starts or ends (`AsyncConnectionPool._assign_requests_to_connections`): CPU per
+# request grows with the square of the pool's size, and `--concurrency 256` spent most of its
+# time there. Pools of at most this many connections side by side keep that small at any
+# concurrency (bench/README.md, "HTTP pools").
+POOL_SHARD_CONNECTIONS = 8
 
 
 def describe_request(request: HttpRequest) -> dict[str, Any]:
@@ -57,6 +64,70 @@ class UploadCache:
             del self._uploads[key]
 
 
+class _Release(httpx.AsyncByteStream):
+    """A response body that tells its pool's shard, once, when it is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """`max_connections` spread over pools of at most `shard_size` connections each; a request
+    goes to the pool with the fewest responses open (ties: the first), so connections are
+    reused as in one pool and none waits while another pool has room."""
+
+    def __init__(self, max_connections: int, shard_size: int = POOL_SHARD_CONNECTIONS) -> None:
+        count = max(1, math.ceil(max_connections / max(shard_size, 1)))
+        per_shard = math.ceil(max_connections / count)
+        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+        ssl_context = httpx.create_ssl_context()  # one for all: each costs milliseconds
+        self._shards = [
+            httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits) for _ in range(count)
+        ]
+        self._open = [0] * count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        index = self._open.index(min(self._open))
+        self._open[index] += 1
+        try:
+            response = await self._shards[index].handle_async_request(request)
+        except BaseException:
+            self._open[index] -= 1
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Release(response.stream, lambda: self._done(index))
+        return response
+
+    def _done(self, index: int) -> None:
+        self._open[index] -= 1
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.aclose()
+
+
+def _transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    if max_connections <= POOL_SHARD_CONNECTIONS:
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        return httpx.AsyncHTTPTransport(limits=limits)
+    return ShardedTransport(max_connections)
+
+
 @dataclass
 class HttpClients:
     """What the engines of a run share (a batch has one per provider): two HTTP clients, one
@@ -72,16 +143,21 @@ class HttpClients:
     def create(
         cls, max_connections: int = 32, timeout: httpx.Timeout = REQUEST_TIMEOUT
     ) -> HttpClients:
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
+        """Two clients of `max_connections` connections each (in pools of at most
+        POOL_SHARD_CONNECTIONS); `timeout` in seconds per phase. Opens no connection."""
         headers = {"User-Agent": USER_AGENT}
         return cls(
             api=httpx.AsyncClient(
-                timeout=timeout, headers=headers, limits=limits, follow_redirects=False
+                timeout=timeout,
+                headers=headers,
+                transport=_transport(max_connections),
+                follow_redirects=False,
             ),
             downloads=httpx.AsyncClient(
-                timeout=timeout, headers=headers, limits=limits, follow_redirects=True
+                timeout=timeout,
+                headers=headers,
+                transport=_transport(max_connections),
+                follow_redirects=True,
             ),
         )
 

@@ -124,3 +124,49 @@ def show_job(
         for out in task["outputs"]:
             output.result(f"  {out['path'] or out['url']}")
     return ExitCode.OK
+
+
+@app.command("prune")
+def prune_jobs(
+    ctx: typer.Context,
+    before: str = typer.Option(
+        ...,
+        "--before",
+        metavar="DATE",
+        help="Remove finished jobs created before this local date or time (2026-11-01, "
+        "2026-11-01T18:00).",
+    ),
+    vacuum: bool | None = typer.Option(
+        None,
+        "--vacuum/--no-vacuum",
+        help="Compact the journal afterwards [default: when a quarter of it is free].",
+        show_default=False,
+    ),
+    as_json: bool = JSON_OPTION,
+) -> int:
+    """Forget finished jobs; unfinished ones (that could still cost or deliver) always stay."""
+    from kling_cli.jobs.prune import prune
+    from kling_cli.jobs.record import open_journal
+
+    try:
+        cutoff = datetime.fromisoformat(before)
+    except ValueError:
+        raise InvalidRequestError(
+            f"--before {before!r} is not a date; write it as 2026-11-01 or 2026-11-01T18:00."
+        ) from None
+    output: Output = ctx.obj
+    journal = open_journal()
+    try:
+        result = prune(journal, cutoff.timestamp(), vacuum=vacuum)
+    finally:
+        journal.close()
+    if output.json_mode:
+        output.emit_json({"prune": {"before": cutoff.isoformat(), **vars(result)}})
+        return ExitCode.OK
+    freed = max(result.bytes_before - result.bytes_after, 0)
+    output.result(f"Removed {result.removed} finished job(s) created before {before}.")
+    if result.kept_unfinished:
+        output.result(f"Kept {result.kept_unfinished} older job(s) that are not finished.")
+    if result.vacuumed:
+        output.result(f"Compacted the journal: {freed / 1e6:.1f} MB freed.")
+    return ExitCode.OK
