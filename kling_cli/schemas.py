@@ -180,6 +180,20 @@ class JobsList(_Model):
     jobs: list[ListedJob]
 
 
+class PruneCounts(_Model):
+    before: str  # the date given, ISO 8601
+    removed: int
+    kept_unfinished: int
+    bytes_before: int
+    bytes_after: int
+    vacuumed: bool
+
+
+class JobsPrune(_Model):
+    schema_version: Literal[1]
+    prune: PruneCounts
+
+
 class RecordedOutput(_Model):
     url: str
     path: str | None
@@ -280,6 +294,7 @@ OUTPUTS: dict[str, Any] = {
     "batch merge": BatchMerge | Envelope,
     "jobs": JobsList | Envelope,
     "jobs show": JobShow | Envelope,
+    "jobs prune": JobsPrune | Envelope,
     "providers": ProvidersList | Envelope,
     "providers show": ProviderShow | Envelope,
     "config list": ConfigList | Envelope,

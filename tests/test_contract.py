@@ -71,6 +71,8 @@ def test_every_command_and_error_validates_against_its_schema(
     run("jobs", "jobs", "--state", "nope")
     run("jobs show", "jobs", "show", job_id)
     run("jobs show", "jobs", "show", "no-such-job")
+    run("jobs prune", "jobs", "prune", "--before", "2000-01-01")
+    run("jobs prune", "jobs", "prune", "--before", "not-a-date")
     run("batch", "batch", str(manifest), *emulated, "-o", "out")
     run("batch", "batch", str(manifest), *emulated, "-o", "out", "--dry-run")
     run("batch", "batch", str(tmp_path / "missing.jsonl"), *emulated)

@@ -161,7 +161,7 @@ def prune_jobs(
     finally:
         journal.close()
     if output.json_mode:
-        output.emit_json({"prune": {"before": cutoff.isoformat(), **vars(result)}})
+        output.emit_json(versioned(prune={"before": cutoff.isoformat(), **vars(result)}))
         return ExitCode.OK
     freed = max(result.bytes_before - result.bytes_after, 0)
     output.result(f"Removed {result.removed} finished job(s) created before {before}.")
