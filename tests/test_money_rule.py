@@ -376,28 +376,6 @@ def test_job_ids_drawn_twice_are_drawn_again(
     assert len(set(ids)) == 90
 
 
-def test_a_format_spec_in_the_name_works_in_generate_and_status(use_emulator: Emulator) -> None:
-    made = run(
-        "generate",
-        "a red fox",
-        "-p",
-        "unifically",
-        "-n",
-        "2",
-        "--name",
-        "{slug}-{index:02d}",
-        "--no-wait",
-        "--json",
-    )
-    assert made.returncode == 0, made.stderr
-    job_id = json.loads(made.stdout)["job"]["id"]
-    finished = run("status", job_id, "--wait", "--download", "--json")
-    assert finished.returncode == 0, finished.stderr
-    names = sorted(p.name for p in Path("kling-output").glob("*.png"))
-    assert names == ["a-red-fox-01.png", "a-red-fox-02.png"]
-    assert all(Path(f"kling-output/{name}.json").exists() for name in names)
-
-
 def test_a_part_file_left_by_a_killed_kling_is_removed_by_the_next_download(
     use_emulator: Emulator,
 ) -> None:

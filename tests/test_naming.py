@@ -178,6 +178,10 @@ def test_format_specs_work_when_a_job_is_resumed(run_cli, use_emulator: Emulator
         "a-red-fox-01.png",
         "a-red-fox-02.png",
     ]
+    # Images a resume saves get their sidecar like any other.
+    assert all(
+        Path(f"out/{name}.json").exists() for name in ("a-red-fox-01.png", "a-red-fox-02.png")
+    )
 
 
 @pytest.mark.parametrize(

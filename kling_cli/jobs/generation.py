@@ -38,6 +38,21 @@ def with_default_aspect(
 
 
 @contextmanager
+def _progress(
+    progress_for: ProgressFor | None, provider_name: str, tasks: list[str | None]
+) -> Iterator[ProgressListener | None]:
+    """The caller's progress display for the job, closed (a spinner stopped) however the job
+    ends."""
+    progress = progress_for(provider_name, tasks) if progress_for else None
+    try:
+        yield progress
+    finally:
+        close = getattr(progress, "close", None)
+        if close is not None:
+            close()
+
+
+@contextmanager
 def _prepared(
     config: ConfigFile,
     provider_id: str | None,
@@ -89,13 +104,8 @@ def generate_job(
         tasks: list[str | None] = [None] * len(
             request.split(session.provider.capabilities.max_images)
         )
-        progress = progress_for(session.provider.name, tasks) if progress_for else None
-        try:
+        with _progress(progress_for, session.provider.name, tasks) as progress:
             return run_job(session, journal, request, options, progress=progress)
-        finally:
-            close = getattr(progress, "close", None)
-            if close is not None:
-                close()
 
 
 async def agenerate_job(
@@ -182,15 +192,10 @@ def job_status(
                 name_template=job.name_template or DEFAULT_TEMPLATE,
             )
             task_ids = [task.task_id for task in job.tasks]
-            progress = progress_for(session.provider.name, task_ids) if progress_for else None
-            try:
+            with _progress(progress_for, session.provider.name, task_ids) as progress:
                 result = resume_job(
                     session, journal, job, options, download=download, progress=progress
                 )
-            finally:
-                close = getattr(progress, "close", None)
-                if close is not None:
-                    close()
             final = result.record or journal.job(job.id) or job
             reason = incomplete(final) if wait and result.error is None else None
             if reason is not None:
