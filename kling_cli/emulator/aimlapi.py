@@ -90,7 +90,7 @@ class AimlApi(ProviderApi[AimlJob]):
         return error_reply(status, "Internal server error")  # inferred: providers-others.md §6
 
     def handle(self, request: ProviderRequest) -> Reply:
-        if request.bearer_token() != self.context.settings.api_key:
+        if request.bearer_token() != self.api_key:
             return error_reply(401, "Invalid API key")  # inferred text: providers-others.md §6
         if request.path != GENERATIONS_PATH:
             return error_reply(404, f"Cannot {request.method} {request.path}")
