@@ -52,8 +52,20 @@ class ExistingImage(_Model):
     skipped: Literal[True]
 
 
+class Attempt(_Model):
+    """One provider a routed job (`-p a,b,c`, `-p auto`) was sent to: `outcome` is a refusal
+    that created nothing (`never_sent`, `key_rejected`, `out_of_credits`, `rate_limited`,
+    `refused`) or the state the job ended in there; `job_id` the journal job of that attempt."""
+
+    provider: str
+    outcome: str
+    error: str | None
+    job_id: str
+
+
 class JobSummary(_Model):
-    """`cost` in USD as the provider reported it; null when unknown or emulated."""
+    """`cost` in USD as the provider reported it; null when unknown or emulated. `attempts`:
+    only for a job routed over several providers, each provider it was sent to, in order."""
 
     id: str
     provider: str
@@ -62,6 +74,7 @@ class JobSummary(_Model):
     task_ids: list[str]
     cost: float | None
     emulated: bool
+    attempts: list[Attempt] | None = None
 
 
 class TaskStatus(_Model):

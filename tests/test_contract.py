@@ -59,6 +59,9 @@ def test_every_command_and_error_validates_against_its_schema(
 
     run("generate", "generate", "a red fox", *emulated, "--name", "fox")
     run("generate", "generate", "a red fox", *emulated, "--name", "fox", "--skip-existing")
+    # Routed over two providers: the job carries its attempts.
+    [routed] = run("generate", "generate", "a hare", "-p", "runware,unifically", "-a", "1:1")
+    assert [attempt["provider"] for attempt in routed["job"]["attempts"]] == ["runware"]
     [submitted] = run("generate", "generate", "an owl", *emulated, "--no-wait")
     run("generate", "generate", "a red fox", "-p", "runware", "--dry-run")
     run("generate", "generate", "", *emulated)  # invalid: exit 2
@@ -70,6 +73,7 @@ def test_every_command_and_error_validates_against_its_schema(
     run("jobs", "jobs")
     run("jobs", "jobs", "--state", "nope")
     run("jobs show", "jobs", "show", job_id)
+    run("jobs show", "jobs", "show", routed["job"]["id"])
     run("jobs show", "jobs", "show", "no-such-job")
     run("jobs prune", "jobs", "prune", "--before", "2000-01-01")
     run("jobs prune", "jobs", "prune", "--before", "not-a-date")

@@ -75,12 +75,14 @@ def show_job(
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Show one job as recorded: request, tasks, images (no network call)."""
+    from kling_cli.attempts import attempts_of
     from kling_cli.jobs.record import open_journal
 
     output: Output = ctx.obj
     journal = open_journal()
     try:
         job = journal.find(job_id)
+        attempts = attempts_of(journal, job.id) if job is not None else []
     finally:
         journal.close()
     if job is None:
@@ -107,6 +109,7 @@ def show_job(
                     "emulated": job.emulated,
                     "error": job.error,
                     "tasks": tasks,
+                    **({"attempts": [a.to_json() for a in attempts]} if attempts else {}),
                 }
             )
         )
@@ -123,6 +126,11 @@ def show_job(
         output.result(f"task      {task['task_id'] or task['client_task_id']}: {task['state']}")
         for out in task["outputs"]:
             output.result(f"  {out['path'] or out['url']}")
+    for number, attempt in enumerate(attempts, start=1):
+        why = f": {attempt.error}" if attempt.error else ""
+        output.result(
+            f"attempt   {number}. {attempt.provider} {attempt.outcome}{why} (job {attempt.job_id})"
+        )
     return ExitCode.OK
 
 

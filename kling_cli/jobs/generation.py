@@ -13,28 +13,21 @@ from kling_cli.jobs.life import JobLife, JobOptions, JobResult
 from kling_cli.jobs.preflight import preflight
 from kling_cli.jobs.record import open_journal
 from kling_cli.jobs.run import run_job, run_job_async
+from kling_cli.routing import with_default_aspect
+
+__all__ = ["agenerate_job", "generate_job", "job_status", "with_default_aspect"]
 
 if TYPE_CHECKING:
+    from kling_cli.attempts import Attempt
     from kling_cli.config import ConfigFile
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal
-    from kling_cli.providers.base import Provider
     from kling_cli.request import GenerationRequest
     from kling_cli.session import Notify, ProviderSession
 
 # Progress display for a job: the provider's name, and the job's tasks in order (a new job's
 # are not known yet: None for each).
 ProgressFor = Callable[[str, list["str | None"]], "ProgressListener | None"]
-
-
-def with_default_aspect(
-    request: GenerationRequest, provider: Provider, aspect_unset: bool
-) -> GenerationRequest:
-    """Our default with references is `auto`; where a provider has none, the one ratio every
-    provider accepts."""
-    if aspect_unset and "auto" not in provider.capabilities.aspect_ratios:
-        return request.model_copy(update={"aspect_ratio": "1:1"})
-    return request
 
 
 @contextmanager
@@ -91,7 +84,14 @@ def generate_job(
 ) -> JobResult:
     """Run one generation in its own event loop. Raises before paying (bad input, no key, an
     unwritable output directory or journal); after the submit, the outcome, error included,
-    is on the returned result."""
+    is on the returned result. Several providers (`a,b,c`, `auto`): see `_routed`."""
+    from kling_cli.routing import plan_route, requested
+
+    ids = requested(provider_id, config)
+    if ids is not None and (len(ids) > 1 or ids == ["auto"]):
+        route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+        chosen = [choice.provider.id for choice in route.order]
+        return _routed(config, chosen, request, options, emulate, aspect_unset, progress_for, note)
     with _prepared(
         config,
         provider_id,
@@ -106,6 +106,52 @@ def generate_job(
         )
         with _progress(progress_for, session.provider.name, tasks) as progress:
             return run_job(session, journal, request, options, progress=progress)
+
+
+def _routed(
+    config: ConfigFile,
+    order: list[str],
+    request: GenerationRequest,
+    options: JobOptions,
+    emulate: bool,
+    aspect_unset: bool,
+    progress_for: ProgressFor | None,
+    note: Notify,
+) -> JobResult:
+    """Failover: the job goes to each provider of `order` in turn, and on to the next only
+    when the last one's refusal proves it created nothing and charged nothing
+    (`kling_cli.resend.refusal`); after any other outcome it stays where it is, recorded and
+    resumable there. Every attempt is recorded with the job that made it."""
+    from kling_cli.session import open_sessions
+
+    journal = open_journal()
+    try:
+        with open_sessions(order, emulate=emulate, config=config, note=note) as sessions:
+            attempts: list[Attempt] = []
+            for number, provider_id in enumerate(order):
+                session = sessions[provider_id]
+                shaped = with_default_aspect(request, session.provider, aspect_unset)
+                if number == 0:
+                    preflight(options, shaped, journal=journal, emulated=session.emulated)
+                tasks: list[str | None] = [None] * len(
+                    shaped.split(session.provider.capabilities.max_images)
+                )
+                with _progress(progress_for, session.provider.name, tasks) as progress:
+                    result = run_job(
+                        session, journal, shaped, options, progress=progress, attempts=attempts
+                    )
+                if result.refusal is None or number + 1 == len(order):
+                    return result
+                attempts = result.attempts
+                following = sessions[order[number + 1]].provider.name
+                reason = result.error.message if result.error else result.refusal.value
+                note(
+                    f"{session.provider.name} created nothing and charged nothing ({reason}); "
+                    f"trying {following}."
+                )
+            raise AssertionError("unreachable: the last provider's result is returned")
+    finally:
+        journal.close()
 
 
 async def agenerate_job(
