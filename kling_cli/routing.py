@@ -95,11 +95,12 @@ def plan_route(
     *,
     emulate: bool,
     aspect_unset: bool,
+    strict: bool = True,
 ) -> Route:
     """The order to try `ids` in (or, for `auto`, the providers with a key, under `emulate`
-    every provider, cheapest first; equal prices keep the catalog's order). Raises
-    `InvalidRequestError` when none can serve the request, naming why for each, and
-    `ConfigError` when `auto` finds no key at all."""
+    every provider, cheapest first; equal prices keep the catalog's order), and every provider
+    considered. `strict`: raise `InvalidRequestError` when none can serve the request, naming
+    why for each, and `ConfigError` when none has a key."""
     from kling_cli.config import resolve_key
 
     auto = ids == [AUTO]
@@ -110,27 +111,26 @@ def plan_route(
         has_key = emulate or resolve_key(provider, config, check=False) is not None
         choice = _choice(provider, request, has_key, aspect_unset)
         if len(names) > 1 and not has_key and choice.can_serve:
-            # Of several named, one without a key is passed over, as one that cannot serve.
-            choice = Choice(provider, choice.cost, has_key, f"no API key is set for {provider.id}.")
+            # Of several, one without a key is passed over, as one that cannot serve.
+            choice = Choice(provider, choice.cost, has_key, "no API key is set.")
         considered.append(choice)
     if auto:
-        considered = [choice for choice in considered if choice.has_key]
-        if not considered:
-            raise ConfigError(
-                "-p auto chooses among the providers with a key, and none has one.",
-                hint="Store keys with `kling config set-key <id>`, or add --emulate.",
-            )
         considered.sort(key=lambda choice: choice.cost)
     order = [choice for choice in considered if choice.can_serve]
-    if not order and len(names) > 1 and not any(choice.has_key for choice in considered):
-        raise ConfigError(
-            f"No API key is set for any of {', '.join(names)}.",
-            hint="Store one with `kling config set-key <id>`, or add --emulate.",
+    route = Route(order, considered, auto=auto, routed=auto or len(ids) > 1)
+    if strict and len(names) > 1 and not any(choice.has_key for choice in considered):
+        what = (
+            "-p auto chooses among the providers with a key, and none has one."
+            if auto
+            else (f"No API key is set for any of {', '.join(names)}.")
         )
-    if not order:
-        reasons = " ".join(f"{c.provider.name}: {c.unable}" for c in considered)
+        raise ConfigError(
+            what, hint="Store keys with `kling config set-key <id>`, or add --emulate."
+        )
+    if strict and not order:
+        reasons = " ".join(f"{c.provider.name}: {c.unable}" for c in considered if c.has_key)
         raise InvalidRequestError(f"No provider asked for can serve this request. {reasons}")
-    return Route(order, considered, auto=auto, routed=auto or len(ids) > 1)
+    return route
 
 
 def with_default_aspect(
@@ -158,8 +158,8 @@ def _choice(
 
 
 def describe_route(route: Route) -> list[dict[str, object]]:
-    """Every provider considered, in the order it would be tried (those that cannot serve
-    the request last), for `--dry-run` and `kling providers route`."""
+    """Every provider considered: those it would try, in order, then those that cannot serve
+    the request and why, for `--dry-run` and `kling providers route`."""
     rows: list[dict[str, object]] = []
     position = {id(choice): n for n, choice in enumerate(route.order, start=1)}
     for choice in [*route.order, *(c for c in route.considered if not c.can_serve)]:
@@ -174,3 +174,19 @@ def describe_route(route: Route) -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+def explain_auto(route: Route) -> str:
+    """Why `-p auto` chose what it chose, in one line: the choice and its cost, the failover
+    order, and the providers with a key that cannot serve the request."""
+    first = route.first
+    text = (
+        f"-p auto: {first.provider.name} (${first.cost:.4f}), the cheapest provider with a key "
+        "that can serve this request"
+    )
+    if len(route.order) > 1:
+        text += "; then " + ", ".join(choice.provider.id for choice in route.order[1:])
+    unable = [c for c in route.considered if c.has_key and not c.can_serve]
+    if unable:
+        text += ". Cannot: " + " ".join(f"{c.provider.id}: {c.unable}" for c in unable)
+    return text if text.endswith(".") else text + "."

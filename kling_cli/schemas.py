@@ -111,12 +111,35 @@ class RequestPreview(_Model):
     body: Any
 
 
+class RouteEntry(_Model):
+    """A provider considered for a request: `order` in which a run tries it (null: it cannot
+    serve the request, `unable` says why), and its estimated cost in USD."""
+
+    provider: str
+    name: str
+    order: int | None
+    estimated_cost: float
+    key_configured: bool
+    unable: str | None
+
+
 class DryRun(Envelope):
+    """`route`: only with several providers (`-p a,b,c`, `-p auto`): the failover order."""
+
     dry_run: Literal[True]
     provider: str
     key_configured: bool
     requests: list[RequestPreview]
     estimated_cost: float
+    route: list[RouteEntry] | None = None
+
+
+class ProvidersRoute(_Model):
+    """`kling providers route`: the provider a run would choose (null: none can serve)."""
+
+    schema_version: Literal[1]
+    chosen: str | None
+    route: list[RouteEntry]
 
 
 class BatchDryRunItem(_Model):
@@ -310,6 +333,7 @@ OUTPUTS: dict[str, Any] = {
     "jobs prune": JobsPrune | Envelope,
     "providers": ProvidersList | Envelope,
     "providers show": ProviderShow | Envelope,
+    "providers route": ProvidersRoute | Envelope,
     "config list": ConfigList | Envelope,
 }
 

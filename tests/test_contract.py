@@ -64,6 +64,7 @@ def test_every_command_and_error_validates_against_its_schema(
     assert [attempt["provider"] for attempt in routed["job"]["attempts"]] == ["runware"]
     [submitted] = run("generate", "generate", "an owl", *emulated, "--no-wait")
     run("generate", "generate", "a red fox", "-p", "runware", "--dry-run")
+    run("generate", "generate", "a red fox", "-p", "auto", "--dry-run")
     run("generate", "generate", "", *emulated)  # invalid: exit 2
     run("generate", "generate", "a red fox", "-p", "nope")  # unknown provider
     job_id = submitted["job"]["id"]
@@ -85,6 +86,8 @@ def test_every_command_and_error_validates_against_its_schema(
     run("providers", "providers")
     run("providers show", "providers", "show", "runware")
     run("providers show", "providers", "show", "nope")
+    run("providers route", "providers", "route", "a red fox", "-a", "16:9")
+    run("providers route", "providers", "route", "a red fox", "-p", "nope")
     run("config list", "config", "list")
     config_file = Path(
         subprocess.run(

@@ -215,12 +215,20 @@ def _dry_run(
     aspect_unset: bool,
     emulate: bool,
 ) -> int:
-    """The provider is chosen exactly as a real run would choose it."""
+    """The provider is chosen exactly as a real run would choose it; with several
+    (`-p a,b,c`, `-p auto`), the first a run would try, and the order it would fail over in."""
     from kling_cli.jobs.generation import with_default_aspect
     from kling_cli.jobs.preview import estimated_cost, preview
+    from kling_cli.routing import describe_route, plan_route, requested
     from kling_cli.session import choose_provider, dry_run_endpoint
 
-    provider = config.registry.lookup(choose_provider(provider_id, config, emulate=emulate))
+    ids = requested(provider_id, config)
+    route = None
+    if ids is not None and (len(ids) > 1 or ids == ["auto"]):
+        route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+        provider = route.first.provider
+    else:
+        provider = config.registry.lookup(choose_provider(provider_id, config, emulate=emulate))
     request = with_default_aspect(request, provider, aspect_unset)
     provider.check_request(request)
     endpoint, has_key = dry_run_endpoint(provider, config)
@@ -235,6 +243,7 @@ def _dry_run(
                 "key_configured": has_key,
                 "requests": requests,
                 "estimated_cost": round(cost, 6),
+                **({"route": describe_route(route)} if route else {}),
             }
         )
         return ExitCode.OK
@@ -253,4 +262,10 @@ def _dry_run(
     )
     if not has_key and not emulate:
         output.warn(f"No key is set for {provider.name}; a real run would stop here (exit 4).")
+    for row in describe_route(route) if route else []:
+        if route and route.auto and not row["key_configured"]:
+            continue  # -p auto never considers a provider without a key
+        where = f"{row['order']}." if row["order"] else "skipped:"
+        why = f" {row['unable']}" if row["unable"] else f" (${row['estimated_cost']:.4f})"
+        output.note(f"Route {where} {row['provider']}{why}")
     return ExitCode.OK

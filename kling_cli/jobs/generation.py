@@ -13,7 +13,7 @@ from kling_cli.jobs.life import JobLife, JobOptions, JobResult
 from kling_cli.jobs.preflight import preflight
 from kling_cli.jobs.record import open_journal
 from kling_cli.jobs.run import run_job, run_job_async
-from kling_cli.routing import with_default_aspect
+from kling_cli.routing import explain_auto, with_default_aspect
 
 __all__ = ["agenerate_job", "generate_job", "job_status", "with_default_aspect"]
 
@@ -90,6 +90,8 @@ def generate_job(
     ids = requested(provider_id, config)
     if ids is not None and (len(ids) > 1 or ids == ["auto"]):
         route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+        if route.auto:
+            note(explain_auto(route))
         chosen = [choice.provider.id for choice in route.order]
         return _routed(config, chosen, request, options, emulate, aspect_unset, progress_for, note)
     with _prepared(
