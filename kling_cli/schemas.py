@@ -156,7 +156,9 @@ class BatchDryRun(Envelope):
 
 
 class ManifestEntry(_Model):
-    """One batch item, as `manifest.json` records it. `request` is the validated request."""
+    """One batch item, as `manifest.json` records it. `request` is the validated request;
+    `provider` the one that made it; `attempts` (a batch spread over several providers
+    only): each provider it was sent to, in order."""
 
     id: str
     line: int
@@ -169,6 +171,7 @@ class ManifestEntry(_Model):
     cost: float | None
     error: str | None
     skip_reason: str | None
+    attempts: list[Attempt] | None = None
 
 
 class BatchItemLine(_Model):
