@@ -176,3 +176,23 @@ def test_every_provider_refusing_ends_with_the_last_refusal(use_emulator: Emulat
         ("unifically", "key_rejected"),
     ]
     assert created(use_emulator) == {}
+
+
+def test_the_python_api_fails_over_too(use_emulator: Emulator) -> None:
+    import asyncio
+
+    import kling_cli
+
+    use_emulator.out_of_credits_after("runware", 0)
+    job = kling_cli.generate("a red fox", provider="runware,unifically", aspect_ratio="1:1")
+    assert job.provider == "unifically" and job.images
+    assert [(a.provider, a.outcome) for a in job.attempts] == [
+        ("runware", "out_of_credits"),
+        ("unifically", "succeeded"),
+    ]
+    awaited = asyncio.run(
+        kling_cli.agenerate("a red fox", provider="runware,unifically", aspect_ratio="1:1")
+    )
+    assert awaited.provider == "unifically"
+    assert [a.provider for a in awaited.attempts] == ["runware", "unifically"]
+    assert created(use_emulator) == {"unifically": 2}

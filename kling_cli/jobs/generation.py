@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kling_cli.jobs.life import JobLife, JobOptions, JobResult
 from kling_cli.jobs.preflight import preflight
@@ -142,15 +142,61 @@ def _routed(
                     result = run_job(
                         session, journal, shaped, options, progress=progress, attempts=attempts
                     )
-                if result.refusal is None or number + 1 == len(order):
+                if not _moves_on(result, order, number, sessions, note):
                     return result
                 attempts = result.attempts
-                following = sessions[order[number + 1]].provider.name
-                reason = result.error.message if result.error else result.refusal.value
-                note(
-                    f"{session.provider.name} created nothing and charged nothing ({reason}); "
-                    f"trying {following}."
+            raise AssertionError("unreachable: the last provider's result is returned")
+    finally:
+        journal.close()
+
+
+def _moves_on(
+    result: JobResult, order: list[str], number: int, sessions: dict[str, Any], note: Notify
+) -> bool:
+    """Whether a routed job goes on from provider `number` of `order` to the next: only
+    after a refusal that proves nothing was created, and never past the last."""
+    if result.refusal is None or number + 1 == len(order):
+        return False
+    name, following = (sessions[order[n]].provider.name for n in (number, number + 1))
+    reason = result.error.message if result.error else result.refusal.value
+    note(f"{name} created nothing and charged nothing ({reason}); trying {following}.")
+    return True
+
+
+async def _routed_async(
+    config: ConfigFile,
+    order: list[str],
+    request: GenerationRequest,
+    options: JobOptions,
+    emulate: bool,
+    aspect_unset: bool,
+    progress: ProgressListener | None,
+) -> JobResult:
+    """`_routed` in the caller's event loop."""
+    from kling_cli.session import open_sessions
+
+    journal = open_journal()
+    try:
+        with open_sessions(order, emulate=emulate, config=config) as sessions:
+            attempts: list[Attempt] = []
+            for number, provider_id in enumerate(order):
+                session = sessions[provider_id]
+                shaped = with_default_aspect(request, session.provider, aspect_unset)
+                if number == 0:
+                    preflight(options, shaped, journal=journal, emulated=session.emulated)
+                life = JobLife.begin(
+                    journal,
+                    session.provider,
+                    shaped,
+                    options,
+                    emulated=session.emulated,
+                    progress=progress,
+                    attempts=attempts,
                 )
+                result = await run_job_async(session, life, shaped, options)
+                if not _moves_on(result, order, number, sessions, lambda text: None):
+                    return result
+                attempts = result.attempts
             raise AssertionError("unreachable: the last provider's result is returned")
     finally:
         journal.close()
@@ -168,6 +214,15 @@ async def agenerate_job(
 ) -> JobResult:
     """`generate_job` inside the caller's running event loop (a notebook, an orchestrator).
     A cancellation is recorded (the job is `interrupted`, resumable) and passed on."""
+    from kling_cli.routing import plan_route, requested
+
+    ids = requested(provider_id, config)
+    if ids is not None and (len(ids) > 1 or ids == ["auto"]):
+        route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+        chosen = [choice.provider.id for choice in route.order]
+        return await _routed_async(
+            config, chosen, request, options, emulate, aspect_unset, progress
+        )
     with _prepared(
         config,
         provider_id,
