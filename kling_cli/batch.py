@@ -44,6 +44,9 @@ NOT_SUBMITTED = {
 }
 # What only `--resubmit-unknown` submits again.
 MAY_PAY_TWICE = frozenset({SKIPPED_UNKNOWN, SKIPPED_NOT_FOUND})
+# A spread item whose provider stopped taking items before it was sent (never shown: the
+# item goes to another provider).
+_PROVIDER_STOPPED = "provider_stopped"
 
 
 @dataclass
@@ -145,6 +148,8 @@ class _RunState:
         if planned.alternatives:
             if all(p.id in self.out_of_credits for p in planned.alternatives):
                 return SKIPPED_OUT_OF_CREDITS
+            if planned.provider.id in self.out_of_credits | self.spread.stopped:
+                return _PROVIDER_STOPPED  # while it waited: it goes to another
         elif planned.provider.id in self.out_of_credits:
             return SKIPPED_OUT_OF_CREDITS
         return SKIPPED_BUDGET if self.budget.exhausted else None
@@ -260,10 +265,13 @@ class BatchRunner:
                 return result
             planned.provider = chosen
             result = await self._submit(planned, state, attempts)
+            tried.add(chosen.id)
+            if result.skip_reason == _PROVIDER_STOPPED:
+                result = ItemResult(planned, "skipped", skip_reason=SKIPPED_OUT_OF_CREDITS)
+                continue
             state.spread.ended(chosen.id, result.refusal)
             if result.refusal is None:
                 return result
-            tried.add(chosen.id)
             attempts = result.attempts
 
     def _on_disk(self, planned: PlannedItem) -> bool:

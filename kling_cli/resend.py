@@ -98,7 +98,8 @@ def refusal(
     if failure is None or any(state != "not_created" for state in task_states):
         return None
     if isinstance(failure, NetworkError):
-        return Refusal.NEVER_SENT if failure.never_sent else None
+        # No task recorded: the submit never started (an upload could not connect).
+        return Refusal.NEVER_SENT if failure.never_sent or not task_states else None
     if isinstance(failure, AuthError):
         return Refusal.KEY_REJECTED
     if isinstance(failure, OutOfCreditsError):

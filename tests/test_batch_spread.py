@@ -79,3 +79,18 @@ def test_auto_is_refused_for_a_batch(use_emulator: Emulator, tmp_path: Path) -> 
     assert result.returncode == 2
     assert "spread a batch by naming its providers" in result.stderr
     assert use_emulator.requests == []
+
+
+def test_a_provider_that_rejects_the_key_drains_to_the_others(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    use_emulator.reject_key("wavespeed")
+    source = manifest(tmp_path / "foxes.jsonl", 12)
+    args = ["batch", str(source), "-p", "wavespeed,runware", "--concurrency", "2"]
+    result = run(*args, "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert created(use_emulator) == Counter({"runware": 12})
+    refused = [r for r in use_emulator.requests if r.provider == "wavespeed"]
+    assert 1 <= len(refused) <= 2  # those sent before the first refusal came back
+    entries = json.loads((tmp_path / "out" / "manifest.json").read_text())["items"]
+    assert {entry["provider"] for entry in entries} == {"runware"}
