@@ -11,8 +11,8 @@ import typer
 from kling_cli.commands import common
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
+    GENERATE_PROVIDER_OPTION,
     JSON_OPTION,
-    PROVIDER_OPTION,
     load_config,
 )
 from kling_cli.errors import ExitCode, InvalidRequestError
@@ -31,7 +31,7 @@ def generate(
     prompt: str = typer.Argument(
         ..., help="What to draw; `-` reads it from stdin. Name references as @image_1, @image_2..."
     ),
-    provider: str | None = PROVIDER_OPTION,
+    provider: str | None = GENERATE_PROVIDER_OPTION,
     ref: list[str] = typer.Option(
         [],
         "--ref",
