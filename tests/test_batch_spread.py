@@ -94,3 +94,13 @@ def test_a_provider_that_rejects_the_key_drains_to_the_others(
     assert 1 <= len(refused) <= 2  # those sent before the first refusal came back
     entries = json.loads((tmp_path / "out" / "manifest.json").read_text())["items"]
     assert {entry["provider"] for entry in entries} == {"runware"}
+
+
+def test_dry_run_names_the_providers_each_item_may_go_to(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    source = manifest(tmp_path / "m.jsonl", 2)
+    result = run("batch", str(source), "-p", "runware,unifically", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "# fox-00 (line 1, runware/unifically)" in result.stdout
+    assert use_emulator.requests == []

@@ -249,8 +249,10 @@ def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -
             }
         )
         return ExitCode.OK
-    for item in items:
-        output.result(f"# {item['id']} (line {item['line']}, {item['provider']})")
+    for item, plan in zip(items, planned, strict=True):
+        # A spread item shows the request for the first provider that can take it.
+        where = "/".join(p.id for p in plan.alternatives) or item["provider"]
+        output.result(f"# {item['id']} (line {item['line']}, {where})")
         for described in item["requests"]:
             output.result(f"{described['method']} {described['url']}")
             output.result(json.dumps(described["body"], ensure_ascii=False))
