@@ -122,3 +122,14 @@ def test_dry_run_shows_the_choice_and_the_failover_order(three_keys: Emulator) -
     assert "Route skipped: inferencesh inference.sh accepts at most 1 reference" in text.stderr
     assert three_keys.requests == []
     assert "KLING_RUNWARE_API_KEY" not in os.environ
+
+
+def test_config_takes_a_provider_list_and_the_cheapest_route() -> None:
+    assert run("config", "set", "default_provider", "Runware,fal").returncode == 0
+    assert run("config", "set", "route", "cheapest").returncode == 0
+    listed = run("config", "list").stdout
+    assert "default_provider = runware,fal" in listed and "route = cheapest" in listed
+    bad = run("config", "set", "default_provider", "runware,nope")
+    assert bad.returncode == 4 and "Unknown provider 'nope' for default_provider" in bad.stderr
+    bad = run("config", "set", "route", "dearest")
+    assert bad.returncode == 4 and "route must be cheapest" in bad.stderr
