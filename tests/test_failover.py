@@ -196,3 +196,15 @@ def test_the_python_api_fails_over_too(use_emulator: Emulator) -> None:
     assert awaited.provider == "unifically"
     assert [a.provider for a in awaited.attempts] == ["runware", "unifically"]
     assert created(use_emulator) == {"unifically": 2}
+
+
+def test_a_429_on_the_submit_goes_to_the_next(use_emulator: Emulator) -> None:
+    # A 429 without Retry-After is not retried by a single generation: it created nothing.
+    use_emulator.inject("runware", Fault(kind="rate_limit", retry_after=None, times=None))
+    code, body, stderr = generate("-p", "runware,unifically")
+    assert code == 0, stderr
+    assert [(a["provider"], a["outcome"]) for a in body["job"]["attempts"]] == [
+        ("runware", "rate_limited"),
+        ("unifically", "succeeded"),
+    ]
+    assert created(use_emulator) == {"unifically": 1}
