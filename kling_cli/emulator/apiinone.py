@@ -180,7 +180,7 @@ def _task_id_in(path: str) -> str | None:
 
 
 def _validated_submission(payload: Any) -> tuple[ImageSpec, int]:
-    """Seed 001's body parameters; returns the output spec and the number of images."""
+    """The model page's body parameters; returns the output spec and the number of images."""
     if not isinstance(payload, dict):
         raise _Rejected("the body must be a JSON object")
     for name in payload:

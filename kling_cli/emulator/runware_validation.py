@@ -293,7 +293,7 @@ def validate_inference(task: dict[str, Any]) -> InferenceRequest:
 
 
 def _dimensions(checker: _TaskChecker) -> tuple[int, int]:
-    """Seed 002 "Compatibility & Validation" plus the dimension table."""
+    """The model page's "Compatibility & Validation" plus the dimension table."""
     width = checker.integer("width")
     height = checker.integer("height")
     resolution = checker.choice("resolution", RESOLUTIONS)

@@ -57,7 +57,7 @@ STATUS_NAMES = (
     "cancelled",
     "rejected",
 )
-LAST_QUEUED = STATUS_NAMES.index("dispatched")  # 0-3 have not started (inferred: names)
+LAST_QUEUED = STATUS_NAMES.index("dispatched")  # 0-3 have not started (inferred from the names)
 COMPLETED = STATUS_NAMES.index("completed")
 FAILED = STATUS_NAMES.index("failed")
 CANCELLED = STATUS_NAMES.index("cancelled")
