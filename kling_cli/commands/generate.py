@@ -12,7 +12,9 @@ from kling_cli.commands import common
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
     JSON_OPTION,
+    OPEN_OPTION,
     PROVIDER_OPTION,
+    REVEAL_OPTION,
     load_config,
 )
 from kling_cli.errors import ExitCode, InvalidRequestError
@@ -117,12 +119,8 @@ def generate(
     no_report: bool = typer.Option(
         False, "--no-report", help="Write no gallery, even with several aspect ratios."
     ),
-    open_images: bool = typer.Option(
-        False, "--open", help="Open each saved image in the system's image viewer."
-    ),
-    reveal: bool = typer.Option(
-        False, "--reveal", help="Show the saved images' folder in the file manager."
-    ),
+    open_images: bool = OPEN_OPTION,
+    reveal: bool = REVEAL_OPTION,
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -212,6 +210,8 @@ def generate(
         if not output.json_mode:
             output.note(f"Report: {report}")
     exit_code = print_job_result(output, result, report=report)
+    from kling_cli.commands.look import launch_saved
+
     launch_saved([saved.path for saved in result.files], open_images=open_images, reveal=reveal)
     return exit_code
 
@@ -227,6 +227,7 @@ def _variants(
     emulate: bool,
 ) -> int:
     """One job per aspect ratio, through the jobs layer, then one gallery of them all."""
+    from kling_cli.commands.look import launch_saved
     from kling_cli.commands.variants import print_variants, write_report
     from kling_cli.jobs.variants import generate_variants
 
@@ -247,16 +248,6 @@ def _variants(
     paths = [saved.path for v in run.variants if v.result for saved in v.result.files]
     launch_saved(paths, open_images=params["open_images"], reveal=params["reveal"])
     return exit_code
-
-
-def launch_saved(paths: list[Path], *, open_images: bool, reveal: bool) -> None:
-    """--open and --reveal, through the system's launcher (xdg-open, open, start)."""
-    if open_images:
-        for path in paths:
-            typer.launch(str(path))
-    if reveal and paths:
-        # One folder holds them all: show it once, with the first image selected.
-        typer.launch(str(paths[0]), locate=True)
 
 
 def fit_references(references: list[str], output: Output) -> list[str]:

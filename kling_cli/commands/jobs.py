@@ -111,18 +111,10 @@ def show_job(
             )
         )
         return ExitCode.OK
-    created = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M:%S")
-    output.result(f"job       {job.id}{'  (emulated)' if job.emulated else ''}")
-    output.result(f"provider  {job.provider}")
-    output.result(f"created   {created}")
-    output.result(f"state     {job.state}" + (f": {job.error}" if job.error else ""))
-    for key, value in job.request.items():
-        if value not in (None, [], ()):
-            output.result(f"{key:<9} {value}")
-    for task in tasks:
-        output.result(f"task      {task['task_id'] or task['client_task_id']}: {task['state']}")
-        for out in task["outputs"]:
-            output.result(f"  {out['path'] or out['url']}")
+    from kling_cli.commands.job_record import job_lines
+
+    for line in job_lines(job):
+        output.result(line)
     return ExitCode.OK
 
 

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 import typer
 
 from kling_cli.commands import common
-from kling_cli.commands.common import JSON_OPTION, PROVIDER_OPTION, load_config
+from kling_cli.commands.common import (
+    JSON_OPTION,
+    OPEN_OPTION,
+    PROVIDER_OPTION,
+    REVEAL_OPTION,
+    load_config,
+)
 from kling_cli.errors import ExitCode, KlingError
 from kling_cli.ui import Output, describe_job, envelope, progress_for
 
@@ -36,6 +42,8 @@ def status(
     output_dir: Path | None = typer.Option(
         None, "--output-dir", "-o", help="Where to save [default: where the job was started]."
     ),
+    open_images: bool = OPEN_OPTION,
+    reveal: bool = REVEAL_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Ask the provider where a job stands; with --wait and --download, finish it."""
@@ -58,10 +66,16 @@ def status(
     )
     if result is None:
         # Answered from the journal (kling_cli.jobs.pickup): a forgotten task is exit 3.
-        return _print_job(output, job, cannot_fetch(job))
-    for warning in result.warnings:
-        output.warn(warning)
-    return _print_job(output, job, result.error)
+        exit_code = _print_job(output, job, cannot_fetch(job))
+    else:
+        for warning in result.warnings:
+            output.warn(warning)
+        exit_code = _print_job(output, job, result.error)
+    from kling_cli.commands.look import images_on_disk, launch_saved
+
+    # Every image of the job on disk, saved now or by an earlier run.
+    launch_saved(images_on_disk(job), open_images=open_images, reveal=reveal)
+    return exit_code
 
 
 def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
