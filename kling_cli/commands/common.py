@@ -28,6 +28,12 @@ OPEN_OPTION = typer.Option(
 REVEAL_OPTION = typer.Option(
     False, "--reveal", help="Show the saved images' folder in the file manager."
 )
+PREVIEW_OPTION = typer.Option(
+    False,
+    "--preview",
+    help="Show the saved images in the terminal (Sixel, Kitty graphics, or coloured blocks); "
+    "only on a terminal, never with --json.",
+)
 
 
 def load_config(output: Output) -> ConfigFile:

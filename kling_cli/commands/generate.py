@@ -13,6 +13,7 @@ from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
     JSON_OPTION,
     OPEN_OPTION,
+    PREVIEW_OPTION,
     PROVIDER_OPTION,
     REVEAL_OPTION,
     load_config,
@@ -121,6 +122,7 @@ def generate(
     ),
     open_images: bool = OPEN_OPTION,
     reveal: bool = REVEAL_OPTION,
+    preview: bool = PREVIEW_OPTION,
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -210,9 +212,12 @@ def generate(
         if not output.json_mode:
             output.note(f"Report: {report}")
     exit_code = print_job_result(output, result, report=report)
-    from kling_cli.commands.look import launch_saved
+    from kling_cli.commands.look import launch_saved, preview_saved
 
-    launch_saved([saved.path for saved in result.files], open_images=open_images, reveal=reveal)
+    paths = [saved.path for saved in result.files]
+    if preview:
+        preview_saved(output, paths)
+    launch_saved(paths, open_images=open_images, reveal=reveal)
     return exit_code
 
 
@@ -227,7 +232,7 @@ def _variants(
     emulate: bool,
 ) -> int:
     """One job per aspect ratio, through the jobs layer, then one gallery of them all."""
-    from kling_cli.commands.look import launch_saved
+    from kling_cli.commands.look import launch_saved, preview_saved
     from kling_cli.commands.variants import print_variants, write_report
     from kling_cli.jobs.variants import generate_variants
 
@@ -246,6 +251,8 @@ def _variants(
         write_report(run.provider.id, run.variants, report)
     exit_code = print_variants(output, run, report)
     paths = [saved.path for v in run.variants if v.result for saved in v.result.files]
+    if params["preview"]:
+        preview_saved(output, paths)
     launch_saved(paths, open_images=params["open_images"], reveal=params["reveal"])
     return exit_code
 

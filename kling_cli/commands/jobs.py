@@ -72,6 +72,7 @@ def show_job(
         help="A job id or a provider task id.",
         autocompletion=common.job_ids,
     ),
+    preview: bool = common.PREVIEW_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Show one job as recorded: request, tasks, images (no network call)."""
@@ -115,6 +116,10 @@ def show_job(
 
     for line in job_lines(job):
         output.result(line)
+    if preview:
+        from kling_cli.commands.look import images_on_disk, preview_saved
+
+        preview_saved(output, images_on_disk(job))
     return ExitCode.OK
 
 

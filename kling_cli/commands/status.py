@@ -11,6 +11,7 @@ from kling_cli.commands import common
 from kling_cli.commands.common import (
     JSON_OPTION,
     OPEN_OPTION,
+    PREVIEW_OPTION,
     PROVIDER_OPTION,
     REVEAL_OPTION,
     load_config,
@@ -44,6 +45,7 @@ def status(
     ),
     open_images: bool = OPEN_OPTION,
     reveal: bool = REVEAL_OPTION,
+    preview: bool = PREVIEW_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Ask the provider where a job stands; with --wait and --download, finish it."""
@@ -71,10 +73,13 @@ def status(
         for warning in result.warnings:
             output.warn(warning)
         exit_code = _print_job(output, job, result.error)
-    from kling_cli.commands.look import images_on_disk, launch_saved
+    from kling_cli.commands.look import images_on_disk, launch_saved, preview_saved
 
     # Every image of the job on disk, saved now or by an earlier run.
-    launch_saved(images_on_disk(job), open_images=open_images, reveal=reveal)
+    paths = images_on_disk(job)
+    if preview:
+        preview_saved(output, paths)
+    launch_saved(paths, open_images=open_images, reveal=reveal)
     return exit_code
 
 
