@@ -46,7 +46,7 @@ def plan_batch(
     from kling_cli.manifest import expand_variants, plan_items, select_shard
 
     check_max_cost(max_cost)
-    items = expand_variants(items, source=source)
+    items = expand_variants(items, source=source, default_aspect=defaults.get("aspect_ratio"))
     in_shard = {id(item) for item in select_shard(items, shard)}
     default_provider = resolve_provider_id(provider, config) or ("runware" if emulate else None)
     planned = plan_items(

@@ -4,6 +4,7 @@ ratio checked and the fan-out priced before anything is sent; a batch item may l
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 from kling_cli.emulator import Emulator
 from kling_cli.limits import OUTPUT_DIMENSIONS
 from tests.test_entry_point import run
-from tests.test_money_rule import submits
+from tests.test_money_rule import journal_rows, start, submits, wait_for_line
 
 THREE = "16:9,1:1,9:16"
 
@@ -145,3 +146,40 @@ def test_a_bad_ratio_list_in_a_manifest_sends_nothing(
     assert result.returncode == 2
     assert "line 2" in result.stderr and "'5:4'" in result.stderr
     assert submits(use_emulator) == 0
+
+
+def test_an_interruption_stops_the_fan_out_with_the_paid_job_recorded(
+    use_emulator: Emulator, isolated_environment: Path
+) -> None:
+    use_emulator.latency = 30
+    process = start("generate", "a red fox", "-p", "runware", "-a", THREE, "--json")
+    wait_for_line(process, "submitted to Runware")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 143, err
+    body = json.loads(out)
+    first, *rest = body["variants"]
+    assert first["aspect_ratio"] == "16:9" and first["job"]["state"] == "interrupted"
+    assert f"kling status {first['job']['id']} --wait --download" in first["error"]["hint"]
+    assert [(v["aspect_ratio"], v["job"]) for v in rest] == [("1:1", None), ("9:16", None)]
+    assert body["error"]["code"] == "interrupted"
+    assert submits(use_emulator) == 1  # the ratios not reached were never sent
+    [row] = journal_rows(isolated_environment)
+    assert row["state"] == "interrupted" and row["task_id"] == first["job"]["task_id"]
+
+
+def test_batch_aspect_ratio_default_may_be_a_list(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    items = [
+        {"id": "fox", "prompt": "a red fox"},
+        {"id": "owl", "prompt": "an owl", "aspect_ratio": "4:3"},
+    ]
+    manifest.write_text("".join(json.dumps(item) + "\n" for item in items))
+    result = run("batch", str(manifest), "--emulate", "-o", "out", "-a", "16:9,9:16")
+    assert result.returncode == 0, result.stderr
+    ids = sorted(
+        entry["id"] for entry in json.loads(Path("out/manifest.json").read_text())["items"]
+    )
+    assert ids == ["fox-16x9", "fox-9x16", "owl"]
+    bad = run("batch", str(manifest), "--emulate", "-o", "out", "-a", "16:9,2:1")
+    assert bad.returncode == 2 and "'2:1'" in bad.stderr
