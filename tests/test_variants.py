@@ -183,3 +183,20 @@ def test_batch_aspect_ratio_default_may_be_a_list(tmp_path: Path) -> None:
     assert ids == ["fox-16x9", "fox-9x16", "owl"]
     bad = run("batch", str(manifest), "--emulate", "-o", "out", "-a", "16:9,2:1")
     assert bad.returncode == 2 and "'2:1'" in bad.stderr
+
+
+def test_one_failed_ratio_is_named_the_others_saved_and_the_run_exits_8(
+    use_emulator: Emulator,
+) -> None:
+    from kling_cli.emulator import Fault
+
+    use_emulator.inject("runware", Fault(kind="task_failure", message="policy violation"))
+    result = run("generate", "a red fox", "-p", "runware", "-a", "16:9,1:1", "-o", "out")
+    assert result.returncode == 8, result.stderr
+    [saved] = result.stdout.split()
+    with Image.open(saved) as image:
+        assert image.size == OUTPUT_DIMENSIONS[("1k", "1:1")]
+    assert "16:9:" in result.stderr and "policy violation" in result.stderr
+    page = Path("out/report.html").read_text()
+    assert page.count('<article class="card failed') == 1
+    assert page.count('<article class="card succeeded') == 1
