@@ -13,6 +13,7 @@ import re
 import select
 import struct
 import subprocess
+import sys
 import termios
 import time
 from pathlib import Path
@@ -144,3 +145,19 @@ def test_jobs_show_and_status_preview_the_recorded_images() -> None:
         )
         assert code == 0, seen.decode(errors="replace")
         assert len(SIXEL_IMAGE.findall(seen)) == 1, command
+
+
+@pytest.mark.parametrize("preview", [[], ["--preview"]])
+def test_textual_image_is_loaded_only_to_draw(preview: list[str]) -> None:
+    """Without --preview, or with it where nothing can be drawn (a pipe), the library is not
+    even imported: a run pays nothing for it."""
+    script = (
+        "import sys; from kling_cli.cli import main; "
+        f"code = main(['generate', 'a red fox', '--emulate', *{preview!r}]); "
+        "print('textual_image' in sys.modules, file=sys.stderr); sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "False"
