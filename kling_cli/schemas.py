@@ -188,6 +188,13 @@ class BatchMerge(_Model):
     manifest: str
 
 
+class ReportWritten(_Model):
+    """`kling report`: the gallery page written."""
+
+    schema_version: Literal[1]
+    report: str
+
+
 class ListedJob(JobSummary):
     prompt: str
 
@@ -309,6 +316,7 @@ OUTPUTS: dict[str, Any] = {
     "status": Envelope,
     "batch": BatchItemLine | BatchSummaryLine | BatchDryRun | Envelope,
     "batch merge": BatchMerge | Envelope,
+    "report": ReportWritten | Envelope,
     "jobs": JobsList | Envelope,
     "jobs show": JobShow | Envelope,
     "jobs prune": JobsPrune | Envelope,

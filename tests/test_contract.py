@@ -82,6 +82,8 @@ def test_every_command_and_error_validates_against_its_schema(
     run("batch", "batch", str(tmp_path / "missing.jsonl"), *emulated)
     run("batch merge", "batch", "merge", "out", "-o", "merged")
     run("batch merge", "batch", "merge", "nowhere", "-o", "merged")
+    run("report", "report", "out", "-o", "gallery.html")
+    run("report", "report", "nowhere", "-o", "gallery.html")
     run("providers", "providers")
     run("providers show", "providers", "show", "runware")
     run("providers show", "providers", "show", "nope")
