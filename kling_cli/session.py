@@ -71,8 +71,8 @@ def choose_provider(provider_id: str | None, config: ConfigFile, *, emulate: boo
         from kling_cli.errors import InvalidRequestError
 
         raise InvalidRequestError(
-            f"--provider {chosen} names several providers (failover, `auto`), which only a "
-            "new generation uses; name one provider here."
+            f"--provider {chosen} names several providers (failover, `auto`), which one "
+            "generation of one aspect ratio, or a batch, can use; name one provider here."
         )
     if emulate:
         chosen = chosen or EMULATE_DEFAULT_PROVIDER

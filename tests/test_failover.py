@@ -65,8 +65,8 @@ def test_out_of_credits_on_the_first_provider_is_made_by_the_second(
     assert [t["state"] for t in json.loads(refused.stdout)["job"]["tasks"]] == ["not_created"]
     # `kling jobs show` and the sidecar say the same.
     shown = run("jobs", "show", job["id"])
-    assert "attempt   1. runware out_of_credits: Runware: Insufficient credits" in shown.stdout
-    assert "attempt   2. unifically succeeded" in shown.stdout
+    assert "  1. runware out_of_credits: Runware: Insufficient credits" in shown.stdout
+    assert "  2. unifically succeeded" in shown.stdout
     shown_json = json.loads(run("jobs", "show", job["id"], "--json").stdout)
     assert shown_json["job"]["attempts"] == job["attempts"]
     image = Path(body["files"][0]["path"])

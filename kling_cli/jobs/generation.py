@@ -31,7 +31,7 @@ ProgressFor = Callable[[str, list["str | None"]], "ProgressListener | None"]
 
 
 @contextmanager
-def _progress(
+def progress_context(
     progress_for: ProgressFor | None, provider_name: str, tasks: list[str | None]
 ) -> Iterator[ProgressListener | None]:
     """The caller's progress display for the job, closed (a spinner stopped) however the job
@@ -55,9 +55,11 @@ def _prepared(
     emulate: bool,
     aspect_unset: bool,
     note: Notify,
+    max_cost: float | None = None,
 ) -> Iterator[tuple[ProviderSession, Journal, GenerationRequest]]:
     """The session, the journal and the request as this provider takes it, every check before
-    paying passed (`InvalidRequestError`, `ConfigError`, `JournalError` otherwise)."""
+    paying passed (`InvalidRequestError`, `ConfigError`, `JournalError` otherwise), its
+    estimate within `max_cost` (USD)."""
     from kling_cli.session import open_session
 
     journal = open_journal()
@@ -66,6 +68,11 @@ def _prepared(
             request = with_default_aspect(request, session.provider, aspect_unset)
             session.provider.check_request(request)
             preflight(options, request, journal=journal, emulated=session.emulated)
+            if max_cost is not None:
+                from kling_cli.batch import refuse_over_budget
+                from kling_cli.jobs.preview import estimated_cost
+
+                refuse_over_budget(estimated_cost(session.provider, request), max_cost)
             yield session, journal, request
     finally:
         journal.close()
@@ -81,18 +88,28 @@ def generate_job(
     aspect_unset: bool = False,
     progress_for: ProgressFor | None = None,
     note: Notify = lambda text: None,
+    max_cost: float | None = None,
 ) -> JobResult:
     """Run one generation in its own event loop. Raises before paying (bad input, no key, an
-    unwritable output directory or journal); after the submit, the outcome, error included,
-    is on the returned result. Several providers (`a,b,c`, `auto`): see `_routed`."""
+    unwritable output directory or journal, an estimate over `max_cost`); after the submit,
+    the outcome, error included, is on the returned result. Several providers (`a,b,c`,
+    `auto`): see `_routed`; one whose estimate is over `max_cost` is not tried."""
     from kling_cli.routing import plan_route, requested
 
     ids = requested(provider_id, config)
     if ids is not None and (len(ids) > 1 or ids == ["auto"]):
         route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+        if max_cost is not None:
+            from kling_cli.batch import refuse_over_budget
+
+            refuse_over_budget(min(choice.cost for choice in route.order), max_cost)
         if route.auto:
             note(explain_auto(route))
-        chosen = [choice.provider.id for choice in route.order]
+        chosen = [
+            choice.provider.id
+            for choice in route.order
+            if max_cost is None or choice.cost <= max_cost + 1e-9
+        ]
         return _routed(config, chosen, request, options, emulate, aspect_unset, progress_for, note)
     with _prepared(
         config,
@@ -102,11 +119,12 @@ def generate_job(
         emulate=emulate,
         aspect_unset=aspect_unset,
         note=note,
+        max_cost=max_cost,
     ) as (session, journal, request):
         tasks: list[str | None] = [None] * len(
             request.split(session.provider.capabilities.max_images)
         )
-        with _progress(progress_for, session.provider.name, tasks) as progress:
+        with progress_context(progress_for, session.provider.name, tasks) as progress:
             return run_job(session, journal, request, options, progress=progress)
 
 
@@ -138,7 +156,7 @@ def _routed(
                 tasks: list[str | None] = [None] * len(
                     shaped.split(session.provider.capabilities.max_images)
                 )
-                with _progress(progress_for, session.provider.name, tasks) as progress:
+                with progress_context(progress_for, session.provider.name, tasks) as progress:
                     result = run_job(
                         session, journal, shaped, options, progress=progress, attempts=attempts
                     )
@@ -295,7 +313,7 @@ def job_status(
                 name_template=job.name_template or DEFAULT_TEMPLATE,
             )
             task_ids = [task.task_id for task in job.tasks]
-            with _progress(progress_for, session.provider.name, task_ids) as progress:
+            with progress_context(progress_for, session.provider.name, task_ids) as progress:
                 result = resume_job(
                     session, journal, job, options, download=download, progress=progress
                 )
