@@ -88,7 +88,7 @@ def test_report_from_shard_manifests_makes_one_page(use_emulator: Emulator) -> N
         assert done.returncode == 0, done.stderr
     built = run("report", "s1/manifest.json", "s2", "-o", "site/all.html", "--json")
     assert built.returncode == 0, built.stderr
-    assert json.loads(built.stdout) == {"report": str(Path("site/all.html"))}
+    assert json.loads(built.stdout) == {"schema_version": 1, "report": str(Path("site/all.html"))}
     page = Path("site/all.html").read_text()
     assert page.count('<article class="card') == 4
     assert 'href="../s1/' in page or 'href="../s2/' in page  # relative to the page
