@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,6 +22,42 @@ from kling_cli.ui import Output
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+
+# The delivery options `generate` and `batch` share (kling_cli.delivery).
+WEBHOOK_OPTION = typer.Option(
+    None,
+    "--webhook",
+    metavar="URL",
+    help="https URL the provider POSTs to when the job ends, where it has webhooks "
+    "(see `kling providers show`); `kling ingest` reads what it receives.",
+)
+QUALITY_OPTION = typer.Option(
+    None, "--quality", help="JPEG/WebP quality 20-99, where the provider offers it."
+)
+UPLOAD_TO_OPTION = typer.Option(
+    None,
+    "--upload-to",
+    metavar="URL",
+    help="https URL (e.g. a presigned PUT) the provider uploads each image to, where "
+    "offered; nothing is downloaded unless --download is given too.",
+)
+DOWNLOAD_OPTION = typer.Option(
+    False, "--download", help="With --upload-to: save the images here as well."
+)
+SAFETY_OPTION = typer.Option(
+    None, "--safety", help="fast: the provider's content check, where offered."
+)
+URL_TTL_OPTION = typer.Option(
+    None,
+    "--url-ttl",
+    metavar="SECONDS",
+    help="How long the provider keeps the result URL (60 or more), where offered.",
+)
+
+
+def delivery_fields(**options: Any) -> dict[str, Any]:
+    """The request fields of the delivery options given (None: not given)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def load_config(output: Output) -> ConfigFile:

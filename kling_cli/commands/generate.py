@@ -105,6 +105,11 @@ def generate(
     reveal: bool = typer.Option(
         False, "--reveal", help="Show the saved images' folder in the file manager."
     ),
+    webhook: str | None = common.WEBHOOK_OPTION,
+    quality: int | None = common.QUALITY_OPTION,
+    upload_to: str | None = common.UPLOAD_TO_OPTION,
+    safety: str | None = common.SAFETY_OPTION,
+    url_ttl: int | None = common.URL_TTL_OPTION,
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -133,6 +138,9 @@ def generate(
         output_format=output_format,
         negative_prompt=negative_prompt,
         mode=mode,
+        **common.delivery_fields(
+            webhook=webhook, quality=quality, upload_to=upload_to, safety=safety, url_ttl=url_ttl
+        ),
     )
     options = JobOptions(output_dir, timeout, not no_wait, overwrite, sidecar, name)
     from kling_cli.jobs.preflight import check_names

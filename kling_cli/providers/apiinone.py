@@ -80,6 +80,10 @@ class ApiInOne(ApiInOneInfo, Provider):
         body["resolution"] = request.resolution
         if request.num_images > 1:
             body["num_images"] = request.num_images
+        if request.webhook:
+            # "configure callback_url on supported routes" (apiin.one/es/docs), in the flat
+            # body like every other field; whether this route calls it is not documented.
+            body["callback_url"] = request.webhook
         return Submission(
             request=HttpRequest(
                 "POST", f"{endpoint.base_url}/images/generations", bearer(endpoint.api_key), body

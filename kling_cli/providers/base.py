@@ -192,6 +192,14 @@ class Provider(ProviderInfo, ABC):
                 f"{local[0]!r} is a local file. Pass a URL, or pick a provider that takes "
                 "files (see `kling providers`)."
             )
+        from kling_cli.delivery import refused_option
+
+        refused = refused_option(request, caps)
+        if refused is not None:
+            raise InvalidRequestError(
+                f"{self.name} documents no {refused} for Kling Image O1; drop it or pick a "
+                f"provider that has it (see `kling providers show {self.id}`)."
+            )
         if request.output_format and request.output_format not in caps.output_formats:
             allowed = ", ".join(caps.output_formats) if caps.output_formats else "none"
             raise InvalidRequestError(

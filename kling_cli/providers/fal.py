@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kling_cli.delivery import with_webhook_query
 from kling_cli.errors import InvalidRequestError, ProviderRequestError
 from kling_cli.limits import IMAGE_TOKEN
 from kling_cli.providers.base import (
@@ -99,7 +100,15 @@ class Fal(FalInfo, Provider):
         }
         headers = {**self._auth(endpoint), "Content-Type": "application/json"}
         return Submission(
-            request=HttpRequest("POST", f"{endpoint.base_url}{MODEL_PATH}", headers, body),
+            request=HttpRequest(
+                "POST",
+                # A query parameter of the submit, not a body field (fal docs, "Webhooks").
+                with_webhook_query(
+                    f"{endpoint.base_url}{MODEL_PATH}", "fal_webhook", request.webhook
+                ),
+                headers,
+                body,
+            ),
             expected_images=request.num_images,
         )
 

@@ -69,7 +69,7 @@ STREAM_READ_TIMEOUT = 60.0
 
 class InferenceSh(InferenceShInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
-        # The documented run example (§4.5) without its webhook. Prompt tokens stay `@image_N`:
+        # The documented run example (§4.5). Prompt tokens stay `@image_N`:
         # inference.sh documents no other form, and with one reference there is only @image_1.
         app_input: dict[str, Any] = {"prompt": self.wire_prompt(request.prompt)}
         if request.references:
@@ -80,7 +80,9 @@ class InferenceSh(InferenceShInfo, Provider):
         app_input["aspect_ratio"] = request.aspect_ratio
         app_input["resolution"] = request.resolution
         app_input["n"] = 1
-        body = {"app": APP, "input": app_input}
+        body: dict[str, Any] = {"app": APP, "input": app_input}
+        if request.webhook:
+            body["webhook"] = request.webhook
         return Submission(
             request=HttpRequest(
                 "POST", f"{endpoint.base_url}/apps/run", bearer(endpoint.api_key), body

@@ -173,6 +173,8 @@ class Kling(KlingInfo, Provider):
         # Unique per account, and the query route accepts it (§1.3, §1.4): an ambiguous submit
         # can be looked up instead of sent again.
         body["external_task_id"] = external_task_id
+        if request.webhook:
+            body["callback_url"] = request.webhook  # kling.ai/document-api callback protocol
         return Submission(
             request=HttpRequest(
                 "POST", f"{endpoint.base_url}{OMNI_IMAGE_PATH}", self._headers(endpoint), body

@@ -73,6 +73,7 @@ class Runware(RunwareInfo, Provider):
             task["resolution"] = request.resolution
         if request.references:
             task["inputs"] = {"referenceImages": list(request.references)}
+        task.update(_delivery_fields(request))
         return Submission(
             request=HttpRequest("POST", endpoint.base_url, bearer(endpoint.api_key), [task]),
             client_task_id=task_uuid,
@@ -208,3 +209,20 @@ def _status_from_items(items: Any, task: TaskHandle) -> TaskStatus:
         return TaskStatus(TaskState.FAILED, "error", error="; ".join(errors), cost=total_cost)
     # An empty `data` is the async acknowledgement, or a task not yet picked up.
     return TaskStatus(TaskState.PENDING, "submitted")
+
+
+def _delivery_fields(request: GenerationRequest) -> dict[str, Any]:
+    """The task fields of the delivery options given (seed 002's parameter list; webhooks:
+    runware.ai/docs/platform/webhooks)."""
+    fields: dict[str, Any] = {}
+    if request.webhook:
+        fields["webhookURL"] = request.webhook
+    if request.quality is not None:
+        fields["outputQuality"] = request.quality
+    if request.upload_to:
+        fields["uploadEndpoint"] = request.upload_to
+    if request.url_ttl is not None:
+        fields["ttl"] = request.url_ttl
+    if request.safety:
+        fields["safety"] = {"checkContent": True, "mode": request.safety}
+    return fields

@@ -49,7 +49,10 @@ class Unifically(UnificallyInfo, Provider):
         }
         if request.references:
             model_input["image_urls"] = list(request.references)
-        body = {"model": MODEL_ID, "input": model_input}
+        body: dict[str, Any] = {"model": MODEL_ID, "input": model_input}
+        if request.webhook:
+            # Top level, outside `input` (docs.unifically.com/api-reference/callbacks).
+            body["callback_url"] = request.webhook
         return Submission(
             request=HttpRequest(
                 "POST", f"{endpoint.base_url}/v1/tasks", bearer(endpoint.api_key), body

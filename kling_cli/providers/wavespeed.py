@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kling_cli.delivery import with_webhook_query
 from kling_cli.errors import ProviderRequestError
 from kling_cli.providers.base import (
     Endpoint,
@@ -61,7 +62,12 @@ class WaveSpeed(WaveSpeedInfo, Provider):
         body["num_images"] = request.num_images
         return Submission(
             request=HttpRequest(
-                "POST", f"{endpoint.base_url}{MODEL_PATH}", bearer(endpoint.api_key), body
+                "POST",
+                # The query form of wavespeed.ai/docs/how-to-use-webhooks; the submit-task page
+                # also lists a body `webhook_url`. Only one is sent, so it is delivered once.
+                with_webhook_query(f"{endpoint.base_url}{MODEL_PATH}", "webhook", request.webhook),
+                bearer(endpoint.api_key),
+                body,
             ),
             expected_images=request.num_images,
         )
