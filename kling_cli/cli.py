@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kling_cli.commands.status:status",
         "Ask the provider where a job stands; with --wait and --download, finish it.",
     ),
+    "ingest": (
+        "kling_cli.commands.ingest:ingest",
+        "Finish a job from a saved webhook body, as `kling status --download` would.",
+    ),
     "emulate": (
         "kling_cli.commands.emulate:emulate",
         "Serve every provider's API offline on 127.0.0.1, to exercise scripts and pipelines.",

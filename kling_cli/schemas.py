@@ -298,6 +298,7 @@ class ConfigList(_Model):
 OUTPUTS: dict[str, Any] = {
     "generate": Envelope | DryRun,
     "status": Envelope,
+    "ingest": Envelope,
     "batch": BatchItemLine | BatchSummaryLine | BatchDryRun | Envelope,
     "batch merge": BatchMerge | Envelope,
     "jobs": JobsList | Envelope,

@@ -6,6 +6,7 @@ a provider that documents none refuses --webhook before sending anything."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -14,7 +15,8 @@ import pytest
 
 from kling_cli.emulator import EMULATOR_API_KEY, Emulator
 from kling_cli.emulator.recording import RecordedRequest
-from tests.test_entry_point import run
+from tests.receiver import Receiver
+from tests.test_entry_point import kling_command, run
 
 
 def _webhook_in(provider: str, request: RecordedRequest) -> str | None:
@@ -133,3 +135,101 @@ def test_providers_show_lists_the_webhook() -> None:
     assert shown["capabilities"]["webhook"] == "webhookURL"
     comfy = run("providers", "show", "comfy")
     assert "webhook           no (none documented)" in comfy.stdout
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+@pytest.mark.parametrize("provider", WEBHOOK_PROVIDERS)
+def test_ingest_finishes_the_job_from_the_delivered_body_and_a_repeat_changes_nothing(
+    use_emulator: Emulator, provider: str, tmp_path: Path
+) -> None:
+    use_emulator.webhook_repeat = 2  # "may be delivered more than once"
+    out = tmp_path / "out"
+    ref = ["-r", "https://example.com/a.png"] if provider == "fal" else []
+    with Receiver() as receiver:
+        submitted = run(
+            "generate", "a red fox", "-p", provider, *ref, "-o", str(out), "--no-wait",
+            "--webhook", f"{receiver.url}/hook", "--json",
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = json.loads(submitted.stdout)["job"]["id"]
+        first, second = receiver.wait_for(2)
+    assert first.path == "/hook" and first.body == second.body
+    assert _files(out) == []  # --no-wait: nothing fetched yet
+    payload = tmp_path / "body.json"
+    payload.write_bytes(first.body)
+
+    ingested = run("ingest", str(payload), "--json")
+    assert ingested.returncode == 0, ingested.stderr
+    answer = json.loads(ingested.stdout)
+    assert answer["job"]["id"] == job_id and answer["job"]["state"] == "succeeded"
+    saved = _files(out)
+    images = [name for name in saved if not name.endswith(".json")]
+    assert len(images) == 1 and answer["files"][0]["path"].endswith(images[0])
+    assert len(submits(use_emulator, provider)) == 1
+
+    payload.write_bytes(second.body)
+    repeated = run("ingest", str(payload))
+    assert repeated.returncode == 0, repeated.stderr
+    assert "Already recorded" in repeated.stderr
+    assert _files(out) == saved
+    assert len(submits(use_emulator, provider)) == 1
+
+
+def test_runware_posts_one_body_per_image_and_the_job_ends_with_the_last(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with Receiver() as receiver:
+        submitted = run(
+            "generate", "a red fox", "-p", "runware", "-n", "2", "-o", str(out), "--no-wait",
+            "--webhook", f"{receiver.url}/hook",
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        bodies = receiver.wait_for(2)
+    assert {body.json()["imageUUID"] for body in bodies} and len(bodies) == 2
+    states = []
+    for body in bodies:
+        ingested = subprocess.run(
+            [*kling_command(), "ingest", "-", "--json"],
+            input=body.body.decode(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ingested.returncode == 0, ingested.stderr
+        states.append(json.loads(ingested.stdout)["job"]["state"])
+    assert states[-1] == "succeeded"
+    assert len([n for n in _files(out) if not n.endswith(".json")]) == 2
+
+
+def test_a_body_that_matches_no_job_is_exit_3(use_emulator: Emulator, tmp_path: Path) -> None:
+    payload = tmp_path / "body.json"
+    payload.write_text(json.dumps({"task_id": "nope", "status": "completed", "data": {}}))
+    result = run("ingest", str(payload))
+    assert result.returncode == 3, result.stderr
+    assert "No job in the journal has task 'nope'" in result.stderr
+    payload.write_text("{}")
+    assert run("ingest", str(payload)).returncode == 2
+
+
+def test_a_failure_delivered_by_webhook_is_recorded_with_the_provider_reason(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    from kling_cli.emulator import Fault
+
+    use_emulator.inject("unifically", Fault("task_failure"))
+    with Receiver() as receiver:
+        submitted = run(
+            "generate", "a red fox", "-p", "unifically", "--no-wait", "--webhook", receiver.url
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        [body] = receiver.wait_for(1)
+    assert body.json()["status"] == "failed"
+    payload = tmp_path / "body.json"
+    payload.write_bytes(body.body)
+    result = run("ingest", str(payload))
+    assert result.returncode == 3, result.stderr
+    assert "Content policy violation" in result.stdout + result.stderr

@@ -58,13 +58,13 @@ def status(
     )
     if result is None:
         # Answered from the journal (kling_cli.jobs.pickup): a forgotten task is exit 3.
-        return _print_job(output, job, cannot_fetch(job))
+        return print_job(output, job, cannot_fetch(job))
     for warning in result.warnings:
         output.warn(warning)
-    return _print_job(output, job, result.error)
+    return print_job(output, job, result.error)
 
 
-def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
+def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
     from kling_cli.jobs.state import RESUMABLE, never_requested, resume_command
     from kling_cli.jobs.views import recorded_files, shown_path
 

@@ -21,8 +21,10 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    as_answer,
     bearer,
     error_for_http_status,
+    text_field,
     unreadable_response,
 )
 from kling_cli.providers.catalog import ApiInOneInfo
@@ -120,6 +122,18 @@ class ApiInOne(ApiInOneInfo, Provider):
         return HttpRequest(
             "GET", f"{endpoint.base_url}/tasks/{quote(task.task_id, safe='')}", headers
         )
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        # The callback's body is not documented (apiin.one/es/docs: "configure callback_url
+        # on supported routes"); read as the poll's answer, which the emulator also sends.
+        if not isinstance(body, dict):
+            return None
+        data = _task_data(body)
+        found = text_field(data, "task_id") or text_field(data, "id") or text_field(body, "task_id")
+        return found if _raw_status(data) else None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        return self.parse_poll(as_answer(body), task)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         body = self._successful_body(response)

@@ -22,8 +22,10 @@ from kling_cli.providers.base import (
     TaskState,
     TaskStatus,
     Upload,
+    as_answer,
     error_for_http_status,
     put_to_signed_url,
+    text_field,
     unreadable_response,
     upload_failed,
 )
@@ -158,6 +160,19 @@ class Fal(FalInfo, Provider):
 
     def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
         return HttpRequest("GET", self._followup_url(task, "status_url"), self._auth(endpoint))
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        # fal docs, "Webhooks": `status` is OK or ERROR, the result in `payload`.
+        has_status = isinstance(body, dict) and body.get("status") in ("OK", "ERROR")
+        return text_field(body, "request_id") if has_status else None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        payload = body.get("payload")
+        if body.get("status") == "OK" and isinstance(payload, dict):
+            return self.parse_result(as_answer(payload), task)
+        detail = error_message(payload) if isinstance(payload, dict) else ""
+        reason = str(body.get("error") or body.get("payload_error") or detail or "failed")
+        return TaskStatus(TaskState.FAILED, str(body.get("status")), error=reason)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         return self._status(self._body(response), response)

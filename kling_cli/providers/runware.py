@@ -21,8 +21,10 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    as_answer,
     bearer,
     error_for_http_status,
+    text_field,
     unreadable_response,
 )
 from kling_cli.providers.catalog import RunwareInfo
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
 
 MODEL_ID = "klingai:kling-image@o1"
+INFERENCE = "imageInference"
 # A sync answer waits for every image; Kling Image O1 takes 5-15 s an image (seed 001).
 SYNC_READ_TIMEOUT = 300.0
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPG", "webp": "WEBP"}
@@ -107,6 +110,16 @@ class Runware(RunwareInfo, Provider):
             bearer(endpoint.api_key),
             [{"taskType": "getResponse", "taskUUID": task.task_id}],
         )
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        # "the flat task object itself ... with no data wrapper", one per finished image
+        # (runware.ai/docs/platform/webhooks).
+        if not isinstance(body, dict) or body.get("taskType", INFERENCE) != INFERENCE:
+            return None
+        return text_field(body, "taskUUID")
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        return self.parse_poll(as_answer({"data": [body]}), task)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         body = response.json()

@@ -21,8 +21,10 @@ from kling_cli.providers.base import (
     TaskState,
     TaskStatus,
     Upload,
+    as_answer,
     bearer,
     error_for_http_status,
+    text_field,
     unreadable_response,
     upload_failed,
 )
@@ -99,6 +101,14 @@ class WaveSpeed(WaveSpeedInfo, Provider):
         # `/result` as in the model page, the SDK and the webhook's `urls.get` (§3.3).
         url = f"{endpoint.base_url}/api/v3/predictions/{task.task_id}/result"
         return HttpRequest("GET", url, {"Authorization": f"Bearer {endpoint.api_key}"})
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        # wavespeed.ai/docs/how-to-use-webhooks: the prediction itself, no envelope.
+        is_prediction = isinstance(body, dict) and "status" in body and "outputs" in body
+        return text_field(body, "id") if is_prediction else None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        return self.parse_poll(as_answer({"code": 200, "message": "success", "data": body}), task)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         return self._status(self._data(response), response)
