@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -18,6 +18,9 @@ from kling_cli.session import load_config as _load_config
 from kling_cli.session import open_session as _open_session
 from kling_cli.session import open_sessions as _open_sessions
 from kling_cli.ui import Output
+
+if TYPE_CHECKING:
+    from kling_cli.jobs.life import JobOptions
 
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 
@@ -39,7 +42,7 @@ UPLOAD_TO_OPTION = typer.Option(
     "--upload-to",
     metavar="URL",
     help="https URL (e.g. a presigned PUT) the provider uploads each image to, where "
-    "offered; nothing is downloaded unless --download is given too.",
+    "offered (generate saves nothing here then, unless --download).",
 )
 DOWNLOAD_OPTION = typer.Option(
     False, "--download", help="With --upload-to: save the images here as well."
@@ -133,3 +136,24 @@ PROVIDER_OPTION = typer.Option(
     show_default=False,
     autocompletion=provider_ids,
 )
+
+
+def upload_options(options: JobOptions, upload_to: str | None, download: bool) -> JobOptions:
+    """--upload-to: the provider delivers the images, so they are saved here only with
+    --download (which means nothing without it)."""
+    import dataclasses
+
+    from kling_cli.errors import InvalidRequestError
+
+    if download and not upload_to:
+        raise InvalidRequestError(
+            "--download only applies with --upload-to; images are saved here by default."
+        )
+    return dataclasses.replace(options, save=download)
+
+
+def uploaded_note(provider_name: str, upload_to: str, download: bool) -> str:
+    from kling_cli.delivery import recorded_url
+
+    where = f"{provider_name} uploaded the images to {recorded_url(upload_to)} (--upload-to)"
+    return where + ("; saved here as well." if download else "; nothing was saved here.")

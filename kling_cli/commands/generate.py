@@ -108,6 +108,7 @@ def generate(
     webhook: str | None = common.WEBHOOK_OPTION,
     quality: int | None = common.QUALITY_OPTION,
     upload_to: str | None = common.UPLOAD_TO_OPTION,
+    download: bool = common.DOWNLOAD_OPTION,
     safety: str | None = common.SAFETY_OPTION,
     url_ttl: int | None = common.URL_TTL_OPTION,
     as_json: bool = JSON_OPTION,
@@ -143,6 +144,8 @@ def generate(
         ),
     )
     options = JobOptions(output_dir, timeout, not no_wait, overwrite, sidecar, name)
+    if upload_to or download:
+        options = common.upload_options(options, upload_to, download)
     from kling_cli.jobs.preflight import check_names
 
     check_names(options, request)
@@ -169,6 +172,8 @@ def generate(
         note=output.note,
     )
     exit_code = print_job_result(output, result)
+    if upload_to and result.error is None and not no_wait:
+        output.note(common.uploaded_note(result.provider_name, upload_to, download))
     launch_saved([saved.path for saved in result.files], open_images=open_images, reveal=reveal)
     return exit_code
 

@@ -155,6 +155,7 @@ async def _finish(
         naming_for(life.job, options).stem_for(),
         placement="replace" if options.overwrite else "reuse" if picked_up else "keep",
         on_disk=on_disk or (),
+        save=options.save,
     )
     for _, status in outcome.finished:
         if status.error:
