@@ -233,3 +233,23 @@ def test_a_failure_delivered_by_webhook_is_recorded_with_the_provider_reason(
     result = run("ingest", str(payload))
     assert result.returncode == 3, result.stderr
     assert "Content policy violation" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("provider", ["runware", "unifically"])
+def test_waiting_works_as_without_a_webhook_and_its_late_delivery_changes_nothing(
+    use_emulator: Emulator, provider: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with Receiver() as receiver:
+        waited = run(
+            "generate", "a red fox", "-p", provider, "-o", str(out), "--webhook", receiver.url
+        )
+        assert waited.returncode == 0, waited.stderr
+        saved = _files(out)
+        assert len([name for name in saved if not name.endswith(".json")]) == 1
+        [body] = receiver.wait_for(1)
+    payload = tmp_path / "body.json"
+    payload.write_bytes(body.body)
+    late = run("ingest", str(payload))
+    assert late.returncode == 0, late.stderr
+    assert "Already recorded" in late.stderr and _files(out) == saved
