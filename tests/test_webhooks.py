@@ -215,24 +215,29 @@ def test_a_body_that_matches_no_job_is_exit_3(use_emulator: Emulator, tmp_path: 
     assert run("ingest", str(payload)).returncode == 2
 
 
-def test_a_failure_delivered_by_webhook_is_recorded_with_the_provider_reason(
-    use_emulator: Emulator, tmp_path: Path
+@pytest.mark.parametrize("provider", WEBHOOK_PROVIDERS)
+def test_a_failure_delivered_by_webhook_is_exit_3_with_the_provider_reason(
+    use_emulator: Emulator, provider: str, tmp_path: Path
 ) -> None:
     from kling_cli.emulator import Fault
 
-    use_emulator.inject("unifically", Fault("task_failure"))
+    use_emulator.inject(provider, Fault("task_failure"))
+    ref = ["-r", "https://example.com/a.png"] if provider == "fal" else []
     with Receiver() as receiver:
         submitted = run(
-            "generate", "a red fox", "-p", "unifically", "--no-wait", "--webhook", receiver.url
+            "generate", "a red fox", "-p", provider, *ref, "--no-wait", "--webhook", receiver.url
         )
         assert submitted.returncode == 0, submitted.stderr
         [body] = receiver.wait_for(1)
-    assert body.json()["status"] == "failed"
     payload = tmp_path / "body.json"
     payload.write_bytes(body.body)
-    result = run("ingest", str(payload))
+    result = run("ingest", str(payload), "--json")
     assert result.returncode == 3, result.stderr
-    assert "Content policy violation" in result.stdout + result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["job"]["tasks"][0]["state"] == "failed"
+    assert "Content policy violation" in answer["error"]["message"]
+    again = run("ingest", str(payload))
+    assert again.returncode == 3 and "Already recorded" in again.stderr
 
 
 @pytest.mark.parametrize("provider", ["runware", "unifically"])
