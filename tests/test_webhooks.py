@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -258,3 +259,37 @@ def test_waiting_works_as_without_a_webhook_and_its_late_delivery_changes_nothin
     late = run("ingest", str(payload))
     assert late.returncode == 0, late.stderr
     assert "Already recorded" in late.stderr and _files(out) == saved
+
+
+def test_the_python_api_takes_a_webhook(use_emulator: Emulator) -> None:
+    import kling_cli
+
+    job = kling_cli.generate(
+        "a red fox", provider="unifically", webhook="https://h.example.com/x", wait=False
+    )
+    assert job.state == "submitted"
+    assert submits(use_emulator, "unifically") == ["https://h.example.com/x"]
+
+
+def test_the_emulator_control_api_repeats_deliveries_for_another_process(
+    use_emulator: Emulator,
+) -> None:
+    import urllib.request
+
+    control = f"{use_emulator.api_origin}/_emulator/webhooks"
+    request = urllib.request.Request(control, data=b'{"repeat": 2}', method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    with Receiver() as receiver:
+        assert (
+            run("generate", "a fox", "-p", "wavespeed", "--webhook", receiver.url).returncode == 0
+        )
+        receiver.wait_for(2)
+    deliveries: list[dict[str, Any]] = []
+    for _ in range(50):  # the emulator notes a delivery once the receiver has answered it
+        with urllib.request.urlopen(control, timeout=10) as answer:
+            deliveries = json.loads(answer.read())
+        if len(deliveries) == 2:
+            break
+        time.sleep(0.1)
+    assert [d["status"] for d in deliveries] == [200, 200]
