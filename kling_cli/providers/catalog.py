@@ -417,22 +417,3 @@ CATALOG: dict[str, ProviderInfo] = {
         AimlInfo(),
     )
 }
-
-
-def copy_facts(copy_id: str, original: ProviderInfo) -> dict[str, object]:
-    """What a named copy changes of its original: its id and name, and key variables of its
-    own (the original's variables belong to the original's account)."""
-    secret = (f"KLING_{copy_id.upper()}_SECRET_KEY",) if original.needs_secret_key else ()
-    return {
-        "id": copy_id,
-        "name": copy_id,
-        "key_env_vars": (),
-        "secret_env_vars": secret,
-        "copy_of": original.id,
-    }
-
-
-def named_copy(copy_id: str, original: ProviderInfo) -> ProviderInfo:
-    facts = copy_facts(copy_id, original)
-    info: ProviderInfo = type(f"{type(original).__name__}Copy", (type(original),), facts)()
-    return info
