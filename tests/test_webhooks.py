@@ -134,8 +134,12 @@ def test_batch_items_carry_their_own_webhook(use_emulator: Emulator, tmp_path: P
 def test_providers_show_lists_the_webhook() -> None:
     shown = json.loads(run("providers", "show", "runware", "--json").stdout)["provider"]
     assert shown["capabilities"]["webhook"] == "webhookURL"
+    assert "outputType" in shown["not_offered"] and "routing" in shown["not_offered"]
     comfy = run("providers", "show", "comfy")
     assert "webhook           no (none documented)" in comfy.stdout
+    inferencesh = run("providers", "show", "inferencesh").stdout
+    assert "yes, --webhook (sent as `webhook`)" in inferencesh
+    assert "not offered       n: set by kling-cli: always 1" in inferencesh
 
 
 def _files(directory: Path) -> list[str]:
