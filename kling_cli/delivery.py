@@ -20,10 +20,10 @@ OPTION_NAMES = {
     "safety": "--safety",
     "url_ttl": "--url-ttl",
 }
-# Runware's outputQuality range and default (seed 002, "outputQuality 20-99").
+# Runware's outputQuality range and default (runware.ai/docs/models/klingai-image-o1).
 MIN_QUALITY, MAX_QUALITY = 20, 99
 LOSSY_FORMATS = ("jpeg", "webp")
-# Runware's `ttl` "min 60 s" (seed 002).
+# Runware's `ttl` "min 60 s" (the same page).
 MIN_URL_TTL = 60
 SAFETY_MODES = ("fast",)
 

@@ -393,7 +393,7 @@ class Engine:
             ):
                 if response.status_code == 429:
                     # inference.sh names a `rate_limited` error (its SDK's ErrorCode) but
-                    # no Retry-After; one it sends is honoured (RFC 9110 §10.2.3): no
+                    # no Retry-After; one it sends is honoured (RFC 9110 section 10.2.3): no
                     # status request sooner, on the stream or the polls after it.
                     after = parse_retry_after(response.headers.get("retry-after"))
                     return replace(status, poll_after=after) if after else status

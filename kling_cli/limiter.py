@@ -23,7 +23,8 @@ from contextlib import asynccontextmanager
 from kling_cli.retry import RetryPolicy
 
 # Kling's docs: on 1303 (too many tasks at once) back off exponentially from at least 1 s
-# (providers-others.md §1.5). No provider documents a shorter wait, so all start there.
+# ("Handling Strategy" in Kling's general docs, as copied in github.com/inference-sh/grid
+# `api/klingai/docs/00-general.md`). No provider documents a shorter wait, so all start there.
 RATE_LIMIT_BACKOFF = RetryPolicy(base_delay=1.0)
 
 

@@ -1,9 +1,11 @@
 """Every documented Kling Image O1 limit, as named constants (no heavy imports: the registry and
 `kling providers` use these without loading pydantic).
 
-Sources: seed 000 (Unifically's O1 image page: ten references, nine aspect ratios, 1K/2K),
-seed 001 (API in One: 1-9 images), seed 004 (inference.sh: prompt max 2500 characters) and
-seed 002 (Runware's model page: the output dimension table).
+Sources: Unifically's Kling O1 Image page (https://unifically.com/models/kling-o1-image: ten
+references, nine aspect ratios, 1K/2K), API in One's Kling Image O1 API page
+(https://apiin.one/models/kling-image-o1: 1-9 images), inference.sh's app page
+(https://inference.sh/apps/klingai/image-o1: prompt max 2500 characters) and Runware's model
+page (https://runware.ai/docs/models/klingai-image-o1: the output dimension table).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ MAX_REFERENCES = 10
 MIN_PROMPT_CHARS = 1
 MAX_PROMPT_CHARS = 2500
 
-# Output pixel size per resolution and aspect ratio, verbatim from Runware's model page (seed 002,
-# "The following dimension combinations are supported"). `auto` follows the references.
+# Output pixel size per resolution and aspect ratio, verbatim from Runware's model page
+# ("The following dimension combinations are supported"). `auto` follows the references.
 OUTPUT_DIMENSIONS: dict[tuple[str, str], tuple[int, int]] = {
     ("1k", "1:1"): (1024, 1024),
     ("1k", "3:2"): (1248, 832),
@@ -56,7 +58,7 @@ def expected_output_size(resolution: str, aspect_ratio: str) -> tuple[int, int] 
     return OUTPUT_DIMENSIONS.get((resolution, aspect_ratio))
 
 
-# `@image_1` ... `@image_10` name the references in order (seed 000). Only a whole token is
+# `@image_1` ... `@image_10` name the references in order (Unifically's page). Only a whole token is
 # one: the `@image_1` in `mail a@image_1.com` is part of an address, not a reference. Matched
 # case-insensitively so that `@Image_3` with two references is caught too.
 IMAGE_TOKEN = re.compile(r"(?<![\w.+\-@])@image_([0-9]+)(?![\w@]|\.\w)", re.IGNORECASE)

@@ -33,9 +33,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 @dataclass(frozen=True)
 class PollPolicy:
     """Poll soon after submitting, then back off to a cap: Kling Image O1 jobs take 5-15 s
-    (seed 001); a half-second cap keeps the median delay from done to disk under 0.5 s
-    (bench/latency.py) at 10-30 polls a job. Push delivery, where a provider has it, needs
-    none."""
+    (https://apiin.one/models/kling-image-o1); a half-second cap keeps the median delay from
+    done to disk under 0.5 s (bench/latency.py) at 10-30 polls a job. Push delivery, where a
+    provider has it, needs none."""
 
     first_delay: float = 0.25
     growth: float = 1.5

@@ -1,5 +1,6 @@
-"""Runware end to end against the emulator: the exact wire requests (seed 002 and
-providers-seeds.md §3), the poll loop, and the downloaded files."""
+"""Runware end to end against the emulator: the exact wire requests
+(https://runware.ai/docs/models/klingai-image-o1 and the platform docs), the poll loop, and the
+downloaded files."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_text_to_image_request_matches_the_documented_example(
     [task] = submit.json()
     task_uuid = task["taskUUID"]
     assert uuid.UUID(task_uuid).version == 4
-    # The documented text-to-image example ("Velvet Canopy Duelists", seed 002) sends exactly
+    # The documented text-to-image example ("Velvet Canopy Duelists", model page) sends exactly
     # taskType, taskUUID, model, positivePrompt, width and height; the rest are documented
     # options kling-cli sets on purpose.
     assert task == {

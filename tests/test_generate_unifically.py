@@ -1,5 +1,6 @@
 """Unifically end to end against the emulator: `POST /v1/tasks` with the documented body
-(seed 000), `GET /v1/tasks/{task_id}` until `completed`, then the PNG."""
+(https://unifically.com/models/kling-o1-image), `GET /v1/tasks/{task_id}` until `completed`, then
+the PNG."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def test_submit_poll_download(run_cli, use_emulator: Emulator) -> None:
     submit, *polls = api
     assert (submit.method, submit.path) == ("POST", "/v1/tasks")
     assert submit.headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
-    # Field for field the documented curl example (seed 000).
+    # Field for field the documented curl example (Unifically's model page).
     assert submit.json() == {
         "model": "kuaishou/kling-o1-image",
         "input": {"prompt": prompt, "aspect_ratio": "16:9", "resolution": "2k"},

@@ -103,6 +103,23 @@ def test_status_says_when_a_lost_submit_never_arrived(run_cli, use_emulator: Emu
     assert len(submits(use_emulator, "runware")) == 1
 
 
+def test_a_lost_submit_first_asked_about_days_later_is_never_called_not_created(
+    run_cli, use_emulator: Emulator
+) -> None:
+    # Unknown two days later proves nothing: the provider may have made the task and forgotten
+    # it since (its retention is undocumented), so nothing says "nothing was charged".
+    use_emulator.inject("runware", Fault(kind="drop_connection", on="submit"))
+    assert run_cli("generate", "a red fox", "-p", "runware").exit_code == 1
+    with sqlite3.connect(Path(os.environ["KLING_CONFIG_DIR"]) / "jobs.sqlite3") as db:
+        db.execute("UPDATE jobs SET created_at = created_at - 2 * 86400")
+    result = run_cli("status", "--json")
+    job = result.json()["job"]
+    assert job["state"] == "may_exist", job
+    assert "may have been charged" in job["tasks"][0]["error"]
+    assert "nothing was charged" not in run_cli("status").stderr
+    assert len(submits(use_emulator, "runware")) == 1
+
+
 def test_an_ambiguous_submit_without_a_client_id_is_recorded_as_may_exist(
     run_cli, use_emulator: Emulator
 ) -> None:

@@ -1,4 +1,5 @@
-"""AIML API's image generation for `klingai/image-o1`: providers-others.md §6.
+"""AIML API's image generation for `klingai/image-o1`, per AIML's image-o1 API reference
+(https://docs.aimlapi.com/api-references/image-models/kling-ai/image-o1).
 
 Base `https://api.aimlapi.com` maps to the mount itself (base_path ""), so the route is the
 documented `POST /v1/images/generations`. Auth is `Authorization: Bearer <key>`. The call is
@@ -42,11 +43,11 @@ INPUT_FIELDS = frozenset(
         "num_images",
     }
 )
-# §6: no "auto"; 16:9 by default.
+# API reference: no "auto"; 16:9 by default.
 ASPECT_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16")
 RESOLUTIONS: dict[str, Tier] = {"1K": "1k", "2K": "2k"}
 OUTPUT_FORMATS: dict[str, ImageFormat] = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
-MAX_PROMPT_LENGTH = 4000  # the schema's maxLength (§6)
+MAX_PROMPT_LENGTH = 4000  # the schema's maxLength (API reference)
 MAX_REFERENCES = 10
 MAX_IMAGES = 9
 # The documented example charges 58800 credits for one image; per-image pricing is inferred.
@@ -61,7 +62,7 @@ class AimlJob:
 
 
 def error_reply(status: int, message: str, details: list[Problem] | None = None) -> Reply:
-    """AIML's error body is not documented for this model (§6); inferred as
+    """AIML's error body is not documented for this model; inferred as
     `{"statusCode", "message", "error"}`, with the rejected fields under `details`."""
     body: dict[str, Any] = {
         "statusCode": status,
@@ -78,24 +79,24 @@ class AimlApi(ProviderApi[AimlJob]):
     base_path = ""  # https://api.aimlapi.com -> the mount; the route is /v1/images/generations
 
     def phase_of(self, request: ProviderRequest) -> Phase | None:
-        # Synchronous: the only call is the submit (§6 "no polling documented").
+        # Synchronous: the only call is the submit (API reference).
         if request.method == "POST" and request.path == GENERATIONS_PATH:
             return "submit"
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
-        return error_reply(429, "Too many requests, rate limit exceeded")  # inferred: §6
+        return error_reply(429, "Too many requests, rate limit exceeded")  # inferred
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
-        return error_reply(status, "Internal server error")  # inferred: providers-others.md §6
+        return error_reply(status, "Internal server error")  # inferred: undocumented
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:
-            return error_reply(401, "Invalid API key")  # inferred text: providers-others.md §6
+            return error_reply(401, "Invalid API key")  # inferred text: undocumented
         if request.path != GENERATIONS_PATH:
             return error_reply(404, f"Cannot {request.method} {request.path}")
         if request.method != "POST":
-            return error_reply(405, f"Cannot {request.method} {request.path}")  # inferred: §6
+            return error_reply(405, f"Cannot {request.method} {request.path}")  # inferred
         try:
             payload = parse_json(request.body)
             spec, count = _validated(payload)
@@ -107,7 +108,7 @@ class AimlApi(ProviderApi[AimlJob]):
         )
         wait_until_finished(task)
         if task.failure_message is not None:
-            # A failed generation is not documented (§6); inferred: a 400 carrying the reason.
+            # A failed generation is not documented; inferred: a 400 carrying the reason.
             return error_reply(400, task.failure_message)
         return json_reply(
             200,
@@ -120,7 +121,7 @@ class AimlApi(ProviderApi[AimlJob]):
 
 def _validated(payload: Any) -> tuple[ImageSpec, int]:
     fields = Fields(payload, INPUT_FIELDS)
-    # inferred (providers-others.md §6): unknown fields are refused, so that a mistyped
+    # inferred (undocumented): unknown fields are refused, so that a mistyped
     # field is not silently dropped
     model = fields.text("model", required=True)
     if model is not None and model != MODEL_ID:
@@ -144,7 +145,7 @@ def _validated(payload: Any) -> tuple[ImageSpec, int]:
 
 
 def _is_image_reference(value: Any) -> bool:
-    """ "URLs or local Base64 encoded images" (§6): an http(s) URL, a base64 data URI, or
+    """ "URLs or local Base64 encoded images" (API reference): an http(s) URL, a base64 data URI, or
     bare base64 (which form of base64 is meant is not documented; both are accepted)."""
     if not isinstance(value, str):
         return False

@@ -1,8 +1,11 @@
-"""API in One's generation API for `kling-image-o1`: seed 001 and providers-seeds.md §2.
+"""API in One's generation API for `kling-image-o1`. Sources: the Kling Image O1 API page
+(https://apiin.one/models/kling-image-o1), the API docs (https://apiin.one/docs, with the
+per-endpoint mirror https://apiin-one.pages.dev/docs) and the Spanish "API Manual"
+(https://apiin.one/es/docs).
 
 `POST /api/v1/images/generations` submits, `GET /api/v1/tasks/{task_id}` polls. Successes are
-wrapped as `{"code": 200, "message": "success", "data": {...}}` (§2.4), errors as
-`{"error": {"code", "message", "type"}}` (§2.6).
+wrapped as `{"code": 200, "message": "success", "data": {...}}` (model page), errors as
+`{"error": {"code", "message", "type"}}` (model page, "Error Codes").
 """
 
 from __future__ import annotations
@@ -24,29 +27,29 @@ from kling_cli.emulator.tasks import Task
 MODEL_ID = "kling-image-o1"
 GENERATIONS_PATH = "/api/v1/images/generations"
 TASKS_PATH = "/api/v1/tasks"
-# The documented base URL ends in /api/v1 (§2.2); paths below it are the documented ones.
+# The documented base URL ends in /api/v1 (API docs); paths below it are the documented ones.
 BASE_PATH = "/api/v1"
 
 IMAGE_TO_IMAGE = "image-to-image"
 MULTI_SHOT = "ai-multi-shot"
-TASK_TYPES = (IMAGE_TO_IMAGE, MULTI_SHOT)  # seed 001, `type`
-ASPECT_RATIO_CHOICES = (*ASPECT_RATIOS, "auto")  # seed 001, `aspect_ratio`
-DEFAULT_ASPECT_RATIO = "1:1"  # seed 001
+TASK_TYPES = (IMAGE_TO_IMAGE, MULTI_SHOT)  # model page, `type`
+ASPECT_RATIO_CHOICES = (*ASPECT_RATIOS, "auto")  # model page, `aspect_ratio`
+DEFAULT_ASPECT_RATIO = "1:1"  # model page
 # inferred: "auto" lets the model pick from the references, which the emulator does not
 # fetch; 1:1 as for the other emulated providers.
 AUTO_ASPECT_RATIO = "1:1"
-RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}  # seed 001, lower case only
-DEFAULT_RESOLUTION = "1k"  # seed 001
-MAX_REFERENCE_IMAGES = 10  # seed 001, `images`
-NUM_IMAGES = (1, 9)  # seed 001, `num_images`
-# inferred: seed 001 FAQ, "Multi-shot generates character-consistent images from a single
+RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}  # model page, lower case only
+DEFAULT_RESOLUTION = "1k"  # model page
+MAX_REFERENCE_IMAGES = 10  # model page, `images`
+NUM_IMAGES = (1, 9)  # model page, `num_images`
+# inferred: model page FAQ, "Multi-shot generates character-consistent images from a single
 # reference image".
 MULTI_SHOT_REFERENCE_IMAGES = 1
-TASK_ID_SUFFIX = "_kio1"  # seed 001 example "n49xxxx_kio1" (§2.4)
+TASK_ID_SUFFIX = "_kio1"  # model page example "n49xxxx_kio1"
 
-# The fields of seed 001, plus callback_url (§2.3: "configure callback_url on supported
-# routes", A-es). inferred: anything else is rejected, so a client sending the generic docs'
-# `input_urls`/`negative_prompt`/`seed` (§2.3 naming conflict) sees it fail loudly.
+# The fields of the model page, plus callback_url ("configure callback_url on supported
+# routes", Spanish API Manual). inferred: anything else is rejected, so a client sending the
+# generic docs' `input_urls`/`negative_prompt`/`seed` (pages.dev mirror) sees it fail loudly.
 _FIELDS = frozenset(
     {
         "model",
@@ -60,9 +63,9 @@ _FIELDS = frozenset(
     }
 )
 _HTTP_URL = re.compile(r"^https?://[^/\s]+", re.I)
-# inferred (§2.5): the poll body is not documented. Running tasks keep the submit's upper-case
+# inferred: the poll body is not documented. Running tasks keep the submit's upper-case
 # IN_PROGRESS; terminal ones use the lower-case words of "Poll until status is 'completed' or
-# 'failed'" (seed 001).
+# 'failed'" (model page).
 _IN_PROGRESS = "IN_PROGRESS"
 _COMPLETED = "completed"
 _FAILED = "failed"
@@ -80,12 +83,12 @@ class _Rejected(Exception):
 
 
 def error_reply(status: int, message: str, error_type: str) -> Reply:
-    """The documented error envelope (§2.6)."""
+    """The documented error envelope (model page)."""
     return json_reply(status, {"error": {"code": status, "message": message, "type": error_type}})
 
 
 def success_reply(data: dict[str, Any]) -> Reply:
-    """The documented success envelope (§2.4)."""
+    """The documented success envelope (model page)."""
     return json_reply(200, {"code": 200, "message": "success", "data": data})
 
 
@@ -105,16 +108,17 @@ class ApiInOneApi(ProviderApi[ApiInOneJob]):
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
-        # inferred: 429 is NOT FOUND (§2.6); the documented envelope with a plausible type.
+        # inferred: 429 is undocumented; the documented envelope with a plausible type.
         return error_reply(429, "Rate limit exceeded, please retry later", "rate_limit_error")
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
-        # inferred: 5xx bodies are NOT FOUND; "all errors return a consistent JSON format" (§2.6).
+        # inferred: 5xx bodies are undocumented; "all errors return a consistent JSON format"
+        # (API docs).
         return error_reply(status, "Internal server error", "server_error")
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:
-            # §2.6 (A-docs); the `type` value is cut off in the stored copy (inferred).
+            # API docs: 401 "Invalid API key"; the `type` value is not shown there (inferred).
             return error_reply(401, "Invalid API key", "authentication_error")
         if request.method == "POST" and request.path == GENERATIONS_PATH:
             return self._submit(request)
@@ -149,17 +153,17 @@ class ApiInOneApi(ProviderApi[ApiInOneJob]):
             task,
             lambda: [{"code": 200, "message": "success", "data": self._task_view(task)}],
         )
-        return success_reply({"task_id": task_id, "status": _IN_PROGRESS})  # verbatim §2.4
+        return success_reply({"task_id": task_id, "status": _IN_PROGRESS})  # verbatim (model page)
 
     def _poll(self, task_id: str) -> Reply:
         task = self.tasks.get(task_id)
         if task is None:
-            # inferred: unknown-task behaviour is NOT FOUND (§2.6).
+            # inferred: unknown-task behaviour is undocumented.
             return error_reply(404, f"Task not found: {task_id}", "not_found")
         return success_reply(self._task_view(task))
 
     def _task_view(self, task: Task[ApiInOneJob]) -> dict[str, Any]:
-        """The inferred poll shapes of §2.5: WaveSpeed-style `outputs` and `error`."""
+        """Inferred poll shapes: WaveSpeed-style `outputs` and `error`."""
         view: dict[str, Any] = {"task_id": task.task_id}
         phase = task.phase()
         if phase == "succeeded":
@@ -184,7 +188,7 @@ def _task_id_in(path: str) -> str | None:
 
 
 def _validated_submission(payload: Any) -> tuple[ImageSpec, int]:
-    """Seed 001's body parameters; returns the output spec and the number of images."""
+    """The model page's body parameters; returns the output spec and the number of images."""
     if not isinstance(payload, dict):
         raise _Rejected("the body must be a JSON object")
     for name in payload:
@@ -196,7 +200,7 @@ def _validated_submission(payload: Any) -> tuple[ImageSpec, int]:
     if model != MODEL_ID:
         raise _Rejected(f"unsupported model: {model}")
     prompt = payload.get("prompt")
-    # The prompt length limit for this model is NOT FOUND (§2.3), so none is enforced.
+    # The prompt length limit for this model is undocumented, so none is enforced.
     if not isinstance(prompt, str) or not prompt.strip():
         raise _Rejected("prompt is required and must be a non-empty string")
     task_type = payload.get("type", IMAGE_TO_IMAGE)
@@ -205,8 +209,8 @@ def _validated_submission(payload: Any) -> tuple[ImageSpec, int]:
     images = _checked_images(payload.get("images"))
     if task_type == MULTI_SHOT and len(images) != MULTI_SHOT_REFERENCE_IMAGES:
         raise _Rejected(f"{MULTI_SHOT} needs exactly one reference image in images")
-    # inferred: image-to-image without images (text-to-image) is allowed; seed 001 calls the
-    # model "text+image guided" and whether it needs a reference is NOT FOUND (§2.3).
+    # inferred: image-to-image without images (text-to-image) is allowed; the model page calls the
+    # model "text+image guided" and whether it needs a reference is undocumented.
     aspect_ratio = payload.get("aspect_ratio", DEFAULT_ASPECT_RATIO)
     if aspect_ratio not in ASPECT_RATIO_CHOICES:
         raise _Rejected(f"aspect_ratio must be one of {', '.join(ASPECT_RATIO_CHOICES)}")
@@ -222,7 +226,7 @@ def _validated_submission(payload: Any) -> tuple[ImageSpec, int]:
         raise _Rejected("callback_url must be an http(s) URL")
     ratio = AUTO_ASPECT_RATIO if aspect_ratio == "auto" else aspect_ratio
     width, height = pixels(RESOLUTIONS[resolution], ratio)
-    # inferred: the output format is NOT FOUND (§2.7); PNG as for the other providers.
+    # inferred: the output format is undocumented; PNG as for the other providers.
     return ImageSpec(width, height, "PNG"), count
 
 
@@ -233,7 +237,7 @@ def _checked_images(images: Any) -> list[str]:
         raise _Rejected("images must be an array of URLs")
     if len(images) > MAX_REFERENCE_IMAGES:
         raise _Rejected(f"images accepts at most {MAX_REFERENCE_IMAGES} URLs")
-    # inferred: data URIs and base64 are NOT FOUND (§2.3), so only http(s) URLs pass.
+    # inferred: data URIs and base64 are undocumented, so only http(s) URLs pass.
     if not all(_is_http_url(url) for url in images):
         raise _Rejected("every images entry must be an http(s) URL")
     return images

@@ -2,8 +2,8 @@
 
 Problems are collected the way pydantic/FastAPI report them (`loc`, `msg`, `type`, `ctx`),
 because fal and Comfy Router document exactly that shape for their 422 answers
-(providers-others.md §2.4, §5). The other providers render the same problems in their own
-error envelopes.
+(fal's "Model Errors" docs; Comfy Router's errors page). The other providers render the same
+problems in their own error envelopes.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class Fields:
 
     def _present(self, name: str, required: bool) -> Any:
         # null counts as absent: the documented optional fields are nullable (Comfy's
-        # model_name says so explicitly, §5); the others are inferred to behave the same.
+        # model_name says so explicitly, Router model page); the others are inferred to behave
+        # the same.
         value = self.payload.get(name)
         if value is None and required:
             self.add((name,), "Field required", "missing")

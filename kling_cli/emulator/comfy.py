@@ -1,11 +1,13 @@
-"""Comfy Router's `kling/kling-image-o1`: providers-others.md §5 and the Comfy Router docs
-it cites (api, errors, reference and queue pages).
+"""Comfy Router's `kling/kling-image-o1`, per the Comfy Router docs
+(https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code; and its api,
+errors, reference and queue pages).
 
 Base `https://api.comfy.org` maps to the mount itself (base_path ""). Routes:
 
 - `POST /v2/models/kling/kling-image-o1`: synchronous; holds the connection until the
   generation ends (deadline 10 min, then `504 deadline_exceeded`) and answers with Kling's
-  own task object (§1.4).
+  own task object (Kling's Omni-Image API reference,
+  https://kling.ai/document-api/api/image/o1/image-generation).
 - `POST /v2/models/kling/kling-image-o1/requests`: queued; `201` with `request_id` and the
   `status_url`, `response_url` and `cancel_url` under `.../requests/{request_id}`.
 - `GET .../requests/{id}/status`, `GET .../requests/{id}`, `PUT .../requests/{id}/cancel`.
@@ -55,7 +57,7 @@ MODEL_ID = "kling/" + MODEL_NAME
 MODEL_PATH = MODELS_PREFIX + MODEL_ID
 QUEUE_PATH = MODEL_PATH + "/requests"
 
-# The Router schema for this model (§5): Kling's body without watermark_info.
+# The Router schema for this model (model page): Kling's body without watermark_info.
 COMFY_FIELDS = KLING_FIELDS - {"watermark_info"}
 # "One Router call may hold the connection for 10 minutes by default" (errors page). Read on
 # every call, so a test can shorten it.
@@ -72,7 +74,8 @@ CLIENT_DISCONNECTED = "client_disconnected"
 DEADLINE_EXCEEDED = "deadline_exceeded"
 RATE_LIMITED = "rate_limited"
 
-# inferred: the emulated task failure stands for Kling's risk-control refusal (§1.4), which
+# inferred: the emulated task failure stands for Kling's risk-control refusal (Kling's
+# API reference), which
 # Router reports in the content_policy_violation bucket; the status code is inferred (the
 # reference's catch-all 400 for request-level buckets).
 FAILURE_STATUS = 400
@@ -200,7 +203,8 @@ class ComfyApi(ProviderApi[KlingJob]):
         except Invalid as invalid:
             return validation_error(invalid.details())
         except Refused as refused:
-            # Valid for the Router schema, refused by Kling for O1 (§5 "not valid for O1");
+            # Valid for the Router schema, refused by Kling for O1 (docs.comfy.org
+            # KlingOmniProImageNode);
             # relayed as a request-level invalid_input (inferred status 400).
             return router_error(400, INVALID_INPUT, refused.message)
         key = request.headers.get("idempotency-key")

@@ -1,7 +1,7 @@
 """Kling Image O1 output sizes, the emulator's own transcription of the Runware model page.
 
-Source: seed 002 (runware.ai/docs/models/klingai-image-o1, "Compatibility & Validation"),
-repeated in providers-seeds.md §3.4. Kept private to the emulator on purpose: the CLI has
+Source: Runware's model page (https://runware.ai/docs/models/klingai-image-o1, "Compatibility &
+Validation"). Kept private to the emulator on purpose: the CLI has
 its own copy, so a transcription slip in either one shows up as a failing test.
 """
 

@@ -1,10 +1,15 @@
-"""fal.ai's queue API for `fal-ai/kling-image/o1`: providers-others.md §2.
+"""fal.ai's queue API for `fal-ai/kling-image/o1`. Sources: the model API page
+(https://fal.ai/models/fal-ai/kling-image/o1/api; schema in @fal-ai/client 1.10.1
+`src/types/endpoints.d.ts`), fal's queue and error docs (docs.fal.ai) and the official client
+(PyPI fal-client 1.0.3, `client.py`, `auth.py`).
 
 The queue base `https://queue.fal.run` maps to the mount itself (base_path ""):
 `POST /fal-ai/kling-image/o1` submits and answers with `status_url`, `response_url` and
 `cancel_url`, absolute URLs back into this mount that use only owner/app
-(`/fal-ai/kling-image/requests/{id}...`, §2.3). Auth is `Authorization: Key <key>` (§2.1).
-Validation errors are FastAPI-style `{"detail": [{"loc", "msg", "type"}]}` (§2.4).
+(`/fal-ai/kling-image/requests/{id}...`, queue docs). Auth is `Authorization: Key <key>`
+(fal-client `auth.py`).
+Validation errors are FastAPI-style `{"detail": [{"loc", "msg", "type"}]}` (fal's
+"Model Errors" docs).
 """
 
 from __future__ import annotations
@@ -40,14 +45,14 @@ from kling_cli.emulator.provider_kit import (
 from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Event, Task
 
-APP_PATH = "/fal-ai/kling-image"  # owner/app: status, result and cancel live here (§2.3)
+APP_PATH = "/fal-ai/kling-image"  # owner/app: status, result and cancel live here (queue docs)
 SUBMIT_PATH = APP_PATH + "/o1"
 REQUESTS_PREFIX = APP_PATH + "/requests/"
-# The REST host `rest.fal.ai`, emulated below the mount; its storage upload (§2.5).
+# The REST host `rest.fal.ai`, emulated below the mount; its storage upload (fal-client).
 REST_PATH = "/_rest"
 INITIATE_UPLOAD_PATH = REST_PATH + "/storage/upload/initiate"
 
-# §2.2, KlingImageO1Input.
+# The model page; @fal-ai/client KlingImageO1Input.
 INPUT_FIELDS = frozenset(
     {
         "prompt",
@@ -69,7 +74,7 @@ MAX_REFERENCES = 10  # image_urls, and images + elements together
 MAX_ELEMENT_REFERENCES = 3
 MAX_IMAGES = 9
 
-# inferred (§2.3 documents COMPLETED + error/error_type but not the values): the emulated
+# inferred (the queue docs give COMPLETED + error/error_type but not the values): the emulated
 # failure stands for a refusal by Kling's moderation, which fal reports with this type.
 FAILURE_ERROR_TYPE = "content_policy_violation"
 CANCELLED_MESSAGE = "Request was cancelled"
@@ -78,14 +83,14 @@ CANCELLED_MESSAGE = "Request was cancelled"
 @dataclass(frozen=True)
 class FalJob:
     images: tuple[IssuedImage, ...]
-    sync_mode: bool  # outputs as data URIs (§2.2)
+    sync_mode: bool  # outputs as data URIs (model page)
 
 
 def detail_reply(
     status: int, detail: Any, error_type: str | None = None, headers: dict[str, str] | None = None
 ) -> Reply:
     """fal's error body: `{"detail": ...}`, plus `error_type` and `X-Fal-Error-Type` for
-    infrastructure errors (§2.4)."""
+    infrastructure errors (fal's error docs)."""
     body: dict[str, Any] = {"detail": detail}
     all_headers = dict(headers or {})
     if error_type is not None:
@@ -120,11 +125,11 @@ class FalApi(ProviderApi[FalJob]):
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
-        # fal documents 429 among the retried codes but no body (§2.4, inferred shape).
+        # fal documents 429 among the retried codes but no body (inferred shape).
         return detail_reply(429, "Too many requests, retry later", "rate_limited")
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
-        # §2.4 request error types: request_timeout (504, its documented detail text) and
+        # fal's "Request Error Types" docs: request_timeout (504, its documented detail text) and
         # runner_scheduling_failure (503); "internal_error" for the rest (inferred).
         detail, error_type = {
             503: ("Runner scheduling failure", "runner_scheduling_failure"),
@@ -159,14 +164,14 @@ class FalApi(ProviderApi[FalJob]):
                 return self._cancel(task)
         return detail_reply(404, f"No route for {request.method} {request.path}")
 
-    # -- auth (§2.1) -------------------------------------------------------------------------
+    # -- auth (fal-client) --------------------------------------------------------------------
 
     def _unauthorized(self, request: ProviderRequest) -> Reply | None:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() == "key" and key.strip() == self.context.settings.api_key:
             return None
-        # 401 for a missing or wrong key; the exact bodies are not documented (§2.4, inferred).
+        # 401 for a missing or wrong key; the exact bodies are not documented (inferred).
         if not header:
             return detail_reply(401, "Authentication is required to access this application.")
         return detail_reply(401, "No user found for Key ID and Secret")
@@ -174,7 +179,7 @@ class FalApi(ProviderApi[FalJob]):
     # -- routes ------------------------------------------------------------------------------
 
     def _initiate_upload(self, request: ProviderRequest) -> Reply:
-        """The SDK's GCS upload (§2.5): `{file_name, content_type}` in, a signed `upload_url`
+        """The SDK's GCS upload (fal-client): `{file_name, content_type}` in, a signed `upload_url`
         for the bytes and the `file_url` to use out."""
         if parse_qs(request.query).get("storage_type") != ["gcs"]:
             return detail_reply(422, "storage_type must be gcs")  # inferred: others untested
@@ -211,7 +216,7 @@ class FalApi(ProviderApi[FalJob]):
             return detail_reply(422, invalid.details())
         missing = self.context.media.first_missing(payload.get("image_urls"))
         if missing is not None:
-            # inferred: fal's answer to an input file it cannot download (§2.4 file errors).
+            # inferred: fal's answer to an input file it cannot download (fal's error docs).
             problem = {
                 "loc": ["body", "image_urls"],
                 "msg": f"Failed to download the file: {missing}",
@@ -247,19 +252,19 @@ class FalApi(ProviderApi[FalJob]):
 
     def _status(self, request: ProviderRequest, task: Task[FalJob] | None) -> Reply:
         if task is None:
-            return detail_reply(404, "Request not found")  # inferred: providers-others.md §2.3
+            return detail_reply(404, "Request not found")  # inferred: undocumented
         urls = self._urls(request, task.task_id)
         with_logs = parse_qs(request.query).get("logs", ["0"])[0] == "1"
         phase = task.phase()
         body: dict[str, Any] = {"request_id": task.task_id, "response_url": urls["response_url"]}
         if task.task_id in self.cancellations:
             body.update(status="COMPLETED", logs=None, metrics={})
-            body.update(error=CANCELLED_MESSAGE, error_type="request_cancelled")  # inferred: §2.3
+            body.update(error=CANCELLED_MESSAGE, error_type="request_cancelled")  # inferred
             return json_reply(200, body)
         if phase == "pending":
-            # Only this emulated request is ahead of itself: position 0 (0-indexed, §2.3).
+            # Only this emulated request is ahead of itself: position 0 (0-indexed, queue docs).
             body.update(status="IN_QUEUE", queue_position=0)
-            return json_reply(202, body)  # 202 while queued or running, 200 when done (§2.3)
+            return json_reply(202, body)  # 202 while queued or running, 200 when done (queue docs)
         logs = self._logs(task) if with_logs else None
         if phase == "failed" and task.final_state is not None:
             body.update(status=task.final_state, logs=logs)  # inferred: no error fields
@@ -284,15 +289,15 @@ class FalApi(ProviderApi[FalJob]):
 
     def _result(self, task: Task[FalJob] | None) -> Reply:
         if task is None:
-            return detail_reply(404, "Request not found")  # inferred: providers-others.md §2.3
+            return detail_reply(404, "Request not found")  # inferred: undocumented
         if task.task_id in self.cancellations:
-            return detail_reply(400, CANCELLED_MESSAGE)  # inferred: providers-others.md §2.3
+            return detail_reply(400, CANCELLED_MESSAGE)  # inferred: undocumented
         phase = task.phase()
         if phase in ("pending", "processing"):
-            return detail_reply(400, "Request is still in progress")  # inferred: §2.3
+            return detail_reply(400, "Request is still in progress")  # inferred
         if phase == "failed":
-            # "If the model returned an error, this operation returns the same error" (§2.3),
-            # in the documented model-error shape (§2.4); 422 and the loc are inferred.
+            # "If the model returned an error, this operation returns the same error" (queue
+            # docs), in the documented model-error shape; 422 and the loc are inferred.
             error = {
                 "loc": ["body", "prompt"],
                 "msg": task.failure_message,
@@ -319,7 +324,7 @@ class FalApi(ProviderApi[FalJob]):
         return {**body, "status": "OK", "payload": {"images": images}, "error": None}
 
     def _image(self, image: IssuedImage, task: Task[FalJob]) -> dict[str, Any]:
-        """`Image` of §2.2: url plus content_type, file_name, file_size, width, height."""
+        """`Image` of the model page: url plus content_type, file_name, file_size, width, height."""
         content = encoded(image)
         content_type = CONTENT_TYPES[image.spec.format]
         if task.details.sync_mode:
@@ -358,10 +363,10 @@ def _request_route(path: str) -> tuple[str, str] | None:
 
 def _validated(payload: Any) -> tuple[ImageSpec, int, bool]:
     fields = Fields(payload, INPUT_FIELDS)
-    # inferred (providers-others.md §2.2): unknown fields are refused, so that a mistyped
+    # inferred (undocumented): unknown fields are refused, so that a mistyped
     # field is not silently dropped
     fields.text("prompt", required=True, max_length=MAX_PROMPT_LENGTH)
-    # image_urls is required on this endpoint (§2.2); an empty list is refused (inferred).
+    # image_urls is required on this endpoint (model page); an empty list is refused (inferred).
     image_urls = fields.items("image_urls", required=True, min_items=1, max_items=MAX_REFERENCES)
     for index, url in enumerate(image_urls):
         _check_file_url(fields, ("image_urls", index), url)
@@ -386,7 +391,8 @@ def _validated(payload: Any) -> tuple[ImageSpec, int, bool]:
 
 
 def _check_file_url(fields: Fields, loc: tuple[str | int, ...], value: Any) -> None:
-    # URLs, or base64 data URIs, which fal models accept as file inputs (§2.5, inferred here).
+    # URLs, or base64 data URIs, which fal models accept as file inputs (fal CDN
+    # docs; inferred here).
     if isinstance(value, str) and (is_http_url(value) or data_uri_payload(value) is not None):
         return
     fields.add(loc, "Input should be a valid URL", "url_parsing")

@@ -56,7 +56,7 @@ class Fault:
     on: Phase | None = None
     times: int = 1
     # The Retry-After header of a rate_limit answer; None sends none, as most providers
-    # document (only Comfy documents the header, providers-others.md §5).
+    # document (only Comfy Router's errors page documents the header).
     retry_after: int | None = 1
     status: int = 500
     delay: float = 1.0

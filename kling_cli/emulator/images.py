@@ -24,7 +24,8 @@ CONTENT_TYPES: dict[ImageFormat, str] = {
 }
 IMAGE_PATH_PREFIX = "/images/"
 
-# Runware's documented outputQuality default (seed 002).
+# Runware's documented outputQuality default
+# (https://runware.ai/docs/models/klingai-image-o1).
 _LOSSY_QUALITY = 95
 _GRID_STEP = 128
 _BLOCK = 4

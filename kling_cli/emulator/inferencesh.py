@@ -1,10 +1,12 @@
-"""inference.sh's REST API running the app `klingai/image-o1`: seed 004 and
-providers-seeds.md §4.
+"""inference.sh's REST API running the app `klingai/image-o1`. Sources: the app page
+(https://inference.sh/apps/klingai/image-o1), the app's source (github.com/inference-sh/grid,
+`api/klingai/video/image-o1/`), the official SDK (PyPI inferencesh 0.36.0) and the docs
+(https://inference.sh/docs/api/running-apps).
 
 `POST /apps/run` creates a task, `GET /tasks/{id}` polls it, `GET /tasks/{id}/stream` streams
 NDJSON snapshots until it ends, `POST /tasks/{id}/cancel` cancels it, and `POST /files` plus a
 `PUT` to a signed URL uploads a reference image (inferencesh_files.py). Successes use the V3
-envelope `{"data": ..., "messages": []}` (§4.3), errors RFC 9457 problem+json (§4.8).
+envelope `{"data": ..., "messages": []}` (SDK `_request`), errors RFC 9457 problem+json (same).
 """
 
 from __future__ import annotations
@@ -37,22 +39,22 @@ from kling_cli.emulator.tasks import Event, Task
 RUN_PATH = "/apps/run"
 TASKS_PREFIX = "/tasks/"
 FILES_PATH = "/files"
-KLING_MODEL = "kling-image-o1"  # output_meta.outputs[].extra.model (§4.4)
-APP_ID = "app_klingai_image_o1"  # made up: the §4.5 example elides TaskDTO.app_id
+KLING_MODEL = "kling-image-o1"  # output_meta.outputs[].extra.model (app's functions_schema.json)
+APP_ID = "app_klingai_image_o1"  # made up: no example shows TaskDTO.app_id
 
 # inferred: the last fifth of a successful run is spent uploading the output (status 9).
 _UPLOADING_SHARE = 0.8
-# inferred: the heartbeat interval is NOT FOUND (§4.7); the SDK gives up after 30 s of them.
+# inferred: the heartbeat interval is undocumented; the SDK gives up after 30 s of them.
 _HEARTBEAT_SECONDS = 1.0
 _HEARTBEAT = {"type": "heartbeat"}
 # inferred: a stream that outlives this ends without a terminal snapshot, and the SDK then
-# reconciles with GET /tasks/{id} (§4.7); it stays under the SDK's 60 s stream timeout.
+# reconciles with GET /tasks/{id} (SDK `TaskStream`); it stays under the SDK's 60 s stream timeout.
 _MAX_STREAM_SECONDS = 25.0
 _STREAM_TICK = 0.01
 
 
 class TaskStatus(IntEnum):
-    """The current numbering (§4.6, I-sdk 0.36.0 types.TaskStatus), not the legacy one."""
+    """The current numbering (SDK 0.36 types.TaskStatus), not the legacy one."""
 
     RECEIVED = 1
     QUEUED = 2
@@ -69,7 +71,7 @@ TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStat
 @dataclass(frozen=True)
 class InferenceJob:
     request: RunRequest
-    # One image whatever `n` is: the app returns only Kling's images[0] (§4.4).
+    # One image whatever `n` is: the app returns only Kling's images[0] (app source).
     image: IssuedImage
 
 
@@ -87,7 +89,7 @@ class InferenceShApi(ProviderApi[InferenceJob]):
     # CANCELLED (12) is terminal in the official SDK (inferencesh 0.36, client.py
     # TERMINAL_STATUSES); a cancel the client sends is emulated apart (`_cancel`).
     final_states = ("cancelled",)
-    base_path = ""  # the documented base is https://api.inference.sh (§4.2)
+    base_path = ""  # the documented base is https://api.inference.sh (SDK `Inference`)
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
@@ -108,7 +110,7 @@ class InferenceShApi(ProviderApi[InferenceJob]):
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
-        # rate_limited is an SDK error code; its HTTP status 429 is inferred (§4.8).
+        # rate_limited is an SDK error code; its HTTP status 429 is inferred.
         return problem_reply(429, "rate_limited", "too many requests, retry later")
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
@@ -164,7 +166,7 @@ class InferenceShApi(ProviderApi[InferenceJob]):
     def _run(self, request: ProviderRequest) -> Reply:
         run = validated_run(_json_body(request))
         if run.uploaded_image is not None and not self.files.uploaded(run.uploaded_image):
-            # inferred: the answer to an unknown or never uploaded file is NOT FOUND.
+            # inferred: the answer to an unknown or never uploaded file is undocumented.
             raise invalid_input(f"input.image: no uploaded file at {run.uploaded_image}")
         caption = Caption(run.prompt, run.aspect_ratio, str(run.resolution))
         job = InferenceJob(run, self.context.images.issue(run.spec, self.provider_id, caption))
@@ -181,29 +183,29 @@ class InferenceShApi(ProviderApi[InferenceJob]):
         # the task result" (inference.sh app page): the TaskDTO itself, no envelope, with
         # today's status numbers (the page's example shows the old COMPLETED, 9).
         self.notify_when_done(run.webhook, task, lambda: [self._task_dto(task, time.monotonic())])
-        # The created task comes back at once, RECEIVED (§4.5 example: status 1).
+        # The created task comes back at once, RECEIVED (inferred: status 1).
         return envelope_reply(self._task_dto(task, time.monotonic(), TaskStatus.RECEIVED))
 
     def _failure_of(self, run: RunRequest) -> Fault | str | None:
         """Why the task will fail: the prompt, an injected fault, or nothing."""
         if len(run.prompt) > MAX_PROMPT_LENGTH:
-            # inferred: the app's schema does not enforce "Max 2500 chars." (§4.4), so the task
-            # is created and fails when Kling refuses the prompt, as the app reports errors.
+            # inferred: the app's schema does not enforce "Max 2500 chars." (app source), so the
+            # task is created and fails when Kling refuses the prompt, as the app reports errors.
             return f"prompt must be at most {MAX_PROMPT_LENGTH} characters"
         return self.claim_failure()
 
     def _cancel(self, task: InferenceTask) -> None:
         now = time.monotonic()
-        # inferred: cancelling a finished task changes nothing and is not an error (§4.7 NOT
-        # FOUND); the app's on_cancel accepts at once, so no CANCELLING (8) is shown.
+        # inferred: cancelling a finished task changes nothing and is not an error
+        # (undocumented); the app's on_cancel accepts at once, so no CANCELLING (8) is shown.
         if self._status_at(task, now) not in TERMINAL_STATUSES:
             with self._lock:
                 self._cancellations.setdefault(task.task_id, _Cancellation(now, time.time()))
 
     def _stream(self, task: InferenceTask) -> Reply:
-        """NDJSON as the SDK reads it (§4.7): heartbeats, and a snapshot on every status change
-        until a terminal one. The emulator's server sends whole bodies, so the lines arrive
-        together when the stream ends."""
+        """NDJSON as the SDK reads it (`_iter_ndjson`): heartbeats, and a snapshot on every
+        status change until a terminal one. The emulator's server sends whole bodies, so the
+        lines arrive together when the stream ends."""
         lines: list[Any] = [_HEARTBEAT]  # inferred: one on connect, as keep-alive streams do
         opened = last_line = time.monotonic()
         last_status: TaskStatus | None = None
@@ -244,12 +246,12 @@ class InferenceShApi(ProviderApi[InferenceJob]):
     def _task_dto(
         self, task: InferenceTask, now: float, status: TaskStatus | None = None
     ) -> dict[str, Any]:
-        """TaskDTO (§4.5, §4.7: I-sdk types.TaskDTO), with the fields a client reads."""
+        """TaskDTO (SDK types.TaskDTO), with the fields a client reads."""
         status = self._status_at(task, now) if status is None else status
         run = task.details.request
         output: dict[str, Any] | None = None
         if status == TaskStatus.COMPLETED:
-            # `image` as a URL string, as the SDK's File docstring says consumers see it (§4.7).
+            # `image` as a URL string, as the SDK's File docstring says consumers see it.
             output = {
                 "image": self.context.images.url(task.details.image),
                 "output_meta": {
@@ -257,7 +259,7 @@ class InferenceShApi(ProviderApi[InferenceJob]):
                     "outputs": [
                         {
                             "type": "image",
-                            "count": run.count,  # billed for n, one image returned (§4.4)
+                            "count": run.count,  # billed for n, one image returned (app source)
                             "extra": {
                                 "model": KLING_MODEL,
                                 "mode": run.mode,

@@ -1,4 +1,5 @@
-"""inference.sh file uploads as its SDK does them (providers-seeds.md §4.9): `POST /files`
+"""inference.sh file uploads as its SDK does them (PyPI inferencesh 0.36.0, `upload_file`,
+types.FileDTO): `POST /files`
 registers files and answers FileDTOs with a signed `upload_url`; a `PUT` of the raw bytes to
 that URL, without credentials, stores them; `inf://files/<id>/<name>` then names the file.
 
@@ -26,7 +27,7 @@ class FileStore:
         self.provider_id = provider_id
 
     def register(self, payload: Any, mount_url: str) -> list[dict[str, Any]]:
-        """FileDTOs for a `POST /files` body (§4.9, I-sdk types.FileDTO)."""
+        """FileDTOs for a `POST /files` body (SDK types.FileDTO)."""
         items = payload.get("files") if isinstance(payload, dict) else None
         if not isinstance(items, list) or not items:
             raise invalid_input("files must be a non-empty array")
@@ -47,7 +48,7 @@ class FileStore:
 
 
 def _checked_item(item: Any) -> tuple[str, str, int | None, str | None]:
-    # The SDK sends {uri, filename, content_type, path, size, public} per file (§4.9).
+    # The SDK sends {uri, filename, content_type, path, size, public} per file (SDK `upload_file`).
     if not isinstance(item, dict):
         raise invalid_input("every files entry must be an object")
     filename = item.get("filename")
@@ -76,7 +77,7 @@ def _file_dto(
         "size": declared_size,
         "filename": file.filename,
         "path": path,
-        # inferred: the values of these FileDTO fields are NOT FOUND (§4.9).
+        # inferred: the values of these FileDTO fields are undocumented.
         "remote_path": f"files/{file.file_id}/{file.filename}",
         "category": None,
         "metadata": None,

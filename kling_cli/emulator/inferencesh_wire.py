@@ -1,5 +1,9 @@
 """inference.sh wire pieces shared by the task and file routes: the V3 envelope, problem+json
-errors and the run-request validation for the app `klingai/image-o1` (providers-seeds.md §4)."""
+errors and the run-request validation for the app `klingai/image-o1`.
+
+Sources: the official SDK (PyPI inferencesh 0.36.0, github.com/inference-sh/sdk), the app's
+source (github.com/inference-sh/grid, `api/klingai/video/image-o1/`) and the SDK files docs
+(https://inference.sh/docs/api/sdk/files)."""
 
 from __future__ import annotations
 
@@ -13,23 +17,24 @@ from kling_cli.emulator.images import ImageSpec
 from kling_cli.emulator.server import Reply, json_reply
 
 APP = "klingai/image-o1"
-# §4.5: `app` is "namespace/name" or "namespace/name@shortid"; the emulator has one version.
+# SDK ApiAppRunRequest: `app` is "namespace/name" or "namespace/name@shortid"; the emulator has one
+# version.
 _APP_PATTERN = re.compile(rf"^{re.escape(APP)}(@[A-Za-z0-9_-]+)?$")
 
-# The app's input schema (§4.4, I-app input_schema.json).
+# The app's input schema (app source, input_schema.json).
 ASPECT_RATIO_CHOICES = ASPECT_RATIOS  # the eight ratios, no "auto"
 DEFAULT_ASPECT_RATIO = "16:9"
 RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}
 DEFAULT_RESOLUTION = "1k"
 IMAGE_COUNT = (1, 9)  # `n`
-# "Max 2500 chars." is only the field's description: the schema has no maxLength (§4.4).
+# "Max 2500 chars." is only the field's description: the schema has no maxLength (app source).
 MAX_PROMPT_LENGTH = 2500
 
-INPUT_FILE_SCHEME = "inf://files/"  # uploaded-file URIs, §4.9 (I-files, I-rest)
+INPUT_FILE_SCHEME = "inf://files/"  # uploaded-file URIs (SDK files docs)
 _HTTP_URL = re.compile(r"^https?://[^/\s]+", re.I)
 
-PROBLEM_TYPE_PREFIX = "https://api.inference.sh/errors/"  # host illustrative (§4.8)
-# Codes from the SDK's ErrorCode (§4.8); the titles are inferred.
+PROBLEM_TYPE_PREFIX = "https://api.inference.sh/errors/"  # host illustrative (inferred)
+# Codes from the SDK's ErrorCode; the titles are inferred.
 _PROBLEM_TITLES = {
     "invalid_request": "Invalid Request",
     "validation_error": "Validation Error",
@@ -54,7 +59,7 @@ class Problem(Exception):
 
 
 def problem_reply(status: int, code: str, detail: str) -> Reply:
-    """RFC 9457 problem+json, the shape the SDK parses (§4.8)."""
+    """RFC 9457 problem+json, the shape the SDK parses (`_request`)."""
     body = {
         "type": PROBLEM_TYPE_PREFIX + code,
         "title": _PROBLEM_TITLES[code],
@@ -65,13 +70,13 @@ def problem_reply(status: int, code: str, detail: str) -> Reply:
 
 
 def envelope_reply(data: Any) -> Reply:
-    """The current ("V3") success envelope (§4.3)."""
+    """The current ("V3") success envelope (SDK `_request`)."""
     return json_reply(200, {"data": data, "messages": []})
 
 
 def invalid_input(detail: str) -> Problem:
-    # inferred: the HTTP status of a schema violation is NOT FOUND; the SDK's ErrorCode has
-    # validation_error (§4.8), and 422 is the usual status for it.
+    # inferred: the HTTP status of a schema violation is undocumented; the SDK's ErrorCode has
+    # validation_error, and 422 is the usual status for it.
     return Problem(422, "validation_error", detail)
 
 
@@ -90,7 +95,7 @@ class RunRequest:
     @property
     def spec(self) -> ImageSpec:
         width, height = pixels(self.resolution, self.aspect_ratio)
-        # The app saves the Kling output with a .png suffix (§4.11).
+        # The app saves the Kling output with a .png suffix (app source).
         return ImageSpec(width, height, "PNG")
 
     @property
@@ -102,7 +107,7 @@ class RunRequest:
 
     @property
     def mode(self) -> str:
-        # I-app inference.py: the mode reported in output_meta.
+        # The app's inference.py: the mode reported in output_meta.
         return "image-to-image" if self.image else "text-to-image"
 
 
@@ -118,19 +123,19 @@ def validated_run(payload: Any) -> RunRequest:
     webhook = payload.get("webhook")
     if webhook is not None and not is_http_url(webhook):
         raise invalid_input("webhook must be an http(s) URL")
-    # inferred: the other ApiAppRunRequest fields (§4.5) and unknown ones are ignored, as a
+    # inferred: the other ApiAppRunRequest fields (SDK types.py) and unknown ones are ignored, as a
     # JSON decoder without strict mode does.
     task_input = payload.get("input", {})
     if not isinstance(task_input, dict):
         raise invalid_input("input must be an object")
     # inferred: unknown input fields are ignored: the schema does not forbid extra properties
-    # and pydantic models ignore them by default (§4.4).
+    # and pydantic models ignore them by default (app source).
     prompt = _prompt(task_input)
     image = _image(task_input)
     negative_prompt = task_input.get("negative_prompt")
     if negative_prompt is not None and not isinstance(negative_prompt, str):
         raise invalid_input("input.negative_prompt must be a string or null")
-    # negative_prompt is then dropped: the app does not forward it to Kling (§4.4).
+    # negative_prompt is then dropped: the app does not forward it to Kling (app source).
     aspect_ratio = _choice(task_input, "aspect_ratio", ASPECT_RATIO_CHOICES, DEFAULT_ASPECT_RATIO)
     resolution = _choice(task_input, "resolution", RESOLUTIONS, DEFAULT_RESOLUTION)
     return RunRequest(
@@ -160,10 +165,10 @@ def _image(task_input: dict[str, Any]) -> str | None:
     if image is None:
         return None
     if not isinstance(image, str):
-        raise invalid_input("input.image must be one file: a URL or an inf:// URI")  # §4.4
+        raise invalid_input("input.image must be one file: a URL or an inf:// URI")  # app source
     if not (is_http_url(image) or image.startswith(INPUT_FILE_SCHEME)):
         # inferred: the SDK uploads local paths, data URIs and base64 itself before running
-        # (§4.5), so the API itself is sent only URLs and inf:// URIs.
+        # (SDK `_process_input_data`), so the API itself is sent only URLs and inf:// URIs.
         raise invalid_input("input.image must be an http(s) URL or an inf://files/ URI")
     return image
 

@@ -1,11 +1,14 @@
-"""Kling AI's official API for Kling Image O1: providers-others.md §1.
+"""Kling AI's official API for Kling Image O1. Sources: Kling's Omni-Image API reference
+(https://kling.ai/document-api/api/image/o1/image-generation) and its general docs as copied in
+github.com/inference-sh/grid (`api/klingai/docs/00-general.md`).
 
-Base URL `https://api-singapore.klingai.com` (§1.1) maps to the mount itself (base_path "").
+Base URL `https://api-singapore.klingai.com` (API reference) maps to the mount itself
+(base_path "").
 `POST /v1/images/omni-image` submits, `GET /v1/images/omni-image/{task_id or
 external_task_id}` queries one task, `GET /v1/images/omni-image?pageNum=&pageSize=` lists
 them. Requests carry `Authorization: Bearer <JWT>` signed HS256 with the secret key and
-`iss` = the access key (§1.2); the emulator's api_key serves as both keys. Every answer is
-`{"code", "message", "request_id"[, "data"]}` with the business code of §1.5.
+`iss` = the access key (general docs); the emulator's api_key serves as both keys. Every answer is
+`{"code", "message", "request_id"[, "data"]}` with the business code of the general docs' table.
 """
 
 from __future__ import annotations
@@ -39,13 +42,13 @@ from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Task
 
 OMNI_IMAGE_PATH = "/v1/images/omni-image"
-PAGE_NUMBERS = range(1, 1001)  # §1.4 list endpoint: pageNum [1, 1000]
+PAGE_NUMBERS = range(1, 1001)  # API reference list endpoint: pageNum [1, 1000]
 PAGE_SIZES = range(1, 501)  # pageSize [1, 500]
 DEFAULT_PAGE_SIZE = 30
 
-# §1.5: (HTTP status, business code). Messages are the table's meanings; only the 1303 and 1004
-# texts are documented examples ("parallel task over resource pack limit", "Authorization is
-# expired"); the others are inferred from the table's wording.
+# General docs: (HTTP status, business code). Messages are the table's meanings; only the 1303
+# and 1004 texts are documented examples ("parallel task over resource pack limit",
+# "Authorization is expired"); the others are inferred from the table's wording.
 AUTH_FAILED = (401, 1000, "Authentication failed")
 AUTH_MISSING = (401, 1001, "Authorization is empty")
 AUTH_INVALID = (401, 1002, "Authorization is invalid")
@@ -71,7 +74,7 @@ KlingError = tuple[int, int, str]
 
 
 def error_reply(error: KlingError, detail: str | None = None) -> Reply:
-    """The documented error body `{"code", "message", "request_id"}` (§1.5)."""
+    """The documented error body `{"code", "message", "request_id"}` (general docs)."""
     status, code, message = error
     text = f"{message}: {detail}" if detail else message
     return json_reply(status, {"code": code, "message": text, "request_id": str(uuid.uuid4())})
@@ -84,13 +87,13 @@ class _Unauthorized(Exception):
 
 
 def check_jwt(authorization: str | None, access_key: str, secret_key: str) -> None:
-    """§1.2: `Bearer <JWT>`, header alg HS256, `iss` = access key, signed with the secret key,
-    `exp` in the future and `nbf` (when present) in the past. Raises _Unauthorized."""
+    """General docs: `Bearer <JWT>`, header alg HS256, `iss` = access key, signed with the
+    secret key, `exp` in the future and `nbf` (when present) in the past. Raises _Unauthorized."""
     if not authorization:
         raise _Unauthorized(AUTH_MISSING)
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token or token != token.strip():
-        raise _Unauthorized(AUTH_INVALID)  # "note: one space" (§1.2)
+        raise _Unauthorized(AUTH_INVALID)  # "one space" (general docs)
     parts = token.split(".")
     if len(parts) != 3:
         raise _Unauthorized(AUTH_INVALID)
@@ -157,7 +160,7 @@ class KlingApi(ProviderApi[KlingJob]):
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
-        # 429 is shared with the billing codes 1100-1102; a rate limit is 1302 (§1.5).
+        # 429 is shared with the billing codes 1100-1102; a rate limit is 1302 (general docs).
         return error_reply(RATE_LIMITED)
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
@@ -165,7 +168,7 @@ class KlingApi(ProviderApi[KlingJob]):
         return error_reply((status, code, message))
 
     def out_of_credits(self, request: ProviderRequest) -> Reply:
-        # Also a 429, told apart from a rate limit only by the body's code (§1.5).
+        # Also a 429, told apart from a rate limit only by the body's code (general docs).
         return error_reply(NO_RESOURCE_PACK)
 
     def reset(self) -> None:
@@ -188,7 +191,7 @@ class KlingApi(ProviderApi[KlingJob]):
         task_ref = _task_ref_in(request.path)
         if task_ref is not None and request.method == "GET":
             return self._query(task_ref)
-        # inferred: 1202 "invalid method" for a route the API does not have (§1.5)
+        # inferred: 1202 "invalid method" for a route the API does not have
         return error_reply(INVALID_METHOD, f"{request.method} {request.path}")
 
     # -- routes ------------------------------------------------------------------------------
@@ -207,8 +210,8 @@ class KlingApi(ProviderApi[KlingJob]):
             if order.external_task_id is not None and (
                 order.external_task_id in self._by_external_id
             ):
-                # "must be unique per account" (§1.3); the code for a clash is not documented
-                # (inferred: 1201 like any invalid value).
+                # "must be unique per account" (API reference); the code for a clash is
+                # not documented (inferred: 1201 like any invalid value).
                 return error_reply(
                     INVALID_PARAMETER,
                     f"external_task_id {order.external_task_id} already exists",
@@ -246,7 +249,7 @@ class KlingApi(ProviderApi[KlingJob]):
         return task
 
     def _query(self, task_ref: str) -> Reply:
-        # "task_id or external_task_id, choose one of the two" (§1.4)
+        # "task_id or external_task_id, choose one of the two" (API reference)
         task = self.tasks.get(task_ref)
         if task is None:
             with self._lock:
@@ -266,7 +269,7 @@ class KlingApi(ProviderApi[KlingJob]):
                 INVALID_PARAMETER, "pageNum must be in [1, 1000] and pageSize in [1, 500]"
             )
         with self._lock:
-            newest_first = list(reversed(self._order))  # inferred: §1.4 gives no order
+            newest_first = list(reversed(self._order))  # inferred: no order documented
         start = (page_number - 1) * page_size
         tasks = [self.tasks.get(task_id) for task_id in newest_first[start : start + page_size]]
         data = [task_data(task, self.context.images) for task in tasks if task is not None]

@@ -1,7 +1,9 @@
-"""Kling's native omni-image body and task object: providers-others.md §1.3 and §1.4.
+"""Kling's native omni-image body and task object, per Kling's Omni-Image API reference
+(https://kling.ai/document-api/api/image/o1/image-generation).
 
 Shared by the official API (kling.py) and Comfy Router (comfy.py), which forwards the same
-body to Kling and returns Kling's task object unchanged (§5).
+body to Kling and returns Kling's task object unchanged (Comfy Router docs,
+https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code).
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ from kling_cli.emulator.provider_kit import (
 from kling_cli.emulator.tasks import Task, TaskPhase
 
 MODEL_NAME = "kling-image-o1"
-# §1.3: the same route also serves Kling 3.0 Omni Image, which this emulator does not model.
+# API reference: the same route also serves Kling 3.0 Omni Image, which this emulator does not
+# model.
 MODEL_NAMES = (MODEL_NAME, "kling-v3-omni")
 ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "auto")
-# The shared schema lists 4k; kling-image-o1 refuses it (§1.3, §5).
+# The shared schema lists 4k; kling-image-o1 refuses it (docs.comfy.org
+# KlingOmniProImageNode).
 RESOLUTIONS = ("1k", "2k", "4k")
 O1_TIERS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}
 RESULT_TYPES = ("single", "series")
 MAX_PROMPT_LENGTH = 2500
-MAX_REFERENCES = 10  # image_list + element_list together (§1.3)
+MAX_REFERENCES = 10  # image_list + element_list together (API reference)
 MAX_IMAGES = 9
 
-# §1.3, the full field table.
+# The API reference's full field table.
 KLING_FIELDS = frozenset(
     {
         "model_name",
@@ -57,7 +61,7 @@ KLING_FIELDS = frozenset(
 _STATUS_BY_PHASE: dict[TaskPhase, str] = {
     "pending": "submitted",
     "processing": "processing",
-    "succeeded": "succeed",  # sic: Kling spells it "succeed" (§1.4)
+    "succeeded": "succeed",  # sic: Kling spells it "succeed" (API reference)
     "failed": "failed",
 }
 # The share of the latency a task waits in "submitted" before "processing" (tasks.py).
@@ -100,7 +104,7 @@ def read_order(
     fields = Fields(payload, allowed)
     # inferred: unknown fields are refused (the schema's additionalProperties is not
     # documented); a client sending fal's `num_images` or a `negative_prompt`, which this
-    # route does not have (§1.3), then learns it instead of being silently ignored.
+    # route does not have (API reference), then learns it instead of being silently ignored.
     prompt = fields.text("prompt", required=True, min_length=1, max_length=MAX_PROMPT_LENGTH)
     model_name = fields.choice("model_name", model_names, default=MODEL_NAME)
     image_values = _image_list(fields)
@@ -181,7 +185,8 @@ def _watermark(fields: Fields) -> bool:
 
 
 def _image_value_problem(value: str) -> str | None:
-    """§1.3/§1.6: a public http(s) URL, or raw Base64 without a `data:` prefix."""
+    """API reference and general docs (inference-sh/grid 00-general.md): a public http(s) URL, or
+    raw Base64 without a `data:` prefix."""
     if is_http_url(value):
         return None  # not fetched: the emulator makes no outbound calls
     if data_uri_payload(value) is not None or value.startswith("data:"):
@@ -196,12 +201,12 @@ def _image_value_problem(value: str) -> str | None:
 
 
 def new_task_id() -> str:
-    """Numeric like the documented "845392817361236048" (§1.3)."""
+    """Numeric like the documented "845392817361236048" (API reference)."""
     return str(random.randrange(10**17, 10**18))
 
 
 def envelope(data: Any) -> dict[str, Any]:
-    """The success envelope (§1.3): check `code`, not only the HTTP status."""
+    """The success envelope (API reference): check `code`, not only the HTTP status."""
     return {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data}
 
 
@@ -215,7 +220,7 @@ def created_at_ms(task: Task[KlingJob]) -> int:
 
 
 def submitted_data(task: Task[KlingJob]) -> dict[str, Any]:
-    """The `data` of the submit answer (§1.3)."""
+    """The `data` of the submit answer (API reference)."""
     created = created_at_ms(task)
     return {
         "task_id": task.task_id,
@@ -227,7 +232,7 @@ def submitted_data(task: Task[KlingJob]) -> dict[str, Any]:
 
 
 def task_data(task: Task[KlingJob], store: ImageStore) -> dict[str, Any]:
-    """The `data` of a query answer (§1.4), in the task's current state."""
+    """The `data` of a query answer (API reference), in the task's current state."""
     phase = task.phase()
     data: dict[str, Any] = {
         "task_id": task.task_id,
@@ -245,7 +250,8 @@ def task_data(task: Task[KlingJob], store: ImageStore) -> dict[str, Any]:
                 item["watermark_url"] = store.url(task.details.watermarked[index])
             images.append(item)
         data["task_result"] = {"result_type": "single", "images": images}
-        # Units charged, a string (§1.4); the per-image rate is not documented (inferred: 1).
+        # Units charged, a string (API reference); the per-image rate is not documented
+        # (inferred: 1).
         data["final_unit_deduction"] = str(len(images))
     elif phase == "failed":
         data["task_status_msg"] = task.failure_message or ""

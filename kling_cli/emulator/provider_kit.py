@@ -50,7 +50,8 @@ def decode_base64(value: str) -> bytes | None:
 
 
 def reference_image_problem(content: bytes) -> str | None:
-    """Kling's documented reference-image limits (providers-others.md §1.3, §1.6):
+    """Kling's documented reference-image limits (Omni-Image API reference,
+    https://kling.ai/document-api/api/image/o1/image-generation; general docs):
     .jpg/.jpeg/.png, at most 10 MB, each side at least 300 px, aspect 1:2.5 to 2.5:1."""
     from PIL import Image, UnidentifiedImageError  # lazy, as in images.py
 
@@ -102,7 +103,8 @@ def wait_until_finished(task: Task[Any], limit: float | None = None) -> bool:
 
 
 class Cancellations:
-    """Queue requests cancelled while still waiting (fal §2.3 and Comfy Router §5 cancel routes)."""
+    """Queue requests cancelled while still waiting (fal's queue docs and Comfy Router's queue
+    page)."""
 
     def __init__(self, provider: str) -> None:
         self.provider = provider

@@ -1,4 +1,7 @@
-"""Runware's REST API for Kling IMAGE O1: seed 002 and providers-seeds.md §3.
+"""Runware's REST API for Kling IMAGE O1. Sources: the model page
+(https://runware.ai/docs/models/klingai-image-o1), the platform docs (authentication, task
+polling, errors, rate limits, task details: https://runware.ai/docs/platform/...) and the
+official SDK (PyPI runware-sdk 1.8.0, github.com/Runware/runware-python, with its tests).
 
 One endpoint, `POST /v1`, taking a JSON array of tasks. `imageInference` submits (sync by
 default, or async), `getResponse` polls, `getTaskDetails` recovers a past task.
@@ -32,11 +35,11 @@ from kling_cli.emulator.runware_validation import (
 from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import DuplicateTaskError, Task
 
-COST_PER_IMAGE = 0.028  # seed 002 "Pricing"
-FAILURE_CODE = "providerContentPolicyViolation"  # §3.6 per-item failure example
+COST_PER_IMAGE = 0.028  # model page "Pricing"
+FAILURE_CODE = "providerContentPolicyViolation"  # a per-item failure, runware-sdk tests
 _SEED_RANGE = range(1, 2**31)
 
-# Verbatim from the errors page (§3.7).
+# Verbatim from the errors page.
 INVALID_API_KEY = RunwareError(
     code="invalidApiKey",
     message="Invalid API key. Get one at https://my.runware.ai/signup",
@@ -72,7 +75,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
         # Runware documents HTTP 429 "Queue capacity exceeded, implement retry with
-        # exponential backoff" (§3.7, R-rate) but no body; the code is the one its SDK
+        # exponential backoff" (rate-limits page) but no body; the code is the one its SDK
         # classifies as rateLimit (inferred).
         error = RunwareError(
             "rateLimitExceeded",
@@ -82,8 +85,8 @@ class RunwareApi(ProviderApi[RunwareJob]):
         return _errors_reply([self._with_first_task(error, request)])
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
-        # Status codes per §3.7 (500/503/504); code strings from the SDK's serverError and
-        # timeout families (inferred).
+        # Status codes per the rate-limits page (500/503/504); code strings from the
+        # SDK's serverError and timeout families (inferred).
         code, message = {
             503: ("serviceUnavailable", "Service temporarily unavailable, try again later."),
             504: ("timeoutProvider", "The task exceeded the maximum queue wait time."),
@@ -95,7 +98,8 @@ class RunwareApi(ProviderApi[RunwareJob]):
         if request.path.rstrip("/") != self.base_path:
             return _errors_reply([RunwareError("notFound", "Not found.", status=404)])
         if request.method != "POST":
-            # "All requests must be made using the POST method." (§3.2); the status is inferred.
+            # "All requests must be made using the POST method." (authentication page); the status
+            # is inferred.
             return _errors_reply(
                 [RunwareError("invalidMethod", "Use POST with a JSON array.", status=405)]
             )
@@ -109,7 +113,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
             return _errors_reply([_invalid_payload("The body must be a non-empty JSON array.")])
         return self._run(payload)
 
-    # -- authentication (§3.2) -------------------------------------------------------------
+    # -- authentication --------------------------------------------------------------------
 
     def _authenticated(self, request: ProviderRequest, payload: Any) -> bool:
         # Either an `authentication` task as the first element, or the Bearer header.
@@ -152,7 +156,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
                 except DuplicateTaskError:  # lost a race with a concurrent identical submit
                     return _errors_reply([_duplicate(item.task_uuid)])
         sync_tasks = [task for task in created.values() if task.details.request.delivery == "sync"]
-        if sync_tasks:  # "Returns complete results directly in the API response." (seed 002)
+        if sync_tasks:  # "Returns complete results directly in the API response." (model page)
             time.sleep(max(task.seconds_left() for task in sync_tasks))
         data: list[dict[str, Any]] = []
         errors: list[RunwareError] = []
@@ -172,7 +176,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
         spec = ImageSpec(
             request.width, request.height, request.output_format, request.output_quality
         )
-        # "Each result uses a different seed" (seed 002, numberResults).
+        # "Each result uses a different seed" (model page, numberResults).
         seeds = random.sample(_SEED_RANGE, request.number_results)
         mine = [task for task in original if task.get("taskUUID") == request.task_uuid]
         caption = caption_of(mine)
@@ -211,7 +215,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
         self, task: RunwareTask, data: list[dict[str, Any]], errors: list[RunwareError]
     ) -> None:
         if task.details.request.delivery == "async":
-            # The ACK body is not documented; this is the SDK tests' fixture (§3.5, inferred).
+            # The ACK body is not documented; this is the SDK tests' fixture (inferred).
             data.append({"taskType": INFERENCE, "taskUUID": task.task_id})
         elif task.failure_message is not None:
             errors.append(_failure_error(task))
@@ -224,7 +228,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
         task = self.tasks.get(poll.task_uuid)
         if task is None:
             # Not documented. Runware's SDK maps `taskFailedOrNotFound` to notFound, and the
-            # errors page lists HTTP 404 "not found" (§3.7); both are used here (inferred).
+            # errors page lists HTTP 404 "not found"; both are used here (inferred).
             errors.append(
                 RunwareError(
                     "taskFailedOrNotFound",
@@ -248,7 +252,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
             )
 
     def _progress_items(self, task: RunwareTask) -> list[dict[str, Any]]:
-        """getResponse (§3.6): cumulative, one item per generation."""
+        """getResponse (task polling page): cumulative, one item per generation."""
         phase = task.phase()
         if phase == "failed":
             error = _failure_error(task)
@@ -263,7 +267,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
         if phase == "succeeded":
             return self._result_items(task, with_status=True)
         # The current docs name only processing/success/error, so queued tasks also say
-        # "processing" (§3.6); `progress` as in the SDK's progress frames.
+        # "processing" (task polling page); `progress` as in the SDK's progress frames.
         return [
             {
                 "taskType": INFERENCE,
@@ -274,7 +278,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
         ]
 
     def _recorded_response(self, task: RunwareTask) -> dict[str, Any]:
-        """getTaskDetails' `response`: the task's own envelope (§3.8). For a task still
+        """getTaskDetails' `response`: the task's own envelope (task details page). For a task still
         running, the documented shapes do not say; the current getResponse items are used."""
         phase = task.phase()
         if phase == "failed":
@@ -284,7 +288,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
         return {"data": self._progress_items(task)}
 
     def _result_items(self, task: RunwareTask, with_status: bool) -> list[dict[str, Any]]:
-        """Result items as in seed 002's examples; getResponse adds status "success" (§3.6)."""
+        """Result items as in the model page's examples; getResponse adds status "success"."""
         request = task.details.request
         items: list[dict[str, Any]] = []
         for image, seed in task.details.images:
@@ -359,11 +363,11 @@ def _check_task(index: int, task: Any) -> InferenceRequest | PollRequest | None:
 
 
 def _invalid_payload(message: str) -> RunwareError:
-    return RunwareError("invalidPayload", message)  # code inferred (§3.7 families)
+    return RunwareError("invalidPayload", message)  # code inferred (SDK `derive_code` families)
 
 
 def _duplicate(task_uuid: str) -> RunwareError:
-    # Whether Runware rejects or dedupes a reused taskUUID is unknown (§3.3, §5.4). Rejecting
+    # Whether Runware rejects or dedupes a reused taskUUID is undocumented. Rejecting
     # makes a client that blindly re-submits visible in tests (inferred).
     return RunwareError(
         "duplicateTaskUUID",
@@ -375,7 +379,7 @@ def _duplicate(task_uuid: str) -> RunwareError:
 
 
 def _failure_error(task: RunwareTask) -> RunwareError:
-    # A failed sync task answers with the envelope form (§3.6 "failure, envelope form"); the
+    # A failed sync task answers with the envelope form (`errors[]`, runware-sdk); the
     # HTTP status for it is not documented (400 inferred).
     return RunwareError(
         FAILURE_CODE,
@@ -386,7 +390,7 @@ def _failure_error(task: RunwareTask) -> RunwareError:
 
 
 def _errors_reply(errors: list[RunwareError]) -> Reply:
-    """The documented envelope `{"errors": [...]}` (§3.7)."""
+    """The documented envelope `{"errors": [...]}` (errors page)."""
     return json_reply(errors[0].status, {"errors": [error.to_json() for error in errors]})
 
 

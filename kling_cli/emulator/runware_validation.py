@@ -1,11 +1,12 @@
-"""Runware request validation, from the Kling IMAGE O1 model page (seed 002) and
-providers-seeds.md §3.2 to §3.8.
+"""Runware request validation, from the Kling IMAGE O1 model page
+(https://runware.ai/docs/models/klingai-image-o1), the errors page
+(https://runware.ai/docs/platform/errors) and the official SDK (PyPI runware-sdk 1.8.0).
 
 Runware documents its error envelope (`errors[]` items with code, message, parameter, taskType,
-taskUUID; §3.7) but not the code strings of individual validation failures. The codes below
+taskUUID; errors page) but not the code strings of individual validation failures. The codes below
 are inferred: `missing…`, `invalid…`, `unknownParameter`, `incompatibleParameters` and
-`duplicate…` are the families Runware's own SDK classifies as validation errors (§3.7,
-R-sdk `derive_code`).
+`duplicate…` are the families Runware's own SDK classifies as validation errors
+(runware-sdk `derive_code`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ DeliveryMethod = Literal["sync", "async"]
 OutputType = Literal["URL", "base64Data", "dataURI"]
 
 PROMPT_LENGTH = (3, 2500)
-MAX_REFERENCE_IMAGES = 10  # providers-seeds.md §3.4 (R-olddoc)
+MAX_REFERENCE_IMAGES = 10  # an older Runware image-inference doc
 NUMBER_RESULTS = (1, 20)
 OUTPUT_QUALITY = (20, 99)
 MIN_TTL = 60
@@ -39,7 +40,7 @@ OUTPUT_TYPES: dict[str, OutputType] = {
 }
 OUTPUT_FORMATS: dict[str, ImageFormat] = {"JPG": "JPEG", "PNG": "PNG", "WEBP": "WEBP"}
 DELIVERY_METHODS: dict[str, DeliveryMethod] = {"sync": "sync", "async": "async"}
-# The model page lists `1k`/`2k`; Runware's SDK types the field `'1K'|'2K'` (§3.4). The live
+# The model page lists `1k`/`2k`; Runware's SDK types the field `'1K'|'2K'`. The live
 # casing is unknown, so both are accepted.
 RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k", "1K": "1k", "2K": "2k"}
 # Not documented: the tier used when references are given without width, height or resolution.
@@ -65,7 +66,7 @@ _INFERENCE_FIELDS = frozenset(
         "includeCost",
         "ttl",
         "safety",
-        # In the official SDK's generated type for this model, semantics undocumented (§3.4).
+        # In the official SDK's generated type for this model, semantics undocumented.
         "routing",
         "advancedFeatures",
     }
@@ -301,7 +302,7 @@ def validate_inference(task: dict[str, Any]) -> InferenceRequest:
 
 
 def _dimensions(checker: _TaskChecker) -> tuple[int, int]:
-    """Seed 002 "Compatibility & Validation" plus the dimension table."""
+    """The model page's "Compatibility & Validation" plus the dimension table."""
     width = checker.integer("width")
     height = checker.integer("height")
     resolution = checker.choice("resolution", RESOLUTIONS)
@@ -336,7 +337,7 @@ def _dimensions(checker: _TaskChecker) -> tuple[int, int]:
             parameter=["width", "height", "inputs.referenceImages"],
         )
     # The real service matches the first reference's aspect ratio at the requested tier
-    # (§3.4). The emulator does not fetch references, so it answers with the tier's 1:1 size.
+    # (model page). The emulator does not fetch references, so it answers with the tier's 1:1 size.
     return pixels(RESOLUTIONS[resolution] if resolution else DEFAULT_TIER, "1:1")
 
 

@@ -1,10 +1,15 @@
-"""Unifically's unified tasks API for `kuaishou/kling-o1-image`: seed 000 and
-providers-seeds.md §1.
+"""Unifically's unified tasks API for `kuaishou/kling-o1-image`. Sources: the Kling O1 Image
+page (https://unifically.com/models/kling-o1-image), the Unified Tasks API
+(https://docs.unifically.com/api-reference/v1-tasks), the error-handling docs
+(https://docs.unifically.com/api-reference/error-handling), the get-task docs
+(https://docs.unifically.com/image-models/gpt-image-1/get-task) and the storage docs
+(https://unifically.gitbook.io/unifically-docs/storage).
 
 `POST /v1/tasks` submits, `GET /v1/tasks/{task_id}` polls. Every answer is wrapped as
-`{"code": <int>, "data": {...}}` (§1.5, §1.7). The storage host `files.storagecdn.online`,
-which takes the same key, is emulated below `/_storage`: `PUT /upload` with a multipart `file`
-or JSON `{"base64": ...}` answers `{"success": true, "file_url": ...}` (§1.9).
+`{"code": <int>, "data": {...}}` (Unified Tasks API, error-handling docs). The storage host
+`files.storagecdn.online`, which takes the same key, is emulated below `/_storage`: `PUT /upload`
+with a multipart `file` or JSON `{"base64": ...}` answers `{"success": true, "file_url": ...}`
+(storage docs; the answer as third-party clients read it).
 """
 
 from __future__ import annotations
@@ -29,14 +34,14 @@ MODEL_ID = "kuaishou/kling-o1-image"
 TASKS_PATH = "/v1/tasks"
 STORAGE_PATH = "/_storage"
 UPLOAD_PATH = STORAGE_PATH + "/upload"
-ASPECT_RATIO_CHOICES = ("auto", *ASPECT_RATIOS)  # seed 000 FAQ: Auto plus eight named ratios
-# Lower case as in seed 000's curl example; the upper-case spelling is not documented.
+ASPECT_RATIO_CHOICES = ("auto", *ASPECT_RATIOS)  # model page FAQ: Auto plus eight named ratios
+# Lower case as in the model page's curl example; the upper-case spelling is not documented.
 RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}
-# Not documented (§1.4 "NOT FOUND"); 1k is the tier the other seed providers default to.
+# Not documented; 1k is the tier the other seed providers default to.
 DEFAULT_RESOLUTION = "1k"
 # "auto" lets the model pick from the references, which the emulator does not fetch.
 AUTO_ASPECT_RATIO = "1:1"
-# §1.4: max prompt length NOT FOUND; Kling's upstream limit is 2500 (inferred there).
+# Max prompt length undocumented; inferred: Kling's upstream limit is 2500.
 MAX_PROMPT_LENGTH = 2500
 MAX_IMAGE_URLS = 10
 
@@ -53,7 +58,7 @@ _STATUS_BY_PHASE: dict[TaskPhase, str] = {
 
 @dataclass(frozen=True)
 class UnificallyJob:
-    image: IssuedImage  # one image per task (§1.4: no count parameter)
+    image: IssuedImage  # one image per task (no count parameter documented)
 
 
 class _Rejected(Exception):
@@ -63,7 +68,7 @@ class _Rejected(Exception):
 
 
 def error_reply(status: int, message: str, code: str) -> Reply:
-    """The documented error envelope (§1.7)."""
+    """The documented error envelope (error-handling docs)."""
     return json_reply(status, {"code": status, "data": {"message": message, "code": code}})
 
 
@@ -91,7 +96,7 @@ class UnificallyApi(ProviderApi[UnificallyJob]):
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:
-            if request.path == UPLOAD_PATH:  # the storage host's own failure shape (§1.9)
+            if request.path == UPLOAD_PATH:  # the storage host's own failure shape
                 return _storage_refusal("Invalid API key provided", 401)
             return error_reply(401, "Invalid API key provided", "authentication_failed")
         if request.method == "POST" and request.path == TASKS_PATH:
@@ -112,7 +117,8 @@ class UnificallyApi(ProviderApi[UnificallyJob]):
         except _Rejected as rejected:
             return error_reply(422, rejected.message, "validation_error")
         if dry_run:
-            # §1.4: "validated ... without actually creating a task"; response shape NOT FOUND.
+            # Unified Tasks API: "validated ... without actually creating a task"; response shape
+            # undocumented.
             return json_reply(200, {"code": 200, "success": True, "data": {"dry_run": True}})
         missing = self.context.media.first_missing(payload["input"].get("image_urls"))
         if missing is not None:  # inferred: a reference the model cannot fetch is refused
@@ -126,13 +132,14 @@ class UnificallyApi(ProviderApi[UnificallyJob]):
             task_id, self.context.settings.latency, self.claim_task_failure(), job
         )
         self.notify_when_done(payload.get("callback_url"), task, lambda: [self._callback(task)])
-        # Verbatim shape from U-tasks (§1.5).
+        # Verbatim shape from the Unified Tasks API.
         return json_reply(
             200, {"code": 200, "success": True, "data": {"task_id": task_id, "status": "pending"}}
         )
 
     def _upload(self, request: ProviderRequest) -> Reply:
-        """Methods 1 and 2 of §1.9; the response shape is the one third-party clients read."""
+        """Methods 1 and 2 of the storage docs; the response shape is the one third-party clients
+        read."""
         upload = form_file(request.headers, request.body)
         if upload is None:
             try:
@@ -151,12 +158,12 @@ class UnificallyApi(ProviderApi[UnificallyJob]):
     def _poll(self, task_id: str) -> Reply:
         task = self.tasks.get(task_id)
         if task is None:
-            # Not documented; a third-party client treats 400/404 as "not found" (§1.7).
+            # Not documented; a third-party client treats 400/404 as "not found".
             return error_reply(404, f"Task not found: {task_id}", "task_not_found")
         return json_reply(200, {"code": 200, "data": self._task_view(task)})
 
     def _task_view(self, task: Task[UnificallyJob]) -> dict[str, Any]:
-        """Shape of the legacy status example (U-gt, §1.6), which /v1/tasks pollers read."""
+        """Shape of the legacy status example (get-task docs), which /v1/tasks pollers read."""
         phase = task.phase()
         output: dict[str, Any] = {}
         error: dict[str, Any] = {}
@@ -197,7 +204,8 @@ def _new_task_id() -> str:
 
 
 def _validated_submission(payload: Any) -> tuple[ImageSpec, bool]:
-    """Seed 000 plus §1.4. Messages mimic the documented "Missing required parameter: prompt"."""
+    """The model page's fields. Messages mimic the documented
+    "Missing required parameter: prompt"."""
     if not isinstance(payload, dict):
         raise ValueError("not an object")
     for name in payload:
@@ -242,7 +250,7 @@ def _validated_input(task_input: dict[str, Any]) -> ImageSpec:
         raise _Rejected(f"Invalid parameter: resolution must be one of {', '.join(RESOLUTIONS)}")
     ratio = AUTO_ASPECT_RATIO if aspect_ratio == "auto" else aspect_ratio
     width, height = pixels(RESOLUTIONS[resolution], ratio)
-    # Output format is not documented (§1.8); the documented example URLs end in .png.
+    # Output format is not documented; the documented example URLs end in .png.
     return ImageSpec(width, height, "PNG")
 
 
@@ -259,7 +267,8 @@ def _check_image_urls(image_urls: Any) -> None:
 
 
 def _storage_refusal(message: str, status: int = 400) -> Reply:
-    # inferred: `success != true` plus `message` (§1.9); the status code is not documented.
+    # inferred: `success != true` plus `message` (third-party clients); the status code is not
+    # documented.
     return json_reply(status, {"success": False, "message": message})
 
 

@@ -1,9 +1,13 @@
-"""WaveSpeed's API for `kwaivgi/kling-image-o1`: providers-others.md §3.
+"""WaveSpeed's API for `kwaivgi/kling-image-o1`. Sources: the model page
+(https://wavespeed.ai/models/kwaivgi/kling-image-o1, and its `llms.txt`), the submit-task and
+get-result docs (https://wavespeed.ai/docs/submit-task, https://wavespeed.ai/docs/get-result),
+the media-upload docs (https://wavespeed.ai/docs-common-api/media-upload), the troubleshooting
+guide (https://wavespeed.ai/docs/troubleshooting-guide) and the SDK (PyPI wavespeed 2.0.5).
 
 Base `https://api.wavespeed.ai` maps to the mount itself (base_path ""):
 `POST /api/v3/kwaivgi/kling-image-o1` submits, `GET /api/v3/predictions/{id}/result` polls
 (the general docs' `GET /api/v3/predictions/{id}` answers the same). Auth is
-`Authorization: Bearer <key>`. Every answer is `{"code", "message"[, "data"]}` (§3.3).
+`Authorization: Bearer <key>`. Every answer is `{"code", "message"[, "data"]}` (get-result docs).
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from kling_cli.emulator.tasks import Task, TaskPhase
 MODEL_ID = "kwaivgi/kling-image-o1"
 SUBMIT_PATH = "/api/v3/" + MODEL_ID
 PREDICTIONS_PREFIX = "/api/v3/predictions/"
-UPLOAD_PATH = "/api/v3/media/upload/binary"  # §3.5
+UPLOAD_PATH = "/api/v3/media/upload/binary"  # media-upload docs
 
-# §3.2; `output_format` (sent by third-party code, inferred) and the common flags of §3.2/§3.6.
+# Model page; `output_format` (sent by third-party code, inferred) and the common flags
+# (SDK, webhook docs).
 INPUT_FIELDS = frozenset(
     {
         "prompt",
@@ -53,7 +58,7 @@ RESOLUTIONS: dict[str, Tier] = {"1k": "1k", "2k": "2k"}
 OUTPUT_FORMATS: dict[str, ImageFormat] = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MAX_PROMPT_LENGTH = 2500  # not documented for WaveSpeed; Kling's own limit (inferred)
 MAX_IMAGES_IN = 10
-MAX_IMAGES_OUT = 9  # inferred (§3.2)
+MAX_IMAGES_OUT = 9  # inferred (from resellers)
 
 _STATUS_BY_PHASE: dict[TaskPhase, str] = {
     "pending": "created",
@@ -69,7 +74,7 @@ class WaveSpeedJob:
 
 
 def error_reply(status: int, message: str) -> Reply:
-    # The error body is not documented (§3.4); inferred to mirror the success envelope.
+    # The error body is not documented; inferred to mirror the success envelope.
     return json_reply(status, {"code": status, "message": message})
 
 
@@ -92,14 +97,14 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
         return None
 
     def rate_limited(self, request: ProviderRequest) -> Reply:
-        return error_reply(429, "Too Many Requests")  # §3.4 wording; body inferred
+        return error_reply(429, "Too Many Requests")  # account-levels docs' wording; body inferred
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
-        return error_reply(status, "Internal Server Error")  # inferred: providers-others.md §3.4
+        return error_reply(status, "Internal Server Error")  # inferred: undocumented
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.bearer_token() != self.context.settings.api_key:
-            # §3.4: 401 for a wrong header or key; the message is inferred.
+            # Troubleshooting guide: 401 for a wrong header or key; the message is inferred.
             return error_reply(401, "Unauthorized: invalid or missing API key")
         if request.method == "POST" and request.path == SUBMIT_PATH:
             return self._submit(request)
@@ -109,12 +114,13 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
         if request.method == "GET" and prediction_id is not None:
             task = self.tasks.get(prediction_id)
             if task is None:
-                return error_reply(404, f"prediction {prediction_id} not found")  # inferred: §3.4
+                return error_reply(404, f"prediction {prediction_id} not found")  # inferred
             return self._prediction_reply(request, task)
         return error_reply(404, f"No route for {request.method} {request.path}")
 
     def _upload(self, request: ProviderRequest) -> Reply:
-        """Multipart field `file` in; the documented envelope with `download_url` out (§3.5)."""
+        """Multipart field `file` in; the documented envelope with `download_url` out
+        (media-upload docs)."""
         upload = form_file(request.headers, request.body)
         if upload is None or not upload[2]:
             return error_reply(400, "multipart/form-data field 'file' is required")  # inferred
@@ -151,13 +157,13 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
             webhook, task, lambda: [{**self._prediction(request, task), "input": payload}]
         )
         if sync:
-            # enable_sync_mode: the POST answers with the final prediction (§3.2). WaveSpeed's
+            # enable_sync_mode: the POST answers with the final prediction (SDK). WaveSpeed's
             # sync timeout (code 5004) is not documented in seconds, so it is not emulated.
             wait_until_finished(task)
         return self._prediction_reply(request, task)
 
     def _prediction_reply(self, request: ProviderRequest, task: Task[WaveSpeedJob]) -> Reply:
-        """The documented prediction shapes (§3.3); a failed task is still HTTP 200."""
+        """The documented prediction shapes (get-result docs); a failed task is still HTTP 200."""
         data = self._prediction(request, task)
         return json_reply(200, {"code": 200, "message": "success", "data": data})
 
@@ -188,7 +194,8 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
 
 
 def _prediction_id_in(path: str) -> str | None:
-    """`/api/v3/predictions/{id}/result` (preferred, §3.3) or `/api/v3/predictions/{id}`."""
+    """`/api/v3/predictions/{id}/result` (preferred: model page, SDK) or
+    `/api/v3/predictions/{id}`."""
     if not path.startswith(PREDICTIONS_PREFIX):
         return None
     prediction_id, _, rest = path[len(PREDICTIONS_PREFIX) :].partition("/")
@@ -197,14 +204,14 @@ def _prediction_id_in(path: str) -> str | None:
 
 def _validated(payload: Any) -> tuple[ImageSpec, int, bool]:
     fields = Fields(payload, INPUT_FIELDS)
-    # inferred (providers-others.md §3.2): unknown fields are refused, so that a mistyped
+    # inferred (undocumented): unknown fields are refused, so that a mistyped
     # field is not silently dropped
     fields.text("prompt", required=True, min_length=1, max_length=MAX_PROMPT_LENGTH)
     for index, url in enumerate(fields.items("images", max_items=MAX_IMAGES_IN)):
-        # URLs; base64 is not documented (§3.2), local files go through the upload API (§3.5).
+        # URLs; base64 is not documented, local files go through the upload API.
         if not is_http_url(url):
             fields.add(("images", index), "Input should be a valid http(s) URL", "url_parsing")
-    aspect_ratio = fields.choice("aspect_ratio", ASPECT_RATIOS, default="1:1")  # §3.2 default
+    aspect_ratio = fields.choice("aspect_ratio", ASPECT_RATIOS, default="1:1")  # model page default
     resolution = fields.choice("resolution", tuple(RESOLUTIONS), default="1k")
     count = fields.integer("num_images", default=1, ge=1, le=MAX_IMAGES_OUT)
     output_format = fields.choice("output_format", tuple(OUTPUT_FORMATS), default="png")

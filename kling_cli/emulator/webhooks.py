@@ -45,7 +45,7 @@ class WebhookSender:
         self, url: str, delay: float, contents: Callable[[], list[tuple[bytes, str]]]
     ) -> None:
         """PUT each of `contents()` (bytes, content type) to `url` after `delay`: Runware's
-        `uploadEndpoint`, where "Runware PUTs the raw output bytes" (seed 002)."""
+        `uploadEndpoint`, where "Runware PUTs the raw output bytes" (Runware model page)."""
 
         def upload() -> None:
             for content, content_type in contents():

@@ -19,6 +19,7 @@ ways (`Standing`), from its tasks as the journal recorded them:
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,13 @@ class Standing(StrEnum):
 # Submits whose task the provider can be asked for by our own id (kling_cli.resend).
 _FINDABLE_CASES = frozenset({SubmitCase.LOOKUP.value, SubmitCase.IDEMPOTENT.value})
 UNANSWERED = frozenset({SUBMITTING, MAY_EXIST})
+# A submit still unknown this long after it was sent never arrived.
+NOT_CREATED_AFTER_SECONDS = 600
+# ...unless it is so old that the provider may have made it and forgotten it since: how long
+# a finished task stays known is undocumented (Runware's task polling docs give no retention),
+# so past a day "unknown" no longer proves "never made" (inferred), and only an explicit
+# choice submits it again.
+MAY_HAVE_EXPIRED_AFTER_SECONDS = 24 * 3600
 
 
 def findable_by_our_id(task: TaskRecord, capabilities: Capabilities | None) -> bool:
@@ -81,7 +89,7 @@ def standing(
     what is done. `capabilities`: the job's provider's, for journal rows that recorded no
     `resend` case. `asked`: the provider was just asked (a resume ran to its end), so a
     submit still unanswered is one it does not know yet: `UNKNOWN_OUTCOME` until it is old
-    enough to be sure it never arrived (`run.NOT_CREATED_AFTER_SECONDS`)."""
+    enough to be sure it never arrived (`NOT_CREATED_AFTER_SECONDS`)."""
     if job is None or not job.tasks:
         return Standing.FRESH
     found = {_task_standing(task, capabilities, asked) for task in job.tasks}
@@ -117,11 +125,18 @@ def explain(job: JobRecord, provider_name: str, *, asked: bool = False) -> str |
         )
     if state is not Standing.UNKNOWN_OUTCOME:
         return None
-    if any(findable_by_our_id(task, None) for task in job.tasks):
+    old = time.time() - job.created_at > MAY_HAVE_EXPIRED_AFTER_SECONDS
+    if not old and any(findable_by_our_id(task, None) for task in job.tasks):
         return (
             f"its submit was never answered and {provider_name} does not know it yet; once it "
             "is sure not to have arrived (10 minutes after it was sent), the next run submits "
             "it, nothing having been charged"
+        )
+    if old:
+        return (
+            f"its submit was never answered and {provider_name} does not know it a day later: "
+            "it never arrived, or it was made and has expired since, so it may have been "
+            "charged: check its dashboard before submitting it again"
         )
     return (
         f"its submit was never answered and {provider_name} cannot be asked for it by our "

@@ -22,6 +22,7 @@ from kling_cli.errors import (
     TaskNotFoundError,
 )
 from kling_cli.jobs.life import JobLife, JobOptions, JobResult
+from kling_cli.jobs.pickup import MAY_HAVE_EXPIRED_AFTER_SECONDS, NOT_CREATED_AFTER_SECONDS
 from kling_cli.jobs.state import overall_state
 from kling_cli.jobs.views import saved_urls
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND, SUBMITTING
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from kling_cli.transport import HttpClients
 
 Submitted = list[tuple["TaskHandle", "TaskStatus"]]
-# A submit still unknown this long after it was sent never arrived.
-NOT_CREATED_AFTER_SECONDS = 600
 
 
 def naming_for(job: JobRecord, options: JobOptions) -> Naming:
@@ -320,8 +319,16 @@ def _forgotten(life: JobLife, record: JobRecord | None) -> TaskNotFoundError | N
 
 def _record_unknown(life: JobLife, task: TaskRecord) -> None:
     """A task asked for by our own id that the provider does not know. Long after the stop,
-    its submit never arrived; shortly after, it may still be on its way."""
-    if time.time() - life.job.created_at > NOT_CREATED_AFTER_SECONDS:
+    its submit never arrived; shortly after, it may still be on its way; long after (a day),
+    it may also have been made and forgotten since."""
+    age = time.time() - life.job.created_at
+    if age > MAY_HAVE_EXPIRED_AFTER_SECONDS:
+        error = (
+            "unknown to the provider a day after it was sent: it never arrived, or it was "
+            "made and has expired since, so it may have been charged"
+        )
+        life.writer.update_task(task.position, state=MAY_EXIST, error=error)
+    elif age > NOT_CREATED_AFTER_SECONDS:
         error = "never received by the provider: nothing was charged"
         life.writer.update_task(task.position, state=NOT_CREATED, error=error)
     else:

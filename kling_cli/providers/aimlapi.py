@@ -1,6 +1,7 @@
 """AIML API: one synchronous `POST /v1/images/generations` that answers with the images.
 
-Wire facts: providers-others.md §6 (and §8: its fal-style schema).
+Sources: AIML's image-o1 API reference
+(https://docs.aimlapi.com/api-references/image-models/kling-ai/image-o1).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
 
 MODEL_ID = "klingai/image-o1"
-RESOLUTIONS = {"1k": "1K", "2k": "2K"}  # upper-case K (§6)
+RESOLUTIONS = {"1k": "1K", "2k": "2K"}  # upper-case K (API reference)
 # "$1 USD = 2,000,000 credits" (docs.aimlapi.com FAQ "How can I track my funds?").
 CREDITS_PER_USD = 2_000_000
 SCHEMA_ERROR = "Body validation error"
@@ -60,7 +61,7 @@ class Aiml(AimlInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         body: dict[str, Any] = {
             "model": MODEL_ID,
-            # §8 groups AIML with the fal family (`@Image1` tokens) by its schema; its own page
+            # inferred: its schema is fal's, so fal's tokens (`@Image1`); its own page
             # names no token syntax.
             "prompt": self.wire_prompt(request.prompt),
             "image_urls": list(request.references),
@@ -75,7 +76,7 @@ class Aiml(AimlInfo, Provider):
                 f"{endpoint.base_url}/v1/images/generations",
                 bearer(endpoint.api_key),
                 body,
-                # Synchronous (§6): the answer comes when the images exist.
+                # Synchronous (API reference): the answer comes when the images exist.
                 read_timeout=SYNC_READ_TIMEOUT,
             ),
             expected_images=request.num_images,
@@ -86,7 +87,7 @@ class Aiml(AimlInfo, Provider):
     ) -> tuple[TaskHandle, TaskStatus]:
         body = response.json()
         if response.status_code in (400, 422) and not _is_schema_error(body):
-            # How a failed generation is answered is not documented (§6). kling-cli checks the
+            # How a failed generation is answered is not documented. kling-cli checks the
             # documented schema before sending, so a refusal that is not the schema's own
             # "Body validation error!" is taken as this job's prompt or images being refused:
             # the generation failed (inferred).
@@ -104,7 +105,8 @@ class Aiml(AimlInfo, Provider):
             if isinstance(item, dict) and isinstance(item.get("url"), str) and item["url"]
         ]
         if not urls:
-            # Items may carry `b64_json` instead of `url` (§6); kling-cli downloads by URL only.
+            # Items may carry `b64_json` instead of `url` (API reference); kling-cli downloads by
+            # URL only.
             raise unreadable_response(self.name, response)
         # No task id exists: the answer is the result. This local id names the job in output.
         task = self.handle(f"aiml-{uuid.uuid4()}", submission)

@@ -1,7 +1,8 @@
 """API in One: `POST /images/generations` with a flat body, then `GET /tasks/{task_id}`.
 
-Wire facts: seed 001 (the Kling Image O1 model page) and providers-seeds.md §2. The poll answer
-is not documented at all (§2.5), so it is read defensively and an answer kling-cli cannot place
+Sources: API in One's Kling Image O1 API page (https://apiin.one/models/kling-image-o1) and its
+API docs (https://apiin.one/docs). The poll answer
+is not documented at all, so it is read defensively and an answer kling-cli cannot place
 is reported with the way to look again, never guessed at.
 """
 
@@ -33,18 +34,18 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
 
 MODEL_ID = "kling-image-o1"
-# `type` (seed 001): "image-to-image" is the documented default and is left out; multi-shot
+# `type` (model page): "image-to-image" is the documented default and is left out; multi-shot
 # "generates character-consistent images from a single reference image".
 TASK_TYPES = {"multi-shot": "ai-multi-shot"}
 MULTI_SHOT_REFERENCES = 1
 
-# §2.5 recommendation: the documented words are `IN_PROGRESS` (submit) and `completed`/`failed`
+# inferred: the documented words are `IN_PROGRESS` (submit) and `completed`/`failed`
 # (poll text); the rest are the spellings of the upstream and of third-party clients.
 SUCCESS_STATUSES = frozenset({"completed", "succeeded", "success"})
 FAILURE_STATUSES = frozenset({"failed", "error", "cancelled", "canceled", "timeout"})
 RUNNING_STATUSES = frozenset({"in_progress", "processing", "running"})
 
-# Where the image URLs may be, most specific first (§2.5: the field is NOT FOUND). Only the
+# Where the image URLs may be, most specific first (the field is undocumented). Only the
 # first place that holds any is read, so an echo of the request's reference `images` is not
 # taken for outputs when the outputs are somewhere else.
 OUTPUT_PATHS: tuple[tuple[str, ...], ...] = (
@@ -62,7 +63,7 @@ OUTPUT_PATHS: tuple[tuple[str, ...], ...] = (
 class ApiInOne(ApiInOneInfo, Provider):
     def check_request(self, request: GenerationRequest) -> None:
         super().check_request(request)
-        # Multi-shot works "from a single reference image" (seed 001).
+        # Multi-shot works "from a single reference image" (model page).
         if request.mode == "multi-shot" and len(request.references) != MULTI_SHOT_REFERENCES:
             raise InvalidRequestError(
                 f"{self.name}'s multi-shot mode works from exactly one reference image; "
@@ -70,7 +71,7 @@ class ApiInOne(ApiInOneInfo, Provider):
             )
 
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
-        # Field for field the documented example (seed 001); optional fields only when they
+        # Field for field the documented example (model page); optional fields only when they
         # differ from the documented defaults, except the two the example always sends.
         # Prompt tokens stay `@image_N`: API in One documents no other form.
         body: dict[str, Any] = {"model": MODEL_ID, "prompt": self.wire_prompt(request.prompt)}
@@ -98,7 +99,7 @@ class ApiInOne(ApiInOneInfo, Provider):
     ) -> tuple[TaskHandle, TaskStatus]:
         body = self._successful_body(response)
         data = _task_data(body)
-        # `data.task_id` (seed 001), or the older docs' top-level `id` (§2.4).
+        # `data.task_id` (model page), or the API docs' older top-level `id`.
         task_id = data.get("task_id") or data.get("id") or body.get("task_id") or body.get("id")
         if isinstance(task_id, int):
             task_id = str(task_id)
@@ -112,7 +113,7 @@ class ApiInOne(ApiInOneInfo, Provider):
         urls = _output_urls(data)
         if state is TaskState.SUCCEEDED and urls:
             return task, _succeeded(raw_status, urls, task)
-        # The submit answer is documented as an acknowledgement (seed 001): a finished task's
+        # The submit answer is documented as an acknowledgement (model page): a finished task's
         # images are read from the poll.
         state = TaskState.RUNNING if state is TaskState.RUNNING else TaskState.PENDING
         return task, TaskStatus(state, raw_status or "submitted")
@@ -167,7 +168,7 @@ class ApiInOne(ApiInOneInfo, Provider):
     def _cannot_place(
         self, task: TaskHandle, what: str, response: HttpResponse
     ) -> ProviderRequestError:
-        """The poll answer's shape is undocumented (§2.5): say so, and how to look again."""
+        """The poll answer's shape is undocumented: say so, and how to look again."""
         snippet = response.body[:300].decode("utf-8", "replace")
         return ProviderRequestError(
             f"{self.name} {what} kling-cli found no image URL in it (its status answer is not "
@@ -177,8 +178,8 @@ class ApiInOne(ApiInOneInfo, Provider):
 
 
 def _task_data(body: dict[str, Any]) -> dict[str, Any]:
-    """`data` of the `{code, message, data}` envelope (seed 001), or the body itself as the
-    older docs show it (§2.4)."""
+    """`data` of the `{code, message, data}` envelope (model page), or the body itself as the
+    API docs show it."""
     data = body.get("data")
     return data if isinstance(data, dict) else body
 
@@ -189,7 +190,8 @@ def _raw_status(data: dict[str, Any]) -> str:
 
 
 def _state_of(raw_status: str) -> TaskState | None:
-    """Statuses compared case-insensitively (§2.5); anything unknown is still pending. None:
+    """Statuses compared case-insensitively (inferred: the docs mix cases); anything unknown is
+    still pending. None:
     the answer has no status at all."""
     word = raw_status.lower()
     if word in SUCCESS_STATUSES:
@@ -236,7 +238,7 @@ def _urls_in(value: Any) -> list[str]:
 
 def _failure_reason(data: dict[str, Any]) -> str:
     """`data.error`, a string or an object with `message`, as third-party clients read it
-    (§2.5); else `data.message`."""
+    (undocumented); else `data.message`."""
     error = data.get("error")
     if isinstance(error, dict):
         error = error.get("message")
@@ -251,7 +253,7 @@ def _failure_reason(data: dict[str, Any]) -> str:
 
 
 def _error_message(body: Any) -> str:
-    """The documented envelope `{"error": {"code", "message", "type"}}` (seed 001, §2.6)."""
+    """The documented envelope `{"error": {"code", "message", "type"}}` (model page, API docs)."""
     if not isinstance(body, dict):
         return ""
     error = body.get("error")

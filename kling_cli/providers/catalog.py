@@ -106,7 +106,9 @@ class ProviderInfo:
 
 
 class RunwareInfo(ProviderInfo):
-    """Sources: seed 002 and providers-seeds.md §3."""
+    """Sources: the model page (`docs_url`), rate-limit docs
+    (https://runware.ai/docs/platform/rate-limits) and Runware's integration notes
+    (github.com/Runware/runware-skills, `migrate/integrate-with-runware/SKILL.md`)."""
 
     id = "runware"
     resume = "resumed by our taskUUID (getResponse), even after an unanswered sync hold"
@@ -115,19 +117,19 @@ class RunwareInfo(ProviderInfo):
     key_env_vars = ("RUNWARE_API_KEY",)
     docs_url = "https://runware.ai/docs/models/klingai-image-o1"
     capabilities = Capabilities(
-        # Local files go inline: "UUID, URL, Data URI, or Base64" (seed 002).
+        # Local files go inline: "UUID, URL, Data URI, or Base64" (model page).
         local_files="data-uri",
         max_references=10,
         max_images=9,
-        # "Either provide inputs.referenceImages, or specify width/height" (seed 002): without
+        # "Either provide inputs.referenceImages, or specify width/height" (model page): without
         # references there is no size to follow, so `auto` needs at least one.
         auto_aspect_needs_references=True,
-        min_prompt_chars=3,  # positivePrompt "min 3" (providers-seeds.md §3.4)
+        min_prompt_chars=3,  # positivePrompt "min 3" (model page)
         output_formats=("png", "jpeg", "webp"),
         push=("sync",),
-        # taskUUID is ours (§3.4); getResponse finds it (§3.6).
+        # taskUUID is ours (model page); getResponse finds it (task polling docs).
         client_task_id_lookup=True,
-        # Seed 002 and runware.ai/docs/platform/webhooks.
+        # The model page, and runware.ai/docs/platform/webhooks.
         webhook="webhookURL",
         output_quality=True,
         upload_to=True,
@@ -135,31 +137,34 @@ class RunwareInfo(ProviderInfo):
         url_ttl=True,
     )
     price = Price(usd_per_image=0.028, source="runware.ai model page", as_of="2025-12")
-    # Advice, not a limit: "no hard rate limits", 429 when the queue is full (R-rate), and
-    # "keep steady-state concurrency in the low single digits (2-4)" (R-skill; providers-seeds.md
-    # §3.7). Start at the top of that range; accepted submits raise it up to --concurrency.
+    # Advice, not a limit: "no hard rate limits", 429 when the queue is full (rate-limit docs), and
+    # "keep steady-state concurrency in the low single digits (2-4)" (integration notes).
+    # Start at the top of that range; accepted submits raise it up to --concurrency.
     initial_concurrency = 4
     adapter = "kling_cli.providers.runware:Runware"
 
 
 class UnificallyInfo(ProviderInfo):
-    """Sources: seed 000 and providers-seeds.md §1."""
+    """Sources: the Kling O1 Image page (`docs_url`), the O1 video docs
+    (https://docs.unifically.com/models/video/kling/kling-o1-video) and the storage docs
+    (https://unifically.gitbook.io/unifically-docs/storage)."""
 
     id = "unifically"
     name = "Unifically"
     default_base_url = "https://api.unifically.com"
-    # Unifically documents no variable; this is the name its third-party clients use (§1).
+    # Unifically documents no variable; this is the name its third-party clients use.
     key_env_vars = ("UNIFICALLY_API_KEY",)
     docs_url = "https://unifically.com/models/kling-o1-image"
-    # The storage host takes the same key (§1.2, §1.9).
+    # The storage host takes the same key (storage docs).
     service_urls: ClassVar[Mapping[str, str]] = {"storage": "https://files.storagecdn.online"}
     capabilities = Capabilities(
-        # References are URLs only (§1.4): local files go to its storage first (§1.9).
+        # References are URLs only (O1 video docs): local files go to its storage first
+        # (storage docs).
         local_files="upload",
         max_references=10,
-        # No image-count field is documented for this model (§1.4): one image per task.
+        # No image-count field is documented for this model: one image per task.
         max_images=1,
-        # The output format is not selectable (NOT FOUND, §1.8).
+        # The output format is not selectable (undocumented).
         output_formats=(),
         # Top level, outside `input` (docs.unifically.com/api-reference/callbacks).
         webhook="callback_url",
@@ -170,25 +175,26 @@ class UnificallyInfo(ProviderInfo):
 
 
 class ApiInOneInfo(ProviderInfo):
-    """Sources: seed 001 and providers-seeds.md §2."""
+    """Sources: the Kling Image O1 API page (`docs_url`) and the API docs
+    (https://apiin.one/docs)."""
 
     id = "apiinone"
     name = "API in One"
     default_base_url = "https://apiin.one/api/v1"
-    # API in One documents no environment variable for its key (§2.2); this name is ours.
+    # API in One documents no environment variable for its key (API docs); this name is ours.
     key_env_vars = ("APIINONE_API_KEY",)
     docs_url = "https://apiin.one/models/kling-image-o1"
     capabilities = Capabilities(
         max_references=10,
-        max_images=9,  # `num_images` 1-9 (seed 001)
+        max_images=9,  # `num_images` 1-9 (model page)
         modes=("default", "multi-shot"),
-        # Output format and negative prompt: not in the model's parameters (seed 001, §2.7).
+        # Output format and negative prompt: not in the model's parameters (model page).
         output_formats=(),
         # "configure callback_url on supported routes" (apiin.one/es/docs); whether this
         # route is one is not said, so it is sent and status polling still works without it.
         webhook="callback_url",
     )
-    # Seed 001: "Image-to-image mode costs 6 credits per request" (~$0.012); multi-shot 16
+    # Model page: "Image-to-image mode costs 6 credits per request" (~$0.012); multi-shot 16
     # (~$0.032). Billed per request, not per image: this is the price of a one-image request,
     # and an upper bound per image when a request asks for several.
     price = Price(
@@ -199,31 +205,33 @@ class ApiInOneInfo(ProviderInfo):
     adapter = "kling_cli.providers.apiinone:ApiInOne"
 
 
-# inference.sh's `aspect_ratio` enum, in its order; it has no `auto` (§4.4).
+# inference.sh's `aspect_ratio` enum, in its order; it has no `auto` (the app's input schema,
+# github.com/inference-sh/grid `api/klingai/video/image-o1/input_schema.json`).
 INFERENCESH_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
 
 
 class InferenceShInfo(ProviderInfo):
-    """Sources: seed 004 and providers-seeds.md §4."""
+    """Sources: the app page (`docs_url`), the app's source (github.com/inference-sh/grid,
+    `api/klingai/video/image-o1/`) and the official SDK (PyPI inferencesh 0.36)."""
 
     id = "inferencesh"
     name = "inference.sh"
     default_base_url = "https://api.inference.sh"
-    key_env_vars = ("INFERENCE_API_KEY",)  # seed 004
+    key_env_vars = ("INFERENCE_API_KEY",)  # app page
     docs_url = "https://inference.sh/apps/klingai/image-o1"
     capabilities = Capabilities(
-        # `input.image` is one file (§4.4): a URL, or an uploaded file's inf:// URI (§4.9).
+        # `input.image` is one file (app source): a URL, or an uploaded file's inf:// URI (SDK).
         local_files="upload",
         max_references=1,
-        # The app downloads only the first of Kling's images but bills for `n` (§4.4): each
+        # The app downloads only the first of Kling's images but bills for `n` (app source): each
         # task asks for one, and `-n` is fanned out over tasks.
         max_images=1,
         aspect_ratios=INFERENCESH_ASPECT_RATIOS,
         # In the app's input schema, but its published source does not forward it to Kling
-        # (§4.4): it is sent, and may have no effect.
+        # (app source): it is sent, and may have no effect.
         negative_prompt=True,
         push=("stream",),
-        # The app always saves a `.png`, whatever Kling made (§4.11).
+        # The app always saves a `.png`, whatever Kling made (app source).
         output_formats=(),
         # `webhook` in the run body (inference.sh app page; /docs/api/running-apps).
         webhook="webhook",
@@ -233,63 +241,67 @@ class InferenceShInfo(ProviderInfo):
 
 
 class KlingInfo(ProviderInfo):
-    """Sources: providers-others.md §1."""
+    """Sources: Kling's Omni-Image API reference (`docs_url`) and its general docs as copied in
+    github.com/inference-sh/grid (`api/klingai/docs/00-general.md`) and github.com/WHQ25/rawgenai
+    (`docs/research/kling/common-info.md`)."""
 
     id = "kling"
     resume = "resumed by our external_task_id, even after an unanswered submit"
     name = "Kling"
     # The international console's host; China-console keys need https://api-beijing.klingai.com
-    # through the base URL setting (§1.1).
+    # through the base URL setting (common-info.md).
     default_base_url = "https://api-singapore.klingai.com"
     key_env_vars = ("KLING_ACCESS_KEY",)
     secret_env_vars = ("KLING_SECRET_KEY",)
     docs_url = "https://kling.ai/document-api/api/image/o1/image-generation"
     capabilities = Capabilities(
-        # Local files go inline: raw base64 without a data: prefix (providers-others.md §1.6).
+        # Local files go inline: raw base64 without a data: prefix (00-general.md, "Base64 Format").
         local_files="inline-base64",
-        max_references=10,  # image_list + element_list ≤ 10 (§1.3)
-        max_images=9,  # n in [1, 9] (§1.3)
-        # No output format field on this route (§8): the model returns what it returns.
+        max_references=10,  # image_list + element_list ≤ 10 (API reference)
+        max_images=9,  # n in [1, 9] (API reference)
+        # No output format field on this route (API reference): the model returns what it returns.
         output_formats=(),
-        # No negative_prompt on this route (§1.3).
+        # No negative_prompt on this route (API reference).
         negative_prompt=False,
-        # external_task_id is ours, and the query route takes it instead of task_id (§1.4).
+        # external_task_id is ours, and the query route takes it instead of task_id (API reference).
         client_task_id_lookup=True,
         webhook="callback_url",  # kling.ai/document-api callback protocol
     )
-    # Kling publishes prices in resource-pack units (`final_unit_deduction`, §1.4), not dollars;
-    # this is the per-image price of the resellers that pass it on (fal §2.2, WaveSpeed §3.1).
+    # Kling publishes prices in resource-pack units (`final_unit_deduction`), not dollars;
+    # this is the per-image price of the resellers that pass it on (fal, WaveSpeed;
+    # third-party catalogs).
     price = Price(
         usd_per_image=0.028,
         source="not published in USD by Kling; resellers' Kling O1 list price",
         as_of="2026-11",
     )
     # No number to start from: concurrency is per account and resource pack, and an image task
-    # holds n slots until it ends (§1.5). Its 429 code 1303 halves a batch's cap instead.
+    # holds n slots until it ends (00-general.md). Its 429 code 1303 halves a batch's cap instead.
     initial_concurrency = None
     adapter = "kling_cli.providers.kling:Kling"
 
 
 class FalInfo(ProviderInfo):
-    """Sources: providers-others.md §2."""
+    """Sources: the model API page (`docs_url`), its schema in @fal-ai/client 1.10.1
+    (`src/types/endpoints.d.ts`) and the official client (PyPI fal-client 1.0.3, `client.py`)."""
 
     id = "fal"
     resume = "resumed by the request id its submit answered with (results kept ~1 h)"
     name = "fal.ai"
     default_base_url = "https://queue.fal.run"
-    key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (§2.1)
+    key_env_vars = ("FAL_KEY",)  # the variable fal's own clients read (fal-client)
     docs_url = "https://fal.ai/models/fal-ai/kling-image/o1/api"
-    # fal's REST host, where storage uploads begin (§2.5).
+    # fal's REST host, where storage uploads begin (fal-client `client.py`).
     service_urls: ClassVar[Mapping[str, str]] = {"rest": "https://rest.fal.ai"}
     capabilities = Capabilities(
-        # Through fal storage (§2.5): fal documents data URIs for file inputs in general but not
-        # for this endpoint, and an uploaded file keeps a 10 MB reference out of every submit.
+        # Through fal storage (fal-client): fal documents data URIs for file inputs in general but
+        # not for this endpoint, and an uploaded file keeps a 10 MB reference out of every submit.
         local_files="upload",
-        min_references=1,  # image_urls is required (§2.2)
-        max_references=10,  # image_urls max 10, elements included (§2.2)
-        max_images=9,  # num_images 1-9 (§2.2)
-        output_formats=("png", "jpeg", "webp"),  # output_format (§2.2)
-        negative_prompt=False,  # no such field (§2.2)
+        min_references=1,  # image_urls is required (model page)
+        max_references=10,  # image_urls max 10, elements included (model page)
+        max_images=9,  # num_images 1-9 (model page)
+        output_formats=("png", "jpeg", "webp"),  # output_format (model page)
+        negative_prompt=False,  # no such field (model page)
         webhook="?fal_webhook=",  # a query parameter of the submit (fal docs, webhooks)
     )
     price = Price(
@@ -305,20 +317,21 @@ class FalInfo(ProviderInfo):
 
 
 class WaveSpeedInfo(ProviderInfo):
-    """Sources: providers-others.md §3."""
+    """Sources: the model page (`docs_url`, and its `llms.txt`), the official SDK (PyPI wavespeed
+    2.0.5) and the media-upload docs (https://wavespeed.ai/docs-common-api/media-upload)."""
 
     id = "wavespeed"
     name = "WaveSpeed"
     default_base_url = "https://api.wavespeed.ai"
-    key_env_vars = ("WAVESPEED_API_KEY",)  # the official SDK's variable (§3.1)
+    key_env_vars = ("WAVESPEED_API_KEY",)  # the official SDK's variable
     docs_url = "https://wavespeed.ai/models/kwaivgi/kling-image-o1"
     capabilities = Capabilities(
-        # References are URLs (§3.2): local files go through the media upload API (§3.5).
+        # References are URLs (model page): local files go through the media upload API.
         local_files="upload",
-        max_references=10,  # images "max 10" (§3.2)
-        # num_images 1-9 is inferred from resellers of this endpoint, not WaveSpeed's page (§3.2).
+        max_references=10,  # images "max 10" (model page)
+        # num_images 1-9 is inferred from resellers of this endpoint, not WaveSpeed's page.
         max_images=9,
-        # output_format is unconfirmed for this model (§3.2, §8): not offered.
+        # output_format is unconfirmed for this model (not on its page): not offered.
         output_formats=(),
         negative_prompt=False,
         # wavespeed.ai/docs/how-to-use-webhooks puts it in the query; the submit-task page
@@ -331,30 +344,32 @@ class WaveSpeedInfo(ProviderInfo):
         as_of="2026-11",
     )
     # The entry tier (Bronze) allows 3 tasks at once and 10 images a minute; tiers bought with
-    # top-ups allow 100 to 5000 (wavespeed.ai/docs/account-levels, providers-others.md §3.4).
+    # top-ups allow 100 to 5000 (https://wavespeed.ai/docs/account-levels).
     # The account's tier is unknown here: start at the lowest, accepted submits raise it.
     initial_concurrency = 3
     adapter = "kling_cli.providers.wavespeed:WaveSpeed"
 
 
 class ComfyInfo(ProviderInfo):
-    """Sources: providers-others.md §5 (Kling's own body: §1)."""
+    """Sources: the Router's model page (`docs_url`), its API page
+    (github.com/Comfy-Org/docs, `development/comfy-router/api.mdx`) and, for Kling's own body,
+    Kling's API reference (https://kling.ai/document-api/api/image/o1/image-generation)."""
 
     id = "comfy"
     resume = "resumed by resending the request with its Idempotency-Key (kept 24 h)"
     name = "Comfy Router"
     default_base_url = "https://api.comfy.org"
-    key_env_vars = ("COMFY_API_KEY",)  # the variable in Comfy's own examples (§5)
+    key_env_vars = ("COMFY_API_KEY",)  # the variable in Comfy's own examples (model page)
     docs_url = "https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code"
     capabilities = Capabilities(
-        # "send URLs or raw Base64 in image_list as with Kling"; no upload API (§5).
+        # "send URLs or raw Base64 in image_list as with Kling"; no upload API (API page).
         local_files="inline-base64",
-        max_references=10,  # Kling's image_list (§1.3)
-        max_images=9,  # Kling's n (§1.3)
-        output_formats=(),  # Kling has no output format field (§8)
+        max_references=10,  # Kling's image_list (Kling API reference)
+        max_images=9,  # Kling's n (Kling API reference)
+        output_formats=(),  # Kling has no output format field
         negative_prompt=False,
         # The answer carries the images; a lost answer is collected by resending the request
-        # with the same Idempotency-Key (§5).
+        # with the same Idempotency-Key (API page).
         push=("sync",),
         client_task_id_lookup=True,
         # "Reuse it for every attempt of that logical call" (docs.comfy.org Router errors page,
@@ -372,7 +387,8 @@ class ComfyInfo(ProviderInfo):
 
 
 class AimlInfo(ProviderInfo):
-    """Sources: providers-others.md §6."""
+    """Sources: the image-o1 API reference (`docs_url`; github.com/aimlapi/api-docs,
+    `docs/api-references/image-models/kling-ai/image-o1.md`)."""
 
     id = "aimlapi"
     resume = "cannot be resumed: synchronous, no task id; a result not received is lost"
@@ -382,14 +398,14 @@ class AimlInfo(ProviderInfo):
     key_env_vars = ("AIMLAPI_API_KEY",)
     docs_url = "https://docs.aimlapi.com/api-references/image-models/kling-ai/image-o1"
     capabilities = Capabilities(
-        # Local files go inline: "URLs or local Base64 encoded images" (providers-others.md §6).
+        # Local files go inline: "URLs or local Base64 encoded images" (API reference).
         local_files="data-uri",
-        min_references=1,  # image_urls 1-10 (§6)
+        min_references=1,  # image_urls 1-10 (API reference)
         max_references=10,
-        max_images=9,  # num_images 1-9 (§6)
-        # The documented enum has no `auto` (§6).
+        max_images=9,  # num_images 1-9 (API reference)
+        # The documented enum has no `auto` (API reference).
         aspect_ratios=tuple(ratio for ratio in ASPECT_RATIOS if ratio != "auto"),
-        output_formats=("png", "jpeg", "webp"),  # output_format (§6)
+        output_formats=("png", "jpeg", "webp"),  # output_format (API reference)
         negative_prompt=False,
         push=("sync",),
     )

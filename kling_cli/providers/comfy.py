@@ -2,7 +2,11 @@
 `POST /v2/models/kling/kling-image-o1` with Kling's own body returns Kling's task object once the
 images exist; an `Idempotency-Key` makes resending it safe.
 
-Wire facts: providers-others.md §5 (Kling's body and task object: §1.3, §1.4).
+Sources: Comfy Router's kling-image-o1 page
+(https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code), its API and
+errors pages (github.com/Comfy-Org/docs, `development/comfy-router/api.mdx`, `errors.mdx`) and,
+for Kling's body and task object, Kling's Omni-Image API reference
+(https://kling.ai/document-api/api/image/o1/image-generation).
 """
 
 from __future__ import annotations
@@ -41,10 +45,10 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
 
 MODEL_PATH = "/v2/models/kling/kling-image-o1"
-# Router keeps an Idempotency-Key's state for 24 h (§5); after that, resending the request
+# Router keeps an Idempotency-Key's state for 24 h (API page); after that, resending the request
 # would start a new, paid generation. A margin keeps a late lookup on the safe side.
 REPLAY_WINDOW_SECONDS = 23 * 3600
-# The synchronous route holds the call up to 10 minutes (§5); a little more to read the answer.
+# The synchronous route holds the call up to 10 minutes (API page); a bit more to read the answer.
 SYNC_READ_TIMEOUT = 660.0
 # "$1.00 USD = 211 credits" (docs.comfy.org/development/comfy-router/pricing).
 CREDITS_PER_USD = 211.0
@@ -59,7 +63,7 @@ class Comfy(ComfyInfo, Provider):
 
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         idempotency_key = str(uuid.uuid4())
-        # model_name is left out: the path selects the model (§5).
+        # model_name is left out: the path selects the model (model page).
         body = kling_body(request)
         return Submission(
             request=HttpRequest(
@@ -75,7 +79,7 @@ class Comfy(ComfyInfo, Provider):
 
     def handle(self, task_id: str, submission: Submission, **extra: str) -> TaskHandle:
         """The request body and when it was sent travel with the task: resending them with the
-        same Idempotency-Key is how Router hands out a result again (§5)."""
+        same Idempotency-Key is how Router hands out a result again (API page)."""
         extra = {
             "request_body": json.dumps(submission.request.json, separators=(",", ":")),
             "submitted_at": str(int(time.time())),
@@ -117,8 +121,8 @@ class Comfy(ComfyInfo, Provider):
         return self._answer(response)
 
     def is_retryable(self, response: HttpResponse) -> bool:
-        # A 504 deadline_exceeded means "still running, resend later" (§5): the poll loop's own
-        # pace is the right wait, not a retry.
+        # A 504 deadline_exceeded means "still running, resend later" (errors page): the poll
+        # loop's own pace is the right wait, not a retry.
         if _still_running(response):
             return False
         return response.status_code in RETRYABLE_STATUS
@@ -136,7 +140,7 @@ class Comfy(ComfyInfo, Provider):
             kind = _error_type(response, body)
             if kind == CONTENT_POLICY:
                 # Kling refused this job's prompt or images (its 1300/1301 or a risk-control
-                # failure, §1.4/§1.5): the generation failed, the request itself was fine.
+                # failure, Kling API reference): the generation failed, the request itself was fine.
                 return TaskStatus(TaskState.FAILED, kind, error=message or "content policy")
             if response.status_code == 402 or kind == "insufficient_credits":
                 raise OutOfCreditsError(
@@ -178,7 +182,8 @@ def _error_type(response: HttpResponse, body: Any) -> str | None:
 
 def _still_running(response: HttpResponse) -> bool:
     """409 concurrency_limit_exceeded: this Idempotency-Key's request is still running;
-    504 deadline_exceeded: it outlived the 10-minute hold and can be collected later (§5)."""
+    504 deadline_exceeded: it outlived the 10-minute hold and can be collected later
+    (errors page)."""
     kind = _error_type(response, response.json())
     if response.status_code == 409:
         return kind == "concurrency_limit_exceeded"

@@ -1,7 +1,9 @@
 """fal.ai: the queue protocol for `fal-ai/kling-image/o1`. Submit, then follow the
 `status_url` and `response_url` the submit answer gives.
 
-Wire facts: providers-others.md §2 (and §8 for the prompt tokens).
+Sources: fal's model API page (https://fal.ai/models/fal-ai/kling-image/o1/api) and its schema in
+@fal-ai/client 1.10.1 (`src/types/endpoints.d.ts`), fal's queue docs (docs.fal.ai, "Queue")
+and the official client (PyPI fal-client 1.0.3, `client.py`, `auth.py`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
 
 MODEL_PATH = "/fal-ai/kling-image/o1"
-RESOLUTIONS = {"1k": "1K", "2k": "2K"}  # upper-case K on fal (§2.2)
+RESOLUTIONS = {"1k": "1K", "2k": "2K"}  # upper-case K on fal (model page)
 
-# The three states the official client knows (§2.3). COMPLETED covers failures too.
+# The three states the official client knows (fal-client). COMPLETED covers failures too.
 STATES = {
     "IN_QUEUE": TaskState.PENDING,
     "IN_PROGRESS": TaskState.RUNNING,
@@ -47,14 +49,14 @@ STATES = {
 
 
 def fal_prompt(prompt: str) -> str:
-    """`@image_N` becomes fal's 1-indexed `@ImageN` (§2.2, §8). fal also takes a bare `@Image`
+    """`@image_N` becomes fal's 1-indexed `@ImageN` (model page). fal also takes a bare `@Image`
     when there is one image; `@Image1` is documented as well, so one form serves every count."""
     return IMAGE_TOKEN.sub(lambda match: f"@Image{int(match.group(1))}", prompt)
 
 
 def error_message(body: Any) -> str:
     """fal's `detail` (a list of `{loc, msg}` for validation errors, or a string for
-    infrastructure errors, §2.4), or a plain `message`/`error`."""
+    infrastructure errors, fal's error docs), or a plain `message`/`error`."""
     if not isinstance(body, dict):
         return ""
     detail = body.get("detail")
@@ -115,7 +117,7 @@ class Fal(FalInfo, Provider):
         )
 
     def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
-        """The SDK's storage upload in its GCS form (§2.5): initiate with the key, then `PUT`
+        """The SDK's storage upload in its GCS form (fal-client): initiate with the key, then `PUT`
         the bytes to the signed `upload_url` without credentials; `file_url` is the input.
         Chosen over the SDK's first choice (CDN v3) because that one sends a token to the host
         its token answer names, and kling-cli sends credentials only to configured hosts.
@@ -151,7 +153,7 @@ class Fal(FalInfo, Provider):
         ):
             raise unreadable_response(self.name, response)
         # Status and result live under the app (`fal-ai/kling-image`), not the model path, so
-        # they are kept as given rather than built (§2.3).
+        # they are kept as given rather than built (queue docs).
         task = self.handle(request_id, submission, status_url=status_url, response_url=response_url)
         raw = body.get("status")
         if isinstance(raw, str) and raw in STATES:
@@ -183,7 +185,7 @@ class Fal(FalInfo, Provider):
     def parse_result(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         body = response.json()
         if response.status_code in (400, 422) and isinstance(body, dict):
-            # "If the model returned an error, this operation returns the same error" (§2.3):
+            # "If the model returned an error, this operation returns the same error" (queue docs):
             # the request was accepted, so it is the task that failed.
             message = error_message(body) or f"HTTP {response.status_code}"
             return TaskStatus(TaskState.FAILED, "COMPLETED", error=message)
@@ -202,11 +204,11 @@ class Fal(FalInfo, Provider):
         raw = str(body.get("status") or "")
         state = STATES.get(raw)
         if state is None:
-            # Only the three states are documented; anything else is taken as the end (§2.3).
+            # Only the three states are documented; anything else is taken as the end (inferred).
             reason = error_message(body) or f"{self.name} reported the unknown status {raw!r}"
             return TaskStatus(TaskState.FAILED, raw or "unknown", error=reason)
         if state is TaskState.SUCCEEDED and body.get("error"):
-            # COMPLETED with `error` is a failure (§2.3).
+            # COMPLETED with `error` is a failure (fal-client `_parse_status`).
             error = body["error"]
             kind = body.get("error_type")
             message = error if isinstance(error, str) else error_message({"error": error})
@@ -240,5 +242,5 @@ class Fal(FalInfo, Provider):
 
     @staticmethod
     def _auth(endpoint: Endpoint) -> dict[str, str]:
-        # `Key`, not `Bearer` (§2.1).
+        # `Key`, not `Bearer` (fal-client `auth.py`).
         return {"Authorization": f"Key {endpoint.api_key}"}

@@ -1,7 +1,9 @@
 """inference.sh: run the app `klingai/image-o1` with `POST /apps/run`, then `GET /tasks/{id}`.
 
-Wire facts: seed 004 (the app page) and providers-seeds.md §4 (the app's own source and the
-official SDK).
+Sources: inference.sh's app page (https://inference.sh/apps/klingai/image-o1), the app's source
+(github.com/inference-sh/grid, `api/klingai/video/image-o1/`), the official SDK (PyPI
+inferencesh 0.36.0, github.com/inference-sh/sdk; 0.4.29 for the legacy shapes) and the REST
+docs (https://inference.sh/docs/api/rest/tasks, https://inference.sh/docs/api/running-apps).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 
 APP = "klingai/image-o1"
 
-# The current status numbering, a status's number being its index (SDK 0.36.0, §4.6). The
+# The current status numbering, a status's number being its index (SDK 0.36 types.py). The
 # legacy numbering (9 COMPLETED, 10 FAILED) collides with it; the current SDK and docs use
 # this one. String statuses are these names, in any case (the SDK's `parse_status`).
 STATUS_NAMES = (
@@ -57,21 +59,21 @@ STATUS_NAMES = (
     "cancelled",
     "rejected",
 )
-LAST_QUEUED = STATUS_NAMES.index("dispatched")  # 0-3 have not started (§5.1)
+LAST_QUEUED = STATUS_NAMES.index("dispatched")  # 0-3 have not started (inferred from the names)
 COMPLETED = STATUS_NAMES.index("completed")
 FAILED = STATUS_NAMES.index("failed")
 CANCELLED = STATUS_NAMES.index("cancelled")
-# "run admission refused (no balance, no payment method)": written already ended (§4.6).
+# "run admission refused (no balance, no payment method)": written already ended (SDK types.py).
 REJECTED = STATUS_NAMES.index("rejected")
 
 
-# The SDK gives the stream 60 s before it reconnects or falls back to GET (§4.7).
+# The SDK gives the stream 60 s before it reconnects or falls back to GET (SDK client.py).
 STREAM_READ_TIMEOUT = 60.0
 
 
 class InferenceSh(InferenceShInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
-        # The documented run example (§4.5). Prompt tokens stay `@image_N`:
+        # The running-apps docs' run example. Prompt tokens stay `@image_N`:
         # inference.sh documents no other form, and with one reference there is only @image_1.
         app_input: dict[str, Any] = {"prompt": self.wire_prompt(request.prompt)}
         if request.references:
@@ -93,7 +95,7 @@ class InferenceSh(InferenceShInfo, Provider):
         )
 
     def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
-        """What the SDK sends (§4.9): `POST /files` registers the file and answers a FileDTO
+        """What the SDK sends: `POST /files` registers the file and answers a FileDTO
         with a signed `upload_url`; the bytes go there without the Bearer key; the DTO's
         `uri` (`inf://files/...`) is then the app's `image`."""
         entry = {
@@ -120,7 +122,7 @@ class InferenceSh(InferenceShInfo, Provider):
         self, response: HttpResponse, submission: Submission
     ) -> tuple[TaskHandle, TaskStatus]:
         task_data = self._task_data(response)
-        task_id = task_data.get("id")  # `data.id` (§4.5)
+        task_id = task_data.get("id")  # `data.id` (SDK `run`)
         if not isinstance(task_id, str) or not task_id:
             raise unreadable_response(self.name, response)
         task = self.handle(task_id, submission)
@@ -133,7 +135,7 @@ class InferenceSh(InferenceShInfo, Provider):
         )
 
     def build_stream(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
-        """`GET /tasks/{id}/stream`, NDJSON, with the headers the SDK sends (§4.7)."""
+        """`GET /tasks/{id}/stream`, NDJSON, with the headers the SDK sends (`_stream_updates`)."""
         headers = {
             "Authorization": f"Bearer {endpoint.api_key}",
             "Accept": "application/x-ndjson",
@@ -145,7 +147,7 @@ class InferenceSh(InferenceShInfo, Provider):
 
     def parse_stream_line(self, line: str, task: TaskHandle) -> TaskStatus | None:
         """Heartbeats and LLM deltas say nothing; `{"data": <task>, "fields": [...]}` is a
-        partial update, anything else a whole task snapshot (§4.7)."""
+        partial update, anything else a whole task snapshot (SDK `_iter_ndjson`)."""
         try:
             event = json.loads(line)
         except ValueError:
@@ -182,7 +184,7 @@ class InferenceSh(InferenceShInfo, Provider):
         return self._status(self._task_data(response), task)
 
     def _task_data(self, response: HttpResponse) -> dict[str, Any]:
-        """The TaskDTO from the `{"data": ..., "messages": [...]}` envelope (§4.3)."""
+        """The TaskDTO from the `{"data": ..., "messages": [...]}` envelope (SDK `_request`)."""
         task_data = self._data(response)
         if not isinstance(task_data, dict):
             raise unreadable_response(self.name, response)
@@ -195,7 +197,7 @@ class InferenceSh(InferenceShInfo, Provider):
             raise error_for_http_status(
                 response, _problem_message(body), provider_name=self.name, key_hint=hint
             )
-        if isinstance(body, dict) and body.get("success") is False:  # legacy envelope (§4.3)
+        if isinstance(body, dict) and body.get("success") is False:  # legacy envelope (SDK 0.4.29)
             raise ProviderRequestError(f"{self.name}: {_problem_message(body) or 'request failed'}")
         return body.get("data") if isinstance(body, dict) else None
 
@@ -210,7 +212,7 @@ class InferenceSh(InferenceShInfo, Provider):
                 f"method){': ' + error if error else ''}."
             )
         if code == COMPLETED:
-            # Success needs the image too, not the number alone (§4.6).
+            # Success needs the image too, not the number alone (inferred: the numbering changed).
             url = _image_url(task_data.get("output"))
             if url:
                 return TaskStatus(TaskState.SUCCEEDED, name, (OutputImage(url),))
@@ -230,7 +232,7 @@ class InferenceSh(InferenceShInfo, Provider):
 
 
 def _status_code(raw: Any) -> int | None:
-    """The status number, from a number or a name in any case (§4.6); None when unknown."""
+    """The status number, from a number or a name in any case (`parse_status`); None if unknown."""
     if isinstance(raw, str):
         word = raw.strip().lower()
         if word in STATUS_NAMES:
@@ -243,7 +245,7 @@ def _status_code(raw: Any) -> int | None:
 
 def _image_url(output: Any) -> str | None:
     """`output.image`: a URL string, or a `{uri}`/`{url}` file object as the older REST docs
-    show it (§4.7). Only http(s) URLs can be downloaded (an `inf://` URI cannot)."""
+    show it. Only http(s) URLs can be downloaded (an `inf://` URI cannot)."""
     image = output.get("image") if isinstance(output, dict) else None
     if isinstance(image, dict):
         image = image.get("url") or image.get("uri")
@@ -253,7 +255,7 @@ def _image_url(output: Any) -> str | None:
 
 
 def _task_error(task_data: dict[str, Any]) -> str | None:
-    """TaskDTO `error` is a string, empty when there is none (§4.7, seed 004)."""
+    """TaskDTO `error` is a string, empty when there is none (SDK types.TaskDTO, app page)."""
     error = task_data.get("error")
     if isinstance(error, dict):
         error = error.get("message")
@@ -261,8 +263,8 @@ def _task_error(task_data: dict[str, Any]) -> str | None:
 
 
 def _problem_message(body: Any) -> str:
-    """RFC 9457 problem+json: `detail`, else `title`, else `message` (the SDK's order, §4.8);
-    else the legacy `error.message` (§4.3)."""
+    """RFC 9457 problem+json: `detail`, else `title`, else `message` (the SDK's order, `_request`);
+    else the legacy `error.message` (SDK 0.4.29)."""
     if not isinstance(body, dict):
         return ""
     for name in ("detail", "title", "message"):

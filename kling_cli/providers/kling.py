@@ -1,7 +1,11 @@
 """Kling's official API (Kuaishou): `POST /v1/images/omni-image`, then
 `GET /v1/images/omni-image/{task_id}`, signed with a JWT minted from the access key and secret key.
 
-Wire facts: providers-others.md §1 (and §7 for the relays that speak the same protocol).
+Sources: Kling's Omni-Image API reference
+(https://kling.ai/document-api/api/image/o1/image-generation), its general docs as copied in
+github.com/inference-sh/grid (`api/klingai/docs/00-general.md`), and CometAPI's relay docs
+(https://apidoc.cometapi.com/api/image/kling/omni-image) for the relays that speak the same
+protocol.
 """
 
 from __future__ import annotations
@@ -42,10 +46,10 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "kling-image-o1"
 OMNI_IMAGE_PATH = "/v1/images/omni-image"
-TOKEN_LIFETIME_SECONDS = 1800  # "current time + 30 min" (§1.2)
-TOKEN_BACKDATE_SECONDS = 5  # "starts taking effect 5 s ago" (§1.2), against clock skew
+TOKEN_LIFETIME_SECONDS = 1800  # "current time + 30 min" (general docs)
+TOKEN_BACKDATE_SECONDS = 5  # "starts taking effect 5 s ago" (general docs), against clock skew
 
-# The complete set of `task_status` values (§1.4); note the spelling `succeed`.
+# The complete set of `task_status` values (general docs); note the spelling `succeed`.
 STATES = {
     "submitted": TaskState.PENDING,
     "processing": TaskState.RUNNING,
@@ -53,7 +57,7 @@ STATES = {
     "failed": TaskState.FAILED,
 }
 
-# Business codes (§1.5). 429 is overloaded: 1100-1102 are the account and its billing (fatal),
+# Business codes (general docs): 429 is overloaded: 1100-1102 are the account and billing (fatal),
 # 1302/1303 are rates (back off and retry).
 AUTH_CODES = frozenset({1000, 1001, 1002, 1003, 1004})
 CLOCK_CODES = frozenset({1003, 1004})
@@ -65,12 +69,12 @@ POLICY_CODES = frozenset({1300, 1301})
 
 
 def kling_prompt(prompt: str) -> str:
-    """`@image_N` becomes Kling's `<<<image_N>>>` (§1.3, §8)."""
+    """`@image_N` becomes Kling's `<<<image_N>>>` (API reference)."""
     return IMAGE_TOKEN.sub(lambda match: f"<<<image_{int(match.group(1))}>>>", prompt)
 
 
 def kling_body(request: GenerationRequest) -> dict[str, Any]:
-    """The omni-image body (§1.3) shared by every Kling-native route."""
+    """The omni-image body (API reference) shared by every Kling-native route."""
     body: dict[str, Any] = {"prompt": kling_prompt(request.prompt)}
     if request.references:
         body["image_list"] = [{"image": url} for url in request.references]
@@ -100,7 +104,7 @@ def describe(body: Any) -> str:
 
 def is_failure_answer(response: HttpResponse, body: Any) -> bool:
     """Kling can refuse with HTTP 200, so the body's `code` (0 = success) decides as much as
-    the HTTP status (§1.3)."""
+    the HTTP status (inferred: inference-sh/grid `kling_helper.py` checks it)."""
     code = business_code(body)
     return response.status_code >= 400 or (code is not None and code != 0)
 
@@ -108,7 +112,7 @@ def is_failure_answer(response: HttpResponse, body: Any) -> bool:
 def error_for_code(
     response: HttpResponse, body: Any, *, provider_name: str, key_hint: str
 ) -> KlingError:
-    """The error a refused request stands for, by business code first (§1.5)."""
+    """The error a refused request stands for, by business code first (general docs)."""
     code = business_code(body)
     text = f"{provider_name}: {describe(body)}"
     if code in AUTH_CODES:
@@ -137,7 +141,7 @@ def error_for_code(
 
 
 def task_status(data: dict[str, Any], *, provider_name: str, response: HttpResponse) -> TaskStatus:
-    """A Kling task object (`data`, §1.4) as a neutral status."""
+    """A Kling task object (`data`, API reference) as a neutral status."""
     raw = str(data.get("task_status") or "submitted")
     # A state this adapter does not know is taken as still running: the wait ends at --timeout.
     state = STATES.get(raw.lower(), TaskState.RUNNING)
@@ -153,7 +157,7 @@ def task_status(data: dict[str, Any], *, provider_name: str, response: HttpRespo
 
 
 def _image_urls(result: Any) -> list[str]:
-    """`task_result.images[].url`, in `index` order (§1.4)."""
+    """`task_result.images[].url`, in `index` order (API reference)."""
     images = result.get("images") if isinstance(result, dict) else None
     if not isinstance(images, list):
         return []
@@ -172,7 +176,7 @@ class Kling(KlingInfo, Provider):
     def build_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
         external_task_id = str(uuid.uuid4())
         body = {"model_name": MODEL_NAME, **kling_body(request)}
-        # Unique per account, and the query route accepts it (§1.3, §1.4): an ambiguous submit
+        # Unique per account, and the query route accepts it (API reference): an ambiguous submit
         # can be looked up instead of sent again.
         body["external_task_id"] = external_task_id
         if request.webhook:
@@ -224,7 +228,7 @@ class Kling(KlingInfo, Provider):
 
     def is_retryable(self, response: HttpResponse) -> bool:
         """A 429 is worth retrying only for the rate codes 1302/1303; with an account code
-        (1100-1102: arrears, resource pack used up) it would fail the same way (§1.5)."""
+        (1100-1102: arrears, resource pack used up) it would fail the same way (general docs)."""
         if response.status_code == 429:
             code = business_code(response.json())
             return code is None or code in RATE_CODES
@@ -232,7 +236,7 @@ class Kling(KlingInfo, Provider):
 
     def _headers(self, endpoint: Endpoint) -> dict[str, str]:
         if endpoint.secret_key is None:
-            # Kling-native relays (CometAPI and the other `/kling/v1` hosts, §7) take their own
+            # Kling-native relays (CometAPI and the other `/kling/v1` hosts) take their own
             # API key as a plain Bearer token instead of a JWT.
             return bearer(endpoint.api_key)
         return bearer(mint_token(endpoint.api_key, endpoint.secret_key))
@@ -251,7 +255,7 @@ class Kling(KlingInfo, Provider):
 
 def mint_token(access_key: str, secret_key: str, *, now: float | None = None) -> str:
     """A fresh token per request: HS256, `iss` = access key, valid from 5 s ago for 30 min
-    (§1.2)."""
+    (general docs)."""
     import jwt  # PyJWT; imported here so that commands without Kling start faster
 
     issued = int(time.time() if now is None else now)

@@ -1,7 +1,9 @@
 """Runware: one endpoint, a JSON array of tasks, and a task UUID chosen by the client.
 
-Wire facts: seed 002 (the model page) and providers-seeds.md §3 (platform docs and the
-official SDK).
+Sources: Runware's Kling IMAGE O1 page (https://runware.ai/docs/models/klingai-image-o1), its
+task polling docs (https://runware.ai/docs/platform/task-polling), errors docs
+(https://runware.ai/docs/platform/errors) and the official SDK (PyPI runware-sdk 1.8.0,
+github.com/Runware/runware-python).
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ if TYPE_CHECKING:
 
 MODEL_ID = "klingai:kling-image@o1"
 INFERENCE = "imageInference"
-# A sync answer waits for every image; Kling Image O1 takes 5-15 s an image (seed 001).
+# A sync answer waits for every image; Kling Image O1 takes 5-15 s an image
+# (https://apiin.one/models/kling-image-o1).
 SYNC_READ_TIMEOUT = 300.0
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPG", "webp": "WEBP"}
 # Error code families of a task that ran and failed, as the official SDK classifies them
-# (safety, provider, timeout: providers-seeds.md §3.7).
+# (safety, provider, timeout: runware-sdk `derive_code`).
 TASK_FAILURE_CODES = (
     "contentpolicy",
     "nsfw",
@@ -72,7 +75,7 @@ class Runware(RunwareInfo, Provider):
         else:
             # `auto`: omit width/height so the output follows the first reference, and pick the
             # tier with `resolution`. The doc spells it `1k`/`2k` while the official SDK types
-            # it `1K`/`2K` (providers-seeds.md §3.4); we send the documented spelling.
+            # it `1K`/`2K` (runware-sdk `KlingaiImageO1Params`); we send the documented spelling.
             task["resolution"] = request.resolution
         if request.references:
             task["inputs"] = {"referenceImages": list(request.references)}
@@ -84,7 +87,7 @@ class Runware(RunwareInfo, Provider):
         )
 
     def build_push_submit(self, request: GenerationRequest, endpoint: Endpoint) -> Submission:
-        """`deliveryMethod: sync`: one request, answered with the images (seed 002). Safe to
+        """`deliveryMethod: sync`: one request, answered with the images (model page). Safe to
         wait on because the taskUUID is ours and recorded first: if the answer is lost, the
         task is looked up with getResponse instead of being sent again."""
         submission = self.build_submit(request, endpoint)
@@ -140,7 +143,7 @@ class Runware(RunwareInfo, Provider):
 
     def _error_for_code(self, error: dict[str, Any], response: HttpResponse) -> KlingError | None:
         """Errors about the account rather than the task, by the code families the official
-        SDK uses (providers-seeds.md §3.7)."""
+        SDK uses (runware-sdk `derive_code`)."""
         code = str(error.get("code", ""))
         message = f"{self.name}: {_describe(error)}"
         lowered = code.lower()
@@ -163,7 +166,7 @@ class Runware(RunwareInfo, Provider):
 
 
 def _envelope_errors(body: Any) -> list[dict[str, Any]]:
-    """`errors[]`, or the singular `error` the SDK also accepts (providers-seeds.md §3.2)."""
+    """`errors[]`, or the singular `error` the SDK also accepts (runware-sdk `parse_api_error`)."""
     if not isinstance(body, dict):
         return []
     errors = body.get("errors", body.get("error"))
@@ -183,7 +186,7 @@ def _describe(error: dict[str, Any]) -> str:
 def _status_from_items(items: Any, task: TaskHandle) -> TaskStatus:
     """getResponse returns everything so far each time (cumulative), one item per image:
     dedupe by imageUUID. An item is done when it has `status: success` or an output URL;
-    `processing`/`pending` or progress-only items are still running (§3.6)."""
+    `processing`/`pending` or progress-only items are still running (task polling docs)."""
     if not isinstance(items, list):
         items = []
     outputs: dict[str, OutputImage] = {}
@@ -215,7 +218,7 @@ def _status_from_items(items: Any, task: TaskHandle) -> TaskStatus:
     if running:
         return TaskStatus(TaskState.RUNNING, "processing", outputs=found, cost=total_cost)
     if found:
-        # Partial failure keeps the images that were made (the SDK raises instead, §3.6).
+        # Partial failure keeps the images that were made (the SDK raises instead).
         error = "; ".join(errors) or None
         return TaskStatus(TaskState.SUCCEEDED, "success", found, error=error, cost=total_cost)
     if errors:
@@ -225,7 +228,7 @@ def _status_from_items(items: Any, task: TaskHandle) -> TaskStatus:
 
 
 def _delivery_fields(request: GenerationRequest) -> dict[str, Any]:
-    """The task fields of the delivery options given (seed 002's parameter list; webhooks:
+    """The task fields of the delivery options given (the model page's parameter list; webhooks:
     runware.ai/docs/platform/webhooks)."""
     fields: dict[str, Any] = {}
     if request.webhook:

@@ -1,6 +1,11 @@
 """Unifically: the unified tasks API, `POST /v1/tasks` then `GET /v1/tasks/{task_id}`.
 
-Wire facts: seed 000 (the O1 image page) and providers-seeds.md §1.
+Sources: Unifically's Kling O1 Image page (https://unifically.com/models/kling-o1-image), its
+Unified Tasks API (https://docs.unifically.com/api-reference/v1-tasks), get-task docs
+(https://docs.unifically.com/image-models/gpt-image-1/get-task), callbacks docs
+(https://docs.unifically.com/api-reference/callbacks), GitBook get-task
+(https://unifically.gitbook.io/unifically-docs/veo-3/get-task) and storage docs
+(https://unifically.gitbook.io/unifically-docs/storage).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
 
 MODEL_ID = "kuaishou/kling-o1-image"
 
-# Documented for the legacy status endpoint and, by every client seen, for /v1/tasks (§1.6).
+# Documented for the legacy status endpoint and, by every client seen, for /v1/tasks (get-task).
 STATES = {
     "pending": TaskState.PENDING,
     "processing": TaskState.RUNNING,
@@ -63,7 +68,7 @@ class Unifically(UnificallyInfo, Provider):
         )
 
     def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
-        """Method 1 of §1.9, a multipart `file`: raw bytes, a third smaller than base64. The
+        """Method 1 (storage docs): a multipart `file`: raw bytes, a third smaller than base64. The
         answer's shape is the one five third-party clients read: `{success, file_url}`."""
         response = yield HttpRequest(
             "PUT",
@@ -77,7 +82,8 @@ class Unifically(UnificallyInfo, Provider):
         stored = response.status_code in (200, 201) and body.get("success") is True
         if stored and isinstance(url, str) and url:
             return url
-        # `message` on failure (§1.9); the API's `{code, data: {message}}` envelope, just in case.
+        # `message` on failure (per third-party clients); the API's `{code, data: {message}}`
+        # envelope, just in case.
         data = body.get("data")
         nested = data.get("message") if isinstance(data, dict) else None
         raise upload_failed(self, response, str(body.get("message") or nested or ""))
@@ -86,7 +92,7 @@ class Unifically(UnificallyInfo, Provider):
         self, response: HttpResponse, submission: Submission
     ) -> tuple[TaskHandle, TaskStatus]:
         data = self._data(response)
-        # Some clients fall back to `data.id` (§1.5).
+        # Some clients fall back to `data.id` (undocumented).
         task_id = data.get("task_id") or data.get("id")
         if not isinstance(task_id, str) or not task_id:
             raise unreadable_response(self.name, response)
@@ -114,7 +120,7 @@ class Unifically(UnificallyInfo, Provider):
 
     def _data(self, response: HttpResponse) -> dict[str, Any]:
         """The `data` object of the `{code, data}` envelope. The envelope `code` is not the
-        task's state (it can read 400 while processing, §1.6): only the HTTP status decides
+        task's state (it reads 400 while processing, GitBook): only the HTTP status decides
         whether the request itself failed."""
         body = response.json()
         data = body.get("data") if isinstance(body, dict) else None
@@ -144,7 +150,7 @@ class Unifically(UnificallyInfo, Provider):
 
 
 def _output_urls(output: Any) -> list[str]:
-    """`output.image_url`, or `output.image_urls[]` on multi-output models (§1.6)."""
+    """`output.image_url`, or `output.image_urls[]` on multi-output models (callbacks docs)."""
     if not isinstance(output, dict):
         return []
     urls = output.get("image_urls")
@@ -156,7 +162,7 @@ def _output_urls(output: Any) -> list[str]:
 
 
 def _error_message(data: dict[str, Any]) -> str:
-    """`data.error.message`, or `data.message` as one client reads it (§1.6)."""
+    """`data.error.message`, (GitBook get-task), or `data.message` as one client reads it."""
     error = data.get("error")
     if isinstance(error, dict) and error.get("message"):
         code = error.get("code")

@@ -1,7 +1,9 @@
 """WaveSpeed: `POST /api/v3/kwaivgi/kling-image-o1`, then
 `GET /api/v3/predictions/{id}/result`.
 
-Wire facts: providers-others.md §3 (and §8).
+Sources: WaveSpeed's model page (https://wavespeed.ai/models/kwaivgi/kling-image-o1, and its
+`llms.txt`), the get-result docs (https://wavespeed.ai/docs/get-result), the media-upload docs
+(https://wavespeed.ai/docs-common-api/media-upload) and the official SDK (PyPI wavespeed 2.0.5).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 MODEL_PATH = "/api/v3/kwaivgi/kling-image-o1"
 
 # `created`/`processing`/`completed`/`failed` are documented; the official SDK's wait loop also
-# ends on `cancelled`, `timeout` and `deleted` (§3.3).
+# ends on `cancelled`, `timeout` and `deleted` (SDK `_wait`).
 STATES = {
     "created": TaskState.PENDING,
     "processing": TaskState.RUNNING,
@@ -58,7 +60,7 @@ class WaveSpeed(WaveSpeedInfo, Provider):
         body: dict[str, Any] = {"prompt": self.wire_prompt(request.prompt)}
         if request.references:
             body["images"] = list(request.references)
-        # Sent even at its default: WaveSpeed's default aspect ratio is 1:1, not auto (§8).
+        # Sent even at its default: WaveSpeed's default aspect ratio is 1:1, not auto (model page).
         body["aspect_ratio"] = request.aspect_ratio
         body["resolution"] = request.resolution
         body["num_images"] = request.num_images
@@ -76,7 +78,7 @@ class WaveSpeed(WaveSpeedInfo, Provider):
 
     def upload(self, file: LocalFile, endpoint: Endpoint) -> Upload:
         """`POST /api/v3/media/upload/binary`, multipart `file`, the most widely documented of
-        WaveSpeed's three upload pages (§3.5); `data.download_url` goes in `images`."""
+        WaveSpeed's three upload pages (media-upload docs); `data.download_url` goes in `images`."""
         response = yield HttpRequest(
             "POST",
             f"{endpoint.base_url}/api/v3/media/upload/binary",
@@ -98,7 +100,7 @@ class WaveSpeed(WaveSpeedInfo, Provider):
         return self.handle(task_id, submission), self._status(data, response)
 
     def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
-        # `/result` as in the model page, the SDK and the webhook's `urls.get` (§3.3).
+        # `/result` as in the model page, the SDK and the webhook's `urls.get`.
         url = f"{endpoint.base_url}/api/v3/predictions/{task.task_id}/result"
         return HttpRequest("GET", url, {"Authorization": f"Bearer {endpoint.api_key}"})
 
@@ -115,7 +117,7 @@ class WaveSpeed(WaveSpeedInfo, Provider):
 
     def _data(self, response: HttpResponse) -> dict[str, Any]:
         """`data` of the `{code, message, data}` envelope. The exact error body is not
-        documented (§3.4); its `message` is shown when there is one."""
+        documented; its `message` is shown when there is one."""
         body = response.json()
         message = str(body.get("message") or "") if isinstance(body, dict) else ""
         if response.status_code >= 400:

@@ -68,7 +68,8 @@ class Caller:
         return wait_until(finished)
 
 
-# Seed 002, example "Velvet Canopy Duelists (Text to Image)" (prompt shortened).
+# Runware's model page (https://runware.ai/docs/models/klingai-image-o1), example
+# "Velvet Canopy Duelists (Text to Image)" (prompt shortened).
 RUNWARE_EXAMPLE = {
     "taskType": "imageInference",
     "taskUUID": "26b68be0-a535-4153-b459-e3d94edbcb4c",
@@ -86,7 +87,7 @@ class RunwareCaller(Caller):
     provider = "runware"
 
     def task(self, **fields: Any) -> dict[str, Any]:
-        """The seed example with a fresh taskUUID; a field set to None is removed."""
+        """The model page's example with a fresh taskUUID; a field set to None is removed."""
         return with_fields({**RUNWARE_EXAMPLE, "taskUUID": str(uuid.uuid4())}, fields)
 
     def post(self, body: Any, headers: Headers = None) -> httpx.Response:
@@ -139,7 +140,8 @@ def decode_image(content: bytes) -> Image.Image:
     return image
 
 
-# Seed 001's example request, verbatim.
+# API in One's model page (https://apiin.one/models/kling-image-o1): its example request,
+# verbatim.
 APIINONE_EXAMPLE = {
     "model": "kling-image-o1",
     "prompt": "A cyberpunk cityscape at night with neon signs, inspired by the reference image",
@@ -156,7 +158,7 @@ class ApiInOneCaller(Caller):
         return self.send("POST", "/images/generations", body, headers)
 
     def submit_fields(self, **fields: Any) -> httpx.Response:
-        """Seed 001's example with fields changed; a field set to None is removed."""
+        """The model page's example with fields changed; a field set to None is removed."""
         return self.submit(with_fields(APIINONE_EXAMPLE, fields))
 
     def poll(self, task_id: str, headers: Headers = None) -> httpx.Response:
@@ -200,11 +202,11 @@ class InferenceShCaller(Caller):
         return task
 
 
-# The headers the SDK streams with (providers-seeds.md §4.7).
+# The headers the SDK streams with (PyPI inferencesh 0.36, `_stream_updates`).
 NDJSON = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache"}
 
 
-# -- Kling official, fal, WaveSpeed, Comfy Router, AIML (providers-others.md §1-§3, §5, §6) --
+# -- Kling official, fal, WaveSpeed, Comfy Router, AIML ----------------------------------------
 
 
 def kling_jwt(
@@ -215,7 +217,8 @@ def kling_jwt(
     not_before: int | None = -5,
     **claims: Any,
 ) -> str:
-    """A token as the official sample builds it (§1.2), with PyJWT: an independent encoder."""
+    """A token as Kling's official sample builds it (general docs,
+    inference-sh/grid `api/klingai/docs/00-general.md`), with PyJWT: an independent encoder."""
     import warnings
 
     import jwt  # PyJWT; imported here so that only the Kling tests need it
@@ -231,7 +234,7 @@ def kling_jwt(
 
 
 def png_base64(width: int, height: int, image_format: str = "PNG") -> str:
-    """Raw Base64 of a small image, as Kling's image_list accepts it (§1.6)."""
+    """Raw Base64 of a small image, as Kling's image_list accepts it (general docs)."""
     import base64
 
     buffer = io.BytesIO()
@@ -239,7 +242,8 @@ def png_base64(width: int, height: int, image_format: str = "PNG") -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-# providers-others.md §1.3, the official example request (verbatim apart from whitespace).
+# Kling's API reference (https://kling.ai/document-api/api/image/o1/image-generation), the official
+# example request (verbatim apart from whitespace).
 KLING_EXAMPLE: dict[str, Any] = {
     "model_name": "kling-image-o1",
     "prompt": "Merge all the people in the images into the <<<object_1>>> image",
@@ -271,7 +275,8 @@ class KlingCaller(Caller):
         return self.send("POST", "/v1/images/omni-image", body, headers)
 
     def submit_fields(self, **fields: Any) -> httpx.Response:
-        """The minimal text-to-image body of §1.3 with fields changed; None removes one."""
+        """A minimal text-to-image body (inferred: only `prompt` is required) with fields changed;
+        None removes one."""
         minimal = {"model_name": "kling-image-o1", "prompt": "A lighthouse at dusk"}
         return self.submit(with_fields(minimal, fields))
 
@@ -287,7 +292,7 @@ class KlingCaller(Caller):
 
 
 FAL_AUTH = {"Authorization": f"Key {EMULATOR_API_KEY}"}
-# providers-others.md §2.3, the submit example (reference URLs made concrete).
+# fal's queue docs, the submit example (reference URLs made concrete).
 FAL_EXAMPLE: dict[str, Any] = {
     "prompt": "Put @Image1 in the back seat of the car in @Image2",
     "image_urls": ["https://example.com/a.png", "https://example.com/b.png"],
@@ -323,7 +328,8 @@ class FalCaller(Caller):
         return status
 
 
-# providers-others.md §3.3, the submit example (reference URLs made concrete).
+# A submit with the model page's fields (https://wavespeed.ai/models/kwaivgi/kling-image-o1;
+# reference URLs made concrete).
 WAVESPEED_EXAMPLE: dict[str, Any] = {
     "prompt": "The woman in <<<image_2>>> wears the jacket from <<<image_1>>>",
     "images": ["https://example.com/jacket.png", "https://example.com/woman.png"],
@@ -356,7 +362,7 @@ class WaveSpeedCaller(Caller):
 
 
 COMFY_AUTH = {"X-API-Key": EMULATOR_API_KEY}
-# Comfy Router's kling-image-o1 page (§5): the documented example input, verbatim.
+# Comfy Router's kling-image-o1 page (docs.comfy.org): the documented example input, verbatim.
 COMFY_EXAMPLE: dict[str, Any] = {
     "aspect_ratio": "1:1",
     "n": 1,
@@ -396,7 +402,7 @@ class ComfyCaller(Caller):
         return status
 
 
-# providers-others.md §6 has no example request; this one follows its schema.
+# AIML's image-o1 API reference has no example request; this one follows its schema.
 AIML_EXAMPLE: dict[str, Any] = {
     "model": "klingai/image-o1",
     "prompt": "Put @Image1 on a beach at sunset",

@@ -1,4 +1,5 @@
-"""AIML API's `klingai/image-o1` as documented: providers-others.md §6."""
+"""AIML API's `klingai/image-o1` as documented: AIML's image-o1 API reference
+(https://docs.aimlapi.com/api-references/image-models/kling-ai/image-o1)."""
 
 from __future__ import annotations
 

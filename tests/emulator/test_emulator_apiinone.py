@@ -1,4 +1,5 @@
-"""API in One as documented: seed 001 and providers-seeds.md §2."""
+"""API in One as documented: the Kling Image O1 API page (https://apiin.one/models/kling-image-o1)
+and the API docs (https://apiin.one/docs)."""
 
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def test_invalid_submission_is_a_documented_400(
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["code"], error["type"]) == (400, "invalid_request")
-    assert error["message"].startswith("Invalid parameters")  # seed 001 "Error Codes"
+    assert error["message"].startswith("Invalid parameters")  # model page "Error Codes"
     assert mentions in error["message"]
     assert emu.events == []
 

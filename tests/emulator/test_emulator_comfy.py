@@ -1,4 +1,5 @@
-"""Comfy Router's `kling/kling-image-o1` as documented: providers-others.md §5."""
+"""Comfy Router's `kling/kling-image-o1` as documented: the Router docs
+(https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code)."""
 
 from __future__ import annotations
 

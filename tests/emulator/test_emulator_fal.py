@@ -1,4 +1,5 @@
-"""fal.ai's queue API for `fal-ai/kling-image/o1` as documented: providers-others.md §2."""
+"""fal.ai's queue API for `fal-ai/kling-image/o1` as documented: the model API page
+(https://fal.ai/models/fal-ai/kling-image/o1/api) and fal's queue docs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_documented_example_runs_through_the_queue_to_a_2k_png(
     assert submitted.status_code == 200
     body = submitted.json()
     request_id = body["request_id"]
-    # Owner/app only, without /o1, and pointing back at this emulator (§2.3).
+    # Owner/app only, without /o1, and pointing back at this emulator (queue docs).
     base = f"{emu.base_url('fal')}/fal-ai/kling-image/requests/{request_id}"
     assert body == {
         "request_id": request_id,

@@ -1,4 +1,5 @@
-"""inference.sh running `klingai/image-o1` as documented: seed 004 and providers-seeds.md §4."""
+"""inference.sh running `klingai/image-o1` as documented: the app page
+(https://inference.sh/apps/klingai/image-o1), its source and the inferencesh SDK 0.36."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from kling_cli.emulator import Emulator, Fault
 
 from .helpers import AUTH, INFERENCESH_APP, InferenceShCaller, wait_until
 
-# providers-seeds.md §4.5 (I-run curl example).
+# The curl example of https://inference.sh/docs/api/running-apps.
 RUN_EXAMPLE = {
     "app": "klingai/image-o1",
     "input": {
@@ -49,7 +50,7 @@ def is_subsequence(items: list[int], of: list[int]) -> bool:
 
 
 def problem_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The RFC 9457 body the SDK parses (§4.8), checked for its shape."""
+    """The RFC 9457 body the SDK parses (`_request`), checked for its shape."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem: dict[str, Any] = response.json()
@@ -79,7 +80,7 @@ def test_the_documented_run_example_completes_with_one_png(
     body = ran.json()
     assert body["messages"] == []
     created = body["data"]
-    assert created["status"] == 1  # RECEIVED, as in the §4.5 example
+    assert created["status"] == 1  # RECEIVED (inferred)
     assert (created["input"], created["output"], created["error"]) == (
         RUN_EXAMPLE["input"],
         None,
@@ -115,7 +116,7 @@ def test_the_documented_run_example_completes_with_one_png(
 
 
 def test_the_seed_example_without_a_prompt_is_refused(inferencesh: InferenceShCaller) -> None:
-    # Seed 004 shows `"input": {}`; the app's schema requires `prompt` (§4.4).
+    # The app page shows `"input": {}`; the app's schema requires `prompt` (app source).
     problem = problem_of(
         inferencesh.run({"app": INFERENCESH_APP, "input": {}}), 422, "validation_error"
     )
@@ -151,7 +152,7 @@ def test_n_above_one_still_returns_one_image_and_reports_the_count(
 ) -> None:
     task_id = inferencesh.run_input(prompt="a lighthouse", n=4).json()["data"]["id"]
     output = inferencesh.wait_for_task(task_id)["output"]
-    assert isinstance(output["image"], str)  # one file, not a list (§4.4)
+    assert isinstance(output["image"], str)  # one file, not a list (app source)
     assert output["output_meta"]["outputs"][0]["count"] == 4
 
 
@@ -218,7 +219,7 @@ def test_invalid_run_bodies_are_problems(
 
 
 def test_a_prompt_over_2500_characters_fails_the_task(inferencesh: InferenceShCaller) -> None:
-    # The app's schema has no maxLength (§4.4): the run is accepted and the task fails.
+    # The app's schema has no maxLength (app source): the run is accepted and the task fails.
     ran = inferencesh.run_input(prompt="a" * 2501)
     assert ran.status_code == 200
     done = inferencesh.wait_for_task(ran.json()["data"]["id"])
@@ -376,7 +377,7 @@ def test_upload_flow_round_trips_the_bytes_into_a_run(
     put = http.put(upload_url, content=content, headers={"Content-Type": "image/png"})
     assert put.status_code == 200
     [recorded] = [r for r in emu.requests if r.method == "PUT"]
-    assert "authorization" not in recorded.headers  # a signed URL, no Bearer (§4.9)
+    assert "authorization" not in recorded.headers  # a signed URL, no Bearer (SDK `upload_file`)
     stored = http.get(upload_url)
     assert (stored.content, stored.headers["content-type"]) == (content, "image/png")
 

@@ -1,4 +1,6 @@
-"""Kling AI's official API as documented: providers-others.md §1."""
+"""Kling AI's official API as documented: the Omni-Image API reference
+(https://kling.ai/document-api/api/image/o1/image-generation) and the general docs
+(as copied in github.com/inference-sh/grid `api/klingai/docs/00-general.md`)."""
 
 from __future__ import annotations
 
@@ -245,7 +247,7 @@ def test_rate_limit_is_429_code_1302_not_a_billing_code(emu: Emulator, kling: Kl
     response = kling.submit_fields()
     assert response.status_code == 429
     assert response.headers["retry-after"] == "3"
-    assert response.json()["code"] == 1302  # retryable; 1100-1102 would be billing (§1.5)
+    assert response.json()["code"] == 1302  # retryable; 1100-1102 would be billing (general docs)
     assert kling.submit_fields().status_code == 200
 
 
@@ -255,7 +257,7 @@ def test_rate_limit_without_retry_after_as_kling_documents(
     emu.inject("kling", Fault.from_json({"kind": "rate_limit", "retry_after": None}))
     response = kling.submit_fields()
     assert response.status_code == 429
-    assert "retry-after" not in response.headers  # not found in any Kling doc (§1.5)
+    assert "retry-after" not in response.headers  # undocumented by Kling
     assert response.json()["code"] == 1302
 
 

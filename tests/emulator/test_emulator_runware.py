@@ -1,4 +1,5 @@
-"""Runware as documented: seed 002 (model page) and providers-seeds.md §3."""
+"""Runware as documented: the model page (https://runware.ai/docs/models/klingai-image-o1) and
+the platform docs (https://runware.ai/docs/platform/...)."""
 
 from __future__ import annotations
 
@@ -185,7 +186,7 @@ def test_a_failed_sync_task_answers_with_the_errors_envelope(emu: Any, runware: 
     }
 
 
-# -- authentication (§3.2, §3.7) -------------------------------------------------------------
+# -- authentication (authentication and errors docs) ------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -213,7 +214,7 @@ def test_a_wrong_key_in_the_authentication_task_is_rejected(runware: Any) -> Non
     assert response.json() == INVALID_API_KEY
 
 
-# -- validation (seed 002 "Compatibility & Validation" and parameter list) ------------------
+# -- validation (model page "Compatibility & Validation" and parameter list) ----------------
 
 REF = {"referenceImages": ["https://example.com/ref.jpg"]}
 INVALID_TASKS: list[tuple[str, dict[str, Any], str, Any]] = [

@@ -1,4 +1,5 @@
-"""Unifically as documented: seed 000 and providers-seeds.md §1."""
+"""Unifically as documented: the Kling O1 Image page (https://unifically.com/models/kling-o1-image)
+and the API docs (https://docs.unifically.com/api-reference/v1-tasks)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The emulated upload routes, on the documented wire shapes (providers-seeds.md §1.9,
-providers-others.md §2.5 and §3.5): what a client sends, what it gets back, and that the file
-it names then serves the bytes that arrived."""
+"""The emulated upload routes, on the documented wire shapes (Unifically's storage docs,
+https://unifically.gitbook.io/unifically-docs/storage; the fal-client 1.0.3 storage upload; and
+WaveSpeed's media-upload docs, https://wavespeed.ai/docs-common-api/media-upload): what a client
+sends, what it gets back, and that the file it names then serves the bytes that arrived."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""WaveSpeed's `kwaivgi/kling-image-o1` as documented: providers-others.md §3."""
+"""WaveSpeed's `kwaivgi/kling-image-o1` as documented: the model page
+(https://wavespeed.ai/models/kwaivgi/kling-image-o1) and WaveSpeed's API docs."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """AIML API end to end against the emulator: one synchronous `POST /v1/images/generations`
-whose answer carries the images (providers-others.md §6); references are required and there is
-no `auto` aspect ratio."""
+whose answer carries the images
+(https://docs.aimlapi.com/api-references/image-models/kling-ai/image-o1); references are required
+and there is no `auto` aspect ratio."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_one_request_with_the_documented_fields(run_cli, use_emulator: Emulator)
     assert (submit.method, submit.path) == ("POST", SUBMIT_PATH)
     assert submit.headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
     assert submit.headers["content-type"] == "application/json"
-    # §6 body fields; the prompt tokens of the fal family (§8).
+    # API reference body fields; the prompt tokens of the fal family (inferred).
     assert submit.json() == {
         "model": "klingai/image-o1",
         "prompt": "Put @Image1 on a beach at sunset",
@@ -70,7 +71,8 @@ def test_refused_before_the_network(
 
 
 def test_without_an_aspect_ratio_a_reference_gets_a_square(run_cli, use_emulator: Emulator) -> None:
-    # `auto` is kling-cli's default with references; AIML has none (§6), so the CLI picks 1:1.
+    # `auto` is kling-cli's default with references; AIML has none (API reference), so the CLI
+    # picks 1:1.
     result = run_cli("generate", "restyle", "-r", REF, "-p", "aimlapi")
     assert result.exit_code == 0, result.stderr
     [submit] = api_requests(use_emulator)
@@ -139,7 +141,7 @@ def test_the_key_goes_to_the_api_origin_only(run_cli, use_emulator: Emulator) ->
     assert all("authorization" not in r.headers for r in downloads)
 
 
-# The documented answer (§6, verbatim) on the adapter.
+# The documented answer (API reference, verbatim) on the adapter.
 
 AIML = Aiml()
 

@@ -1,6 +1,6 @@
 """API in One end to end against the emulator: `POST /images/generations` with the documented
-flat body (seed 001), `GET /tasks/{task_id}` until it is done, then the images; and the
-defensive reading of the undocumented poll answer (providers-seeds.md §2.5)."""
+flat body (https://apiin.one/models/kling-image-o1), `GET /tasks/{task_id}` until it is done, then
+the images; and the defensive reading of the undocumented poll answer."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from kling_cli.limits import OUTPUT_DIMENSIONS
 from kling_cli.providers.apiinone import ApiInOne
 from kling_cli.providers.base import HttpResponse, TaskHandle, TaskState
 
-# Seed 001, "Example Request", verbatim.
+# API in One's model page (https://apiin.one/models/kling-image-o1), "Example Request", verbatim.
 DOCUMENTED_PROMPT = (
     "A cyberpunk cityscape at night with neon signs, inspired by the reference image"
 )
@@ -178,7 +178,7 @@ def test_status_finds_a_task_submitted_without_waiting(run_cli, use_emulator: Em
     assert status.stdout.count(use_emulator.image_origin) == 2
 
 
-# The poll answer is not documented (§2.5): the shapes below are the ones the adapter must read.
+# The poll answer is not documented: the shapes below are the ones the adapter must read.
 
 TASK = TaskHandle("apiinone", "n49xxxx_kio1", expected_images=2)
 URL_A, URL_B = "https://cdn.example.com/0.png", "https://cdn.example.com/1.png"

@@ -1,6 +1,7 @@
 """Comfy Router end to end against the emulator: one synchronous
 `POST /v2/models/kling/kling-image-o1` with Kling's body, `X-API-Key` and an `Idempotency-Key`,
-answered with Kling's task object (providers-others.md §5)."""
+answered with Kling's task object
+(https://docs.comfy.org/development/comfy-router/models/kling/kling-image-o1/code)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_text_to_image_is_one_synchronous_request(run_cli, use_emulator: Emulato
     assert "authorization" not in submit.headers
     assert uuid.UUID(submit.headers["idempotency-key"]).version == 4
     assert submit.headers["content-type"] == "application/json"
-    # Kling's body (§1.3 "Minimal text-to-image"); model_name is left to the path (§5).
+    # Kling's body (only `prompt` is required); model_name is left to the path (Router docs).
     assert submit.json() == {"prompt": prompt, "resolution": "1k", "n": 2, "aspect_ratio": "16:9"}
     paths = result.stdout.split()
     assert len(paths) == 2
@@ -97,7 +98,7 @@ def test_rate_limited_to_the_end_exits_6(run_cli, use_emulator: Emulator) -> Non
     result = run_cli("generate", "a red fox", "-p", "comfy")
     assert result.exit_code == 6
     keys = {r.headers["idempotency-key"] for r in submits(use_emulator)}
-    assert len(submits(use_emulator)) > 1 and len(keys) == 1, "a resend reuses its key (§5)"
+    assert len(submits(use_emulator)) > 1 and len(keys) == 1, "a resend reuses its key"
 
 
 def test_the_key_goes_to_the_api_origin_only(run_cli, use_emulator: Emulator) -> None:
@@ -109,7 +110,7 @@ def test_the_key_goes_to_the_api_origin_only(run_cli, use_emulator: Emulator) ->
         assert "x-api-key" not in download.headers and "authorization" not in download.headers
 
 
-# The answers of §5, checked on the adapter.
+# The Router docs' answers, checked on the adapter.
 
 COMFY = Comfy()
 ENDPOINT = Endpoint("https://api.comfy.org", "comfy-key")
@@ -207,8 +208,9 @@ def test_a_lost_answer_is_collected_with_the_same_key(run_cli, use_emulator: Emu
 
 
 def test_a_still_running_answer_paces_the_next_poll_by_its_retry_after() -> None:
-    # §5: a replay while the original request runs is 409 concurrency_limit_exceeded with a
-    # Retry-After; the next poll waits that long rather than the usual sub-second pace.
+    # Router errors page: a replay while the original request runs is 409
+    # concurrency_limit_exceeded with a Retry-After; the next poll waits that long rather than
+    # the usual sub-second pace.
     body = {"error_type": "concurrency_limit_exceeded", "message": "still running"}
     task = TaskHandle("comfy", "key-1")
     status = COMFY.parse_poll(answer(409, body, {"retry-after": "7"}), task)

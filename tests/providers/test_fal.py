@@ -1,5 +1,6 @@
-"""fal.ai end to end against the emulator: the queue protocol (providers-others.md §2.3), the
-`@ImageN` prompt tokens and upper-case resolutions (§2.2), the status and result addresses taken
+"""fal.ai end to end against the emulator: the queue protocol (fal's queue docs), the
+`@ImageN` prompt tokens and upper-case resolutions
+(https://fal.ai/models/fal-ai/kling-image/o1/api), the status and result addresses taken
 verbatim from the submit answer, and the refusal of text-only requests."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from kling_cli.providers.base import Endpoint, HttpResponse, TaskHandle, TaskSta
 from kling_cli.providers.fal import Fal
 
 SUBMIT_PATH = "/fal-ai/kling-image/o1"
-# Status and result live under the app, without the `/o1` model path (§2.3).
+# Status and result live under the app, without the `/o1` model path (queue docs).
 REQUESTS_PREFIX = "/fal-ai/kling-image/requests/"
 REF = "https://example.com/reference.png"
 
@@ -48,7 +49,7 @@ def test_the_documented_example_goes_out_field_for_field(run_cli, use_emulator: 
     assert (submit.method, submit.path) == ("POST", SUBMIT_PATH)
     assert submit.headers["authorization"] == f"Key {EMULATOR_API_KEY}"
     assert submit.headers["content-type"] == "application/json"
-    # §2.3 submit example, verbatim but for the URLs.
+    # The submit example (queue docs), verbatim but for the URLs.
     assert submit.json() == {
         "prompt": "Put @Image1 in the back seat of the car in @Image2",
         "image_urls": refs,
@@ -176,7 +177,7 @@ def test_status_resumes_a_task_submitted_without_waiting(run_cli, use_emulator: 
     assert task["state"] == "succeeded" and len(task["outputs"]) == 1
 
 
-# The queue answers (§2.3), checked on the documented shapes.
+# The queue answers (queue docs), checked on the documented shapes.
 
 FAL = Fal()
 TASK = TaskHandle(

@@ -1,6 +1,7 @@
 """inference.sh end to end against the emulator: `POST /apps/run` for the app
-`klingai/image-o1` (seed 004, providers-seeds.md §4.5), `GET /tasks/{id}` until the task is
-completed with its image, then the image; and the status table of §4.6."""
+`klingai/image-o1` (https://inference.sh/apps/klingai/image-o1; running-apps docs), `GET
+/tasks/{id}` until the task is completed with its image, then the image; and the status table of
+the inferencesh SDK 0.36 (`types.TaskStatus`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from kling_cli.limits import ASPECT_RATIOS, OUTPUT_DIMENSIONS
 from kling_cli.providers.base import HttpResponse, TaskHandle, TaskState
 from kling_cli.providers.inferencesh import InferenceSh
 
-# §4.5's run example, without its webhook (kling-cli polls).
+# The running-apps docs' run example (https://inference.sh/docs/api/running-apps), without
+# its webhook (kling-cli polls).
 DOCUMENTED_PROMPT = "A serene mountain landscape at sunset"
 DOCUMENTED_REF = "https://example.com/ref.png"
 DOCUMENTED_EXAMPLE = {
@@ -83,7 +85,7 @@ def test_text_only_sends_no_image(run_cli, use_emulator: Emulator) -> None:
 
 
 def test_nine_images_are_nine_runs_of_one(run_cli, use_emulator: Emulator) -> None:
-    # The app bills for `n` but returns one image (§4.4): always n=1, fanned out.
+    # The app bills for `n` but returns one image (app source): always n=1, fanned out.
     result = run_cli("generate", "a red fox", "-n", "9", "-p", "inferencesh", "--json")
     assert result.exit_code == 0, result.stderr
     inputs = submitted_inputs(use_emulator)
@@ -158,7 +160,8 @@ def test_rate_limited_to_the_end_exits_6(run_cli, use_emulator: Emulator) -> Non
     assert len(submits) > 1, "a 429 with Retry-After is retried before giving up"
 
 
-# The status table (§4.6): current numbering, string names too, success only with an image.
+# The status table (SDK `types.TaskStatus`): current numbering, string names too, success only with
+# an image.
 
 TASK = TaskHandle("inferencesh", "task_abc123", expected_images=1)
 IMAGE_URL = "https://cdn.example.com/task_abc123/output.png"

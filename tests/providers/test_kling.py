@@ -1,6 +1,7 @@
 """Kling's official API end to end against the emulator: the omni-image body
-(providers-others.md §1.3), a JWT per request (§1.2), the task poll (§1.4), and the business
-codes that decide what an error means (§1.5)."""
+(https://kling.ai/document-api/api/image/o1/image-generation), a JWT per request, the task poll,
+and the business codes that decide what an error means (Kling's general docs, as copied
+in github.com/inference-sh/grid `api/klingai/docs/00-general.md`)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from kling_cli.providers.kling import Kling, mint_token
 from kling_cli.request import build_request
 
 SUBMIT_PATH = "/v1/images/omni-image"
-# §1.3, the official example's three reference URLs.
+# The API reference example's three reference URLs.
 DOC_REFS = [
     "https://v1-kling.klingai.com/kcdn/cdn-kcdn112452/kling-qa-test/multi-4.png",
     "https://p2-kling.klingai.com/kcdn/cdn-kcdn112452/kling-qa-test/video_effects/1.png",
@@ -71,7 +72,7 @@ def test_minimal_text_to_image_matches_the_documented_example(run_cli, emu: Emul
     assert submit.headers["content-type"] == "application/json"
     body = submit.json()
     assert uuid.UUID(body["external_task_id"]).version == 4
-    # §1.3 "Minimal text-to-image", plus the lookup id kling-cli always sends.
+    # A minimal text-to-image body (API reference), plus the lookup id kling-cli always sends.
     assert body == {
         "model_name": "kling-image-o1",
         "prompt": prompt,
@@ -99,7 +100,7 @@ def test_references_match_the_documented_example(run_cli, emu: Emulator) -> None
     assert result.exit_code == 0, result.stderr
     [submit] = submits(emu)
     body = submit.json()
-    # §1.3 official example, without its element_list (kling-cli has no elements).
+    # The API reference example, without its element_list (kling-cli has no elements).
     assert body == {
         "model_name": "kling-image-o1",
         "prompt": "Merge all the people in <<<image_1>>> and <<<image_2>>> into the "
@@ -124,7 +125,7 @@ def test_every_request_carries_a_fresh_documented_jwt(run_cli, emu: Emulator) ->
         assert scheme == "Bearer"
         assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
         claims = decode(token)
-        # §1.2: exactly iss, exp and nbf; valid from 5 s ago for 30 minutes.
+        # General docs: exactly iss, exp and nbf; valid from 5 s ago for 30 minutes.
         assert set(claims) == {"iss", "exp", "nbf"}
         assert claims["iss"] == EMULATOR_API_KEY
         assert claims["exp"] - claims["nbf"] == 1805
@@ -239,7 +240,7 @@ def test_429_with_1102_exits_6_without_retries(run_cli, emu: Emulator, phase: st
     assert sum(1 for r in api if r.method == "GET") == (1 if phase == "poll" else 0)
 
 
-# Business codes (§1.5): pure checks of the adapter on the documented bodies.
+# Business codes (general docs): pure checks of the adapter on the documented bodies.
 
 KLING = Kling()
 TASK = TaskHandle("kling", "845392817361236048", expected_images=2)

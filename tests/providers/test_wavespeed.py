@@ -1,6 +1,6 @@
 """WaveSpeed end to end against the emulator: `POST /api/v3/kwaivgi/kling-image-o1`, then
-`GET /api/v3/predictions/{id}/result` (providers-others.md §3.3), with `images`, `num_images` and
-`<<<image_N>>>` tokens (§3.2)."""
+`GET /api/v3/predictions/{id}/result` (https://wavespeed.ai/docs/get-result), with `images`,
+`num_images` and `<<<image_N>>>` tokens (https://wavespeed.ai/models/kwaivgi/kling-image-o1)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_the_documented_example_goes_out_field_for_field(run_cli, use_emulator: 
     assert (submit.method, submit.path) == ("POST", SUBMIT_PATH)
     assert submit.headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
     assert submit.headers["content-type"] == "application/json"
-    # §3.3 submit example, verbatim but for the URLs.
+    # A submit with the model page's fields, concrete URLs.
     assert submit.json() == {
         "prompt": "The woman in <<<image_2>>> wears the jacket from <<<image_1>>>",
         "images": refs,
@@ -138,7 +138,7 @@ def test_status_finds_a_task_submitted_without_waiting(run_cli, use_emulator: Em
     assert task["state"] == "succeeded" and len(task["outputs"]) == 1
 
 
-# The documented answers (§3.3).
+# The documented answers (get-result docs).
 
 WAVESPEED = WaveSpeed()
 TASK = TaskHandle("wavespeed", "pred_abc123", expected_images=2)

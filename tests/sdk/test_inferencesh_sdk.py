@@ -1,12 +1,13 @@
 """kling against inference.sh's official SDK (PyPI `inferencesh`).
 
 The SDK is pointed at the emulator through its documented `base_url` argument
-(`inference(api_key=..., base_url=...)`, providers-seeds.md §4.2). Its `run()` sends
+(`inference(api_key=..., base_url=...)`, inferencesh SDK 0.36 `client.py`). Its `run()` sends
 `POST /apps/run` with the params as given, `input` passed through `_process_input_data`, which
-leaves URLs alone and uploads local paths, data URIs and base64 (§4.5); then, waiting, it
-follows the task on the NDJSON stream `GET /tasks/{id}/stream` (§4.7). So the tests give the SDK
-the app input an SDK user would write for the same kling run (the app's fields, §4.4) and
-compare the run bodies field for field.
+leaves URLs alone and uploads local paths, data URIs and base64 (SDK `_process_input_data`); then,
+waiting, it follows the task on the NDJSON stream `GET /tasks/{id}/stream` (SDK
+`_stream_updates`). So the tests give the SDK the app input an SDK user would write for the same
+kling run (the app's fields, https://inference.sh/apps/klingai/image-o1) and compare the run bodies
+field for field.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def test_run_body_matches_the_sdk(
     cli_args: list[str],
     app_input: dict[str, Any],
 ) -> None:
-    # inference.sh documents no other token form, so `@image_1` goes as written (§4.4).
+    # inference.sh documents no other token form, so `@image_1` goes as written (app page).
     result = run_cli("generate", prompt, "-p", "inferencesh", *cli_args)
     assert result.exit_code == 0, result.stderr
     kling_run, *kling_polls = take_api_requests(use_emulator)
@@ -81,18 +82,18 @@ def test_run_body_matches_the_sdk(
     sdk_run, *sdk_follow = take_api_requests(use_emulator)
 
     kling, sdk = run_body(kling_run), run_body(sdk_run)
-    # Top level: the app and its input, nothing else (no webhook, wait or stream: §4.5).
+    # Top level: the app and its input, nothing else (no webhook, wait or stream: SDK `run`).
     assert set(kling) == set(sdk) == {"app", "input"}
     assert kling["app"] == sdk["app"] == APP
     shared = set(kling["input"]) & set(sdk["input"])
     assert {k: kling["input"][k] for k in shared} == {k: sdk["input"][k] for k in shared}
-    # kling states `n: 1`, the app's default (§4.4): the app returns one image whatever `n`
+    # kling states `n: 1`, the app's default (app page): the app returns one image whatever `n`
     # says but bills `n`, so kling pins it rather than leave it to a default.
     assert set(sdk["input"]) - set(kling["input"]) == set()
     assert {k: kling["input"][k] for k in set(kling["input"]) - set(sdk["input"])} == {"n": 1}
 
-    # Both follow the task on its NDJSON stream (§4.7); kling then reads the outputs with one
-    # GET, as the SDK does when it reconciles.
+    # Both follow the task on its NDJSON stream (SDK `_stream_updates`); kling then reads the
+    # outputs with one GET, as the SDK does when it reconciles.
     assert kling_polls and sdk_follow
     kling_task_id = task_id_of(kling_polls[0].path)
     assert {(r.method, r.path) for r in kling_polls} == {

@@ -1,10 +1,11 @@
 """kling against Runware's official SDK (PyPI `runware-sdk`), over its REST transport.
 
-The SDK is pointed at the emulator through its documented config (providers-seeds.md §3.3):
+The SDK is pointed at the emulator through its documented config (runware-sdk `SDKConfig`):
 `transport="rest"` and `http_base_url`. Its `run()` passes the task's fields through as given
 and adds `taskUUID` (uuid4) and `deliveryMethod` (default `async`); it types the fields of this
 model as `KlingaiImageO1Params`. So the tests give the SDK what an SDK user would write for the
-same kling run (sizes from the model page's table, §3.4), and compare:
+same kling run (sizes from the model page's table,
+https://runware.ai/docs/models/klingai-image-o1), and compare:
 
 - the submit: one-element JSON array, Bearer header, and every field both send;
 - the fields kling sends against the SDK's typed parameters for the model;
@@ -51,7 +52,8 @@ def inference_task(request: RecordedRequest) -> dict[str, Any]:
     assert request.headers["authorization"] == f"Bearer {EMULATOR_API_KEY}"
     assert request.headers["content-type"].startswith("application/json")
     body = request.json()
-    # "The body is always a JSON array of task objects, even for one task" (§3.2).
+    # "The body is always a JSON array of task objects, even for one task" (Runware's
+    # authentication docs).
     assert isinstance(body, list) and len(body) == 1
     [task] = body
     assert task["taskType"] == "imageInference"
@@ -92,11 +94,12 @@ def test_async_submit_and_polls_match_the_sdk(run_cli, use_emulator: Emulator) -
         use_emulator,
         {
             # Given explicitly: otherwise run() resolves it from Runware's model registry,
-            # fetched from schemas.runware.ai (§3.3) -- not a request to make from a test.
+            # fetched from schemas.runware.ai (runware-sdk `run()`) -- not a request to make from a
+            # test.
             "taskType": "imageInference",
             "model": MODEL,
             "positivePrompt": prompt,
-            "width": 1248,  # 3:2 at 1K in the model page's table (§3.4)
+            "width": 1248,  # 3:2 at 1K in the model page's table
             "height": 832,
             "numberResults": 2,
             "outputFormat": "WEBP",
@@ -108,9 +111,9 @@ def test_async_submit_and_polls_match_the_sdk(run_cli, use_emulator: Emulator) -
     kling, sdk = inference_task(kling_submit), inference_task(sdk_submit)
     shared = (set(kling) & set(sdk)) - {"taskUUID"}  # each side makes its own uuid4
     assert {k: kling[k] for k in shared} == {k: sdk[k] for k in shared}
-    # Both ask for async delivery: the SDK by default, kling because of --no-wait (§3.3).
+    # Both ask for async delivery: the SDK by default, kling because of --no-wait (runware-sdk).
     assert kling["deliveryMethod"] == sdk["deliveryMethod"] == "async"
-    # kling adds two documented options (§3.4): `outputType: URL`, the API's own default, so
+    # kling adds two documented options (model page): `outputType: URL`, the API's own default, so
     # the answer never depends on it, and `includeCost`, to report what the run cost.
     assert set(sdk) - set(kling) == set()
     assert {k: kling[k] for k in set(kling) - set(sdk)} == {
@@ -119,7 +122,8 @@ def test_async_submit_and_polls_match_the_sdk(run_cli, use_emulator: Emulator) -
     }
     assert_typed_by_sdk(kling)
 
-    # The async flow: POST, then `getResponse` with the same taskUUID until done (§3.3, §3.6).
+    # The async flow: POST, then `getResponse` with the same taskUUID until done (runware-sdk; task
+    # polling docs).
     assert kling_polls and sdk_polls
     for task, polls in ((kling, kling_polls), (sdk, sdk_polls)):
         for poll in polls:
@@ -133,7 +137,7 @@ def test_sync_references_with_auto_aspect_match_the_sdk_but_for_resolution_casin
 ) -> None:
     prompt = "The woman in @image_2 wears the jacket from @image_1"
     # Waiting, kling asks for `deliveryMethod: sync`; with references and no -a the aspect is
-    # `auto`, which Runware expresses as no width/height plus `resolution` (§3.4).
+    # `auto`, which Runware expresses as no width/height plus `resolution` (model page).
     result = run_cli("generate", prompt, "-p", "runware", "-r", REFS[0], "-r", REFS[1], "-R", "2k")
     assert result.exit_code == 0, result.stderr
     [kling_submit] = take_api_requests(use_emulator)
@@ -145,7 +149,7 @@ def test_sync_references_with_auto_aspect_match_the_sdk_but_for_resolution_casin
             "model": MODEL,
             "positivePrompt": prompt,
             "inputs": {"referenceImages": REFS},
-            # The SDK types this field Literal['1K', '2K'] (KlingaiImageO1Params, §3.4).
+            # The SDK types this field Literal['1K', '2K'] (KlingaiImageO1Params).
             "resolution": "2K",
             "outputFormat": "PNG",  # kling's default format
             "deliveryMethod": "sync",
@@ -160,7 +164,7 @@ def test_sync_references_with_auto_aspect_match_the_sdk_but_for_resolution_casin
     assert {k: kling[k] for k in shared} == {k: sdk[k] for k in shared}
     assert kling["inputs"] == {"referenceImages": REFS}
     assert kling["deliveryMethod"] == "sync"
-    # Documented defaults kling states outright (§3.4): numberResults 1, outputType URL; and
+    # Documented defaults kling states outright (model page): numberResults 1, outputType URL; and
     # includeCost, to report the cost.
     assert set(sdk) - set(kling) == set()
     assert {k: kling[k] for k in set(kling) - set(sdk)} == {
@@ -169,7 +173,7 @@ def test_sync_references_with_auto_aspect_match_the_sdk_but_for_resolution_casin
         "includeCost": True,
     }
 
-    # FINDING (providers-seeds.md §3.4, open question §5.4.3): the model page documents
+    # FINDING (model page vs runware-sdk `KlingaiImageO1Params`): the model page documents
     # `resolution` as `1k`/`2k`, and kling sends that; the official SDK types it '1K'/'2K'.
     # Which casing the live API wants is unconfirmed (the emulator takes both). This test pins
     # the disagreement so a change on either side is noticed; it does not pick a winner.
@@ -183,8 +187,8 @@ def test_sync_references_with_auto_aspect_match_the_sdk_but_for_resolution_casin
 def test_local_reference_is_inlined_as_the_sdk_encodes_it(
     run_cli, use_emulator: Emulator, tmp_path: Path
 ) -> None:
-    # A local reference goes inline as a data URI ("UUID, URL, Data URI, or Base64", §3.4); the
-    # SDK's own helper for that is `file_to_data_uri` (R-sdk `utils/file.py`).
+    # A local reference goes inline as a data URI ("UUID, URL, Data URI, or Base64", model page);
+    # the SDK's own helper for that is `file_to_data_uri` (runware-sdk `utils/file.py`).
     reference = tmp_path / "portrait.png"
     Image.new("RGB", (400, 500), (180, 90, 40)).save(reference)
     prompt = "Restyle @image_1 as a charcoal sketch"
@@ -199,7 +203,7 @@ def test_local_reference_is_inlined_as_the_sdk_encodes_it(
             "model": MODEL,
             "positivePrompt": prompt,
             "inputs": {"referenceImages": [file_to_data_uri(reference)]},
-            "width": 1024,  # 1:1 at 1K (§3.4)
+            "width": 1024,  # 1:1 at 1K (model page)
             "height": 1024,
             "outputFormat": "PNG",
             "deliveryMethod": "sync",

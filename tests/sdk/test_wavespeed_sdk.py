@@ -1,11 +1,11 @@
 """kling against WaveSpeed's official SDK (PyPI `wavespeed`).
 
 The SDK is pointed at the emulator through its documented `base_url` argument
-(`wavespeed.Client(api_key=..., base_url=...)`; providers-others.md §3.1). `Client.run()` POSTs
+(`wavespeed.Client(api_key=..., base_url=...)`; PyPI wavespeed 2.0.5). `Client.run()` POSTs
 the input as given to `/api/v3/{model}` (adding only `enable_sync_mode` when asked), then polls
-`GET /api/v3/predictions/{id}/result` (§3.3). So the tests give the SDK the input an SDK user
-would write for the same kling run (the model's fields and `<<<image_N>>>` tokens, §3.2) and
-compare the submit bodies and the polls.
+`GET /api/v3/predictions/{id}/result` (SDK `client.py`). So the tests give the SDK the input an SDK
+user would write for the same kling run (the model's fields and `<<<image_N>>>` tokens,
+https://wavespeed.ai/models/kwaivgi/kling-image-o1) and compare the submit bodies and the polls.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def polled_ids(polls: list[RecordedRequest]) -> set[str]:
             "The woman in @image_2 wears the jacket from @image_1",
             ["-r", REFS[0], "-r", REFS[1], "-R", "2k", "-n", "2"],
             {
-                # WaveSpeed names inputs <<<image_N>>> "in array order" (§3.2).
+                # WaveSpeed names inputs <<<image_N>>> "in array order" (model page).
                 "prompt": "The woman in <<<image_2>>> wears the jacket from <<<image_1>>>",
                 "images": REFS,
                 "aspect_ratio": "auto",  # kling's aspect with references and no -a
@@ -96,16 +96,16 @@ def test_submit_body_and_polls_match_the_sdk(
     kling, sdk = submit_body(kling_submit), submit_body(sdk_submit)
     shared = set(kling) & set(sdk)
     assert {k: kling[k] for k in shared} == {k: sdk[k] for k in shared}
-    # The SDK adds nothing to the input (`enable_sync_mode` only when asked, §3.2).
+    # The SDK adds nothing to the input (`enable_sync_mode` only when asked, SDK).
     assert set(sdk) - set(kling) == set()
     # kling states `resolution` and `num_images` even at the documented defaults (1k, 1:
-    # §3.2), so the output never depends on a default.
+    # model page), so the output never depends on a default.
     documented_defaults = {"resolution": "1k", "num_images": 1}
     assert {k: kling[k] for k in set(kling) - set(sdk)} == {
         k: v for k, v in documented_defaults.items() if k not in sdk
     }
 
-    # Both poll the same documented route, `/result` included (§3.3), for their own task.
+    # Both poll the same documented route, `/result` included (model page), for their own task.
     assert len(polled_ids(kling_polls)) == 1
     assert len(polled_ids(sdk_polls)) == 1
     assert polled_ids(kling_polls) != polled_ids(sdk_polls)
