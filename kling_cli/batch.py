@@ -98,6 +98,17 @@ def check_max_cost(usd: float | None) -> float | None:
     return usd
 
 
+def refuse_over_budget(estimate: float, max_cost: float | None) -> None:
+    """Refuse to start (`InvalidRequestError`, exit 2) when the estimate in USD is over
+    `--max-cost`, which `check_max_cost` has checked."""
+    check_max_cost(max_cost)
+    if max_cost is not None and estimate > max_cost + 1e-9:
+        raise InvalidRequestError(
+            f"The estimated cost is ${estimate:.2f}, over --max-cost ${max_cost:.2f}; "
+            "nothing was submitted."
+        )
+
+
 @dataclass
 class Budget:
     """`--max-cost` during a run: what the items this run submitted cost, as their provider

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kling_cli.errors import InvalidRequestError
-
 if TYPE_CHECKING:
     from kling_cli.batch import ItemResult
     from kling_cli.config import ConfigFile
@@ -43,11 +41,12 @@ def plan_batch(
     also when only a shard runs: a bad line fails every shard before any pays), pick the
     shard, and refuse an estimate over `max_cost`. `InvalidRequestError` names each bad
     line."""
-    from kling_cli.batch import check_max_cost, estimated_cost
+    from kling_cli.batch import check_max_cost, estimated_cost, refuse_over_budget
     from kling_cli.config import resolve_provider_id
-    from kling_cli.manifest import plan_items, select_shard
+    from kling_cli.manifest import expand_variants, plan_items, select_shard
 
     check_max_cost(max_cost)
+    items = expand_variants(items, source=source, default_aspect=defaults.get("aspect_ratio"))
     in_shard = {id(item) for item in select_shard(items, shard)}
     default_provider = resolve_provider_id(provider, config) or ("runware" if emulate else None)
     planned = plan_items(
@@ -59,11 +58,7 @@ def plan_batch(
     )
     planned = [plan for plan in planned if id(plan.item) in in_shard]
     estimate = estimated_cost(planned)
-    if max_cost is not None and estimate > max_cost:
-        raise InvalidRequestError(
-            f"The estimated cost is ${estimate:.2f}, over --max-cost ${max_cost:.2f}; "
-            "nothing was submitted."
-        )
+    refuse_over_budget(estimate, max_cost)
     return BatchPlan(planned, estimate)
 
 

@@ -61,6 +61,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kling_cli.commands.ingest:ingest",
         "Finish a job from a saved webhook body, as `kling status --download` would.",
     ),
+    "open": (
+        "kling_cli.commands.open_images:open_job",
+        "Open a job's saved images in the system's image viewer (the latest job by default).",
+    ),
     "emulate": (
         "kling_cli.commands.emulate:emulate",
         "Serve every provider's API offline on 127.0.0.1, to exercise scripts and pipelines.",

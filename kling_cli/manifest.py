@@ -188,6 +188,41 @@ def shard_of(item_id: str, shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % shards + 1
 
 
+def expand_variants(
+    items: Iterable[BatchItem],
+    *,
+    source: str = "the manifest",
+    default_aspect: Any = None,
+) -> list[BatchItem]:
+    """An item whose `aspect_ratio` is a list (`["16:9", "1:1"]`, `"16:9,1:1"` or `"all"`),
+    or that has none when the default (`batch -a`) is one, becomes one item per ratio, with
+    the ratio in its id (`hero-16x9`), on the same line. Every bad list is named
+    (`InvalidRequestError`) before any item is planned."""
+    from kling_cli.jobs.variants import ratio_list, variant_id
+
+    if default_aspect is not None:
+        ratio_list(default_aspect)  # a bad default is one error, not one per item
+    expanded: list[BatchItem] = []
+    problems = _Problems(source)
+    for item in items:
+        aspect = item.fields.get("aspect_ratio")
+        try:
+            ratios = ratio_list(aspect, what="aspect_ratio")
+            if aspect is None:
+                ratios = ratio_list(default_aspect)
+        except InvalidRequestError as exc:
+            problems.add(item.line, exc.message)
+            continue
+        if ratios is None:
+            expanded.append(item)
+            continue
+        for ratio in ratios:
+            fields = {**item.fields, "id": variant_id(item.item_id, ratio), "aspect_ratio": ratio}
+            expanded.append(BatchItem(item.line, fields))
+    problems.raise_if_any()
+    return expanded
+
+
 def plan_items(
     items: Iterable[BatchItem],
     defaults: Mapping[str, Any],
@@ -204,7 +239,7 @@ def plan_items(
     planned = []
     problems = _Problems(source)
     seen_ids: dict[str, int] = {}
-    for item in items:
+    for item in expand_variants(items, source=source, default_aspect=defaults.get("aspect_ratio")):
         fields: dict[str, Any] = {}
         unknown = [name for name in item.fields if name not in FIELD_ALIASES]
         if unknown:

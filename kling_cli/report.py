@@ -78,11 +78,20 @@ def totals(entries: Iterable[Mapping[str, Any]]) -> Totals:
 
 def write_report(manifests: Sequence[Path], output: Path) -> Path:
     """Write the gallery for `manifests` to `output`, thumbnails in `thumbs/` beside it."""
-    entries = read_entries(manifests)
+    return write_entries(read_entries(manifests), output)
+
+
+def write_entries(
+    entries: Sequence[tuple[Mapping[str, Any], Path]], output: Path, *, title: str = "kling batch"
+) -> Path:
+    """The gallery of `entries` (manifest items, each with the folder its relative paths
+    are found in) written to `output`: a batch's, or a `generate -a 16:9,1:1` run's."""
     output.parent.mkdir(parents=True, exist_ok=True)
     cards = [_card(entry, folder, output.parent) for entry, folder in entries]
     page = _PAGE.format(
-        header=_header(totals(entry for entry, _ in entries)), cards="\n".join(cards)
+        title=escape(f"{title} report"),
+        header=_header(totals(entry for entry, _ in entries)),
+        cards="\n".join(cards),
     )
     temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
     temporary.write_text(page, encoding="utf-8")
@@ -277,7 +286,7 @@ def _bytes(value: Any) -> str:
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>kling batch report</title>
+<title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5rem; background: #f6f6f4; color: #222; }}
 header {{ display: flex; gap: 1rem; flex-wrap: wrap; margin-bottom: 1.5rem; }}
@@ -298,7 +307,7 @@ dl {{ display: grid; grid-template-columns: auto 1fr; gap: .1rem .6rem; font-siz
   margin: 0; }}
 dt {{ color: #666; }} dd {{ margin: 0; word-break: break-all; }}
 </style></head>
-<body><h1>kling batch report</h1>
+<body><h1>{title}</h1>
 <header>{header}</header>
 <main>
 {cards}

@@ -78,8 +78,23 @@ class StatusJob(JobSummary):
     never_requested: int
 
 
+class Variant(_Model):
+    """One aspect ratio of `generate -a 16:9,1:1,...`: its job (null when the run was
+    interrupted before submitting it), its images and its error."""
+
+    aspect_ratio: str
+    exit_code: int
+    job: JobSummary | None
+    files: list[SavedImage]
+    error: ErrorInfo | None
+
+
 class Envelope(_Model):
-    """generate (also --no-wait and --skip-existing), status, and every command's errors."""
+    """generate (also --no-wait and --skip-existing), status, and every command's errors.
+
+    generate with several aspect ratios: `variants` holds one entry per ratio, `files` every
+    image of them all, `job` is null, `error` the first variant's error; `report` is the
+    gallery written (generate --report, or a multi-ratio run's default)."""
 
     schema_version: Literal[1]
     status: Literal["success", "error"]
@@ -87,6 +102,8 @@ class Envelope(_Model):
     job: StatusJob | JobSummary | None
     files: list[SavedImage | ExistingImage]
     error: ErrorInfo | None
+    variants: list[Variant] | None = None
+    report: str | None = None
 
 
 class RequestPreview(_Model):
@@ -169,6 +186,13 @@ class BatchSummaryLine(_Model):
 class BatchMerge(_Model):
     schema_version: Literal[1]
     manifest: str
+
+
+class ReportWritten(_Model):
+    """`kling report`: the gallery page written."""
+
+    schema_version: Literal[1]
+    report: str
 
 
 class ListedJob(JobSummary):
@@ -301,6 +325,7 @@ OUTPUTS: dict[str, Any] = {
     "ingest": Envelope,
     "batch": BatchItemLine | BatchSummaryLine | BatchDryRun | Envelope,
     "batch merge": BatchMerge | Envelope,
+    "report": ReportWritten | Envelope,
     "jobs": JobsList | Envelope,
     "jobs show": JobShow | Envelope,
     "jobs prune": JobsPrune | Envelope,

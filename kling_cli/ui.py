@@ -19,6 +19,7 @@ from kling_cli.events import NullListener
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -162,18 +163,22 @@ def describe_job(job: JobRecord) -> dict[str, Any]:
     return describe(job)
 
 
-def print_job_result(output: Output, result: JobResult) -> int:
+def print_job_result(output: Output, result: JobResult, *, report: Path | None = None) -> int:
     """A job's result: the saved paths on stdout (or the job id, when only submitted), notes
-    and the error on stderr; with --json, the envelope. Returns the exit code."""
+    and the error on stderr; with --json, the envelope (and the gallery written, `report`).
+    Returns the exit code."""
     for warning in result.warnings:
         output.warn(warning)
     if output.json_mode:
         files = [describe_file(saved) for saved in result.files]
         for saved, described in zip(result.files, files, strict=True):
             described["size_mismatch"] = saved.path in result.size_mismatches
-        output.emit_json(
-            envelope(exit_code=result.exit_code, job=result.job, files=files, error=result.error)
+        payload = envelope(
+            exit_code=result.exit_code, job=result.job, files=files, error=result.error
         )
+        if report is not None:
+            payload["report"] = str(report)
+        output.emit_json(payload)
         return result.exit_code
     if result.error is not None:
         for saved in result.files:

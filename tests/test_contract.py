@@ -60,6 +60,10 @@ def test_every_command_and_error_validates_against_its_schema(
 
     run("generate", "generate", "a red fox", *emulated, "--name", "fox")
     run("generate", "generate", "a red fox", *emulated, "--name", "fox", "--skip-existing")
+    # Several aspect ratios: still one object, each job under `variants`, and the gallery.
+    [variants] = run("generate", "generate", "a red fox", *emulated, "-a", "16:9,1:1")
+    assert [v["aspect_ratio"] for v in variants["variants"]] == ["16:9", "1:1"]
+    run("generate", "generate", "a red fox", *emulated, "--report", "one.html")
     [submitted] = run("generate", "generate", "an owl", *emulated, "--no-wait")
     run("generate", "generate", "a red fox", "-p", "runware", "--dry-run")
     run("generate", "generate", "", *emulated)  # invalid: exit 2
@@ -85,6 +89,8 @@ def test_every_command_and_error_validates_against_its_schema(
     run("batch", "batch", str(tmp_path / "missing.jsonl"), *emulated)
     run("batch merge", "batch", "merge", "out", "-o", "merged")
     run("batch merge", "batch", "merge", "nowhere", "-o", "merged")
+    run("report", "report", "out", "-o", "gallery.html")
+    run("report", "report", "nowhere", "-o", "gallery.html")
     run("providers", "providers")
     run("providers show", "providers", "show", "runware")
     run("providers show", "providers", "show", "nope")

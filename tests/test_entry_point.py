@@ -63,9 +63,11 @@ def test_a_full_offline_generation(tmp_path: Path) -> None:
         "2",
         "-o",
         str(tmp_path / "out"),
+        "--preview",  # as the README's first command: off the terminal it draws nothing
         env={"KLING_EMULATOR_LATENCY": "0.3"},
     )
     assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
     paths = result.stdout.split()
     assert len(paths) == 2
     for path in paths:

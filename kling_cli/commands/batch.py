@@ -33,7 +33,8 @@ def batch(
         None,
         "--aspect-ratio",
         "-a",
-        help="Default aspect ratio for items without one.",
+        help="Default aspect ratio for items without one; several (16:9,1:1) or all: one item "
+        "per ratio.",
         autocompletion=common.aspect_ratios,
     ),
     resolution: str | None = typer.Option(

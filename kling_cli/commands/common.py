@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+# Looking at saved images (kling_cli.commands.look does it, imported when used).
+OPEN_OPTION = typer.Option(
+    False, "--open", help="Open each saved image in the system's image viewer."
+)
+REVEAL_OPTION = typer.Option(
+    False, "--reveal", help="Show the saved images' folder in the file manager."
+)
+PREVIEW_OPTION = typer.Option(
+    False,
+    "--preview",
+    help="Show the saved images in the terminal (Sixel, Kitty graphics, or coloured blocks); "
+    "only on a terminal, never with --json.",
+)
 
 # The delivery options `generate` and `batch` share (kling_cli.delivery).
 WEBHOOK_OPTION = typer.Option(

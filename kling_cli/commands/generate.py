@@ -12,7 +12,10 @@ from kling_cli.commands import common
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
     JSON_OPTION,
+    OPEN_OPTION,
+    PREVIEW_OPTION,
     PROVIDER_OPTION,
+    REVEAL_OPTION,
     load_config,
 )
 from kling_cli.errors import ExitCode, InvalidRequestError
@@ -43,7 +46,8 @@ def generate(
         "--aspect-ratio",
         "-a",
         help="auto, 1:1, 16:9, 9:16, 4:3, 3:4, 3:2, 2:3 or 21:9 "
-        "[default: auto with references, else 1:1]",
+        "[default: auto with references, else 1:1]; several (16:9,1:1,9:16) or all (the "
+        "eight ratios): one job each, same prompt and references.",
         show_default=False,
         autocompletion=common.aspect_ratios,
     ),
@@ -99,12 +103,26 @@ def generate(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the requests that would be sent and the cost; send none."
     ),
-    open_images: bool = typer.Option(
-        False, "--open", help="Open each saved image in the system's image viewer."
+    max_cost: float | None = typer.Option(
+        None,
+        "--max-cost",
+        help="USD (finite, 0 or more): refuse to start when the estimate (of every aspect "
+        "ratio) is higher.",
     ),
-    reveal: bool = typer.Option(
-        False, "--reveal", help="Show the saved images' folder in the file manager."
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        metavar="PATH",
+        help="Write a gallery of the run (report.html) to PATH [default: OUTPUT_DIR/report.html "
+        "with several aspect ratios].",
+        show_default=False,
     ),
+    no_report: bool = typer.Option(
+        False, "--no-report", help="Write no gallery, even with several aspect ratios."
+    ),
+    open_images: bool = OPEN_OPTION,
+    reveal: bool = REVEAL_OPTION,
+    preview: bool = PREVIEW_OPTION,
     webhook: str | None = common.WEBHOOK_OPTION,
     quality: int | None = common.QUALITY_OPTION,
     upload_to: str | None = common.UPLOAD_TO_OPTION,
@@ -124,16 +142,31 @@ def generate(
         prompt = sys.stdin.read().strip()
     check_timeout(timeout)
 
+    from kling_cli.batch import check_max_cost
     from kling_cli.jobs.life import JobOptions
+    from kling_cli.jobs.variants import ratio_list, variant_requests
     from kling_cli.request import build_request
 
+    check_max_cost(max_cost)
+    # Every ratio of a fan-out is checked here, before a reference is read or fitted.
+    ratios = ratio_list(aspect_ratio)
+    if ratios is not None and skip_existing:
+        raise InvalidRequestError(
+            "--skip-existing takes one aspect ratio; run each ratio on its own to skip it."
+        )
+    if ratios is not None and no_wait:
+        raise InvalidRequestError(
+            "--no-wait takes one aspect ratio; several are run one after another."
+        )
+    if report is not None and no_report:
+        raise InvalidRequestError("--report and --no-report cannot be used together.")
     if fit:
         ref = fit_references(ref, output)
     request = build_request(
         fit_option=not fit,  # with --fit given, what is still wrong is beyond it
         prompt=prompt,
         references=ref,
-        aspect_ratio=aspect_ratio,
+        aspect_ratio=ratios[0] if ratios else aspect_ratio,
         resolution=resolution,
         num_images=num_images,
         output_format=output_format,
@@ -146,9 +179,11 @@ def generate(
     options = JobOptions(output_dir, timeout, not no_wait, overwrite, sidecar, name)
     if upload_to or download:
         options = common.upload_options(options, upload_to, download)
+    requests = variant_requests(request, ratios) if ratios else [request]
     from kling_cli.jobs.preflight import check_names
 
-    check_names(options, request)
+    for each in requests:
+        check_names(options, each)
     if skip_existing:
         from kling_cli.jobs.preflight import existing_outputs
 
@@ -157,7 +192,14 @@ def generate(
             return _print_skipped(output, existing)
     config = load_config(output)
     if dry_run:
-        return _dry_run(output, config, provider, request, options, aspect_ratio is None, emulate)
+        return _dry_run(
+            output, config, provider, requests, options, aspect_ratio is None, emulate, max_cost
+        )
+    if ratios is not None:
+        from kling_cli.report import REPORT_NAME
+
+        report = None if no_report else report or output_dir / REPORT_NAME
+        return _variants(ctx, output, config, provider, requests, options, report, emulate)
 
     from kling_cli.jobs.generation import generate_job
 
@@ -170,22 +212,62 @@ def generate(
         aspect_unset=aspect_ratio is None,
         progress_for=lambda name, task_ids: progress_for(output, name, tasks=len(task_ids)),
         note=output.note,
+        max_cost=max_cost,
     )
-    exit_code = print_job_result(output, result)
+    if report is not None:
+        from kling_cli.commands.variants import write_report
+        from kling_cli.jobs.variants import Variant
+
+        provider_id = str(result.job["provider"])
+        write_report(provider_id, [Variant(request, result)], report)
+        if not output.json_mode:
+            output.note(f"Report: {report}")
+    exit_code = print_job_result(output, result, report=report)
     if upload_to and result.error is None and not no_wait:
         output.note(common.uploaded_note(result.provider_name, upload_to, download))
-    launch_saved([saved.path for saved in result.files], open_images=open_images, reveal=reveal)
+    from kling_cli.commands.look import launch_saved, preview_saved
+
+    paths = [saved.path for saved in result.files]
+    if preview:
+        preview_saved(output, paths)
+    launch_saved(paths, open_images=open_images, reveal=reveal)
     return exit_code
 
 
-def launch_saved(paths: list[Path], *, open_images: bool, reveal: bool) -> None:
-    """--open and --reveal, through the system's launcher (xdg-open, open, start)."""
-    if open_images:
-        for path in paths:
-            typer.launch(str(path))
-    if reveal and paths:
-        # One folder holds them all: show it once, with the first image selected.
-        typer.launch(str(paths[0]), locate=True)
+def _variants(
+    ctx: typer.Context,
+    output: Output,
+    config: ConfigFile,
+    provider: str | None,
+    requests: list[GenerationRequest],
+    options: JobOptions,
+    report: Path | None,
+    emulate: bool,
+) -> int:
+    """One job per aspect ratio, through the jobs layer, then one gallery of them all."""
+    from kling_cli.commands.look import launch_saved, preview_saved
+    from kling_cli.commands.variants import print_variants, write_report
+    from kling_cli.jobs.variants import generate_variants
+
+    params = ctx.params
+    run = generate_variants(
+        config,
+        provider,
+        requests,
+        options,
+        emulate=emulate,
+        max_cost=params["max_cost"],
+        progress_for=lambda name, task_ids: progress_for(output, name, tasks=len(task_ids)),
+        note=output.note,
+    )
+    if report is not None:
+        write_report(run.provider.id, run.variants, report)
+    exit_code = print_variants(output, run, report)
+    paths = [saved.path for v in run.variants if v.result for saved in v.result.files]
+    if params["preview"]:
+        preview_saved(output, paths)
+    launch_saved(paths, open_images=params["open_images"], reveal=params["reveal"])
+    return exit_code
 
 
 def fit_references(references: list[str], output: Output) -> list[str]:
@@ -223,22 +305,31 @@ def _dry_run(
     output: Output,
     config: ConfigFile,
     provider_id: str | None,
-    request: GenerationRequest,
+    requests: list[GenerationRequest],
     options: JobOptions,
     aspect_unset: bool,
     emulate: bool,
+    max_cost: float | None,
 ) -> int:
-    """The provider is chosen exactly as a real run would choose it."""
+    """The provider is chosen exactly as a real run would choose it; several aspect ratios
+    show every job's requests, and the cost of them all."""
+    from kling_cli.batch import refuse_over_budget
     from kling_cli.jobs.generation import with_default_aspect
-    from kling_cli.jobs.preview import estimated_cost, preview
+    from kling_cli.jobs.preview import preview
+    from kling_cli.jobs.variants import fan_out_estimate
     from kling_cli.session import choose_provider, dry_run_endpoint
 
     provider = config.registry.lookup(choose_provider(provider_id, config, emulate=emulate))
-    request = with_default_aspect(request, provider, aspect_unset)
-    provider.check_request(request)
+    requests = [with_default_aspect(each, provider, aspect_unset) for each in requests]
+    for each in requests:
+        provider.check_request(each)
+    cost = fan_out_estimate(provider, requests)
+    refuse_over_budget(cost, max_cost)
     endpoint, has_key = dry_run_endpoint(provider, config)
-    requests = preview(provider, endpoint, request, options)
-    cost = estimated_cost(provider, request)
+    images = sum(each.num_images for each in requests)
+    described_requests = [
+        described for each in requests for described in preview(provider, endpoint, each, options)
+    ]
     if output.json_mode:
         output.emit_json(
             {
@@ -246,14 +337,14 @@ def _dry_run(
                 "dry_run": True,
                 "provider": provider.id,
                 "key_configured": has_key,
-                "requests": requests,
+                "requests": described_requests,
                 "estimated_cost": round(cost, 6),
             }
         )
         return ExitCode.OK
     import json
 
-    for described in requests:
+    for described in described_requests:
         output.result(f"{described['method']} {described['url']}")
         for name, value in described["headers"].items():
             output.result(f"{name}: {value}")
@@ -261,7 +352,7 @@ def _dry_run(
         output.result(json.dumps(described["body"], indent=2, ensure_ascii=False))
         output.result("")
     output.note(
-        f"Nothing was sent. Estimated cost: ${cost:.4f} ({request.num_images} image(s) x "
+        f"Nothing was sent. Estimated cost: ${cost:.4f} ({images} image(s) x "
         f"${provider.price.usd_per_image} at {provider.name}, {provider.price.source})."
     )
     if not has_key and not emulate:

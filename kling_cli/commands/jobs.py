@@ -72,6 +72,7 @@ def show_job(
         help="A job id or a provider task id.",
         autocompletion=common.job_ids,
     ),
+    preview: bool = common.PREVIEW_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Show one job as recorded: request, tasks, images (no network call)."""
@@ -111,18 +112,14 @@ def show_job(
             )
         )
         return ExitCode.OK
-    created = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M:%S")
-    output.result(f"job       {job.id}{'  (emulated)' if job.emulated else ''}")
-    output.result(f"provider  {job.provider}")
-    output.result(f"created   {created}")
-    output.result(f"state     {job.state}" + (f": {job.error}" if job.error else ""))
-    for key, value in job.request.items():
-        if value not in (None, [], ()):
-            output.result(f"{key:<9} {value}")
-    for task in tasks:
-        output.result(f"task      {task['task_id'] or task['client_task_id']}: {task['state']}")
-        for out in task["outputs"]:
-            output.result(f"  {out['path'] or out['url']}")
+    from kling_cli.commands.job_record import job_lines
+
+    for line in job_lines(job):
+        output.result(line)
+    if preview:
+        from kling_cli.commands.look import images_on_disk, preview_saved
+
+        preview_saved(output, images_on_disk(job))
     return ExitCode.OK
 
 

@@ -8,7 +8,7 @@ import typer
 
 from kling_cli.commands.common import JSON_OPTION
 from kling_cli.errors import ExitCode
-from kling_cli.ui import Output
+from kling_cli.ui import Output, versioned
 
 
 def report(
@@ -44,7 +44,7 @@ def report(
     if summary_md is not None:
         append_summary(manifests, summary_md)
     if output.json_mode:
-        output.emit_json({"report": str(path)})
+        output.emit_json(versioned(report=str(path)))
     else:
         output.result(str(path))
     return ExitCode.OK

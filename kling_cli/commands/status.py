@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import typer
 
 from kling_cli.commands import common
-from kling_cli.commands.common import JSON_OPTION, PROVIDER_OPTION, load_config
+from kling_cli.commands.common import (
+    JSON_OPTION,
+    OPEN_OPTION,
+    PREVIEW_OPTION,
+    PROVIDER_OPTION,
+    REVEAL_OPTION,
+    load_config,
+)
 from kling_cli.errors import ExitCode, KlingError
 from kling_cli.ui import Output, describe_job, envelope, progress_for
 
@@ -36,6 +43,9 @@ def status(
     output_dir: Path | None = typer.Option(
         None, "--output-dir", "-o", help="Where to save [default: where the job was started]."
     ),
+    open_images: bool = OPEN_OPTION,
+    reveal: bool = REVEAL_OPTION,
+    preview: bool = PREVIEW_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Ask the provider where a job stands; with --wait and --download, finish it."""
@@ -58,10 +68,19 @@ def status(
     )
     if result is None:
         # Answered from the journal (kling_cli.jobs.pickup): a forgotten task is exit 3.
-        return print_job(output, job, cannot_fetch(job))
-    for warning in result.warnings:
-        output.warn(warning)
-    return print_job(output, job, result.error)
+        exit_code = print_job(output, job, cannot_fetch(job))
+    else:
+        for warning in result.warnings:
+            output.warn(warning)
+        exit_code = print_job(output, job, result.error)
+    from kling_cli.commands.look import images_on_disk, launch_saved, preview_saved
+
+    # Every image of the job on disk, saved now or by an earlier run.
+    paths = images_on_disk(job)
+    if preview:
+        preview_saved(output, paths)
+    launch_saved(paths, open_images=open_images, reveal=reveal)
+    return exit_code
 
 
 def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:

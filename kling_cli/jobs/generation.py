@@ -38,7 +38,7 @@ def with_default_aspect(
 
 
 @contextmanager
-def _progress(
+def progress_context(
     progress_for: ProgressFor | None, provider_name: str, tasks: list[str | None]
 ) -> Iterator[ProgressListener | None]:
     """The caller's progress display for the job, closed (a spinner stopped) however the job
@@ -62,9 +62,11 @@ def _prepared(
     emulate: bool,
     aspect_unset: bool,
     note: Notify,
+    max_cost: float | None = None,
 ) -> Iterator[tuple[ProviderSession, Journal, GenerationRequest]]:
     """The session, the journal and the request as this provider takes it, every check before
-    paying passed (`InvalidRequestError`, `ConfigError`, `JournalError` otherwise)."""
+    paying passed (`InvalidRequestError`, `ConfigError`, `JournalError` otherwise), its
+    estimate within `max_cost` (USD)."""
     from kling_cli.session import open_session
 
     journal = open_journal()
@@ -73,6 +75,11 @@ def _prepared(
             request = with_default_aspect(request, session.provider, aspect_unset)
             session.provider.check_request(request)
             preflight(options, request, journal=journal, emulated=session.emulated)
+            if max_cost is not None:
+                from kling_cli.batch import refuse_over_budget
+                from kling_cli.jobs.preview import estimated_cost
+
+                refuse_over_budget(estimated_cost(session.provider, request), max_cost)
             yield session, journal, request
     finally:
         journal.close()
@@ -88,10 +95,11 @@ def generate_job(
     aspect_unset: bool = False,
     progress_for: ProgressFor | None = None,
     note: Notify = lambda text: None,
+    max_cost: float | None = None,
 ) -> JobResult:
     """Run one generation in its own event loop. Raises before paying (bad input, no key, an
-    unwritable output directory or journal); after the submit, the outcome, error included,
-    is on the returned result."""
+    unwritable output directory or journal, an estimate over `max_cost`); after the submit,
+    the outcome, error included, is on the returned result."""
     with _prepared(
         config,
         provider_id,
@@ -100,11 +108,12 @@ def generate_job(
         emulate=emulate,
         aspect_unset=aspect_unset,
         note=note,
+        max_cost=max_cost,
     ) as (session, journal, request):
         tasks: list[str | None] = [None] * len(
             request.split(session.provider.capabilities.max_images)
         )
-        with _progress(progress_for, session.provider.name, tasks) as progress:
+        with progress_context(progress_for, session.provider.name, tasks) as progress:
             return run_job(session, journal, request, options, progress=progress)
 
 
@@ -192,7 +201,7 @@ def job_status(
                 name_template=job.name_template or DEFAULT_TEMPLATE,
             )
             task_ids = [task.task_id for task in job.tasks]
-            with _progress(progress_for, session.provider.name, task_ids) as progress:
+            with progress_context(progress_for, session.provider.name, task_ids) as progress:
                 result = resume_job(
                     session, journal, job, options, download=download, progress=progress
                 )

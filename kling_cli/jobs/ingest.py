@@ -38,7 +38,7 @@ def ingest_webhook(
     result (None when the delivery brought nothing new: a repeat) and the error to exit
     with: the provider's reason when the body reports the task failed (exit 3), as a wait
     for it would have. `TaskNotFoundError` (exit 3) when no job of the journal matches."""
-    from kling_cli.jobs.generation import _progress
+    from kling_cli.jobs.generation import progress_context
     from kling_cli.jobs.preflight import check_output_dir
     from kling_cli.jobs.run import resume_job
     from kling_cli.naming import DEFAULT_TEMPLATE
@@ -70,7 +70,7 @@ def ingest_webhook(
                 wait=False,
                 name_template=job.name_template or DEFAULT_TEMPLATE,
             )
-            with _progress(progress_for, session.provider.name, [task_id]) as progress:
+            with progress_context(progress_for, session.provider.name, [task_id]) as progress:
                 result = resume_job(
                     session,
                     journal,

@@ -1,0 +1,202 @@
+"""Cross-format variants: one prompt and its references at several aspect ratios (`-a 16:9,1:1`,
+`-a all`), one job per ratio. Every ratio is checked against the documented limits and the
+provider, and the whole fan-out priced, before the first job is paid; each job is then run by
+the same `run_job` as a single generation, one after another."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kling_cli.errors import ExitCode, InterruptedByUser, InvalidRequestError
+from kling_cli.limits import ASPECT_RATIOS
+
+if TYPE_CHECKING:
+    from kling_cli.config import ConfigFile
+    from kling_cli.jobs.generation import ProgressFor
+    from kling_cli.jobs.life import JobOptions, JobResult
+    from kling_cli.providers.base import Provider
+    from kling_cli.request import GenerationRequest
+    from kling_cli.session import Notify
+
+# `all`: the eight explicit ratios (`auto` follows the references, so it is no variant).
+VARIANT_RATIOS: tuple[str, ...] = tuple(ratio for ratio in ASPECT_RATIOS if ratio != "auto")
+
+
+def ratio_list(value: Any, *, what: str = "--aspect-ratio") -> list[str] | None:
+    """The ratios of a fan-out given as `16:9,1:1,9:16`, `all` or (a manifest) a JSON list;
+    None when `value` names one ratio (or none), which the request itself checks. Raises
+    `InvalidRequestError` naming the first bad or repeated ratio."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == "all":
+            return list(VARIANT_RATIOS)
+        if "," not in text:
+            return None
+        ratios: list[Any] = [part.strip() for part in text.split(",")]
+    elif isinstance(value, list | tuple):
+        ratios = list(value)
+    else:
+        return None
+    if not ratios:
+        raise InvalidRequestError(f"{what} is an empty list; give at least one aspect ratio.")
+    seen: set[str] = set()
+    for ratio in ratios:
+        if not isinstance(ratio, str) or ratio not in VARIANT_RATIOS:
+            raise InvalidRequestError(
+                f"{what} {ratio!r} in {_shown(value)} is not an aspect ratio a variant can have; "
+                f"list some of {', '.join(VARIANT_RATIOS)}, or give all."
+            )
+        if ratio in seen:
+            raise InvalidRequestError(f"{what} {_shown(value)} lists {ratio} twice.")
+        seen.add(ratio)
+    return [str(ratio) for ratio in ratios]
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else ",".join(str(part) for part in value)
+
+
+def variant_id(base: str, ratio: str) -> str:
+    """A variant's id (a batch item's, its files' `{id}`): the base with the ratio, `hero-16x9`."""
+    return f"{base}-{ratio.replace(':', 'x')}"
+
+
+@dataclass
+class Variant:
+    """One ratio of a fan-out: its request, and its job's result (None: never submitted, the
+    run was interrupted before it)."""
+
+    request: GenerationRequest
+    result: JobResult | None = None
+
+    @property
+    def aspect_ratio(self) -> str:
+        return str(self.request.aspect_ratio)
+
+
+@dataclass
+class VariantsRun:
+    provider: Provider
+    variants: list[Variant]
+    estimate: float
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every variant succeeded; the error's own code when all failed alike (or an
+        interruption); 8 (some failed) when some succeeded."""
+        codes = [v.result.exit_code if v.result else None for v in self.variants]
+        failed = [code for code in codes if code != ExitCode.OK]
+        if not failed:
+            return int(ExitCode.OK)
+        interrupted = [v for v in self.variants if v.result and _interrupted(v.result)]
+        if interrupted:
+            assert interrupted[0].result is not None
+            return interrupted[0].result.exit_code
+        if len(failed) < len(codes):
+            return int(ExitCode.SOME_ITEMS_FAILED)
+        first = failed[0]
+        return int(first) if first is not None else int(ExitCode.SOME_ITEMS_FAILED)
+
+
+def _interrupted(result: JobResult) -> bool:
+    return isinstance(result.error, InterruptedByUser)
+
+
+def variant_requests(request: GenerationRequest, ratios: Sequence[str]) -> list[GenerationRequest]:
+    """The same request at each ratio (each already one of VARIANT_RATIOS)."""
+    return [request.model_copy(update={"aspect_ratio": ratio}) for ratio in ratios]
+
+
+def fan_out_estimate(provider: Provider, requests: Sequence[GenerationRequest]) -> float:
+    from kling_cli.jobs.preview import estimated_cost
+
+    return sum(estimated_cost(provider, request) for request in requests)
+
+
+def generate_variants(
+    config: ConfigFile,
+    provider_id: str | None,
+    requests: Sequence[GenerationRequest],
+    options: JobOptions,
+    *,
+    emulate: bool = False,
+    max_cost: float | None = None,
+    progress_for: ProgressFor | None = None,
+    note: Notify = lambda text: None,
+) -> VariantsRun:
+    """Check every request against the provider, check before paying, refuse an estimate over
+    `max_cost`, then run one job per request (`run_job`, as `generate` does). Raises before
+    the first submit; afterwards each outcome is on its variant's result. An interruption
+    stops the fan-out: the ratios not reached are not submitted."""
+    from kling_cli.batch import refuse_over_budget
+    from kling_cli.jobs.generation import progress_context
+    from kling_cli.jobs.preflight import preflight
+    from kling_cli.jobs.record import open_journal
+    from kling_cli.jobs.run import run_job
+    from kling_cli.session import open_session
+
+    journal = open_journal()
+    try:
+        with open_session(provider_id, emulate=emulate, config=config, note=note) as session:
+            provider = session.provider
+            for request in requests:
+                provider.check_request(request)
+            for request in requests:
+                preflight(options, request, journal=journal, emulated=session.emulated)
+            estimate = fan_out_estimate(provider, requests)
+            refuse_over_budget(estimate, max_cost)
+            note(
+                f"{len(requests)} aspect ratios, one job each at {provider.name}: estimated "
+                f"${estimate:.4f} in all."
+            )
+            variants = [Variant(request) for request in requests]
+            for number, variant in enumerate(variants, 1):
+                note(f"{variant.aspect_ratio} ({number}/{len(variants)})")
+                parts = variant.request.split(provider.capabilities.max_images)
+                tasks: list[str | None] = [None] * len(parts)
+                with progress_context(progress_for, provider.name, tasks) as progress:
+                    variant.result = run_job(
+                        session, journal, variant.request, options, progress=progress
+                    )
+                if _interrupted(variant.result):
+                    break
+            return VariantsRun(provider, variants, estimate)
+    finally:
+        journal.close()
+
+
+def manifest_entries(provider_id: str, variants: Sequence[Variant]) -> list[dict[str, Any]]:
+    """Each variant as a `manifest.json` item (`kling_cli.schemas.ManifestEntry`), the shape
+    the gallery report reads."""
+    from kling_cli.jobs.views import saved_file_entry
+
+    entries = []
+    for number, variant in enumerate(variants, 1):
+        result = variant.result
+        recorded = result.record.request if result is not None and result.record else None
+        entry: dict[str, Any] = {
+            "id": str((recorded or {}).get("aspect_ratio") or variant.aspect_ratio),
+            "line": number,
+            "provider": provider_id,
+            "status": "skipped",
+            "job_id": None,
+            "task_ids": [],
+            "request": recorded or variant.request.model_dump(mode="json"),
+            "files": [],
+            "cost": None,
+            "error": None,
+            "skip_reason": "interrupted" if result is None else None,
+        }
+        if result is not None:
+            entry.update(
+                status="succeeded" if result.error is None else "failed",
+                job_id=result.job_id,
+                task_ids=list(result.job.get("task_ids") or []),
+                files=[saved_file_entry(saved) for saved in result.files],
+                cost=result.job.get("cost"),
+                error=result.error.message if result.error else None,
+            )
+        entries.append(entry)
+    return entries
