@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kling_cli.errors import InvalidRequestError, JobInterrupted
 
 if TYPE_CHECKING:
+    from kling_cli.attempts import Attempt
     from kling_cli.jobs.life import JobOptions, JobResult
     from kling_cli.journal import JobRecord
     from kling_cli.request import GenerationRequest
@@ -67,6 +68,8 @@ class Job:
     cost: float | None
     emulated: bool
     images: tuple[Image, ...]
+    # A job sent to several providers (`provider="a,b"` or "auto"): each it was sent to.
+    attempts: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -356,7 +359,9 @@ def _job(result: JobResult) -> Job:
     if result.error is not None:
         raise result.error
     if result.record is not None:
-        return _from_record(result.record)
+        import dataclasses
+
+        return dataclasses.replace(_from_record(result.record), attempts=tuple(result.attempts))
     summary = result.job
     return Job(
         summary["id"],
@@ -369,6 +374,7 @@ def _job(result: JobResult) -> Job:
             Image(saved.path, saved.width, saved.height, saved.bytes, saved.sha256)
             for saved in result.files
         ),
+        tuple(result.attempts),
     )
 
 

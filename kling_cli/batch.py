@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kling_cli.batch_spread import Spread
 from kling_cli.errors import InvalidRequestError, OutOfCreditsError
 from kling_cli.events import NullListener
 from kling_cli.limiter import ProviderLimiter
@@ -43,6 +44,9 @@ NOT_SUBMITTED = {
 }
 # What only `--resubmit-unknown` submits again.
 MAY_PAY_TWICE = frozenset({SKIPPED_UNKNOWN, SKIPPED_NOT_FOUND})
+# A spread item whose provider stopped taking items before it was sent (never shown: the
+# item goes to another provider).
+_PROVIDER_STOPPED = "provider_stopped"
 
 
 @dataclass
@@ -58,6 +62,10 @@ class ItemResult:
     skip_reason: str | None = None  # SKIPPED_* when status is "skipped"
     # What the user should read besides the outcome (a journal that could not be written).
     warnings: list[str] = field(default_factory=list)
+    # A spread item: set when its provider provably created nothing (it may go elsewhere),
+    # and the providers it was sent to.
+    refusal: str | None = None
+    attempts: list[Any] = field(default_factory=list)  # kling_cli.attempts.Attempt
 
     @property
     def not_submitted(self) -> bool:
@@ -70,7 +78,8 @@ def item_key(planned: PlannedItem, output_dir: Path) -> str:
     material = json.dumps(
         {
             "id": planned.item.item_id,
-            "provider": planned.provider.id,
+            # A spread item may be made by any of its providers: its key names them all.
+            "provider": ",".join(p.id for p in planned.alternatives) or planned.provider.id,
             "request": planned.request.model_dump(mode="json"),
             "output_dir": str(output_dir.resolve()),
         },
@@ -144,9 +153,15 @@ class _RunState:
     limiters: dict[str, ProviderLimiter]
     budget: Budget
     out_of_credits: set[str] = field(default_factory=set)
+    spread: Spread = field(default_factory=Spread)
 
     def stopped_submitting(self, planned: PlannedItem) -> str | None:
-        if planned.provider.id in self.out_of_credits:
+        if planned.alternatives:
+            if all(p.id in self.out_of_credits for p in planned.alternatives):
+                return SKIPPED_OUT_OF_CREDITS
+            if planned.provider.id in self.out_of_credits | self.spread.stopped:
+                return _PROVIDER_STOPPED  # while it waited: it goes to another
+        elif planned.provider.id in self.out_of_credits:
             return SKIPPED_OUT_OF_CREDITS
         return SKIPPED_BUDGET if self.budget.exhausted else None
 
@@ -180,18 +195,19 @@ class BatchRunner:
     async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
         from kling_cli.transport import HttpClients
 
-        provider_ids = {p.provider.id for p in planned}
+        providers = {q.id: q for p in planned for q in (p.provider, *p.alternatives)}
+        provider_ids = set(providers)
         state = _RunState(
             {
                 provider_id: HttpClients.create(max_connections=max(self.concurrency, 8))
                 for provider_id in provider_ids
             },
             {
-                p.provider.id: ProviderLimiter(
+                provider.id: ProviderLimiter(
                     self.concurrency,
-                    p.provider.initial_concurrency if self.documented_start else None,
+                    provider.initial_concurrency if self.documented_start else None,
                 )
-                for p in planned
+                for provider in providers.values()
             },
             Budget(self.max_cost),
         )
@@ -207,8 +223,11 @@ class BatchRunner:
                 results.append(result)
                 self.on_result(result)
 
+        # Spread over several providers, each has its own `concurrency` in flight.
+        spread = any(p.alternatives for p in planned)
+        workers = self.concurrency * (len(provider_ids) if spread else 1)
         try:
-            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(planned)))))
+            await asyncio.gather(*(worker() for _ in range(min(workers, len(planned)))))
         finally:
             for clients in state.clients.values():
                 await clients.aclose()
@@ -219,6 +238,10 @@ class BatchRunner:
 
         planned.key = planned.key or item_key(planned, self.output_dir)
         existing = self.journal.find_batch_item(planned.key)
+        if existing is not None and planned.alternatives:
+            # A spread item an earlier run sent somewhere stays there.
+            made_by = {p.id: p for p in planned.alternatives}.get(existing.provider)
+            planned.provider = made_by or planned.provider
         capabilities = planned.provider.capabilities
         found = standing(existing, capabilities)
         if found is Standing.DONE:
@@ -236,7 +259,31 @@ class BatchRunner:
             return ItemResult(planned, "skipped", skip_reason=SKIPPED_EXISTS)
         if found is not Standing.FRESH and not self.resubmit_unknown:
             return _may_pay_twice(planned, existing, found)
+        if planned.alternatives:
+            return await self._spread(planned, state)
         return await self._submit(planned, state)
+
+    async def _spread(self, planned: PlannedItem, state: _RunState) -> ItemResult:
+        """A spread item goes to the provider with the most room, and to another only when
+        the one it went to provably created nothing (kling_cli.batch_spread)."""
+        attempts: list[Any] = []
+        tried: set[str] = set()
+        result = ItemResult(planned, "skipped", skip_reason=SKIPPED_OUT_OF_CREDITS)
+        while True:
+            excluded = tried | state.out_of_credits
+            chosen = state.spread.choose(planned.alternatives, state.limiters, excluded)
+            if chosen is None:
+                return result
+            planned.provider = chosen
+            result = await self._submit(planned, state, attempts)
+            tried.add(chosen.id)
+            if result.skip_reason == _PROVIDER_STOPPED:
+                result = ItemResult(planned, "skipped", skip_reason=SKIPPED_OUT_OF_CREDITS)
+                continue
+            state.spread.ended(chosen.id, result.refusal)
+            if result.refusal is None:
+                return result
+            attempts = result.attempts
 
     def _on_disk(self, planned: PlannedItem) -> bool:
         from kling_cli.jobs.life import JobOptions
@@ -247,26 +294,36 @@ class BatchRunner:
         )
         return existing_outputs(options, planned.request) is not None
 
-    async def _submit(self, planned: PlannedItem, state: _RunState) -> ItemResult:
+    async def _submit(
+        self, planned: PlannedItem, state: _RunState, attempts: list[Any] | None = None
+    ) -> ItemResult:
         reason = state.stopped_submitting(planned)
         if reason is not None:  # without waiting for a slot first
             return ItemResult(planned, "skipped", skip_reason=reason)
         estimate = item_estimate(planned)
-        async with state.limiters[planned.provider.id].slot():
+        limiter = state.limiters[planned.provider.id]
+        async with state.spread.slot(limiter, planned.provider.id):
             reason = state.stopped_submitting(planned)
             if reason is None and not state.budget.reserve(estimate):
                 reason = SKIPPED_BUDGET
             if reason is not None:
                 return ItemResult(planned, "skipped", skip_reason=reason)
-            result = await self._follow(planned, state, None)
+            result = await self._follow(planned, state, None, attempts)
         state.budget.settle(estimate, result.cost)
         if result.error_code == OutOfCreditsError.code:
             state.out_of_credits.add(planned.provider.id)
         return result
 
-    async def _follow(self, planned: PlannedItem, state: _RunState, existing: Any) -> ItemResult:
+    async def _follow(
+        self,
+        planned: PlannedItem,
+        state: _RunState,
+        existing: Any,
+        attempts: list[Any] | None = None,
+    ) -> ItemResult:
         """Submit the item, or pick up the job `existing` where a previous run left it; wait,
-        download, and record it all in the journal (the jobs layer owns the job's life)."""
+        download, and record it all in the journal (the jobs layer owns the job's life).
+        `attempts`: a spread item's attempts at other providers so far."""
         from kling_cli.jobs.life import JobLife, JobOptions
         from kling_cli.jobs.run import resume_job_async, run_job_async
 
@@ -301,6 +358,7 @@ class BatchRunner:
                 options,
                 emulated=session.emulated,
                 progress=reporter,
+                attempts=attempts,
             )
             try:
                 outcome = await run_job_async(session, life, planned.request, options, **shared)
@@ -351,6 +409,8 @@ def _result_from_outcome(planned: PlannedItem, outcome: Any, job: Any) -> ItemRe
         # run saved is the truth.
         result.files = [saved_file_entry(saved) for saved in outcome.files]
     result.warnings = list(outcome.warnings)
+    result.refusal = outcome.refusal.value if outcome.refusal else None
+    result.attempts = list(outcome.attempts)
     if error:
         result.error, result.error_code = error.message, error.code
         return result
@@ -391,4 +451,5 @@ def manifest_entry(result: ItemResult) -> dict[str, Any]:
         "cost": result.cost,
         "error": result.error,
         "skip_reason": result.skip_reason,
+        **({"attempts": [a.to_json() for a in result.attempts]} if result.attempts else {}),
     }

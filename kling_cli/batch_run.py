@@ -48,7 +48,10 @@ def plan_batch(
     check_max_cost(max_cost)
     items = expand_variants(items, source=source, default_aspect=defaults.get("aspect_ratio"))
     in_shard = {id(item) for item in select_shard(items, shard)}
-    default_provider = resolve_provider_id(provider, config) or ("runware" if emulate else None)
+    spread = _spread_ids(resolve_provider_id(provider, config), config)
+    default_provider = (spread[0] if spread else resolve_provider_id(provider, config)) or (
+        "runware" if emulate else None
+    )
     planned = plan_items(
         items,
         defaults,
@@ -57,9 +60,49 @@ def plan_batch(
         registry=config.registry,
     )
     planned = [plan for plan in planned if id(plan.item) in in_shard]
+    if spread:
+        _spread_over(planned, [config.registry.lookup(i) for i in spread])
     estimate = estimated_cost(planned)
     refuse_over_budget(estimate, max_cost)
     return BatchPlan(planned, estimate)
+
+
+def _spread_ids(spec: str | None, config: ConfigFile) -> list[str] | None:
+    """`-p a,b,c` for a batch: the providers its items are spread over; None for one."""
+    from kling_cli.errors import InvalidRequestError
+    from kling_cli.routing import AUTO, provider_ids
+
+    ids = provider_ids(spec)
+    if not ids or (len(ids) == 1 and ids != [AUTO]):
+        return None
+    if AUTO in ids:
+        raise InvalidRequestError(
+            "-p auto chooses a provider for one generation; spread a batch by naming its "
+            "providers (-p runware,fal,wavespeed)."
+        )
+    if len(set(ids)) != len(ids):
+        raise InvalidRequestError(f"--provider {','.join(ids)} names a provider twice.")
+    for provider_id in ids:
+        config.registry.info(provider_id)
+    return ids
+
+
+def _spread_over(planned: list[PlannedItem], providers: list[Any]) -> None:
+    """Each item that names no provider may be made by any of `providers` that can serve
+    it (checked as for the first, which every item was validated against)."""
+    from kling_cli.errors import InvalidRequestError
+
+    for plan in planned:
+        if plan.item.fields.get("provider"):
+            continue  # an item that names its provider stays on it
+        able = []
+        for provider in providers:
+            try:
+                provider.check_request(plan.request)
+            except InvalidRequestError:
+                continue
+            able.append(provider)
+        plan.alternatives = tuple(able)
 
 
 def preflight_batch(
@@ -99,7 +142,9 @@ def execute_batch(
     from kling_cli.jobs.record import open_journal
     from kling_cli.session import open_sessions
 
-    provider_ids = sorted({item.provider.id for item in plan.planned})
+    provider_ids = sorted(
+        {p.id for item in plan.planned for p in (item.provider, *item.alternatives)}
+    )
     with open_sessions(provider_ids, emulate=emulate, config=config, note=note) as sessions:
         journal = open_journal()
         try:

@@ -97,7 +97,7 @@ class ConfigFile:
             if name == "providers" and isinstance(value, dict):
                 for provider_id, table in value.items():
                     found += self._unknown_provider_settings(provider_id, table)
-            elif name != "default_provider":
+            elif name not in ("default_provider", "route"):
                 found.append(name)
         return [
             f"{self.path}: unknown setting {name!r} is ignored (see `kling config --help`)."
@@ -209,7 +209,7 @@ def check_setting_name(dotted: str, registry: Registry) -> None:
     """Accept `default_provider` and `providers.<id>.<setting>`, where a setting is one of
     PROVIDER_SETTINGS or the URL of one of the provider's service hosts (`storage_url`);
     `copy_of` may name a new id (a named copy is made by setting it)."""
-    if dotted == "default_provider":
+    if dotted in ("default_provider", "route"):
         return
     parts = dotted.split(".")
     if len(parts) == 3 and parts[0] == "providers" and parts[2] == "copy_of":
@@ -225,7 +225,7 @@ def check_setting_name(dotted: str, registry: Registry) -> None:
         if parts[2] in (*PROVIDER_SETTINGS, *services):
             return
     raise ConfigError(
-        f"Unknown setting {dotted!r}; settings are default_provider and "
+        f"Unknown setting {dotted!r}; settings are default_provider, route and "
         f"providers.<id>.{{{','.join(PROVIDER_SETTINGS)}}} with <id> one of "
         f"{', '.join(registry)}."
     )
@@ -373,24 +373,29 @@ def resolve_provider_id(
     explicit: str | None, config: ConfigFile, environ: Mapping[str, str] | None = None
 ) -> str | None:
     """The provider asked for: `explicit` (--provider), else $KLING_PROVIDER, else the config
-    file's `default_provider`. An unknown id from the environment or the file raises
-    ConfigError naming where it came from (an unknown --provider is the caller's to refuse)."""
+    file's `default_provider` (a list is joined as `a,b`: tried in order, kling_cli.routing).
+    An unknown id from the environment or the file raises ConfigError naming where it came
+    from (an unknown --provider is the caller's to refuse)."""
     environ = os.environ if environ is None else environ
     if explicit:
         return explicit
+    value = config.get("default_provider")
     if environ.get(PROVIDER_ENV):
         chosen, source = environ[PROVIDER_ENV], PROVIDER_ENV
-    elif config.get("default_provider"):
-        chosen, source = str(config.get("default_provider")), f"default_provider in {config.path}"
+    elif value:
+        chosen = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        source = f"default_provider in {config.path}"
     else:
         return None
-    try:
-        config.registry.info(chosen)
-    except KlingError:
-        raise ConfigError(
-            f"Unknown provider {chosen!r} (from {source}); choose one of "
-            f"{', '.join(config.registry)}."
-        ) from None
+    for part in chosen.split(","):
+        try:
+            if part.strip().lower() != "auto":
+                config.registry.info(part.strip())
+        except KlingError:
+            raise ConfigError(
+                f"Unknown provider {part.strip()!r} (from {source}); choose one of "
+                f"{', '.join(config.registry)}."
+            ) from None
     return chosen
 
 

@@ -93,6 +93,19 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX jobs_by_batch_key;
     CREATE INDEX jobs_by_batch_key ON jobs (batch_key, created_at);
     """,
+    # 6: a job sent to several providers in turn (failover): each attempt, in order, with the
+    # job that recorded it (kling_cli.attempts).
+    """
+    CREATE TABLE attempts (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        attempt_job TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    """,
 )
 
 # Task states beyond the provider's: not yet answered, and answered ambiguously.

@@ -61,6 +61,9 @@ class PlannedItem:
     provider: Provider
     request: Any  # GenerationRequest (pydantic is imported lazily)
     key: str = ""
+    # A batch spread over several providers (`-p a,b,c`): those that can serve this item, any
+    # of which may make it; empty for an item that names its provider (it stays on it).
+    alternatives: tuple[Provider, ...] = ()
 
 
 # How many bad lines one error lists before it only counts the rest.

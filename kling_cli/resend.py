@@ -15,12 +15,25 @@ A submit costs money once it reaches the provider, so after a failure the questi
   the job is recorded as `may_exist`.
 
 The journal records each task's case (`tasks.resend`), so `kling status` knows what it may do.
+
+`refusal` decides the other question a failure raises: does it prove that nothing was created
+and nothing charged, so that the same request may go to the next provider (failover)?
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from kling_cli.errors import (
+    AuthError,
+    KlingError,
+    NetworkError,
+    OutOfCreditsError,
+    ProviderRequestError,
+    RateLimitedError,
+)
 
 if TYPE_CHECKING:
     from kling_cli.providers.catalog import Capabilities
@@ -52,3 +65,48 @@ def may_resend(case: SubmitCase) -> bool:
     """Whether the very same request may be sent again after a failure of this case: never
     for a task that might exist and that only a lookup, or nothing, can find."""
     return case in (SubmitCase.NEVER_SENT, SubmitCase.IDEMPOTENT)
+
+
+class Refusal(StrEnum):
+    """A failed job that provably created nothing and charged nothing, so the same request
+    may go to another provider (failover). The word is the attempt's `outcome`."""
+
+    NEVER_SENT = "never_sent"
+    KEY_REJECTED = "key_rejected"
+    OUT_OF_CREDITS = "out_of_credits"
+    RATE_LIMITED = "rate_limited"
+    REFUSED = "refused"
+
+
+# The HTTP statuses that are a provider's documented refusal of a request it did not take:
+# every provider documents 400 and 422 as validation errors answered before any task exists
+# (Runware "Errors"; fal "Errors" 422; WaveSpeed "API errors"; Kling "Error codes" 1200-1203).
+_VALIDATION_STATUSES = frozenset({400, 422})
+# Where a provider's docs say otherwise, the statuses that are its refusal; none differ yet.
+_VALIDATION_BY_PROVIDER: dict[str, frozenset[int]] = {}
+
+
+def refusal(
+    provider_id: str, failure: KlingError | None, task_states: Sequence[str]
+) -> Refusal | None:
+    """Whether a failed job proves that nothing was created and nothing charged: every task
+    it recorded is `not_created` (or it recorded none, e.g. an upload was refused) and the
+    failure is one of: the submit never left (connection refused), the key was rejected, the
+    account is out of credits, a 429 on the submit, a documented validation refusal. Anything
+    else (a lost answer, a 5xx after sending, a task that failed) is None: it stays with the
+    provider that may have it."""
+    if failure is None or any(state != "not_created" for state in task_states):
+        return None
+    if isinstance(failure, NetworkError):
+        # No task recorded: the submit never started (an upload could not connect).
+        return Refusal.NEVER_SENT if failure.never_sent or not task_states else None
+    if isinstance(failure, AuthError):
+        return Refusal.KEY_REJECTED
+    if isinstance(failure, OutOfCreditsError):
+        return Refusal.OUT_OF_CREDITS
+    if isinstance(failure, RateLimitedError):
+        return Refusal.RATE_LIMITED
+    if type(failure) is ProviderRequestError:  # not an unreadable answer: that may be a task
+        statuses = _VALIDATION_BY_PROVIDER.get(provider_id, _VALIDATION_STATUSES)
+        return Refusal.REFUSED if failure.http_status in statuses else None
+    return None

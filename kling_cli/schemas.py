@@ -52,8 +52,20 @@ class ExistingImage(_Model):
     skipped: Literal[True]
 
 
+class Attempt(_Model):
+    """One provider a routed job (`-p a,b,c`, `-p auto`) was sent to: `outcome` is a refusal
+    that created nothing (`never_sent`, `key_rejected`, `out_of_credits`, `rate_limited`,
+    `refused`) or the state the job ended in there; `job_id` the journal job of that attempt."""
+
+    provider: str
+    outcome: str
+    error: str | None
+    job_id: str
+
+
 class JobSummary(_Model):
-    """`cost` in USD as the provider reported it; null when unknown or emulated."""
+    """`cost` in USD as the provider reported it; null when unknown or emulated. `attempts`:
+    only for a job routed over several providers, each provider it was sent to, in order."""
 
     id: str
     provider: str
@@ -62,6 +74,7 @@ class JobSummary(_Model):
     task_ids: list[str]
     cost: float | None
     emulated: bool
+    attempts: list[Attempt] | None = None
 
 
 class TaskStatus(_Model):
@@ -115,12 +128,35 @@ class RequestPreview(_Model):
     body: Any
 
 
+class RouteEntry(_Model):
+    """A provider considered for a request: `order` in which a run tries it (null: it cannot
+    serve the request, `unable` says why), and its estimated cost in USD."""
+
+    provider: str
+    name: str
+    order: int | None
+    estimated_cost: float
+    key_configured: bool
+    unable: str | None
+
+
 class DryRun(Envelope):
+    """`route`: only with several providers (`-p a,b,c`, `-p auto`): the failover order."""
+
     dry_run: Literal[True]
     provider: str
     key_configured: bool
     requests: list[RequestPreview]
     estimated_cost: float
+    route: list[RouteEntry] | None = None
+
+
+class ProvidersRoute(_Model):
+    """`kling providers route`: the provider a run would choose (null: none can serve)."""
+
+    schema_version: Literal[1]
+    chosen: str | None
+    route: list[RouteEntry]
 
 
 class BatchDryRunItem(_Model):
@@ -137,7 +173,9 @@ class BatchDryRun(Envelope):
 
 
 class ManifestEntry(_Model):
-    """One batch item, as `manifest.json` records it. `request` is the validated request."""
+    """One batch item, as `manifest.json` records it. `request` is the validated request;
+    `provider` the one that made it; `attempts` (a batch spread over several providers
+    only): each provider it was sent to, in order."""
 
     id: str
     line: int
@@ -150,6 +188,7 @@ class ManifestEntry(_Model):
     cost: float | None
     error: str | None
     skip_reason: str | None
+    attempts: list[Attempt] | None = None
 
 
 class BatchItemLine(_Model):
@@ -331,6 +370,7 @@ OUTPUTS: dict[str, Any] = {
     "jobs prune": JobsPrune | Envelope,
     "providers": ProvidersList | Envelope,
     "providers show": ProviderShow | Envelope,
+    "providers route": ProvidersRoute | Envelope,
     "config list": ConfigList | Envelope,
 }
 

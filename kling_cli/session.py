@@ -67,6 +67,13 @@ def choose_provider(provider_id: str | None, config: ConfigFile, *, emulate: boo
     """The provider a run uses: `--provider`, `$KLING_PROVIDER`, `default_provider`, the only
     one with a key (under `emulate`, Runware); `ConfigError` when none can be chosen."""
     chosen = resolve_provider_id(provider_id, config)
+    if chosen is not None and ("," in chosen or chosen.strip().lower() == "auto"):
+        from kling_cli.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            f"--provider {chosen} names several providers (failover, `auto`), which one "
+            "generation of one aspect ratio, or a batch, can use; name one provider here."
+        )
     if emulate:
         chosen = chosen or EMULATE_DEFAULT_PROVIDER
     elif chosen is None:

@@ -17,6 +17,7 @@ from kling_cli.events import NullListener
 from kling_cli.limits import expected_output_size
 
 if TYPE_CHECKING:
+    from kling_cli.attempts import Attempt
     from kling_cli.download import SavedFile
     from kling_cli.providers.base import TaskHandle, TaskStatus
 
@@ -39,9 +40,17 @@ class SidecarWriter(NullListener):
     host is kept, never the full URL: signed URLs carry tokens."""
 
     def __init__(
-        self, job_id: str, provider: str, request: dict[str, Any], *, emulated: bool = False
+        self,
+        job_id: str,
+        provider: str,
+        request: dict[str, Any],
+        *,
+        emulated: bool = False,
+        attempts: list[Attempt] | None = None,
     ) -> None:
         self.job_id = job_id
+        # The providers a routed job was sent to before the one that made the image.
+        self.attempts = attempts
         self.emulated = emulated
         self.provider = provider
         self.request = request
@@ -106,6 +115,8 @@ class SidecarWriter(NullListener):
             # from a start it does not name: counted from the submit, the earliest it can be,
             # so the URL works at least until then.
             document["result_url_expires"] = _iso(submitted + ttl)
+        if self.attempts is not None:
+            document["attempts"] = [attempt.to_json() for attempt in self.attempts]
         target = sidecar_path(file.path)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
         try:

@@ -60,12 +60,16 @@ def test_every_command_and_error_validates_against_its_schema(
 
     run("generate", "generate", "a red fox", *emulated, "--name", "fox")
     run("generate", "generate", "a red fox", *emulated, "--name", "fox", "--skip-existing")
+    # Routed over two providers: the job carries its attempts.
+    [routed] = run("generate", "generate", "a hare", "-p", "runware,unifically", "-a", "1:1")
+    assert [attempt["provider"] for attempt in routed["job"]["attempts"]] == ["runware"]
     # Several aspect ratios: still one object, each job under `variants`, and the gallery.
     [variants] = run("generate", "generate", "a red fox", *emulated, "-a", "16:9,1:1")
     assert [v["aspect_ratio"] for v in variants["variants"]] == ["16:9", "1:1"]
     run("generate", "generate", "a red fox", *emulated, "--report", "one.html")
     [submitted] = run("generate", "generate", "an owl", *emulated, "--no-wait")
     run("generate", "generate", "a red fox", "-p", "runware", "--dry-run")
+    run("generate", "generate", "a red fox", "-p", "auto", "--dry-run")
     run("generate", "generate", "", *emulated)  # invalid: exit 2
     run("generate", "generate", "a red fox", "-p", "nope")  # unknown provider
     job_id = submitted["job"]["id"]
@@ -81,6 +85,7 @@ def test_every_command_and_error_validates_against_its_schema(
     run("jobs", "jobs")
     run("jobs", "jobs", "--state", "nope")
     run("jobs show", "jobs", "show", job_id)
+    run("jobs show", "jobs", "show", routed["job"]["id"])
     run("jobs show", "jobs", "show", "no-such-job")
     run("jobs prune", "jobs", "prune", "--before", "2000-01-01")
     run("jobs prune", "jobs", "prune", "--before", "not-a-date")
@@ -94,6 +99,8 @@ def test_every_command_and_error_validates_against_its_schema(
     run("providers", "providers")
     run("providers show", "providers", "show", "runware")
     run("providers show", "providers", "show", "nope")
+    run("providers route", "providers", "route", "a red fox", "-a", "16:9")
+    run("providers route", "providers", "route", "a red fox", "-p", "nope")
     run("config list", "config", "list")
     config_file = Path(
         subprocess.run(

@@ -13,9 +13,9 @@ from kling_cli.batch_run import DEFAULT_CONCURRENCY
 from kling_cli.commands import common
 from kling_cli.commands.batch_report import Progress, counted, summarize
 from kling_cli.commands.common import (
+    BATCH_PROVIDER_OPTION,
     DEFAULT_OUTPUT_DIR,
     JSON_OPTION,
-    PROVIDER_OPTION,
     load_config,
 )
 from kling_cli.errors import ExitCode, InvalidRequestError
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 def batch(
     ctx: typer.Context,
     file: str = typer.Argument(..., metavar="FILE", help="JSONL or CSV manifest; `-` for stdin."),
-    provider: str | None = PROVIDER_OPTION,
+    provider: str | None = BATCH_PROVIDER_OPTION,
     aspect_ratio: str | None = typer.Option(
         None,
         "--aspect-ratio",
@@ -261,8 +261,10 @@ def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -
             }
         )
         return ExitCode.OK
-    for item in items:
-        output.result(f"# {item['id']} (line {item['line']}, {item['provider']})")
+    for item, plan in zip(items, planned, strict=True):
+        # A spread item shows the request for the first provider that can take it.
+        where = "/".join(p.id for p in plan.alternatives) or item["provider"]
+        output.result(f"# {item['id']} (line {item['line']}, {where})")
         for described in item["requests"]:
             output.result(f"{described['method']} {described['url']}")
             output.result(json.dumps(described["body"], ensure_ascii=False))

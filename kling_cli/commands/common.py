@@ -170,3 +170,24 @@ def uploaded_note(provider_name: str, upload_to: str, download: bool) -> str:
 
     where = f"{provider_name} uploaded the images to {recorded_url(upload_to)} (--upload-to)"
     return where + ("; saved here as well." if download else "; nothing was saved here.")
+
+
+GENERATE_PROVIDER_OPTION = typer.Option(
+    None,
+    "--provider",
+    "-p",
+    help=f"Provider id: {', '.join(CATALOG)}; a,b,c tries them in order, moving on only when "
+    "one provably created nothing; auto: the cheapest with a key that can serve the request "
+    "[default: $KLING_PROVIDER, default_provider, or route].",
+    show_default=False,
+    autocompletion=provider_ids,
+)
+BATCH_PROVIDER_OPTION = typer.Option(
+    None,
+    "--provider",
+    "-p",
+    help=f"Provider id: {', '.join(CATALOG)}; a,b,c spreads the items over them "
+    "[default: $KLING_PROVIDER or default_provider].",
+    show_default=False,
+    autocompletion=provider_ids,
+)

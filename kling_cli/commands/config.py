@@ -80,11 +80,11 @@ def list_settings(ctx: typer.Context, as_json: bool = JSON_OPTION) -> int:
     output: Output = ctx.obj
     config = load_config(output)
     rows: list[dict[str, str | None]] = []
-    default_provider = config.get("default_provider")
-    if default_provider:
-        rows.append(
-            {"name": "default_provider", "value": str(default_provider), "source": "config file"}
-        )
+    for setting in ("default_provider", "route"):
+        value = config.get(setting)
+        if value:
+            shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            rows.append({"name": setting, "value": shown, "source": "config file"})
     for provider in config.registry.infos().values():
         keys = [("api_key", resolve_key(provider, config, check=False))]
         if provider.needs_secret_key:
@@ -133,7 +133,7 @@ def get_setting(ctx: typer.Context, name: str = typer.Argument(..., help="Settin
 @app.command("set")
 def set_setting(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="default_provider or providers.<id>.base_url."),
+    name: str = typer.Argument(..., help="default_provider, route or providers.<id>.base_url."),
     value: str = typer.Argument(..., help="The new value."),
 ) -> int:
     """Change a setting. Keys go through `kling config set-key`, never the command line."""
@@ -147,13 +147,20 @@ def set_setting(
             f"use `kling config set-key {provider_id}`."
         )
     if name == "default_provider":
-        try:
-            value = config.registry.info(value).id
-        except InvalidRequestError:
-            raise ConfigError(
-                f"Unknown provider {value!r} for default_provider; choose one of "
-                f"{', '.join(config.registry)}."
-            ) from None
+        # Several (a,b,c) are tried in order (failover); auto picks the cheapest that serves.
+        ids = []
+        for part in (part.strip() for part in value.split(",")):
+            try:
+                ids.append("auto" if part == "auto" else config.registry.info(part).id)
+            except InvalidRequestError:
+                raise ConfigError(
+                    f"Unknown provider {part!r} for default_provider; choose one of "
+                    f"{', '.join(config.registry)} (several as a,b,c, or auto)."
+                ) from None
+        value = ",".join(ids)
+    elif name == "route":
+        if value != "cheapest":
+            raise ConfigError(f"route must be cheapest (as -p auto), not {value!r}.")
     elif name.endswith(".copy_of"):
         value = value.lower()
         config.registry.with_copies({name.split(".")[1]: value})  # refuses a bad copy

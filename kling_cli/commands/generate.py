@@ -11,10 +11,10 @@ import typer
 from kling_cli.commands import common
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
+    GENERATE_PROVIDER_OPTION,
     JSON_OPTION,
     OPEN_OPTION,
     PREVIEW_OPTION,
-    PROVIDER_OPTION,
     REVEAL_OPTION,
     load_config,
 )
@@ -34,7 +34,7 @@ def generate(
     prompt: str = typer.Argument(
         ..., help="What to draw; `-` reads it from stdin. Name references as @image_1, @image_2..."
     ),
-    provider: str | None = PROVIDER_OPTION,
+    provider: str | None = GENERATE_PROVIDER_OPTION,
     ref: list[str] = typer.Option(
         [],
         "--ref",
@@ -312,14 +312,22 @@ def _dry_run(
     max_cost: float | None,
 ) -> int:
     """The provider is chosen exactly as a real run would choose it; several aspect ratios
-    show every job's requests, and the cost of them all."""
+    show every job's requests, and the cost of them all; several providers (`-p a,b,c`,
+    `-p auto`), the first a run would try, and the order it would fail over in."""
     from kling_cli.batch import refuse_over_budget
     from kling_cli.jobs.generation import with_default_aspect
     from kling_cli.jobs.preview import preview
     from kling_cli.jobs.variants import fan_out_estimate
+    from kling_cli.routing import describe_route, plan_route, requested
     from kling_cli.session import choose_provider, dry_run_endpoint
 
-    provider = config.registry.lookup(choose_provider(provider_id, config, emulate=emulate))
+    ids = requested(provider_id, config)
+    route = None
+    if ids is not None and (len(ids) > 1 or ids == ["auto"]):
+        route = plan_route(ids, config, requests[0], emulate=emulate, aspect_unset=aspect_unset)
+        provider = route.first.provider
+    else:
+        provider = config.registry.lookup(choose_provider(provider_id, config, emulate=emulate))
     requests = [with_default_aspect(each, provider, aspect_unset) for each in requests]
     for each in requests:
         provider.check_request(each)
@@ -339,6 +347,7 @@ def _dry_run(
                 "key_configured": has_key,
                 "requests": described_requests,
                 "estimated_cost": round(cost, 6),
+                **({"route": describe_route(route)} if route else {}),
             }
         )
         return ExitCode.OK
@@ -357,4 +366,10 @@ def _dry_run(
     )
     if not has_key and not emulate:
         output.warn(f"No key is set for {provider.name}; a real run would stop here (exit 4).")
+    for row in describe_route(route) if route else []:
+        if route and route.auto and not row["key_configured"]:
+            continue  # -p auto never considers a provider without a key
+        where = f"{row['order']}." if row["order"] else "skipped:"
+        why = f" {row['unable']}" if row["unable"] else f" (${row['estimated_cost']:.4f})"
+        output.note(f"Route {where} {row['provider']}{why}")
     return ExitCode.OK

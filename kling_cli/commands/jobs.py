@@ -76,12 +76,14 @@ def show_job(
     as_json: bool = JSON_OPTION,
 ) -> int:
     """Show one job as recorded: request, tasks, images (no network call)."""
+    from kling_cli.attempts import attempts_of
     from kling_cli.jobs.record import open_journal
 
     output: Output = ctx.obj
     journal = open_journal()
     try:
         job = journal.find(job_id)
+        attempts = attempts_of(journal, job.id) if job is not None else []
     finally:
         journal.close()
     if job is None:
@@ -108,6 +110,7 @@ def show_job(
                     "emulated": job.emulated,
                     "error": job.error,
                     "tasks": tasks,
+                    **({"attempts": [a.to_json() for a in attempts]} if attempts else {}),
                 }
             )
         )
@@ -116,6 +119,13 @@ def show_job(
 
     for line in job_lines(job):
         output.result(line)
+    if attempts:
+        output.result("attempts:")
+    for number, attempt in enumerate(attempts, start=1):
+        why = f": {attempt.error}" if attempt.error else ""
+        output.result(
+            f"  {number}. {attempt.provider} {attempt.outcome}{why} (job {attempt.job_id})"
+        )
     if preview:
         from kling_cli.commands.look import images_on_disk, preview_saved
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from kling_cli.commands import common
 from kling_cli.commands.common import JSON_OPTION, load_config
 from kling_cli.config import ConfigFile, resolve_base_url, resolve_key, resolve_service_urls
 from kling_cli.errors import ExitCode
@@ -184,6 +185,79 @@ def _delivery(caps: dict[str, Any]) -> str:
         if caps[key]
     ]
     return ", ".join(offered) or "none of --quality, --upload-to, --safety, --url-ttl"
+
+
+@app.command("route")
+def route_request(
+    ctx: typer.Context,
+    prompt: str = typer.Argument(..., help="The prompt the request would have."),
+    provider: str | None = typer.Option(
+        None,
+        "--provider",
+        "-p",
+        help="Providers to consider, in failover order (a,b,c) [default: every provider, "
+        "cheapest first, as -p auto].",
+        show_default=False,
+    ),
+    ref: list[str] = typer.Option(
+        [], "--ref", "-r", help="A reference image: URL or local file (repeatable)."
+    ),
+    aspect_ratio: str | None = typer.Option(
+        None,
+        "--aspect-ratio",
+        "-a",
+        help="As for generate [default: auto with references, else 1:1].",
+        show_default=False,
+        autocompletion=common.aspect_ratios,
+    ),
+    resolution: str = typer.Option("1k", "--resolution", "-R", help="1k or 2k."),
+    num_images: int = typer.Option(1, "--num-images", "-n", help="How many images (1-9)."),
+    output_format: str | None = typer.Option(
+        None, "--format", "-f", help="png, jpeg or webp.", show_default=False
+    ),
+    negative_prompt: str | None = typer.Option(
+        None, "--negative-prompt", help="What to keep out of the image."
+    ),
+    mode: str = typer.Option("default", "--mode", help="default or multi-shot."),
+    as_json: bool = JSON_OPTION,
+) -> int:
+    """Which providers can serve a request, its estimated cost at each, the order a run with
+    -p auto (or -p a,b,c) would try them in, and why the others cannot. Sends nothing."""
+    from kling_cli.request import build_request
+    from kling_cli.routing import AUTO, describe_route, plan_route, provider_ids
+
+    output: Output = ctx.obj
+    request = build_request(
+        fit_option=True,
+        prompt=prompt,
+        references=ref,
+        aspect_ratio=aspect_ratio,
+        resolution=resolution,
+        num_images=num_images,
+        output_format=output_format,
+        negative_prompt=negative_prompt,
+        mode=mode,
+    )
+    config = load_config(output)
+    ids = provider_ids(provider) or [AUTO]
+    for provider_id in ids:
+        if provider_id != AUTO:
+            config.registry.info(provider_id)
+    planned = plan_route(
+        ids, config, request, emulate=False, aspect_unset=aspect_ratio is None, strict=False
+    )
+    rows = describe_route(planned)
+    chosen = planned.order[0].provider.id if planned.order else None
+    if output.json_mode:
+        output.emit_json(versioned(chosen=chosen, route=rows))
+        return ExitCode.OK
+    for row in rows:
+        order = f"{row['order']}." if row["order"] else "-"
+        why = row["unable"] or ("chosen" if row["provider"] == chosen else "next on failover")
+        output.result(f"{order:<3} {row['provider']:<12} ${row['estimated_cost']:<8.4f} {why}")
+    if chosen is None:
+        output.note("No provider with a key can serve this request.")
+    return ExitCode.OK
 
 
 def _reference_range(caps: dict[str, Any]) -> str:

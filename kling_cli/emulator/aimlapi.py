@@ -91,7 +91,7 @@ class AimlApi(ProviderApi[AimlJob]):
         return error_reply(status, "Internal server error")  # inferred: undocumented
 
     def handle(self, request: ProviderRequest) -> Reply:
-        if request.bearer_token() != self.context.settings.api_key:
+        if request.bearer_token() != self.api_key:
             return error_reply(401, "Invalid API key")  # inferred text: undocumented
         if request.path != GENERATIONS_PATH:
             return error_reply(404, f"Cannot {request.method} {request.path}")

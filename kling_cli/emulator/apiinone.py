@@ -117,7 +117,7 @@ class ApiInOneApi(ProviderApi[ApiInOneJob]):
         return error_reply(status, "Internal server error", "server_error")
 
     def handle(self, request: ProviderRequest) -> Reply:
-        if request.bearer_token() != self.context.settings.api_key:
+        if request.bearer_token() != self.api_key:
             # API docs: 401 "Invalid API key"; the `type` value is not shown there (inferred).
             return error_reply(401, "Invalid API key", "authentication_error")
         if request.method == "POST" and request.path == GENERATIONS_PATH:

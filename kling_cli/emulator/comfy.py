@@ -192,7 +192,7 @@ class ComfyApi(ProviderApi[KlingJob]):
         key = request.headers.get("x-api-key")
         if key is None:
             key = request.bearer_token()
-        return key == self.context.settings.api_key
+        return key == self.api_key
 
     # -- submitting --------------------------------------------------------------------------
 

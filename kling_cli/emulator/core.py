@@ -3,13 +3,11 @@ server on a second origin that serves the generated outputs."""
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from kling_cli.emulator import control
+from kling_cli.emulator.fault_replies import TRANSPORT_FAULTS, apply_fault, range_start, text_reply
 from kling_cli.emulator.faults import IMAGES_TARGET, Fault, FaultQueue
 from kling_cli.emulator.images import CONTENT_TYPES, ImageStore, IssuedImage, encoded
 from kling_cli.emulator.media import MEDIA_PREFIX, MediaFile, MediaStore
@@ -27,21 +25,6 @@ from kling_cli.emulator.tasks import Event
 from kling_cli.emulator.webhooks import Delivery, WebhookSender
 
 EMULATOR_API_KEY = "emulator-key"
-
-# task_failure is not a transport fault: the provider claims it when it creates a task.
-_TRANSPORT_FAULTS = (
-    "rate_limit",
-    "server_error",
-    "slow",
-    "truncated_download",
-    "drop_connection",
-    "lost_response",
-    "malformed_json",
-    "html_error_page",
-    "redirect_to_other_host",
-    "out_of_credits",
-    "trickle",
-)
 
 
 class Emulator:
@@ -70,6 +53,8 @@ class Emulator:
         }
         self._api_server: EmulatorHttpServer | None = None
         self._image_server: EmulatorHttpServer | None = None
+        self._down: set[str] = set()
+        self._closed_port: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -120,8 +105,23 @@ class Emulator:
         return self._running(self._image_server).origin
 
     def base_url(self, provider: str) -> str:
+        """Where a client reaches the provider; for one that is down, a loopback port nothing
+        listens on, so its requests are refused before anything is sent."""
         api = self._api(provider)
-        return f"{self.api_origin}/{api.provider_id}{api.base_path}"
+        origin = self.api_origin
+        if api.provider_id in self._down:
+            origin = f"http://{self._host}:{self._refusing_port()}"
+        return f"{origin}/{api.provider_id}{api.base_path}"
+
+    def _refusing_port(self) -> int:
+        if self._closed_port is None:
+            import socket
+
+            # A port the kernel just handed out and took back: nothing listens on it.
+            with socket.socket() as probe:
+                probe.bind((self._host, 0))
+                self._closed_port = int(probe.getsockname()[1])
+        return self._closed_port
 
     def service_urls(self, provider: str) -> dict[str, str]:
         """Where the provider's other hosts (file storage...) are emulated."""
@@ -199,13 +199,35 @@ class Emulator:
                 )
         self._faults.inject(target, fault)
 
-    def pending_faults(self) -> list[tuple[str, Fault, int]]:
+    def set_down(self, provider: str, down: bool = True) -> None:
+        """A provider that is down: its base URL (read after this) refuses connections."""
+        provider = self._api(provider).provider_id
+        (self._down.add if down else self._down.discard)(provider)
+
+    def reject_key(self, provider: str, rejected: bool = True) -> None:
+        """A provider that refuses the key, with its documented answer to a wrong key."""
+        provider = self._api(provider).provider_id
+        keys = self._settings.rejected_keys
+        (keys.add if rejected else keys.discard)(provider)
+
+    def out_of_credits_after(self, provider: str, submits: int) -> None:
+        """An account whose credit pays for `submits` submits: every later one is refused
+        with the provider's out-of-credits answer."""
+        self.inject(provider, Fault("out_of_credits", times=None, after=submits))
+
+    def slow_down(self, provider: str, seconds: float) -> None:
+        """Every submit to the provider is answered `seconds` late."""
+        self.inject(provider, Fault("slow", times=None, delay=seconds))
+
+    def pending_faults(self) -> list[tuple[str, Fault, int | None]]:
         return self._faults.pending()
 
     def reset(self) -> None:
         """Forget requests, faults and tasks. Issued image URLs keep working."""
         self._log.clear()
         self._faults.clear()
+        self._down.clear()
+        self._settings.rejected_keys.clear()
         for api in self._apis.values():
             api.reset()
             self._media.clear(api.provider_id)
@@ -234,10 +256,10 @@ class Emulator:
             incoming.method, path, incoming.query, incoming.headers, incoming.body
         )
         phase = api.phase_of(request)
-        fault = self._faults.take([api.provider_id], phase, _TRANSPORT_FAULTS) if phase else None
+        fault = self._faults.take([api.provider_id], phase, TRANSPORT_FAULTS) if phase else None
         if fault is None:
             return api.handle(request)
-        return _apply(
+        return apply_fault(
             fault,
             answer=lambda: api.handle(request),
             rate_limited=lambda: api.rate_limited(request),
@@ -254,48 +276,48 @@ class Emulator:
             )
 
         fault = (
-            self._faults.take([provider], "storage", _TRANSPORT_FAULTS)
+            self._faults.take([provider], "storage", TRANSPORT_FAULTS)
             if incoming.method == "PUT"
             else None
         )
         if fault is None:
             return answer()
-        return _apply(
+        return apply_fault(
             fault,
             answer=answer,
-            rate_limited=lambda: _text_reply(429, "Slow down"),
-            server_error=lambda status: _text_reply(status, "Internal error"),
-            out_of_credits=lambda: _text_reply(402, "Payment required"),
+            rate_limited=lambda: text_reply(429, "Slow down"),
+            server_error=lambda status: text_reply(status, "Internal error"),
+            out_of_credits=lambda: text_reply(402, "Payment required"),
         )
 
     def _dispatch_image(self, incoming: Incoming) -> Reply:
         image = self._images.find(incoming.path)
         self._record("images", image.provider if image else None, incoming.path, incoming)
         targets = [IMAGES_TARGET] if image is None else [IMAGES_TARGET, image.provider]
-        fault = self._faults.take(targets, "download", _TRANSPORT_FAULTS)
+        fault = self._faults.take(targets, "download", TRANSPORT_FAULTS)
         if fault is None:
             return self._image_reply(incoming, image)
         if fault.kind == "redirect_to_other_host":
             port = self._running(self._image_server).origin.rsplit(":", 1)[1]
             location = f"http://localhost:{port}{incoming.path}"
             return Reply(302, b"", headers={"Location": location}, content_type="text/plain")
-        return _apply(
+        return apply_fault(
             fault,
             answer=lambda: self._image_reply(incoming, image),
-            rate_limited=lambda: _text_reply(429, "Too many requests"),
-            server_error=lambda status: _text_reply(status, "Internal server error"),
-            out_of_credits=lambda: _text_reply(402, "Payment required"),
+            rate_limited=lambda: text_reply(429, "Too many requests"),
+            server_error=lambda status: text_reply(status, "Internal server error"),
+            out_of_credits=lambda: text_reply(402, "Payment required"),
         )
 
     def _image_reply(self, incoming: Incoming, image: IssuedImage | None) -> Reply:
         # The image origin never asks for credentials (like a CDN); it only records them.
         if incoming.method not in ("GET", "HEAD"):
-            return _text_reply(405, "Method not allowed")
+            return text_reply(405, "Method not allowed")
         if image is None:
-            return _text_reply(404, "Not found")
+            return text_reply(404, "Not found")
         body = encoded(image)
         content_type = CONTENT_TYPES[image.spec.format]
-        start = _range_start(incoming.headers.get("range"), len(body))
+        start = range_start(incoming.headers.get("range"), len(body))
         if start is None:
             return Reply(200, body, headers={"Accept-Ranges": "bytes"}, content_type=content_type)
         # Like a CDN: `Range: bytes=N-` resumes an interrupted download.
@@ -331,76 +353,3 @@ class Emulator:
         if server is None:
             raise RuntimeError("the emulator is not running; call start() first")
         return server
-
-
-def _apply(
-    fault: Fault,
-    answer: Callable[[], Reply],
-    rate_limited: Callable[[], Reply],
-    server_error: Callable[[int], Reply],
-    out_of_credits: Callable[[], Reply],
-) -> Reply:
-    if fault.kind == "slow":
-        time.sleep(fault.delay)
-        return answer()
-    if fault.kind == "drop_connection":
-        return Reply(0, drop=True)
-    if fault.kind == "out_of_credits":
-        return out_of_credits()
-    if fault.kind == "lost_response":
-        answer()
-        return Reply(0, drop=True)
-    if fault.kind == "malformed_json":
-        return Reply(200, b'{"data": [{"taskType": ')
-    if fault.kind == "html_error_page":
-        page = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
-        return Reply(502, page, content_type="text/html")
-    if fault.kind == "rate_limit":
-        reply = rate_limited()
-        if fault.retry_after is None:
-            return reply
-        return dataclasses.replace(
-            reply, headers={**reply.headers, "Retry-After": str(fault.retry_after)}
-        )
-    if fault.kind == "server_error":
-        return server_error(fault.status)
-    if fault.kind == "trickle":
-        return dataclasses.replace(answer(), trickle=fault.delay)
-    return dataclasses.replace(answer(), truncate=True)  # truncated_download
-
-
-def _range_start(header: str | None, size: int) -> int | None:
-    """The first byte asked for by `Range: bytes=N-`, or None for the whole body."""
-    if not header or not header.startswith("bytes=") or not header.endswith("-"):
-        return None
-    try:
-        start = int(header[len("bytes=") : -1])
-    except ValueError:
-        return None
-    return start if 0 <= start < size else None
-
-
-def _text_reply(status: int, text: str) -> Reply:
-    return Reply(status, text.encode(), content_type="text/plain; charset=utf-8")
-
-
-def serve(port: int, latency: float, log: Callable[[str], None]) -> None:
-    """Run an emulator in the foreground until Ctrl-C: the API on `port`, images on `port+1`
-    (both ephemeral when `port` is 0)."""
-    emulator = Emulator(latency=latency, api_port=port, image_port=port + 1 if port else 0)
-    with emulator:
-        lines = [f"Kling provider emulator (API key {emulator.api_key!r}, latency {latency:g}s)"]
-        for name in emulator.providers:
-            lines.append(f"  {name:<12}{emulator.base_url(name)}")
-            lines += [
-                f"  {'':<12}{service}: {url}"
-                for service, url in emulator.service_urls(name).items()
-            ]
-        lines.append(f"  {'images':<12}{emulator.image_origin}")
-        lines.append(f"  {'control':<12}{emulator.api_origin}{control.CONTROL_PREFIX}")
-        log("\n".join(lines))
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass

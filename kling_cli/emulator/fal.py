@@ -169,7 +169,7 @@ class FalApi(ProviderApi[FalJob]):
     def _unauthorized(self, request: ProviderRequest) -> Reply | None:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
-        if scheme.lower() == "key" and key.strip() == self.context.settings.api_key:
+        if scheme.lower() == "key" and key.strip() == self.api_key:
             return None
         # 401 for a missing or wrong key; the exact bodies are not documented (inferred).
         if not header:

@@ -54,7 +54,12 @@ class Fault:
 
     kind: FaultKind
     on: Phase | None = None
-    times: int = 1
+    # How many matching requests it hits; None: every one from then on (an account that
+    # stays out of credits, a provider that stays slow).
+    times: int | None = 1
+    # How many matching requests pass untouched first: `out_of_credits` with `after=10` is
+    # an account whose credit buys ten submits.
+    after: int = 0
     # The Retry-After header of a rate_limit answer; None sends none, as most providers
     # document (only Comfy Router's errors page documents the header).
     retry_after: int | None = 1
@@ -76,8 +81,10 @@ class Fault:
             raise ValueError(f"unknown fault phase {self.on!r}; expected one of {PHASES}")
         if only_phase is not None and self.on != only_phase:
             raise ValueError(f"a {self.kind} fault only applies on {only_phase!r}")
-        if self.times < 1:
-            raise ValueError("times must be at least 1")
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be at least 1, or null for every request")
+        if self.after < 0:
+            raise ValueError("after must not be negative")
         if self.retry_after is not None and (
             not isinstance(self.retry_after, int) or self.retry_after < 0
         ):
@@ -115,7 +122,8 @@ class Fault:
 class _Armed:
     target: str
     fault: Fault
-    remaining: int
+    remaining: int | None
+    passed: int = 0
 
 
 class FaultQueue:
@@ -143,13 +151,17 @@ class FaultQueue:
                     continue
                 if kinds is not None and fault.kind not in kinds:
                     continue
-                armed.remaining -= 1
-                if armed.remaining == 0:
-                    self._armed.remove(armed)
+                if armed.passed < fault.after:
+                    armed.passed += 1
+                    continue
+                if armed.remaining is not None:
+                    armed.remaining -= 1
+                    if armed.remaining == 0:
+                        self._armed.remove(armed)
                 return fault
         return None
 
-    def pending(self) -> list[tuple[str, Fault, int]]:
+    def pending(self) -> list[tuple[str, Fault, int | None]]:
         with self._lock:
             return [(armed.target, armed.fault, armed.remaining) for armed in self._armed]
 

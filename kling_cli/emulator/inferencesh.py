@@ -136,7 +136,7 @@ class InferenceShApi(ProviderApi[InferenceJob]):
             self._cancellations.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:
-        if request.bearer_token() != self.context.settings.api_key:
+        if request.bearer_token() != self.api_key:
             return problem_reply(401, "unauthorized", "invalid api key")
         try:
             return self._route(request)

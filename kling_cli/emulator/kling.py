@@ -178,7 +178,7 @@ class KlingApi(ProviderApi[KlingJob]):
             self._by_external_id.clear()
 
     def handle(self, request: ProviderRequest) -> Reply:
-        key = self.context.settings.api_key
+        key = self.api_key
         try:
             check_jwt(request.headers.get("authorization"), access_key=key, secret_key=key)
         except _Unauthorized as unauthorized:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
 from kling_cli.emulator.faults import Fault, FaultQueue, Phase
@@ -25,6 +25,8 @@ class Settings:
     # What providers that report cost (Runware) charge per image; None: their documented
     # price. A test sets it to a price the client's estimate does not know.
     cost_per_image: float | None = None
+    # Providers whose key is refused: each answers with its own documented rejection.
+    rejected_keys: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,13 @@ class ProviderApi(ABC, Generic[Job]):
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
         self.tasks: TaskStore[Job] = TaskStore(self.provider_id)
+
+    @property
+    def api_key(self) -> str:
+        """The key this provider accepts: none at all once its key is rejected."""
+        if self.provider_id in self.context.settings.rejected_keys:
+            return "\0rejected"  # no header can carry a NUL, so no client key matches
+        return self.context.settings.api_key
 
     def mount_url(self, request: ProviderRequest) -> str:
         """This provider's mount point as the client reached it, for absolute URLs in answers

@@ -119,8 +119,8 @@ class RunwareApi(ProviderApi[RunwareJob]):
         # Either an `authentication` task as the first element, or the Bearer header.
         first = payload[0] if isinstance(payload, list) and payload else None
         if isinstance(first, dict) and first.get("taskType") == AUTHENTICATION:
-            return first.get("apiKey") == self.context.settings.api_key
-        return request.bearer_token() == self.context.settings.api_key
+            return first.get("apiKey") == self.api_key
+        return request.bearer_token() == self.api_key
 
     # -- task processing --------------------------------------------------------------------
 

@@ -95,7 +95,7 @@ class UnificallyApi(ProviderApi[UnificallyJob]):
         return error_reply(status, "Internal server error", "internal_error")
 
     def handle(self, request: ProviderRequest) -> Reply:
-        if request.bearer_token() != self.context.settings.api_key:
+        if request.bearer_token() != self.api_key:
             if request.path == UPLOAD_PATH:  # the storage host's own failure shape
                 return _storage_refusal("Invalid API key provided", 401)
             return error_reply(401, "Invalid API key provided", "authentication_failed")

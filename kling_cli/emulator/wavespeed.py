@@ -103,7 +103,7 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
         return error_reply(status, "Internal Server Error")  # inferred: undocumented
 
     def handle(self, request: ProviderRequest) -> Reply:
-        if request.bearer_token() != self.context.settings.api_key:
+        if request.bearer_token() != self.api_key:
             # Troubleshooting guide: 401 for a wrong header or key; the message is inferred.
             return error_reply(401, "Unauthorized: invalid or missing API key")
         if request.method == "POST" and request.path == SUBMIT_PATH:

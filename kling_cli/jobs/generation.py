@@ -7,34 +7,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kling_cli.jobs.life import JobLife, JobOptions, JobResult
 from kling_cli.jobs.preflight import preflight
 from kling_cli.jobs.record import open_journal
 from kling_cli.jobs.run import run_job, run_job_async
+from kling_cli.routing import explain_auto, with_default_aspect
+
+__all__ = ["agenerate_job", "generate_job", "job_status", "with_default_aspect"]
 
 if TYPE_CHECKING:
+    from kling_cli.attempts import Attempt
     from kling_cli.config import ConfigFile
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal
-    from kling_cli.providers.base import Provider
     from kling_cli.request import GenerationRequest
     from kling_cli.session import Notify, ProviderSession
 
 # Progress display for a job: the provider's name, and the job's tasks in order (a new job's
 # are not known yet: None for each).
 ProgressFor = Callable[[str, list["str | None"]], "ProgressListener | None"]
-
-
-def with_default_aspect(
-    request: GenerationRequest, provider: Provider, aspect_unset: bool
-) -> GenerationRequest:
-    """Our default with references is `auto`; where a provider has none, the one ratio every
-    provider accepts."""
-    if aspect_unset and "auto" not in provider.capabilities.aspect_ratios:
-        return request.model_copy(update={"aspect_ratio": "1:1"})
-    return request
 
 
 @contextmanager
@@ -99,7 +92,25 @@ def generate_job(
 ) -> JobResult:
     """Run one generation in its own event loop. Raises before paying (bad input, no key, an
     unwritable output directory or journal, an estimate over `max_cost`); after the submit,
-    the outcome, error included, is on the returned result."""
+    the outcome, error included, is on the returned result. Several providers (`a,b,c`,
+    `auto`): see `_routed`; one whose estimate is over `max_cost` is not tried."""
+    from kling_cli.routing import plan_route, requested
+
+    ids = requested(provider_id, config)
+    if ids is not None and (len(ids) > 1 or ids == ["auto"]):
+        route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+        if max_cost is not None:
+            from kling_cli.batch import refuse_over_budget
+
+            refuse_over_budget(min(choice.cost for choice in route.order), max_cost)
+        if route.auto:
+            note(explain_auto(route))
+        chosen = [
+            choice.provider.id
+            for choice in route.order
+            if max_cost is None or choice.cost <= max_cost + 1e-9
+        ]
+        return _routed(config, chosen, request, options, emulate, aspect_unset, progress_for, note)
     with _prepared(
         config,
         provider_id,
@@ -117,6 +128,98 @@ def generate_job(
             return run_job(session, journal, request, options, progress=progress)
 
 
+def _routed(
+    config: ConfigFile,
+    order: list[str],
+    request: GenerationRequest,
+    options: JobOptions,
+    emulate: bool,
+    aspect_unset: bool,
+    progress_for: ProgressFor | None,
+    note: Notify,
+) -> JobResult:
+    """Failover: the job goes to each provider of `order` in turn, and on to the next only
+    when the last one's refusal proves it created nothing and charged nothing
+    (`kling_cli.resend.refusal`); after any other outcome it stays where it is, recorded and
+    resumable there. Every attempt is recorded with the job that made it."""
+    from kling_cli.session import open_sessions
+
+    journal = open_journal()
+    try:
+        with open_sessions(order, emulate=emulate, config=config, note=note) as sessions:
+            attempts: list[Attempt] = []
+            for number, provider_id in enumerate(order):
+                session = sessions[provider_id]
+                shaped = with_default_aspect(request, session.provider, aspect_unset)
+                if number == 0:
+                    preflight(options, shaped, journal=journal, emulated=session.emulated)
+                tasks: list[str | None] = [None] * len(
+                    shaped.split(session.provider.capabilities.max_images)
+                )
+                with progress_context(progress_for, session.provider.name, tasks) as progress:
+                    result = run_job(
+                        session, journal, shaped, options, progress=progress, attempts=attempts
+                    )
+                if not _moves_on(result, order, number, sessions, note):
+                    return result
+                attempts = result.attempts
+            raise AssertionError("unreachable: the last provider's result is returned")
+    finally:
+        journal.close()
+
+
+def _moves_on(
+    result: JobResult, order: list[str], number: int, sessions: dict[str, Any], note: Notify
+) -> bool:
+    """Whether a routed job goes on from provider `number` of `order` to the next: only
+    after a refusal that proves nothing was created, and never past the last."""
+    if result.refusal is None or number + 1 == len(order):
+        return False
+    name, following = (sessions[order[n]].provider.name for n in (number, number + 1))
+    reason = result.error.message if result.error else result.refusal.value
+    note(f"{name} created nothing and charged nothing ({reason}); trying {following}.")
+    return True
+
+
+async def _routed_async(
+    config: ConfigFile,
+    order: list[str],
+    request: GenerationRequest,
+    options: JobOptions,
+    emulate: bool,
+    aspect_unset: bool,
+    progress: ProgressListener | None,
+) -> JobResult:
+    """`_routed` in the caller's event loop."""
+    from kling_cli.session import open_sessions
+
+    journal = open_journal()
+    try:
+        with open_sessions(order, emulate=emulate, config=config) as sessions:
+            attempts: list[Attempt] = []
+            for number, provider_id in enumerate(order):
+                session = sessions[provider_id]
+                shaped = with_default_aspect(request, session.provider, aspect_unset)
+                if number == 0:
+                    preflight(options, shaped, journal=journal, emulated=session.emulated)
+                life = JobLife.begin(
+                    journal,
+                    session.provider,
+                    shaped,
+                    options,
+                    emulated=session.emulated,
+                    progress=progress,
+                    attempts=attempts,
+                )
+                result = await run_job_async(session, life, shaped, options)
+                if not _moves_on(result, order, number, sessions, lambda text: None):
+                    return result
+                attempts = result.attempts
+            raise AssertionError("unreachable: the last provider's result is returned")
+    finally:
+        journal.close()
+
+
 async def agenerate_job(
     config: ConfigFile,
     provider_id: str | None,
@@ -129,6 +232,15 @@ async def agenerate_job(
 ) -> JobResult:
     """`generate_job` inside the caller's running event loop (a notebook, an orchestrator).
     A cancellation is recorded (the job is `interrupted`, resumable) and passed on."""
+    from kling_cli.routing import plan_route, requested
+
+    ids = requested(provider_id, config)
+    if ids is not None and (len(ids) > 1 or ids == ["auto"]):
+        route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+        chosen = [choice.provider.id for choice in route.order]
+        return await _routed_async(
+            config, chosen, request, options, emulate, aspect_unset, progress
+        )
     with _prepared(
         config,
         provider_id,

@@ -34,9 +34,10 @@ from kling_cli.jobs.state import (
 )
 from kling_cli.jobs.views import describe_job
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, Journal
-from kling_cli.resend import SubmitCase, arrived_case
+from kling_cli.resend import Refusal, SubmitCase, arrived_case, refusal
 
 if TYPE_CHECKING:
+    from kling_cli.attempts import Attempt
     from kling_cli.download import SavedFile
     from kling_cli.journal import JobRecord
     from kling_cli.providers.base import Provider, TaskHandle
@@ -82,6 +83,10 @@ class JobResult:
     provider_name: str = ""
     # Saved images whose pixel size is not the documented one for the request.
     size_mismatches: list[Path] = field(default_factory=list)
+    # Set when the job provably created nothing and charged nothing: it may go elsewhere.
+    refusal: Refusal | None = None
+    # Each provider the job was sent to, in order, when it was routed over several.
+    attempts: list[Attempt] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -128,10 +133,13 @@ class JobLife:
         *,
         progress: ProgressListener | None = None,
         sidecar: bool = True,
+        attempts: list[Attempt] | None = None,
     ) -> None:
         self.journal = journal
         self.job = job
         self.provider = provider
+        # The attempts at other providers before this one; None: the job was not routed.
+        self.attempts = attempts
         self.writer = JobWriter(journal, job.id)
         self.recorder = JobRecorder(self.writer, job.tasks)
         self._saved = _SavedFiles()
@@ -141,7 +149,15 @@ class JobLife:
         if sidecar:
             from kling_cli.sidecar import SidecarWriter
 
-            listeners.append(SidecarWriter(job.id, provider.id, job.request, emulated=job.emulated))
+            listeners.append(
+                SidecarWriter(
+                    job.id,
+                    provider.id,
+                    job.request,
+                    emulated=job.emulated,
+                    attempts=None if attempts is None else self._attempts("succeeded", None),
+                )
+            )
         # The journal first: a crash right after a progress line must find the job recorded.
         self.listener = Listeners(*listeners)
         # What the user should read besides the outcome (a provider's partial failure).
@@ -157,8 +173,10 @@ class JobLife:
         *,
         emulated: bool,
         progress: ProgressListener | None = None,
+        attempts: list[Attempt] | None = None,
     ) -> JobLife:
-        """Record a new job before anything is sent."""
+        """Record a new job before anything is sent; `attempts`: those at other providers
+        before this one, when the job is routed over several."""
         job_id = journal.create_job(
             provider.id,
             request.model_dump(mode="json"),
@@ -169,7 +187,15 @@ class JobLife:
         )
         job = journal.job(job_id)
         assert job is not None
-        return cls(journal, job, provider, progress=progress, sidecar=options.sidecar)
+        return cls(
+            journal, job, provider, progress=progress, sidecar=options.sidecar, attempts=attempts
+        )
+
+    def _attempts(self, outcome: str, error: str | None) -> list[Attempt]:
+        from kling_cli.attempts import Attempt
+
+        own = Attempt(self.provider.id, outcome, error, self.job.id)
+        return [*(self.attempts or []), own]
 
     @property
     def files(self) -> list[SavedFile]:
@@ -232,6 +258,16 @@ class JobLife:
             provider_name=self.provider.name,
         )
         result.warnings += self._size_warnings(result)
+        if record is not None:
+            tasks = [task.state for task in record.tasks]
+            result.refusal = refusal(self.provider.id, failure, tasks)
+        if self.attempts is not None:
+            from kling_cli.attempts import record_attempts
+
+            outcome = result.refusal.value if result.refusal else state
+            result.attempts = self._attempts(outcome, failure.message if failure else None)
+            record_attempts(self.journal, self.job.id, result.attempts)
+            summary["attempts"] = [attempt.to_json() for attempt in result.attempts]
         if failure is not None:
             self._explain(failure, error, summary)
             failure.job = summary

@@ -74,6 +74,7 @@ def prune(journal: Journal, before: float, *, vacuum: bool | None = None) -> Pru
             try:
                 tx.execute("DELETE FROM outputs WHERE job_id IN (SELECT id FROM prune_ids)")
                 tx.execute("DELETE FROM tasks WHERE job_id IN (SELECT id FROM prune_ids)")
+                tx.execute("DELETE FROM attempts WHERE job_id IN (SELECT id FROM prune_ids)")
                 removed = tx.execute(
                     "DELETE FROM jobs WHERE id IN (SELECT id FROM prune_ids)"
                 ).rowcount

@@ -28,6 +28,7 @@ from kling_cli.jobs.views import saved_urls
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND, SUBMITTING
 
 if TYPE_CHECKING:
+    from kling_cli.attempts import Attempt
     from kling_cli.engine import Engine
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal, TaskRecord
@@ -108,12 +109,19 @@ def run_job(
     options: JobOptions,
     *,
     progress: ProgressListener | None = None,
+    attempts: list[Attempt] | None = None,
 ) -> JobResult:
     """Record, submit, wait for and download one job. Call `preflight` first: it checks
     before paying what can be checked. Returns the result; raises nothing after the job is
-    recorded (the error is on the result)."""
+    recorded (the error is on the result). `attempts`: a routed job's attempts elsewhere."""
     life = JobLife.begin(
-        journal, session.provider, request, options, emulated=session.emulated, progress=progress
+        journal,
+        session.provider,
+        request,
+        options,
+        emulated=session.emulated,
+        progress=progress,
+        attempts=attempts,
     )
     return _run_loop(life, run_job_async(session, life, request, options))
 
