@@ -111,6 +111,7 @@ def generate(
     output_format: str | None = None,
     negative_prompt: str | None = None,
     mode: str = "default",
+    webhook: str | None = None,
     output_dir: str | Path = "kling-output",
     name: str = "{slug}-{task}",
     timeout: float = 600.0,
@@ -122,7 +123,8 @@ def generate(
     """Generate images and save them (the `kling generate` options, as keywords). `prompt`
     is 1-2500 characters naming references `@image_1`...; `refs` up to 10 URLs or local
     JPEG/PNG files; `num_images` 1-9; `timeout` in seconds bounds the whole job. Without
-    `wait` the job is only submitted (`status` finishes it). Returns the `Job` with its
+    `wait` the job is only submitted (`status` finishes it); `webhook`, an https URL the
+    provider POSTs to when it ends (`kling ingest` reads the body). Returns the `Job` with its
     images; raises as the module says."""
     from kling_cli.jobs.generation import generate_job
 
@@ -147,6 +149,7 @@ async def agenerate(
     output_format: str | None = None,
     negative_prompt: str | None = None,
     mode: str = "default",
+    webhook: str | None = None,
     output_dir: str | Path = "kling-output",
     name: str = "{slug}-{task}",
     timeout: float = 600.0,
@@ -338,6 +341,7 @@ def _request(arguments: dict[str, Any]) -> tuple[GenerationRequest, JobOptions]:
         output_format=arguments["output_format"],
         negative_prompt=arguments["negative_prompt"],
         mode=arguments["mode"],
+        **({"webhook": arguments["webhook"]} if arguments["webhook"] else {}),
     )
     options = JobOptions(
         Path(arguments["output_dir"]),

@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kling_cli.commands.status:status",
         "Ask the provider where a job stands; with --wait and --download, finish it.",
     ),
+    "ingest": (
+        "kling_cli.commands.ingest:ingest",
+        "Finish a job from a saved webhook body, as `kling status --download` would.",
+    ),
     "open": (
         "kling_cli.commands.open_images:open_job",
         "Open a job's saved images in the system's image viewer (the latest job by default).",

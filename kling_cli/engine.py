@@ -427,13 +427,14 @@ class Engine:
         *,
         placement: Placement = "keep",
         on_disk: Collection[str] = (),
+        save: bool = True,
     ) -> JobOutcome:
-        """Wait for every task, then download the images not yet on disk, all within the
-        engine's deadline (`kling_cli.fetch.finish`)."""
+        """Wait for every task, then (with `save`) download the images not yet on disk, all
+        within the engine's deadline (`kling_cli.fetch.finish`)."""
         from kling_cli.fetch import finish
 
         return await finish(
-            self, submitted, output_dir, name_for, placement=placement, on_disk=on_disk
+            self, submitted, output_dir, name_for, placement=placement, on_disk=on_disk, save=save
         )
 
     async def download_one(

@@ -39,6 +39,7 @@ async def finish(
     *,
     placement: Placement = "keep",
     on_disk: Collection[str] = (),
+    save: bool = True,
 ) -> JobOutcome:
     """Wait for every task, then download the images not yet on disk, all within the
     engine's deadline. A task that fails does not stop the others: what was made is
@@ -58,7 +59,8 @@ async def finish(
             result.finished.append((task, outcome))
     count = sum(len(status.outputs) for _, status in result.finished)
     first = 1
-    for task, status in result.finished:
+    # Without `save` (the provider uploads the images itself, --upload-to): waited for only.
+    for task, status in result.finished if save else ():
         try:
             result.files += await download(
                 engine,

@@ -33,6 +33,11 @@ FIELD_ALIASES: dict[str, str] = {
     "output_format": "output_format",
     "negative_prompt": "negative_prompt",
     "mode": "mode",
+    "webhook": "webhook",
+    "quality": "quality",
+    "upload_to": "upload_to",
+    "safety": "safety",
+    "url_ttl": "url_ttl",
 }
 # The names a manifest is told about (the aliases still work).
 FIELD_NAMES = sorted(set(FIELD_ALIASES) - {"ref", "n", "references"})
@@ -146,7 +151,7 @@ def _read_csv(text: str, source: str) -> list[BatchItem]:
         if refs:
             # Only `|` separates references: paths and URLs may hold spaces.
             fields["refs"] = [r.strip() for r in refs.split("|") if r.strip()]
-        for number_field in ("num_images", "n"):
+        for number_field in ("num_images", "n", "quality", "url_ttl"):
             if number_field in fields:
                 try:
                     fields[number_field] = int(fields[number_field])

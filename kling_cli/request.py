@@ -7,8 +7,17 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+from kling_cli import delivery
 from kling_cli.errors import InvalidRequestError
 from kling_cli.limits import (
     ASPECT_RATIOS,
@@ -92,6 +101,41 @@ class GenerationRequest(BaseModel):
     output_format: OutputFormat | None = None
     negative_prompt: str | None = None
     mode: Mode = "default"
+    # Delivery options (kling_cli.delivery); None: the provider's default.
+    webhook: str | None = None
+    quality: int | None = None
+    upload_to: str | None = None
+    safety: str | None = None
+    url_ttl: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return delivery.dump_delivery(handler(self))
+
+    @field_validator("webhook", mode="before")
+    @classmethod
+    def _check_webhook(cls, value: Any) -> Any:
+        return delivery.check_delivery_url(value, "--webhook")
+
+    @field_validator("upload_to", mode="before")
+    @classmethod
+    def _check_upload_to(cls, value: Any) -> Any:
+        return delivery.check_delivery_url(value, "--upload-to")
+
+    @field_validator("quality", mode="before")
+    @classmethod
+    def _check_quality(cls, value: Any) -> Any:
+        return delivery.check_quality(value)
+
+    @field_validator("url_ttl", mode="before")
+    @classmethod
+    def _check_url_ttl(cls, value: Any) -> Any:
+        return delivery.check_url_ttl(value)
+
+    @field_validator("safety", mode="before")
+    @classmethod
+    def _check_safety(cls, value: Any) -> Any:
+        return delivery.check_safety(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -189,6 +233,7 @@ class GenerationRequest(BaseModel):
 
     @model_validator(mode="after")
     def _check_image_tokens(self) -> GenerationRequest:
+        delivery.check_quality_format(self.quality, self.output_format)
         count = len(self.references)
         written = IMAGE_TOKEN.findall(self.prompt)
         padded = next((n for n in written if n.startswith("0")), None)

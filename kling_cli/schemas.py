@@ -301,6 +301,12 @@ class Capabilities(_Model):
     output_formats: list[str]
     push: list[str]
     local_files: str
+    # The field a --webhook goes in (`?name=`: a query parameter); null: none documented.
+    webhook: str | None = None
+    output_quality: bool = False
+    upload_to: bool = False
+    safety: bool = False
+    url_ttl: bool = False
 
 
 class Provider(_Model):
@@ -322,6 +328,8 @@ class Provider(_Model):
     service_urls: dict[str, str]
     key_env_vars: list[str]
     secret_env_vars: list[str]
+    # Documented request options kling-cli does not expose, with the reason.
+    not_offered: dict[str, str] = {}
 
 
 class ProvidersList(_Model):
@@ -353,6 +361,7 @@ class ConfigList(_Model):
 OUTPUTS: dict[str, Any] = {
     "generate": Envelope | DryRun,
     "status": Envelope,
+    "ingest": Envelope,
     "batch": BatchItemLine | BatchSummaryLine | BatchDryRun | Envelope,
     "batch merge": BatchMerge | Envelope,
     "report": ReportWritten | Envelope,

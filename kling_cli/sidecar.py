@@ -108,6 +108,13 @@ class SidecarWriter(NullListener):
             },
             "tool": f"kling-cli {__version__}",
         }
+        ttl = self.request.get("url_ttl")
+        submitted = self._submitted_at.get(task.task_id, self.started)
+        if isinstance(ttl, int):
+            # "Time-to-live (TTL) in seconds for generated content" (Runware's model page),
+            # from a start it does not name: counted from the submit, the earliest it can be,
+            # so the URL works at least until then.
+            document["result_url_expires"] = _iso(submitted + ttl)
         if self.attempts is not None:
             document["attempts"] = [attempt.to_json() for attempt in self.attempts]
         target = sidecar_path(file.path)

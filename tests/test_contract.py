@@ -15,6 +15,7 @@ import jsonschema
 
 from kling_cli.schemas import SCHEMA_FILE, render
 from kling_cli.ui import JSON_SCHEMA_VERSION
+from tests.receiver import Receiver
 from tests.test_entry_point import kling_command
 
 SNAPSHOTS = Path(__file__).resolve().parent / "contract"
@@ -72,6 +73,12 @@ def test_every_command_and_error_validates_against_its_schema(
     run("generate", "generate", "", *emulated)  # invalid: exit 2
     run("generate", "generate", "a red fox", "-p", "nope")  # unknown provider
     job_id = submitted["job"]["id"]
+    with Receiver() as receiver:
+        run("generate", "generate", "a heron", *emulated, "--no-wait", "--webhook", receiver.url)
+        [delivered] = receiver.wait_for(1)
+    (tmp_path / "hook.json").write_bytes(delivered.body)
+    run("ingest", "ingest", "hook.json")
+    run("ingest", "ingest", "m.jsonl")  # not one JSON body: exit 2
     run("status", "status", job_id, "--wait", "--download")
     run("status", "status", job_id)
     run("status", "status", "no-such-job")

@@ -101,6 +101,11 @@ def batch(
         metavar="PATH",
         help="Append the totals and a table in Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY).",
     ),
+    webhook: str | None = common.WEBHOOK_OPTION,
+    quality: int | None = common.QUALITY_OPTION,
+    upload_to: str | None = common.UPLOAD_TO_OPTION,
+    safety: str | None = common.SAFETY_OPTION,
+    url_ttl: int | None = common.URL_TTL_OPTION,
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -131,6 +136,12 @@ def batch(
         }.items()
         if value is not None
     }
+    # Defaults for items without their own (a manifest field of the same name).
+    defaults.update(
+        common.delivery_fields(
+            webhook=webhook, quality=quality, upload_to=upload_to, safety=safety, url_ttl=url_ttl
+        )
+    )
     config = load_config(output)
     plan = plan_batch(
         read_items(text, source=source),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -17,6 +18,9 @@ from kling_cli.session import load_config as _load_config
 from kling_cli.session import open_session as _open_session
 from kling_cli.session import open_sessions as _open_sessions
 from kling_cli.ui import Output
+
+if TYPE_CHECKING:
+    from kling_cli.jobs.life import JobOptions
 
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 
@@ -34,6 +38,42 @@ PREVIEW_OPTION = typer.Option(
     help="Show the saved images in the terminal (Sixel, Kitty graphics, or coloured blocks); "
     "only on a terminal, never with --json.",
 )
+
+# The delivery options `generate` and `batch` share (kling_cli.delivery).
+WEBHOOK_OPTION = typer.Option(
+    None,
+    "--webhook",
+    metavar="URL",
+    help="https URL the provider POSTs to when the job ends, where it has webhooks "
+    "(see `kling providers show`); `kling ingest` reads what it receives.",
+)
+QUALITY_OPTION = typer.Option(
+    None, "--quality", help="JPEG/WebP quality 20-99, where the provider offers it."
+)
+UPLOAD_TO_OPTION = typer.Option(
+    None,
+    "--upload-to",
+    metavar="URL",
+    help="https URL (e.g. a presigned PUT) the provider uploads each image to, where "
+    "offered (generate saves nothing here then, unless --download).",
+)
+DOWNLOAD_OPTION = typer.Option(
+    False, "--download", help="With --upload-to: save the images here as well."
+)
+SAFETY_OPTION = typer.Option(
+    None, "--safety", help="fast: the provider's content check, where offered."
+)
+URL_TTL_OPTION = typer.Option(
+    None,
+    "--url-ttl",
+    metavar="SECONDS",
+    help="How long the provider keeps the result URL (60 or more), where offered.",
+)
+
+
+def delivery_fields(**options: Any) -> dict[str, Any]:
+    """The request fields of the delivery options given (None: not given)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def load_config(output: Output) -> ConfigFile:
@@ -109,6 +149,29 @@ PROVIDER_OPTION = typer.Option(
     show_default=False,
     autocompletion=provider_ids,
 )
+
+
+def upload_options(options: JobOptions, upload_to: str | None, download: bool) -> JobOptions:
+    """--upload-to: the provider delivers the images, so they are saved here only with
+    --download (which means nothing without it)."""
+    import dataclasses
+
+    from kling_cli.errors import InvalidRequestError
+
+    if download and not upload_to:
+        raise InvalidRequestError(
+            "--download only applies with --upload-to; images are saved here by default."
+        )
+    return dataclasses.replace(options, save=download)
+
+
+def uploaded_note(provider_name: str, upload_to: str, download: bool) -> str:
+    from kling_cli.delivery import recorded_url
+
+    where = f"{provider_name} uploaded the images to {recorded_url(upload_to)} (--upload-to)"
+    return where + ("; saved here as well." if download else "; nothing was saved here.")
+
+
 GENERATE_PROVIDER_OPTION = typer.Option(
     None,
     "--provider",

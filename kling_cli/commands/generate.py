@@ -123,6 +123,12 @@ def generate(
     open_images: bool = OPEN_OPTION,
     reveal: bool = REVEAL_OPTION,
     preview: bool = PREVIEW_OPTION,
+    webhook: str | None = common.WEBHOOK_OPTION,
+    quality: int | None = common.QUALITY_OPTION,
+    upload_to: str | None = common.UPLOAD_TO_OPTION,
+    download: bool = common.DOWNLOAD_OPTION,
+    safety: str | None = common.SAFETY_OPTION,
+    url_ttl: int | None = common.URL_TTL_OPTION,
     as_json: bool = JSON_OPTION,
     emulate: bool = typer.Option(
         False, "--emulate", help="Run against the built-in offline emulator (no key, no cost)."
@@ -166,8 +172,13 @@ def generate(
         output_format=output_format,
         negative_prompt=negative_prompt,
         mode=mode,
+        **common.delivery_fields(
+            webhook=webhook, quality=quality, upload_to=upload_to, safety=safety, url_ttl=url_ttl
+        ),
     )
     options = JobOptions(output_dir, timeout, not no_wait, overwrite, sidecar, name)
+    if upload_to or download:
+        options = common.upload_options(options, upload_to, download)
     requests = variant_requests(request, ratios) if ratios else [request]
     from kling_cli.jobs.preflight import check_names
 
@@ -212,6 +223,8 @@ def generate(
         if not output.json_mode:
             output.note(f"Report: {report}")
     exit_code = print_job_result(output, result, report=report)
+    if upload_to and result.error is None and not no_wait:
+        output.note(common.uploaded_note(result.provider_name, upload_to, download))
     from kling_cli.commands.look import launch_saved, preview_saved
 
     paths = [saved.path for saved in result.files]

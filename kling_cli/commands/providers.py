@@ -12,6 +12,7 @@ from kling_cli.config import ConfigFile, resolve_base_url, resolve_key, resolve_
 from kling_cli.errors import ExitCode
 from kling_cli.limits import MAX_PROMPT_CHARS
 from kling_cli.providers.catalog import CATALOG, ProviderInfo
+from kling_cli.providers.unoffered import not_offered
 from kling_cli.resend import arrived_case
 from kling_cli.ui import Output, versioned
 
@@ -46,7 +47,13 @@ def describe_provider(provider: ProviderInfo, config: ConfigFile) -> dict[str, A
             "output_formats": list(caps.output_formats),
             "push": list(caps.push),
             "local_files": caps.local_files,
+            "webhook": caps.webhook,
+            "output_quality": caps.output_quality,
+            "upload_to": caps.upload_to,
+            "safety": caps.safety,
+            "url_ttl": caps.url_ttl,
         },
+        "not_offered": dict(not_offered(provider.id, provider.copy_of)),
         "price_per_image_usd": provider.price.usd_per_image,
         "price_source": provider.price.source,
         "price_as_of": provider.price.as_of,
@@ -147,12 +154,37 @@ def show_provider(
         ("output formats", ", ".join(caps["output_formats"]) or "provider's choice"),
         ("push delivery", ", ".join(caps["push"]) or "no (polling)"),
         ("local files", LOCAL_FILES[caps["local_files"]]),
+        ("webhook", _webhook(caps["webhook"])),
+        ("delivery options", _delivery(caps)),
         ("interrupted job", row["resume"]),
     ]
     for label, value in lines:
         if value:
             output.result(f"{label:<17} {value}")
+    for option, reason in row["not_offered"].items():
+        output.result(f"{'not offered':<17} {option}: {reason}")
     return ExitCode.OK
+
+
+def _webhook(field: str | None) -> str:
+    if field is None:
+        return "no (none documented): --webhook is refused"
+    where = f"the {field[1:-1]} query parameter" if field.startswith("?") else f"`{field}`"
+    return f"yes, --webhook (sent as {where})"
+
+
+def _delivery(caps: dict[str, Any]) -> str:
+    offered = [
+        option
+        for option, key in (
+            ("--quality", "output_quality"),
+            ("--upload-to", "upload_to"),
+            ("--safety", "safety"),
+            ("--url-ttl", "url_ttl"),
+        )
+        if caps[key]
+    ]
+    return ", ".join(offered) or "none of --quality, --upload-to, --safety, --url-ttl"
 
 
 @app.command("route")

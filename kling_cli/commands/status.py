@@ -68,11 +68,11 @@ def status(
     )
     if result is None:
         # Answered from the journal (kling_cli.jobs.pickup): a forgotten task is exit 3.
-        exit_code = _print_job(output, job, cannot_fetch(job))
+        exit_code = print_job(output, job, cannot_fetch(job))
     else:
         for warning in result.warnings:
             output.warn(warning)
-        exit_code = _print_job(output, job, result.error)
+        exit_code = print_job(output, job, result.error)
     from kling_cli.commands.look import images_on_disk, launch_saved, preview_saved
 
     # Every image of the job on disk, saved now or by an earlier run.
@@ -83,7 +83,7 @@ def status(
     return exit_code
 
 
-def _print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
+def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
     from kling_cli.jobs.state import RESUMABLE, never_requested, resume_command
     from kling_cli.jobs.views import recorded_files, shown_path
 

@@ -138,12 +138,20 @@ class ApiInOneApi(ProviderApi[ApiInOneJob]):
         images = issue_images(self.context.images, spec, count, self.provider_id, payload)
         task_id = uuid.uuid4().hex[:12] + TASK_ID_SUFFIX
         failure = self.claim_failure()
-        self.tasks.create(
+        task = self.tasks.create(
             task_id,
             self.context.settings.latency,
             failure.message if failure else None,
             ApiInOneJob(images),
             final_state=failure.final_state if failure else None,
+        )
+        # The callback's body is not documented (apiin.one/es/docs says only "configure
+        # callback_url on supported routes"): inferred, the poll's own answer.
+        callback = payload.get("callback_url")
+        self.notify_when_done(
+            callback,
+            task,
+            lambda: [{"code": 200, "message": "success", "data": self._task_view(task)}],
         )
         return success_reply({"task_id": task_id, "status": _IN_PROGRESS})  # verbatim (model page)
 
@@ -215,7 +223,7 @@ def _validated_submission(payload: Any) -> tuple[ImageSpec, int]:
         raise _Rejected(f"num_images must be an integer from {low} to {high}")
     callback_url = payload.get("callback_url")
     if callback_url is not None and not _is_http_url(callback_url):
-        raise _Rejected("callback_url must be an http(s) URL")  # validated, never called
+        raise _Rejected("callback_url must be an http(s) URL")
     ratio = AUTO_ASPECT_RATIO if aspect_ratio == "auto" else aspect_ratio
     width, height = pixels(RESOLUTIONS[resolution], ratio)
     # inferred: the output format is undocumented; PNG as for the other providers.

@@ -1,7 +1,9 @@
 """The emulator's own control API on the API port, so another process can drive it.
 
 GET /_emulator/requests, GET /_emulator/events, GET /_emulator/faults,
-POST /_emulator/faults?provider=<id|images> (JSON body: Fault fields), POST /_emulator/reset.
+POST /_emulator/faults?provider=<id|images> (JSON body: Fault fields), POST /_emulator/reset,
+GET /_emulator/webhooks (the deliveries made), POST /_emulator/webhooks (JSON `{"repeat": N}`:
+each webhook body sent N times).
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ def handle(emulator: Emulator, incoming: Incoming) -> Reply:
         )
     if route == ("POST", "/faults"):
         return _inject(emulator, incoming)
+    if route == ("GET", "/webhooks"):
+        deliveries = emulator.webhook_deliveries
+        return json_reply(
+            200, [{"url": d.url, "body": d.body, "status": d.status} for d in deliveries]
+        )
+    if route == ("POST", "/webhooks"):
+        return _webhooks(emulator, incoming)
     if route == ("POST", "/reset"):
         emulator.reset()
         return json_reply(200, {"ok": True})
@@ -52,4 +61,15 @@ def _inject(emulator: Emulator, incoming: Incoming) -> Reply:
         emulator.inject(target, fault)
     except ValueError as error:
         return json_reply(400, {"error": str(error)})
+    return json_reply(200, {"ok": True})
+
+
+def _webhooks(emulator: Emulator, incoming: Incoming) -> Reply:
+    try:
+        repeat = json.loads(incoming.body or b"{}").get("repeat", 1)
+    except (ValueError, AttributeError):
+        repeat = None
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 10:
+        return json_reply(400, {"error": "repeat must be a whole number from 1 to 10"})
+    emulator.webhook_repeat = repeat
     return json_reply(200, {"ok": True})

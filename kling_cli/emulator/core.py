@@ -22,6 +22,7 @@ from kling_cli.emulator.server import (
     require_loopback,
 )
 from kling_cli.emulator.tasks import Event
+from kling_cli.emulator.webhooks import Delivery, WebhookSender
 
 EMULATOR_API_KEY = "emulator-key"
 
@@ -43,7 +44,10 @@ class Emulator:
         self._faults = FaultQueue()
         self._log = RequestLog()
         self._media = MediaStore()
-        context = ProviderContext(self._settings, self._images, self._faults, self._media)
+        self._webhooks = WebhookSender()
+        context = ProviderContext(
+            self._settings, self._images, self._faults, self._media, self._webhooks
+        )
         self._apis: dict[str, ProviderApi[Any]] = {
             api.provider_id: api(context) for api in PROVIDER_APIS
         }
@@ -144,6 +148,19 @@ class Emulator:
     @cost_per_image.setter
     def cost_per_image(self, usd: float | None) -> None:
         self._settings.cost_per_image = usd  # what Runware reports; None: its list price
+
+    @property
+    def webhook_repeat(self) -> int:
+        """How many times each webhook body is delivered (2 proves a receiver dedupes)."""
+        return self._webhooks.repeat
+
+    @webhook_repeat.setter
+    def webhook_repeat(self, times: int) -> None:
+        self._webhooks.repeat = times
+
+    @property
+    def webhook_deliveries(self) -> list[Delivery]:
+        return self._webhooks.deliveries
 
     @property
     def api_key(self) -> str:

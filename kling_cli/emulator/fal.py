@@ -203,7 +203,6 @@ class FalApi(ProviderApi[FalJob]):
     def _submit(self, request: ProviderRequest) -> Reply:
         webhook = parse_qs(request.query).get("fal_webhook", [None])[0]
         if webhook is not None and not is_http_url(webhook):
-            # Validated only: the emulator never calls out, so no webhook is delivered.
             problem = {
                 "loc": ["query", "fal_webhook"],
                 "msg": "Input should be a valid URL",
@@ -228,13 +227,14 @@ class FalApi(ProviderApi[FalJob]):
         job = FalJob(images, sync_mode)
         request_id = str(uuid.uuid4())
         failure = self.claim_failure()
-        self.tasks.create(
+        task = self.tasks.create(
             request_id,
             self.context.settings.latency,
             failure.message if failure else None,
             job,
             final_state=failure.final_state if failure else None,
         )
+        self.notify_when_done(webhook, task, lambda: [self._webhook_body(task)])
         urls = self._urls(request, request_id)
         body: dict[str, Any] = {"request_id": request_id, **urls}
         if webhook is not None:
@@ -307,6 +307,21 @@ class FalApi(ProviderApi[FalJob]):
         return json_reply(
             200, {"images": [self._image(image, task) for image in task.details.images]}
         )
+
+    def _webhook_body(self, task: Task[FalJob]) -> dict[str, Any]:
+        """fal docs, "Webhooks": `status` OK with the result as `payload`, or ERROR with the
+        message in `error` and the model's error detail as `payload`."""
+        body: dict[str, Any] = {"request_id": task.task_id, "gateway_request_id": task.task_id}
+        if task.phase() == "failed":
+            detail = [{"loc": ["body", "prompt"], "msg": task.failure_message}]
+            return {
+                **body,
+                "status": "ERROR",
+                "error": task.failure_message,
+                "payload": {"detail": detail},
+            }
+        images = [self._image(image, task) for image in task.details.images]
+        return {**body, "status": "OK", "payload": {"images": images}, "error": None}
 
     def _image(self, image: IssuedImage, task: Task[FalJob]) -> dict[str, Any]:
         """`Image` of the model page: url plus content_type, file_name, file_size, width, height."""

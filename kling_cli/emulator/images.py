@@ -25,7 +25,7 @@ CONTENT_TYPES: dict[ImageFormat, str] = {
 IMAGE_PATH_PREFIX = "/images/"
 
 # Runware's documented outputQuality default
-# (https://runware.ai/docs/models/klingai-image-o1); one quality keeps the cache per size.
+# (https://runware.ai/docs/models/klingai-image-o1).
 _LOSSY_QUALITY = 95
 _GRID_STEP = 128
 _BLOCK = 4
@@ -39,6 +39,8 @@ class ImageSpec:
     width: int
     height: int
     format: ImageFormat
+    # JPEG/WebP quality where a request set one (Runware's outputQuality); None: 95.
+    quality: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def render(image: IssuedImage) -> bytes:
     buffer = io.BytesIO()
     # WebP's fastest method: its default spends several times longer for a few % of size.
     options = {"method": 0} if spec.format == "WEBP" else {}
-    picture.save(buffer, spec.format, quality=_LOSSY_QUALITY, **options)
+    picture.save(buffer, spec.format, quality=spec.quality or _LOSSY_QUALITY, **options)
     return buffer.getvalue()
 
 

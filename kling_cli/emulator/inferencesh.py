@@ -179,6 +179,10 @@ class InferenceShApi(ProviderApi[InferenceJob]):
             job,
             final_state=fault.final_state if fault else None,
         )
+        # "When the task reaches a terminal state ... a POST request is sent to your url with
+        # the task result" (inference.sh app page): the TaskDTO itself, no envelope, with
+        # today's status numbers (the page's example shows the old COMPLETED, 9).
+        self.notify_when_done(run.webhook, task, lambda: [self._task_dto(task, time.monotonic())])
         # The created task comes back at once, RECEIVED (inferred: status 1).
         return envelope_reply(self._task_dto(task, time.monotonic(), TaskStatus.RECEIVED))
 

@@ -122,7 +122,7 @@ def validated_run(payload: Any) -> RunRequest:
         raise Problem(404, "not_found", f"app not found: {app}")
     webhook = payload.get("webhook")
     if webhook is not None and not is_http_url(webhook):
-        raise invalid_input("webhook must be an http(s) URL")  # validated, never called
+        raise invalid_input("webhook must be an http(s) URL")
     # inferred: the other ApiAppRunRequest fields (SDK types.py) and unknown ones are ignored, as a
     # JSON decoder without strict mode does.
     task_input = payload.get("input", {})

@@ -238,6 +238,12 @@ class KlingApi(ProviderApi[KlingJob]):
             task_id, self.context.settings.latency, self.claim_task_failure(), job
         )
         self._order.append(task_id)
+        # The callback protocol's flat body: the query answer's `data` without the envelope
+        # (kling.ai/document-api callback protocol). Sent when the task ends; the protocol
+        # also calls on intermediate changes, which a client that polls does not need.
+        self.notify_when_done(
+            order.callback_url, task, lambda: [task_data(task, self.context.images)]
+        )
         if order.external_task_id is not None:
             self._by_external_id[order.external_task_id] = task_id
         return task

@@ -84,6 +84,7 @@ class KlingOrder:
     external_task_id: str | None
     watermark: bool
     caption: Caption = Caption()  # noqa: RUF009 (frozen: one shared empty caption is safe)
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,6 @@ def read_order(
     watermark = _watermark(fields)
     callback_url = fields.text("callback_url")
     if callback_url is not None and not is_http_url(callback_url):
-        # Validated only: the emulator never calls out (callbacks are not sent).
         fields.add(("callback_url",), "Input should be a valid URL", "url_parsing")
     external_task_id = fields.text("external_task_id", min_length=1)
     fields.finish()
@@ -141,7 +141,7 @@ def read_order(
     spec = output_spec(O1_TIERS[resolution], aspect_ratio)  # PNG: the documented URLs end .png
     assert prompt is not None  # required: a missing prompt raised above
     caption = Caption(prompt, aspect_ratio or "", resolution or "")
-    return KlingOrder(prompt, n, spec, external_task_id, watermark, caption)
+    return KlingOrder(prompt, n, spec, external_task_id, watermark, caption, callback_url)
 
 
 def _image_list(fields: Fields) -> list[str]:

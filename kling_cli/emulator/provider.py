@@ -10,7 +10,8 @@ from kling_cli.emulator.faults import Fault, FaultQueue, Phase
 from kling_cli.emulator.images import ImageStore
 from kling_cli.emulator.media import MediaFile, MediaStore
 from kling_cli.emulator.server import Reply, json_reply
-from kling_cli.emulator.tasks import Event, TaskStore
+from kling_cli.emulator.tasks import Event, Task, TaskStore
+from kling_cli.emulator.webhooks import Bodies, WebhookSender
 
 Job = TypeVar("Job")
 
@@ -34,6 +35,7 @@ class ProviderContext:
     images: ImageStore
     faults: FaultQueue
     media: MediaStore
+    webhooks: WebhookSender
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,12 @@ class ProviderApi(ABC, Generic[Job]):
     def reset(self) -> None:
         """Forget all tasks."""
         self.tasks.clear()
+
+    def notify_when_done(self, url: str | None, task: Task[Job], bodies: Bodies) -> None:
+        """Deliver `bodies()`, the provider's documented webhook bodies for `task`, to `url`
+        (if given) once the task has ended."""
+        if url:
+            self.context.webhooks.schedule(url, task.seconds_left(), bodies)
 
     def claim_task_failure(self) -> str | None:
         """The message of an armed task_failure fault for this provider, used up by the caller."""

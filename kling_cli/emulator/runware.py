@@ -173,7 +173,9 @@ class RunwareApi(ProviderApi[RunwareJob]):
         return json_reply(200, body)
 
     def _create(self, request: InferenceRequest, original: list[Any]) -> RunwareTask:
-        spec = ImageSpec(request.width, request.height, request.output_format)
+        spec = ImageSpec(
+            request.width, request.height, request.output_format, request.output_quality
+        )
         # "Each result uses a different seed" (model page, numberResults).
         seeds = random.sample(_SEED_RANGE, request.number_results)
         mine = [task for task in original if task.get("taskUUID") == request.task_uuid]
@@ -184,9 +186,30 @@ class RunwareApi(ProviderApi[RunwareJob]):
             for index, seed in enumerate(seeds)
         )
         job = RunwareJob(request=request, original_tasks=original, images=images)
-        return self.tasks.create(
+        task = self.tasks.create(
             request.task_uuid, self.context.settings.latency, self.claim_task_failure(), job
         )
+        self.notify_when_done(request.webhook_url, task, lambda: self._webhook_bodies(task))
+        if request.upload_endpoint:
+            self.context.webhooks.schedule_upload(
+                request.upload_endpoint, task.seconds_left(), lambda: self._uploads(task)
+            )
+        return task
+
+    def _webhook_bodies(self, task: RunwareTask) -> list[dict[str, Any]]:
+        """ "A webhook POST body is the flat task object itself ... with no data wrapper", and
+        "each completed item triggers a separate webhook call" (runware.ai/docs/platform/
+        webhooks). A failure: the per-item error object of getResponse (inferred)."""
+        if task.phase() == "failed":
+            return self._progress_items(task)
+        return self._result_items(task, with_status=False)
+
+    def _uploads(self, task: RunwareTask) -> list[tuple[bytes, str]]:
+        if task.phase() == "failed":
+            return []
+        return [
+            (encoded(image), CONTENT_TYPES[image.spec.format]) for image, _ in task.details.images
+        ]
 
     def _submission_result(
         self, task: RunwareTask, data: list[dict[str, Any]], errors: list[RunwareError]
@@ -275,6 +298,8 @@ class RunwareApi(ProviderApi[RunwareJob]):
             item["imageUUID"] = image.image_id
             item.update(self._image_output(image, request))
             item["seed"] = seed
+            if request.ttl is not None:
+                item["ttl"] = request.ttl  # inferred: the lifetime the request set, echoed
             if request.include_cost:
                 charged = self.context.settings.cost_per_image
                 item["cost"] = COST_PER_IMAGE if charged is None else charged

@@ -118,6 +118,11 @@ class InferenceRequest:
     output_format: ImageFormat
     include_cost: bool
     delivery: DeliveryMethod
+    output_quality: int | None = None
+    webhook_url: str | None = None
+    upload_endpoint: str | None = None
+    ttl: int | None = None
+    check_content: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,15 +274,14 @@ def validate_inference(task: dict[str, Any]) -> InferenceRequest:
     # Defaults as documented on the model page: URL, JPG and sync.
     output_type = OUTPUT_TYPES[checker.choice("outputType", OUTPUT_TYPES) or "URL"]
     output_format = OUTPUT_FORMATS[checker.choice("outputFormat", OUTPUT_FORMATS) or "JPG"]
-    checker.integer("outputQuality", *OUTPUT_QUALITY)  # validated; one quality is rendered
+    output_quality = checker.integer("outputQuality", *OUTPUT_QUALITY)
     delivery = DELIVERY_METHODS[checker.choice("deliveryMethod", DELIVERY_METHODS) or "sync"]
     include_cost = checker.boolean("includeCost")
-    # Accepted and validated, but the emulator makes no outbound calls: no webhook POSTs, no
-    # PUT to uploadEndpoint; and issued image URLs never expire, whatever the ttl.
     checker.uri("webhookURL")
     checker.uri("uploadEndpoint")
-    checker.integer("ttl", MIN_TTL)
-    _safety(checker)
+    # Validated and answered with (`ttl` on each item, inferred); issued URLs never expire.
+    ttl = checker.integer("ttl", MIN_TTL)
+    check_content = _safety(checker)
     checker.object("routing")
     checker.object("advancedFeatures")
     return InferenceRequest(
@@ -289,6 +293,11 @@ def validate_inference(task: dict[str, Any]) -> InferenceRequest:
         output_format=output_format,
         include_cost=include_cost,
         delivery=delivery,
+        output_quality=output_quality,
+        webhook_url=checker.string("webhookURL"),
+        upload_endpoint=checker.string("uploadEndpoint"),
+        ttl=ttl,
+        check_content=check_content,
     )
 
 
@@ -354,8 +363,10 @@ def _reference_images(checker: _TaskChecker) -> list[str]:
     return references
 
 
-def _safety(checker: _TaskChecker) -> None:
+def _safety(checker: _TaskChecker) -> bool:
+    """Whether the task asks for the content check."""
     safety = checker.object("safety")
     checker.only_fields({"checkContent", "mode"}, safety, "safety.")
-    checker.boolean("checkContent", safety, "safety.")
-    checker.choice("mode", _SAFETY_MODES, safety, "safety.")
+    check = checker.boolean("checkContent", safety, "safety.")
+    mode = checker.choice("mode", _SAFETY_MODES, safety, "safety.")
+    return check or mode not in (None, "none")

@@ -128,7 +128,10 @@ class UnificallyApi(ProviderApi[UnificallyJob]):
         caption = caption_of(payload)
         job = UnificallyJob(image=self.context.images.issue(spec, self.provider_id, caption))
         task_id = _new_task_id()
-        self.tasks.create(task_id, self.context.settings.latency, self.claim_task_failure(), job)
+        task = self.tasks.create(
+            task_id, self.context.settings.latency, self.claim_task_failure(), job
+        )
+        self.notify_when_done(payload.get("callback_url"), task, lambda: [self._callback(task)])
         # Verbatim shape from the Unified Tasks API.
         return json_reply(
             200, {"code": 200, "success": True, "data": {"task_id": task_id, "status": "pending"}}
@@ -175,6 +178,18 @@ class UnificallyApi(ProviderApi[UnificallyJob]):
             "error": error,
         }
 
+    def _callback(self, task: Task[UnificallyJob]) -> dict[str, Any]:
+        """The callback body (docs.unifically.com/api-reference/callbacks): the output in
+        `data.*`, not in `data.output.*` as a poll has it; a failure is flat."""
+        if task.phase() == "failed":
+            return {
+                "status": "failed",
+                "task_id": task.task_id,
+                "error_message": task.failure_message,
+            }
+        image_url = self.context.images.url(task.details.image)
+        return {"task_id": task.task_id, "status": "completed", "data": {"image_url": image_url}}
+
 
 def _task_id_in(path: str) -> str | None:
     prefix = TASKS_PATH + "/"
@@ -201,7 +216,7 @@ def _validated_submission(payload: Any) -> tuple[ImageSpec, bool]:
         raise _Rejected("Missing required parameter: model")
     if model != MODEL_ID:
         raise _Rejected(f"Unsupported model: {model}")
-    _check_url(payload, "callback_url")  # validated only: the emulator makes no outbound calls
+    _check_url(payload, "callback_url")
     dry_run = payload.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise _Rejected("Invalid parameter: dry_run must be a boolean")

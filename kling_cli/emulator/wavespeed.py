@@ -133,7 +133,7 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
     def _submit(self, request: ProviderRequest) -> Reply:
         webhook = parse_qs(request.query).get("webhook", [None])[0]
         if webhook is not None and not is_http_url(webhook):
-            return error_reply(400, "webhook must be an http(s) URL")  # validated, never called
+            return error_reply(400, "webhook must be an http(s) URL")
         try:
             payload = parse_json(request.body)
             spec, count, sync = _validated(payload)
@@ -152,6 +152,10 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
             job,
             final_state=failure.final_state if failure else None,
         )
+        # wavespeed.ai/docs/how-to-use-webhooks: the prediction itself, with its `input`.
+        self.notify_when_done(
+            webhook, task, lambda: [{**self._prediction(request, task), "input": payload}]
+        )
         if sync:
             # enable_sync_mode: the POST answers with the final prediction (SDK). WaveSpeed's
             # sync timeout (code 5004) is not documented in seconds, so it is not emulated.
@@ -160,6 +164,10 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
 
     def _prediction_reply(self, request: ProviderRequest, task: Task[WaveSpeedJob]) -> Reply:
         """The documented prediction shapes (get-result docs); a failed task is still HTTP 200."""
+        data = self._prediction(request, task)
+        return json_reply(200, {"code": 200, "message": "success", "data": data})
+
+    def _prediction(self, request: ProviderRequest, task: Task[WaveSpeedJob]) -> dict[str, Any]:
         phase = task.phase()
         data: dict[str, Any] = {
             "id": task.task_id,
@@ -178,7 +186,7 @@ class WaveSpeedApi(ProviderApi[WaveSpeedJob]):
         elif phase == "failed" and task.final_state is None:
             # inferred: what `error` holds for the SDK-only endings is not documented: empty.
             data["error"] = task.failure_message or "generation failed"
-        return json_reply(200, {"code": 200, "message": "success", "data": data})
+        return data
 
     def _result_url(self, request: ProviderRequest, prediction_id: str) -> str:
         base = f"{self.mount_url(request)}{self.base_path}"

@@ -57,6 +57,8 @@ class JobOptions:
     name_template: str = "{slug}-{task}"
     item_id: str | None = None  # a batch item's id, for `{id}`
     batch_key: str | None = None
+    # False: wait for the images but leave them where the provider put them (--upload-to).
+    save: bool = True
 
     @property
     def push_timeout(self) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +162,7 @@ async def _finish(
         naming_for(life.job, options).stem_for(),
         placement="replace" if options.overwrite else "reuse" if picked_up else "keep",
         on_disk=on_disk or (),
+        save=options.save,
     )
     for _, status in outcome.finished:
         if status.error:
@@ -184,11 +185,14 @@ def resume_job(
     *,
     download: bool,
     progress: ProgressListener | None = None,
+    known: Mapping[str, TaskStatus] | None = None,
 ) -> JobResult:
     """Ask the provider where `job` stands; with `options.wait`, wait for it; with
-    `download`, save the images not on disk yet. Never submits anything."""
+    `download`, save the images not on disk yet. Never submits anything. `known`: the
+    state of these tasks (by id) as a webhook reported it; only they are taken up, and the
+    provider is not asked about them."""
     life = JobLife(journal, job, session.provider, progress=progress, sidecar=options.sidecar)
-    return _run_loop(life, resume_job_async(session, life, options, download=download))
+    return _run_loop(life, resume_job_async(session, life, options, download=download, known=known))
 
 
 async def resume_job_async(
@@ -199,18 +203,25 @@ async def resume_job_async(
     download: bool,
     clients: HttpClients | None = None,
     limiter: ProviderLimiter | None = None,
+    known: Mapping[str, TaskStatus] | None = None,
 ) -> JobResult:
     job = life.job
 
     async def work() -> JobResult:
         _settle_unanswered(life, session.provider)
         handles = _handles(session.provider, job)
+        if known is not None:
+            handles = [handle for handle in handles if handle[0].task_id in known]
         if not handles:
             return life.end(None, state=overall_state(job))
         async with _engine(session, life, clients, limiter, options) as engine:
             current: Submitted = []
             for handle, by_our_id, task in handles:
-                status = await _current_status(engine, life, handle, by_our_id, task)
+                status: TaskStatus | None
+                if known is not None:
+                    status = _reported(life, known[handle.task_id], by_our_id, task)
+                else:
+                    status = await _current_status(engine, life, handle, by_our_id, task)
                 if status is not None:
                     life.listener.status_changed(handle, status)
                     current.append((handle, status))
@@ -260,6 +271,15 @@ async def _current_status(
     life.writer.update_task(task.position, task_id=handle.task_id, error="")
     life.recorder.task_ids.append(handle.task_id)
     return found
+
+
+def _reported(life: JobLife, status: TaskStatus, by_our_id: bool, task: TaskRecord) -> TaskStatus:
+    """A task's state as its provider reported it unasked (a webhook). Reported under our
+    id, a submit never answered is known to have arrived."""
+    if by_our_id and task.client_task_id:
+        life.writer.update_task(task.position, task_id=task.client_task_id, error="")
+        life.recorder.task_ids.append(task.client_task_id)
+    return status
 
 
 def _settle_unanswered(life: JobLife, provider: Provider) -> None:

@@ -14,12 +14,31 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from kling_cli.errors import ConfigError, InvalidRequestError
-from kling_cli.providers.catalog import CATALOG, ProviderInfo, copy_facts, named_copy
+from kling_cli.providers.catalog import CATALOG, ProviderInfo
 
 if TYPE_CHECKING:
     from kling_cli.providers.base import Provider
 
 COPY_ID = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def copy_facts(copy_id: str, original: ProviderInfo) -> dict[str, object]:
+    """What a named copy changes of its original: its id and name, and key variables of its
+    own (the original's variables belong to the original's account)."""
+    secret = (f"KLING_{copy_id.upper()}_SECRET_KEY",) if original.needs_secret_key else ()
+    return {
+        "id": copy_id,
+        "name": copy_id,
+        "key_env_vars": (),
+        "secret_env_vars": secret,
+        "copy_of": original.id,
+    }
+
+
+def named_copy(copy_id: str, original: ProviderInfo) -> ProviderInfo:
+    facts = copy_facts(copy_id, original)
+    info: ProviderInfo = type(f"{type(original).__name__}Copy", (type(original),), facts)()
+    return info
 
 
 class Registry(Mapping[str, "Provider"]):

@@ -22,8 +22,10 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    as_answer,
     bearer,
     error_for_http_status,
+    text_field,
     unreadable_response,
 )
 from kling_cli.providers.catalog import ApiInOneInfo
@@ -81,6 +83,10 @@ class ApiInOne(ApiInOneInfo, Provider):
         body["resolution"] = request.resolution
         if request.num_images > 1:
             body["num_images"] = request.num_images
+        if request.webhook:
+            # "configure callback_url on supported routes" (apiin.one/es/docs), in the flat
+            # body like every other field; whether this route calls it is not documented.
+            body["callback_url"] = request.webhook
         return Submission(
             request=HttpRequest(
                 "POST", f"{endpoint.base_url}/images/generations", bearer(endpoint.api_key), body
@@ -117,6 +123,18 @@ class ApiInOne(ApiInOneInfo, Provider):
         return HttpRequest(
             "GET", f"{endpoint.base_url}/tasks/{quote(task.task_id, safe='')}", headers
         )
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        # The callback's body is not documented (apiin.one/es/docs: "configure callback_url
+        # on supported routes"); read as the poll's answer, which the emulator also sends.
+        if not isinstance(body, dict):
+            return None
+        data = _task_data(body)
+        found = text_field(data, "task_id") or text_field(data, "id") or text_field(body, "task_id")
+        return found if _raw_status(data) else None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        return self.parse_poll(as_answer(body), task)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         body = self._successful_body(response)

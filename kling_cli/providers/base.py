@@ -192,6 +192,14 @@ class Provider(ProviderInfo, ABC):
                 f"{local[0]!r} is a local file. Pass a URL, or pick a provider that takes "
                 "files (see `kling providers`)."
             )
+        from kling_cli.delivery import refused_option
+
+        refused = refused_option(request, caps)
+        if refused is not None:
+            raise InvalidRequestError(
+                f"{self.name} documents no {refused} for Kling Image O1; drop it or pick a "
+                f"provider that has it (see `kling providers show {self.id}`)."
+            )
         if request.output_format and request.output_format not in caps.output_formats:
             allowed = ", ".join(caps.output_formats) if caps.output_formats else "none"
             raise InvalidRequestError(
@@ -247,6 +255,15 @@ class Provider(ProviderInfo, ABC):
         """The state one stream line announces, or None for a line without one (heartbeats).
         Outputs are read afterwards with a regular poll."""
         raise NotImplementedError(f"{self.name} has no status stream")
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        """The task a webhook body this provider sent is about; None for a body that is not
+        one of its webhooks (or a provider without webhooks)."""
+        return None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        """The state a webhook body reports, read as the poll answer it mirrors is read."""
+        raise NotImplementedError(f"{self.name} has no webhook")
 
     def is_retryable(self, response: HttpResponse) -> bool:
         """Whether a poll or result answer is transient. Providers whose 429 can also mean
@@ -358,6 +375,20 @@ def redact_status(status: TaskStatus, secrets: Iterable[str | None]) -> TaskStat
     import dataclasses
 
     return dataclasses.replace(status, error=redact(status.error, secrets))
+
+
+def as_answer(body: Any) -> HttpResponse:
+    """A webhook body as the 200 answer of a poll, for the poll's parser to read."""
+    return HttpResponse(200, {}, json.dumps(body).encode())
+
+
+def text_field(body: Any, name: str) -> str | None:
+    """`body[name]` when `body` is an object and that is a non-empty string (or a number,
+    as some providers write ids), else None."""
+    value = body.get(name) if isinstance(body, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and value else None
 
 
 def bearer(api_key: str) -> dict[str, str]:

@@ -36,6 +36,14 @@ class Capabilities:
     # The provider documents that resending the same submit with the same key is the same
     # call (Comfy Router's Idempotency-Key): a failed or unanswered submit is resent.
     idempotent_submit: bool = False
+    # Delivery options (kling_cli.delivery): where the provider's docs name a completion
+    # webhook, the field it goes in (`?name=` for a query parameter); the others, whether
+    # the docs name the option for this model.
+    webhook: str | None = None
+    output_quality: bool = False
+    upload_to: bool = False
+    safety: bool = False
+    url_ttl: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,12 @@ class RunwareInfo(ProviderInfo):
         push=("sync",),
         # taskUUID is ours (model page); getResponse finds it (task polling docs).
         client_task_id_lookup=True,
+        # The model page, and runware.ai/docs/platform/webhooks.
+        webhook="webhookURL",
+        output_quality=True,
+        upload_to=True,
+        safety=True,
+        url_ttl=True,
     )
     price = Price(usd_per_image=0.028, source="runware.ai model page", as_of="2025-12")
     # Advice, not a limit: "no hard rate limits", 429 when the queue is full (rate-limit docs), and
@@ -152,6 +166,8 @@ class UnificallyInfo(ProviderInfo):
         max_images=1,
         # The output format is not selectable (undocumented).
         output_formats=(),
+        # Top level, outside `input` (docs.unifically.com/api-reference/callbacks).
+        webhook="callback_url",
     )
     # Not published for this model; Kling O1's list price elsewhere is $0.028 per image.
     price = Price(usd_per_image=0.028, source="not published; Kling O1 list price", as_of="2026-11")
@@ -174,6 +190,9 @@ class ApiInOneInfo(ProviderInfo):
         modes=("default", "multi-shot"),
         # Output format and negative prompt: not in the model's parameters (model page).
         output_formats=(),
+        # "configure callback_url on supported routes" (apiin.one/es/docs); whether this
+        # route is one is not said, so it is sent and status polling still works without it.
+        webhook="callback_url",
     )
     # Model page: "Image-to-image mode costs 6 credits per request" (~$0.012); multi-shot 16
     # (~$0.032). Billed per request, not per image: this is the price of a one-image request,
@@ -214,6 +233,8 @@ class InferenceShInfo(ProviderInfo):
         push=("stream",),
         # The app always saves a `.png`, whatever Kling made (app source).
         output_formats=(),
+        # `webhook` in the run body (inference.sh app page; /docs/api/running-apps).
+        webhook="webhook",
     )
     price = Price(usd_per_image=0.028, source="inference.sh app page", as_of="2026-11")
     adapter = "kling_cli.providers.inferencesh:InferenceSh"
@@ -244,6 +265,7 @@ class KlingInfo(ProviderInfo):
         negative_prompt=False,
         # external_task_id is ours, and the query route takes it instead of task_id (API reference).
         client_task_id_lookup=True,
+        webhook="callback_url",  # kling.ai/document-api callback protocol
     )
     # Kling publishes prices in resource-pack units (`final_unit_deduction`), not dollars;
     # this is the per-image price of the resellers that pass it on (fal, WaveSpeed;
@@ -280,6 +302,7 @@ class FalInfo(ProviderInfo):
         max_images=9,  # num_images 1-9 (model page)
         output_formats=("png", "jpeg", "webp"),  # output_format (model page)
         negative_prompt=False,  # no such field (model page)
+        webhook="?fal_webhook=",  # a query parameter of the submit (fal docs, webhooks)
     )
     price = Price(
         usd_per_image=0.028,
@@ -311,6 +334,9 @@ class WaveSpeedInfo(ProviderInfo):
         # output_format is unconfirmed for this model (not on its page): not offered.
         output_formats=(),
         negative_prompt=False,
+        # wavespeed.ai/docs/how-to-use-webhooks puts it in the query; the submit-task page
+        # also lists a body `webhook_url`. The guide's form is sent, not both (two deliveries).
+        webhook="?webhook=",
     )
     price = Price(
         usd_per_image=0.028,
@@ -407,22 +433,3 @@ CATALOG: dict[str, ProviderInfo] = {
         AimlInfo(),
     )
 }
-
-
-def copy_facts(copy_id: str, original: ProviderInfo) -> dict[str, object]:
-    """What a named copy changes of its original: its id and name, and key variables of its
-    own (the original's variables belong to the original's account)."""
-    secret = (f"KLING_{copy_id.upper()}_SECRET_KEY",) if original.needs_secret_key else ()
-    return {
-        "id": copy_id,
-        "name": copy_id,
-        "key_env_vars": (),
-        "secret_env_vars": secret,
-        "copy_of": original.id,
-    }
-
-
-def named_copy(copy_id: str, original: ProviderInfo) -> ProviderInfo:
-    facts = copy_facts(copy_id, original)
-    info: ProviderInfo = type(f"{type(original).__name__}Copy", (type(original),), facts)()
-    return info

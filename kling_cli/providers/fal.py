@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kling_cli.delivery import with_webhook_query
 from kling_cli.errors import InvalidRequestError, ProviderRequestError
 from kling_cli.limits import IMAGE_TOKEN
 from kling_cli.providers.base import (
@@ -23,8 +24,10 @@ from kling_cli.providers.base import (
     TaskState,
     TaskStatus,
     Upload,
+    as_answer,
     error_for_http_status,
     put_to_signed_url,
+    text_field,
     unreadable_response,
     upload_failed,
 )
@@ -101,7 +104,15 @@ class Fal(FalInfo, Provider):
         }
         headers = {**self._auth(endpoint), "Content-Type": "application/json"}
         return Submission(
-            request=HttpRequest("POST", f"{endpoint.base_url}{MODEL_PATH}", headers, body),
+            request=HttpRequest(
+                "POST",
+                # A query parameter of the submit, not a body field (fal docs, "Webhooks").
+                with_webhook_query(
+                    f"{endpoint.base_url}{MODEL_PATH}", "fal_webhook", request.webhook
+                ),
+                headers,
+                body,
+            ),
             expected_images=request.num_images,
         )
 
@@ -151,6 +162,19 @@ class Fal(FalInfo, Provider):
 
     def build_poll(self, task: TaskHandle, endpoint: Endpoint) -> HttpRequest:
         return HttpRequest("GET", self._followup_url(task, "status_url"), self._auth(endpoint))
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        # fal docs, "Webhooks": `status` is OK or ERROR, the result in `payload`.
+        has_status = isinstance(body, dict) and body.get("status") in ("OK", "ERROR")
+        return text_field(body, "request_id") if has_status else None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        payload = body.get("payload")
+        if body.get("status") == "OK" and isinstance(payload, dict):
+            return self.parse_result(as_answer(payload), task)
+        detail = error_message(payload) if isinstance(payload, dict) else ""
+        reason = str(body.get("error") or body.get("payload_error") or detail or "failed")
+        return TaskStatus(TaskState.FAILED, str(body.get("status")), error=reason)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         return self._status(self._body(response), response)

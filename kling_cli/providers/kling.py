@@ -33,8 +33,10 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    as_answer,
     bearer,
     error_for_http_status,
+    text_field,
     unreadable_response,
 )
 from kling_cli.providers.catalog import KlingInfo
@@ -177,6 +179,8 @@ class Kling(KlingInfo, Provider):
         # Unique per account, and the query route accepts it (API reference): an ambiguous submit
         # can be looked up instead of sent again.
         body["external_task_id"] = external_task_id
+        if request.webhook:
+            body["callback_url"] = request.webhook  # kling.ai/document-api callback protocol
         return Submission(
             request=HttpRequest(
                 "POST", f"{endpoint.base_url}{OMNI_IMAGE_PATH}", self._headers(endpoint), body
@@ -205,6 +209,16 @@ class Kling(KlingInfo, Provider):
         url = f"{endpoint.base_url}{OMNI_IMAGE_PATH}/{task.task_id}"
         headers = {"Authorization": self._headers(endpoint)["Authorization"]}
         return HttpRequest("GET", url, headers)
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        data = _callback_data(body)
+        return text_field(data, "task_id") if data and "task_status" in data else None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        """The callback protocol's body is the query answer's `data`, flat (kling.ai
+        document-api callback protocol); one copy of the docs wraps it in the envelope."""
+        answer = {"code": 0, "message": "SUCCEED", "data": _callback_data(body)}
+        return self.parse_poll(as_answer(answer), task)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         body = response.json()
@@ -255,3 +269,10 @@ def mint_token(access_key: str, secret_key: str, *, now: float | None = None) ->
         # and the warning would only clutter the user's terminal.
         warnings.simplefilter("ignore", UserWarning)
         return jwt.encode(claims, secret_key, algorithm="HS256", headers={"typ": "JWT"})
+
+
+def _callback_data(body: Any) -> dict[str, Any] | None:
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    return data if isinstance(data, dict) else body

@@ -23,8 +23,10 @@ from kling_cli.providers.base import (
     TaskHandle,
     TaskState,
     TaskStatus,
+    as_answer,
     bearer,
     error_for_http_status,
+    text_field,
     unreadable_response,
 )
 from kling_cli.providers.catalog import RunwareInfo
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from kling_cli.request import GenerationRequest
 
 MODEL_ID = "klingai:kling-image@o1"
+INFERENCE = "imageInference"
 # A sync answer waits for every image; Kling Image O1 takes 5-15 s an image
 # (https://apiin.one/models/kling-image-o1).
 SYNC_READ_TIMEOUT = 300.0
@@ -76,6 +79,7 @@ class Runware(RunwareInfo, Provider):
             task["resolution"] = request.resolution
         if request.references:
             task["inputs"] = {"referenceImages": list(request.references)}
+        task.update(_delivery_fields(request))
         return Submission(
             request=HttpRequest("POST", endpoint.base_url, bearer(endpoint.api_key), [task]),
             client_task_id=task_uuid,
@@ -109,6 +113,16 @@ class Runware(RunwareInfo, Provider):
             bearer(endpoint.api_key),
             [{"taskType": "getResponse", "taskUUID": task.task_id}],
         )
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        # "the flat task object itself ... with no data wrapper", one per finished image
+        # (runware.ai/docs/platform/webhooks).
+        if not isinstance(body, dict) or body.get("taskType", INFERENCE) != INFERENCE:
+            return None
+        return text_field(body, "taskUUID")
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        return self.parse_poll(as_answer({"data": [body]}), task)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         body = response.json()
@@ -211,3 +225,20 @@ def _status_from_items(items: Any, task: TaskHandle) -> TaskStatus:
         return TaskStatus(TaskState.FAILED, "error", error="; ".join(errors), cost=total_cost)
     # An empty `data` is the async acknowledgement, or a task not yet picked up.
     return TaskStatus(TaskState.PENDING, "submitted")
+
+
+def _delivery_fields(request: GenerationRequest) -> dict[str, Any]:
+    """The task fields of the delivery options given (the model page's parameter list; webhooks:
+    runware.ai/docs/platform/webhooks)."""
+    fields: dict[str, Any] = {}
+    if request.webhook:
+        fields["webhookURL"] = request.webhook
+    if request.quality is not None:
+        fields["outputQuality"] = request.quality
+    if request.upload_to:
+        fields["uploadEndpoint"] = request.upload_to
+    if request.url_ttl is not None:
+        fields["ttl"] = request.url_ttl
+    if request.safety:
+        fields["safety"] = {"checkContent": True, "mode": request.safety}
+    return fields

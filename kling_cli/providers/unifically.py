@@ -23,8 +23,10 @@ from kling_cli.providers.base import (
     TaskState,
     TaskStatus,
     Upload,
+    as_answer,
     bearer,
     error_for_http_status,
+    text_field,
     unreadable_response,
     upload_failed,
 )
@@ -54,7 +56,10 @@ class Unifically(UnificallyInfo, Provider):
         }
         if request.references:
             model_input["image_urls"] = list(request.references)
-        body = {"model": MODEL_ID, "input": model_input}
+        body: dict[str, Any] = {"model": MODEL_ID, "input": model_input}
+        if request.webhook:
+            # Top level, outside `input` (docs.unifically.com/api-reference/callbacks).
+            body["callback_url"] = request.webhook
         return Submission(
             request=HttpRequest(
                 "POST", f"{endpoint.base_url}/v1/tasks", bearer(endpoint.api_key), body
@@ -99,6 +104,19 @@ class Unifically(UnificallyInfo, Provider):
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         return self._status(self._data(response), response)
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        return text_field(body, "task_id") if text_field(body, "status") else None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        """The callback (docs.unifically.com/api-reference/callbacks) puts the output in
+        `data.*` where a poll has `data.output.*`, and a failure's reason in a flat
+        `error_message`: rebuilt as the poll's answer."""
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        output = data.get("output") if isinstance(data.get("output"), dict) else data
+        error = {"message": body["error_message"]} if body.get("error_message") else {}
+        polled = {"task_id": task.task_id, "status": body["status"], "output": output}
+        return self.parse_poll(as_answer({"code": 200, "data": {**polled, "error": error}}), task)
 
     def _data(self, response: HttpResponse) -> dict[str, Any]:
         """The `data` object of the `{code, data}` envelope. The envelope `code` is not the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kling_cli.delivery import with_webhook_query
 from kling_cli.errors import ProviderRequestError
 from kling_cli.providers.base import (
     Endpoint,
@@ -22,8 +23,10 @@ from kling_cli.providers.base import (
     TaskState,
     TaskStatus,
     Upload,
+    as_answer,
     bearer,
     error_for_http_status,
+    text_field,
     unreadable_response,
     upload_failed,
 )
@@ -63,7 +66,12 @@ class WaveSpeed(WaveSpeedInfo, Provider):
         body["num_images"] = request.num_images
         return Submission(
             request=HttpRequest(
-                "POST", f"{endpoint.base_url}{MODEL_PATH}", bearer(endpoint.api_key), body
+                "POST",
+                # The query form of wavespeed.ai/docs/how-to-use-webhooks; the submit-task page
+                # also lists a body `webhook_url`. Only one is sent, so it is delivered once.
+                with_webhook_query(f"{endpoint.base_url}{MODEL_PATH}", "webhook", request.webhook),
+                bearer(endpoint.api_key),
+                body,
             ),
             expected_images=request.num_images,
         )
@@ -95,6 +103,14 @@ class WaveSpeed(WaveSpeedInfo, Provider):
         # `/result` as in the model page, the SDK and the webhook's `urls.get`.
         url = f"{endpoint.base_url}/api/v3/predictions/{task.task_id}/result"
         return HttpRequest("GET", url, {"Authorization": f"Bearer {endpoint.api_key}"})
+
+    def webhook_task_id(self, body: Any) -> str | None:
+        # wavespeed.ai/docs/how-to-use-webhooks: the prediction itself, no envelope.
+        is_prediction = isinstance(body, dict) and "status" in body and "outputs" in body
+        return text_field(body, "id") if is_prediction else None
+
+    def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
+        return self.parse_poll(as_answer({"code": 200, "message": "success", "data": body}), task)
 
     def parse_poll(self, response: HttpResponse, task: TaskHandle) -> TaskStatus:
         return self._status(self._data(response), response)

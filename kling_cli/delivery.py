@@ -1,0 +1,133 @@
+"""The request's delivery options: where the provider reports (a webhook) or puts (an upload
+URL) the finished images, how it encodes them (quality), how long its URL lives (ttl), and
+its content check (safety). Checked here, before any network call; each provider says in
+its `Capabilities` which it takes, and its adapter sends them in its documented fields."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from kling_cli.urls import is_loopback
+
+# The request fields, in the order `kling providers show` lists them.
+DELIVERY_FIELDS = ("webhook", "quality", "upload_to", "safety", "url_ttl")
+# The options the user types, for messages.
+OPTION_NAMES = {
+    "webhook": "--webhook",
+    "quality": "--quality",
+    "upload_to": "--upload-to",
+    "safety": "--safety",
+    "url_ttl": "--url-ttl",
+}
+# Runware's outputQuality range and default (runware.ai/docs/models/klingai-image-o1).
+MIN_QUALITY, MAX_QUALITY = 20, 99
+LOSSY_FORMATS = ("jpeg", "webp")
+# Runware's `ttl` "min 60 s" (the same page).
+MIN_URL_TTL = 60
+SAFETY_MODES = ("fast",)
+
+
+def check_delivery_url(value: Any, option: str) -> Any:
+    """An https URL with a host; plain http only to this machine (a receiver in a test)."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else ""
+    parts = urlsplit(text)
+    host = parts.hostname or ""
+    secure = parts.scheme == "https" and bool(host)
+    local = parts.scheme == "http" and is_loopback(host)
+    if not (secure or local) or any(char.isspace() for char in text):
+        raise ValueError(
+            f"{option} {str(value)[:100]!r} is not an https:// URL; only https is allowed "
+            "(plain http only to localhost)."
+        )
+    return text
+
+
+def check_quality(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"--quality {value!r} is not a whole number; use {MIN_QUALITY} to 99.")
+    if not MIN_QUALITY <= value <= MAX_QUALITY:
+        raise ValueError(
+            f"--quality {value} is out of range; JPEG/WebP quality is {MIN_QUALITY} to "
+            f"{MAX_QUALITY}."
+        )
+    return value
+
+
+def check_url_ttl(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_URL_TTL:
+        raise ValueError(
+            f"--url-ttl {value!r} is too short; the result URL must live at least "
+            f"{MIN_URL_TTL} seconds."
+        )
+    return value
+
+
+def check_safety(value: Any) -> Any:
+    if value is None or value in SAFETY_MODES:
+        return value
+    raise ValueError(f"--safety {value!r} is not supported; use {', '.join(SAFETY_MODES)}.")
+
+
+def check_quality_format(quality: int | None, output_format: str | None) -> None:
+    """Quality is a lossy encoder's setting: PNG (kling-cli's default) has none."""
+    if quality is not None and output_format not in LOSSY_FORMATS:
+        given = output_format or "png (the default)"
+        raise ValueError(
+            f"--quality applies to JPEG and WebP, not {given}; add -f jpeg or -f webp."
+        )
+
+
+def recorded_url(url: str) -> str:
+    """A delivery URL as the journal, sidecars and summaries keep it: its query and user
+    part dropped, since they often carry the receiver's token or a presigned URL's
+    signature."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    query = "…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def dump_delivery(data: dict[str, Any]) -> dict[str, Any]:
+    """A dumped request without the delivery options left unset (so requests recorded before
+    they existed, and their batch keys, stay the same), its URLs as `recorded_url`."""
+    for name in DELIVERY_FIELDS:
+        if data.get(name) is None:
+            data.pop(name, None)
+    for name in ("webhook", "upload_to"):
+        if isinstance(data.get(name), str):
+            data[name] = recorded_url(data[name])
+    return data
+
+
+def refused_option(request: Any, capabilities: Any) -> str | None:
+    """The first delivery option `request` sets that the provider's docs do not name for this
+    model (its `Capabilities`), as the user typed it; None when all are offered."""
+    offered = {
+        "webhook": capabilities.webhook is not None,
+        "quality": capabilities.output_quality,
+        "upload_to": capabilities.upload_to,
+        "safety": capabilities.safety,
+        "url_ttl": capabilities.url_ttl,
+    }
+    for name in DELIVERY_FIELDS:
+        if getattr(request, name) is not None and not offered[name]:
+            return OPTION_NAMES[name]
+    return None
+
+
+def with_webhook_query(url: str, parameter: str, webhook: str | None) -> str:
+    """`url` with the webhook as a query parameter (fal, WaveSpeed), URL-encoded whole."""
+    if webhook is None:
+        return url
+    from urllib.parse import quote
+
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{parameter}={quote(webhook, safe='')}"
