@@ -11,6 +11,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -55,6 +57,23 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
         return
     _received.append(signum)
     raise Terminated(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP until the block is done (where the platform can), so
+    a few statements that must happen together (a job's journal row and the handle that
+    ends it) are not cut between them; a signal that came meanwhile is raised at the end."""
+    held = {signal.SIGINT, *HANDLED}
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = mask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, previous)
 
 
 def received() -> int | None:

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from kling_cli.emulator import Emulator
+from kling_cli.emulator import Emulator, Fault
 from tests.test_entry_point import run
-from tests.test_money_rule import journal_rows, read_only_dir, start, submits, tmpfs
+from tests.test_money_rule import (
+    journal_rows,
+    read_only_dir,
+    start,
+    submits,
+    tmpfs,
+    wait_for_line,
+)
 
 __all__ = ["read_only_dir", "tmpfs"]  # fixtures, used by name
 
@@ -193,3 +200,66 @@ def test_preview_on_a_dumb_terminal_writes_no_query() -> None:
     assert code == 0, seen[-600:]
     assert b"\x1b[c" not in seen and b"\x1b_G" not in seen
     assert b"no preview" in seen
+
+
+def test_a_signal_as_the_next_ratio_starts_leaves_no_phantom_job(
+    use_emulator: Emulator, isolated_environment: Path
+) -> None:
+    """SIGTERM as `2/3` is announced (kill at the moment between two ratios): about one
+    run in two left a job recorded `submitting` with no task, forever, though nothing was
+    sent for it, and named in no output (the journal row was written, then the signal came
+    before the loop that records how a job ends). Eight tries, a few milliseconds apart,
+    make the race likely."""
+    before: set[str] = set()
+    for attempt, delay in enumerate((0, 0.001, 0.002, 0.003, 0.004, 0.006, 0.008, 0.01)):
+        process = start(
+            "generate", "a fox", "-p", "unifically", "-a", "16:9,1:1,9:16", "-o", "out",
+            "--json",
+        )  # fmt: skip
+        wait_for_line(process, "(2/3)")
+        time.sleep(delay)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 143, err[-800:]
+        body = json.loads(out)
+        named = {v["job"]["id"] for v in body["variants"] if v["job"]}
+        # 16:9 was paid for: the run's error must not say that nothing was submitted.
+        assert "before anything was submitted" not in body["error"]["message"]
+        rows = journal_rows(isolated_environment)
+        assert not [row["id"] for row in rows if row["state"] == "submitting"], attempt
+        new = [row for row in rows if row["id"] not in before]
+        assert not [row["id"] for row in new if row["id"] not in named], attempt
+        before |= {row["id"] for row in rows}
+    assert submits(use_emulator, "unifically") == 8
+
+
+def test_open_of_a_job_that_never_made_an_image_does_not_send_the_user_to_status(
+    use_emulator: Emulator,
+) -> None:
+    """`kling open ID` of a ratio the provider failed: "fetch its images with: kling status
+    ID --download", which has nothing to fetch either."""
+    use_emulator.inject("unifically", Fault(kind="task_failure"))
+    made = run("generate", "a fox", "-p", "unifically", "-a", "16:9,1:1", "--json")
+    assert made.returncode == 8
+    failed = next(v["job"]["id"] for v in json.loads(made.stdout)["variants"] if v["exit_code"])
+    opened = run("open", failed)
+    assert opened.returncode == 2
+    assert "no image to open or to fetch" in opened.stderr and "kling status" not in opened.stderr
+
+
+def test_kling_report_to_a_path_it_cannot_write_is_a_sentence_not_a_bug(
+    use_emulator: Emulator, read_only_dir: Path
+) -> None:
+    """`kling report DIR -o RO/x.html`, `-o DIR` (a folder) or `--summary-md RO/s.md`: exit 1,
+    "Unexpected OSError ... This is a bug in kling-cli"."""
+    manifest = Path("m.jsonl")
+    manifest.write_text(json.dumps({"id": "a", "prompt": "a fox"}) + "\n")
+    assert run("batch", str(manifest), "-p", "runware", "-o", "b").returncode == 0
+    for args in (
+        ["-o", str(read_only_dir / "x.html")],
+        ["-o", "b"],
+        ["-o", "r.html", "--summary-md", str(read_only_dir / "s.md")],
+    ):
+        result = run("report", "b", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "bug" not in result.stderr

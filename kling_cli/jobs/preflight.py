@@ -77,15 +77,15 @@ def existing_outputs(options: JobOptions, request: GenerationRequest) -> list[Pa
     return find_existing(options.output_dir, naming, request.num_images)
 
 
-def check_report_path(path: Path) -> None:
+def check_report_path(path: Path, *, option: str = "--report") -> None:
     """`--report PATH` (or a fan-out's default `OUTPUT_DIR/report.html`): the gallery is
     written after the jobs are paid for, so a path it cannot be written to is refused now."""
     if path.is_dir():
         raise InvalidRequestError(
-            f"--report {path} is a directory; give the file to write, such as "
+            f"{option} {path} is a directory; give the file to write, such as "
             f"{path / 'report.html'}."
         )
-    check_output_dir(path.parent, option="the folder of --report")
+    check_output_dir(path.parent, option=f"the folder of {option}")
 
 
 def check_output_dir(directory: Path, *, option: str = "--output-dir") -> None:

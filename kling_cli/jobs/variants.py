@@ -180,6 +180,7 @@ def generate_variants(
                             session, journal, variant.request, options, progress=progress
                         )
                     if _interrupted(variant.result):
+                        _name_the_ratio(variant, number)
                         break
             except KeyboardInterrupt as exc:
                 # Between two jobs: the finished ones are recorded, the rest never sent; the
@@ -188,6 +189,19 @@ def generate_variants(
             return run
     finally:
         journal.close()
+
+
+def _name_the_ratio(variant: Variant, number: int) -> None:
+    """The job's own "Interrupted before anything was submitted" is true of its ratio only:
+    the ratios before it were submitted, and paid for."""
+    assert variant.result is not None and variant.result.error is not None
+    if number > 1 and not variant.result.job.get("task_ids"):
+        error = variant.result.error
+        error.message = (
+            f"Interrupted before {variant.aspect_ratio} was submitted; the ratios before it "
+            "are finished and recorded, the rest were not sent."
+        )
+        error.hint = "See them with: kling jobs"
 
 
 def stopped_between_jobs(interrupt: BaseException) -> InterruptedByUser:
