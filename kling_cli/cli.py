@@ -134,6 +134,17 @@ class LazyCommandGroup(TyperGroup):
             command = self.commands[name] = self.load_command(name)
         return name, command, rest
 
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            # typer turns a KeyboardInterrupt that leaves a command into a silent exit 130:
+            # no message, no --json object, and 130 for SIGTERM too. Raised as our own error,
+            # `main` reports it with the signal's exit code.
+            from kling_cli.errors import InterruptedByUser, signal_number
+
+            raise InterruptedByUser("Interrupted.", signum=signal_number(exc)) from exc
+
     def load_command(self, name: str) -> Command:
         return self._load(name, COMMANDS[name][0])
 

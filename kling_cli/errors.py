@@ -173,9 +173,9 @@ def signal_number(interrupt: BaseException) -> int:
     inside an event loop): SIGTERM or SIGHUP when one was received, else SIGINT."""
     if isinstance(interrupt, Terminated):
         return interrupt.signum
-    from kling_cli.interrupts import received
+    from kling_cli.interrupts import pending
 
-    return received() or 2
+    return pending() or 2
 
 
 class JournalError(ConfigError):

@@ -94,8 +94,13 @@ def write_entries(
         cards="\n".join(cards),
     )
     temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
-    temporary.write_text(page, encoding="utf-8")
-    temporary.replace(output)
+    try:
+        temporary.write_text(page, encoding="utf-8")
+        temporary.replace(output)
+    except BaseException:
+        # A full disk or a signal midway leaves no half page behind.
+        temporary.unlink(missing_ok=True)
+        raise
     return output
 
 

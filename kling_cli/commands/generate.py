@@ -18,7 +18,7 @@ from kling_cli.commands.common import (
     REVEAL_OPTION,
     load_config,
 )
-from kling_cli.errors import ExitCode, InvalidRequestError
+from kling_cli.errors import ExitCode, InterruptedByUser, InvalidRequestError
 from kling_cli.ui import Output, envelope, print_job_result, progress_for
 
 if TYPE_CHECKING:
@@ -195,10 +195,15 @@ def generate(
         return _dry_run(
             output, config, provider, requests, options, aspect_ratio is None, emulate, max_cost
         )
-    if ratios is not None:
+    if ratios is not None and not no_report:
         from kling_cli.report import REPORT_NAME
 
-        report = None if no_report else report or output_dir / REPORT_NAME
+        report = report or output_dir / REPORT_NAME
+    if report is not None:
+        from kling_cli.jobs.preflight import check_report_path
+
+        check_report_path(report)
+    if ratios is not None:
         return _variants(ctx, output, config, provider, requests, options, report, emulate)
 
     from kling_cli.jobs.generation import generate_job
@@ -219,14 +224,18 @@ def generate(
         from kling_cli.jobs.variants import Variant
 
         provider_id = str(result.job["provider"])
-        write_report(provider_id, [Variant(request, result)], report)
-        if not output.json_mode:
+        report, stopped = write_report(output, provider_id, [Variant(request, result)], report)
+        if stopped is not None and result.error is None:
+            result.error = stopped
+        if report is not None and not output.json_mode:
             output.note(f"Report: {report}")
     exit_code = print_job_result(output, result, report=report)
     if upload_to and result.error is None and not no_wait:
         output.note(common.uploaded_note(result.provider_name, upload_to, download))
     from kling_cli.commands.look import launch_saved, preview_saved
 
+    if isinstance(result.error, InterruptedByUser):
+        return exit_code
     paths = [saved.path for saved in result.files]
     if preview:
         preview_saved(output, paths)
@@ -261,8 +270,12 @@ def _variants(
         note=output.note,
     )
     if report is not None:
-        write_report(run.provider.id, run.variants, report)
+        report, stopped = write_report(output, run.provider.id, run.variants, report)
+        if run.interruption is None:
+            run.stopped = stopped
     exit_code = print_variants(output, run, report)
+    if run.interruption is not None:
+        return exit_code
     paths = [saved.path for v in run.variants if v.result for saved in v.result.files]
     if params["preview"]:
         preview_saved(output, paths)

@@ -53,6 +53,33 @@ def preview_saved(output: Output, paths: list[Path]) -> None:
             "shows images; no preview."
         )
         return
+    refusal = _cannot_draw()
+    if refusal:
+        output.note(f"--preview: {refusal}; no preview.")
+        return
+    try:
+        _draw(output, paths)
+    except Exception as exc:
+        # A look at the images must never turn a finished job into a failure.
+        output.warn(f"--preview failed ({type(exc).__name__}: {exc}); the images are saved.")
+
+
+def _cannot_draw() -> str | None:
+    """Why this terminal cannot be drawn on, asked nothing: a `dumb` one would print the
+    capability query as text, and one of 0 columns or rows (a pty nobody sized) gives
+    textual-image nothing to fit the image to."""
+    if os.environ.get("TERM", "") == "dumb":
+        return "TERM is dumb"
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return "the terminal does not say its size"
+    if size.columns == 0 or size.lines == 0:
+        return f"the terminal says its size is {size.columns}x{size.lines}"
+    return None
+
+
+def _draw(output: Output, paths: list[Path]) -> None:
     from textual_image.renderable import Image
 
     console = output.stderr

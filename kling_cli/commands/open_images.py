@@ -29,6 +29,7 @@ def open_job(
     from kling_cli.jobs.record import open_journal
     from kling_cli.jobs.run import find_job
     from kling_cli.jobs.views import shown_path
+    from kling_cli.journal import NOT_CREATED
 
     output: Output = ctx.obj
     journal = open_journal()
@@ -38,6 +39,12 @@ def open_job(
         journal.close()
     assert job is not None  # find_job raises for an id it does not know, given no provider
     paths = images_on_disk(job)
+    fetchable = [t for t in job.tasks if t.task_id and t.state not in (NOT_CREATED, "failed")]
+    if not paths and not fetchable:
+        # Refused, interrupted before its submit, or failed: `kling status` has nothing to get.
+        raise InvalidRequestError(
+            f"Job {job.id} has no image to open or to fetch (it is {job.state})."
+        )
     if not paths:
         raise InvalidRequestError(
             f"Job {job.id} has no saved image on disk (it is {job.state}); fetch its images "

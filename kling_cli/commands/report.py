@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from kling_cli.commands.common import JSON_OPTION
-from kling_cli.errors import ExitCode
+from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, versioned
 
 
@@ -37,12 +37,22 @@ def report(
     One card per item: thumbnails linking to the images, the prompt, provider, sizes, cost,
     job and task ids, and why an item failed or was skipped. Links are relative and the page
     loads nothing from the internet, so it browses offline from a CI artifact."""
+    from kling_cli.jobs.preflight import check_report_path
     from kling_cli.report import append_summary, write_report
 
     output: Output = ctx.obj
-    path = write_report(manifests, output_path)
+    check_report_path(output_path, option="-o")
     if summary_md is not None:
-        append_summary(manifests, summary_md)
+        check_report_path(summary_md, option="--summary-md")
+    try:
+        path = write_report(manifests, output_path)
+        if summary_md is not None:
+            append_summary(manifests, summary_md)
+    except OSError as exc:
+        # Checked above; what fails now is the disk (full, or gone read-only).
+        raise InvalidRequestError(
+            f"Cannot write {exc.filename or output_path}: {exc.strerror or exc}."
+        ) from None
     if output.json_mode:
         output.emit_json(versioned(report=str(path)))
     else:

@@ -77,23 +77,34 @@ def existing_outputs(options: JobOptions, request: GenerationRequest) -> list[Pa
     return find_existing(options.output_dir, naming, request.num_images)
 
 
-def check_output_dir(directory: Path) -> None:
+def check_report_path(path: Path, *, option: str = "--report") -> None:
+    """`--report PATH` (or a fan-out's default `OUTPUT_DIR/report.html`): the gallery is
+    written after the jobs are paid for, so a path it cannot be written to is refused now."""
+    if path.is_dir():
+        raise InvalidRequestError(
+            f"{option} {path} is a directory; give the file to write, such as "
+            f"{path / 'report.html'}."
+        )
+    check_output_dir(path.parent, option=f"the folder of {option}")
+
+
+def check_output_dir(directory: Path, *, option: str = "--output-dir") -> None:
     """`-o` must be a directory kling can create and write in. Proved by doing it: the
     directory is created and a file written in it; what this check created is removed again
     (a `--no-wait` run leaves no empty folder behind)."""
-    shown = str(directory)
+    shown = f"{option} {directory}"
     missing: list[Path] = []
     for parent in (directory, *directory.parents):
         if parent.is_symlink() and not parent.exists():
             where = "is" if parent == directory else f"is under {parent}, which is"
             raise InvalidRequestError(
-                f"--output-dir {shown} {where} a symbolic link to nothing (or a loop of "
+                f"{shown} {where} a symbolic link to nothing (or a loop of "
                 "links); choose a directory."
             )
         if parent.exists() and not parent.is_dir():
             where = "is" if parent == directory else f"is under {parent}, which is"
             raise InvalidRequestError(
-                f"--output-dir {shown} {where} a file, not a directory; choose a directory."
+                f"{shown} {where} a file, not a directory; choose a directory."
             )
         if parent.exists():
             break
@@ -104,7 +115,7 @@ def check_output_dir(directory: Path) -> None:
             pass
     except OSError as exc:
         raise InvalidRequestError(
-            f"--output-dir {shown} cannot be written: {exc.strerror or exc}; nothing was submitted."
+            f"{shown} cannot be written: {exc.strerror or exc}; nothing was submitted."
         ) from None
     finally:
         for created in missing:  # deepest first

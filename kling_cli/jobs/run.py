@@ -114,16 +114,27 @@ def run_job(
     """Record, submit, wait for and download one job. Call `preflight` first: it checks
     before paying what can be checked. Returns the result; raises nothing after the job is
     recorded (the error is on the result). `attempts`: a routed job's attempts elsewhere."""
-    life = JobLife.begin(
-        journal,
-        session.provider,
-        request,
-        options,
-        emulated=session.emulated,
-        progress=progress,
-        attempts=attempts,
-    )
-    return _run_loop(life, run_job_async(session, life, request, options))
+    from kling_cli.interrupts import deferred
+
+    life: JobLife | None = None
+    try:
+        # A signal between the journal row and the loop that ends it would leave a job
+        # recorded `submitting` forever, though nothing was sent.
+        with deferred():
+            life = JobLife.begin(
+                journal,
+                session.provider,
+                request,
+                options,
+                emulated=session.emulated,
+                progress=progress,
+                attempts=attempts,
+            )
+        return _run_loop(life, run_job_async(session, life, request, options))
+    except KeyboardInterrupt as exc:
+        if life is None:
+            raise
+        return life.end(exc)
 
 
 async def run_job_async(

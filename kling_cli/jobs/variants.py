@@ -55,7 +55,9 @@ def ratio_list(value: Any, *, what: str = "--aspect-ratio") -> list[str] | None:
 
 
 def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else ",".join(str(part) for part in value)
+    """The list as given, cut short: an error is one sentence, not the 5,000 items pasted."""
+    text = value if isinstance(value, str) else ",".join(str(part) for part in value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def variant_id(base: str, ratio: str) -> str:
@@ -81,19 +83,30 @@ class VariantsRun:
     provider: Provider
     variants: list[Variant]
     estimate: float
+    # A signal that came between two jobs (or after the last, while its gallery was being
+    # written): no job was running to record it, but the run stops and exits 128+signum.
+    stopped: InterruptedByUser | None = None
+
+    @property
+    def interruption(self) -> InterruptedByUser | None:
+        """The signal that stopped the run, as a job recorded it or as it came between jobs."""
+        for variant in self.variants:
+            if variant.result is not None and _interrupted(variant.result):
+                assert isinstance(variant.result.error, InterruptedByUser)
+                return variant.result.error
+        return self.stopped
 
     @property
     def exit_code(self) -> int:
-        """0 when every variant succeeded; the error's own code when all failed alike (or an
-        interruption); 8 (some failed) when some succeeded."""
+        """0 when every variant succeeded; 128+signum when a signal stopped the run; the
+        error's own code when all failed alike; 8 (some failed) when some succeeded."""
+        interruption = self.interruption
+        if interruption is not None:
+            return int(interruption.exit_code)
         codes = [v.result.exit_code if v.result else None for v in self.variants]
         failed = [code for code in codes if code != ExitCode.OK]
         if not failed:
             return int(ExitCode.OK)
-        interrupted = [v for v in self.variants if v.result and _interrupted(v.result)]
-        if interrupted:
-            assert interrupted[0].result is not None
-            return interrupted[0].result.exit_code
         if len(failed) < len(codes):
             return int(ExitCode.SOME_ITEMS_FAILED)
         first = failed[0]
@@ -130,6 +143,7 @@ def generate_variants(
     `max_cost`, then run one job per request (`run_job`, as `generate` does). Raises before
     the first submit; afterwards each outcome is on its variant's result. An interruption
     stops the fan-out: the ratios not reached are not submitted."""
+    from kling_cli import interrupts
     from kling_cli.batch import refuse_over_budget
     from kling_cli.jobs.generation import progress_context
     from kling_cli.jobs.preflight import preflight
@@ -151,20 +165,56 @@ def generate_variants(
                 f"{len(requests)} aspect ratios, one job each at {provider.name}: estimated "
                 f"${estimate:.4f} in all."
             )
-            variants = [Variant(request) for request in requests]
-            for number, variant in enumerate(variants, 1):
-                note(f"{variant.aspect_ratio} ({number}/{len(variants)})")
-                parts = variant.request.split(provider.capabilities.max_images)
-                tasks: list[str | None] = [None] * len(parts)
-                with progress_context(progress_for, provider.name, tasks) as progress:
-                    variant.result = run_job(
-                        session, journal, variant.request, options, progress=progress
-                    )
-                if _interrupted(variant.result):
-                    break
-            return VariantsRun(provider, variants, estimate)
+            run = VariantsRun(provider, [Variant(request) for request in requests], estimate)
+            try:
+                for number, variant in enumerate(run.variants, 1):
+                    if interrupts.pending() is not None:
+                        # A SIGTERM whose exception was swallowed (raised inside a `__del__`
+                        # the garbage collector ran) must still stop the paying.
+                        raise KeyboardInterrupt
+                    note(f"{variant.aspect_ratio} ({number}/{len(run.variants)})")
+                    parts = variant.request.split(provider.capabilities.max_images)
+                    tasks: list[str | None] = [None] * len(parts)
+                    with progress_context(progress_for, provider.name, tasks) as progress:
+                        variant.result = run_job(
+                            session, journal, variant.request, options, progress=progress
+                        )
+                    if _interrupted(variant.result):
+                        _name_the_ratio(variant, number)
+                        break
+            except KeyboardInterrupt as exc:
+                # Between two jobs: the finished ones are recorded, the rest never sent; the
+                # run still ends with the one report naming them all.
+                run.stopped = stopped_between_jobs(exc)
+            return run
     finally:
         journal.close()
+
+
+def _name_the_ratio(variant: Variant, number: int) -> None:
+    """The job's own "Interrupted before anything was submitted" is true of its ratio only:
+    the ratios before it were submitted, and paid for."""
+    assert variant.result is not None and variant.result.error is not None
+    if number > 1 and not variant.result.job.get("task_ids"):
+        error = variant.result.error
+        error.message = (
+            f"Interrupted before {variant.aspect_ratio} was submitted; the ratios before it "
+            "are finished and recorded, the rest were not sent."
+        )
+        error.hint = "See them with: kling jobs"
+
+
+def stopped_between_jobs(interrupt: BaseException) -> InterruptedByUser:
+    """A signal that no running job recorded: the jobs before it are finished and recorded,
+    and no other was sent."""
+    from kling_cli.errors import signal_number
+
+    return InterruptedByUser(
+        "Interrupted between jobs; the jobs that finished are saved and recorded, and the "
+        "ratios not reached were not submitted.",
+        signum=signal_number(interrupt),
+        hint="See them with: kling jobs",
+    )
 
 
 def manifest_entries(provider_id: str, variants: Sequence[Variant]) -> list[dict[str, Any]]:
