@@ -1,0 +1,71 @@
+"""Fourth round of breaks of the money rule, against issue #17's failover and spread batches,
+each reproduced with the installed `kling` against the emulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kling_cli.emulator import Emulator
+from tests.test_entry_point import run
+
+
+def _created(emulator: Emulator) -> Counter[str]:
+    return Counter(provider for _, kind, provider, _ in emulator.events if kind == "created")
+
+
+def _manifest(path: Path, count: int) -> Path:
+    lines = [
+        {"id": f"fox-{n}", "prompt": f"a red fox, study {n}", "aspect_ratio": "1:1"}
+        for n in range(count)
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    "again",
+    ["unifically,runware", "runware,unifically,wavespeed", "unifically"],
+)
+def test_a_spread_batch_run_again_with_another_list_finds_its_items(
+    use_emulator: Emulator, tmp_path: Path, again: str
+) -> None:
+    """`kling batch m.jsonl -p runware,unifically`, then the same with the list reordered,
+    a provider added (say the first ran out of credits) or one of them alone: every item was
+    made and saved, yet the re-run bought each one again, because an item's journal key named
+    the exact provider list. README: "a re-run finds each item where it was made"."""
+    source = _manifest(tmp_path / "m.jsonl", 4)
+    out = tmp_path / "out"
+    first = run("batch", str(source), "-p", "runware,unifically", "-o", str(out))
+    assert first.returncode == 0, first.stderr
+    made = _created(use_emulator)
+    assert sum(made.values()) == 4
+    entries = json.loads((out / "manifest.json").read_text())["items"]
+    where = {entry["id"]: entry["provider"] for entry in entries}
+    second = run("batch", str(source), "-p", again, "-o", str(out))
+    assert _created(use_emulator) == made, "an item was bought a second time"
+    entries = json.loads((out / "manifest.json").read_text())["items"]
+    mine = [e for e in entries if e["provider"] in again.split(",")]
+    # The items made by a provider of the new list are found there, done.
+    assert mine and {e["status"] for e in mine} == {"skipped"}, second.stdout[-800:]
+    assert {e["skip_reason"] for e in mine} == {"done"}
+    assert all(where[e["id"]] == e["provider"] for e in mine)
+
+
+def test_a_spread_item_made_by_a_provider_the_re_run_drops_is_not_bought_again(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    source = _manifest(tmp_path / "m.jsonl", 2)
+    out = tmp_path / "out"
+    use_emulator.out_of_credits_after("runware", 0)
+    first = run("batch", str(source), "-p", "runware,unifically", "-o", str(out))
+    assert first.returncode == 0, first.stderr
+    assert _created(use_emulator) == {"unifically": 2}
+    second = run("batch", str(source), "-p", "runware,wavespeed", "-o", str(out))
+    assert _created(use_emulator) == {"unifically": 2}, "an item was bought a second time"
+    entries = json.loads((out / "manifest.json").read_text())["items"]
+    assert {e["status"] for e in entries} == {"skipped"}, second.stdout[-800:]
+    assert all("add unifically to -p" in e["error"] for e in entries)
