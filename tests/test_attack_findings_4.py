@@ -69,3 +69,23 @@ def test_a_spread_item_made_by_a_provider_the_re_run_drops_is_not_bought_again(
     entries = json.loads((out / "manifest.json").read_text())["items"]
     assert {e["status"] for e in entries} == {"skipped"}, second.stdout[-800:]
     assert all("add unifically to -p" in e["error"] for e in entries)
+
+
+def test_a_spread_batch_whose_first_provider_cannot_serve_an_item_gives_it_to_the_next(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    """`kling batch m.jsonl -p fal,runware` with text-only items: fal needs a reference, and
+    the batch refused to start ("line 1: fal.ai's Kling O1 endpoint ... needs at least one
+    --ref") although Runware, on the list, serves them, as `kling generate -p fal,runware`
+    does. README: the items are spread over the providers that can serve them."""
+    source = _manifest(tmp_path / "m.jsonl", 3)
+    out = tmp_path / "out"
+    result = run("batch", str(source), "-p", "fal,runware", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert _created(use_emulator) == {"runware": 3}
+    entries = json.loads((out / "manifest.json").read_text())["items"]
+    assert {(e["provider"], e["status"]) for e in entries} == {("runware", "succeeded")}
+    # When no provider on the list can serve an item, the first one's reason is given.
+    refused = run("batch", str(source), "-p", "fal,aimlapi", "-o", str(out))
+    assert refused.returncode == 2
+    assert "line 1: fal.ai's Kling O1 endpoint edits reference images" in refused.stderr
