@@ -89,3 +89,27 @@ def test_a_spread_batch_whose_first_provider_cannot_serve_an_item_gives_it_to_th
     refused = run("batch", str(source), "-p", "fal,aimlapi", "-o", str(out))
     assert refused.returncode == 2
     assert "line 1: fal.ai's Kling O1 endpoint edits reference images" in refused.stderr
+
+
+def test_an_item_a_provider_answered_with_a_5xx_is_not_bought_elsewhere_on_a_re_run(
+    use_emulator: Emulator, tmp_path: Path, isolated_environment: Path
+) -> None:
+    """A 5xx to a submit may hide a task the provider made and charged (README: failover
+    "never moves on after ... a 5xx"), and failover keeps the item where it is; but the
+    journal recorded the task `not_created`, so the next run of the same spread batch sent
+    the item to another provider (or again to the same one): two paid tasks for one item."""
+    from kling_cli.emulator import Fault
+
+    source = _manifest(tmp_path / "m.jsonl", 1)
+    out = tmp_path / "out"
+    use_emulator.inject("unifically", Fault(kind="server_error", on="submit", times=1))
+    first = run("batch", str(source), "-p", "unifically,runware", "-o", str(out))
+    assert first.returncode != 0
+    assert sum(1 for r in use_emulator.requests if r.method == "POST") == 1
+    job_id = json.loads((out / "manifest.json").read_text())["items"][0]["job_id"]
+    shown = json.loads(run("jobs", "show", job_id, "--json").stdout)["job"]
+    assert [task["state"] for task in shown["tasks"]] == ["may_exist"]
+    again = run("batch", str(source), "-p", "unifically,runware", "-o", str(out))
+    assert sum(1 for r in use_emulator.requests if r.method == "POST") == 1, again.stderr
+    entry = json.loads((out / "manifest.json").read_text())["items"][0]
+    assert entry["status"] == "skipped" and entry["skip_reason"] == "unknown_outcome"
