@@ -267,7 +267,7 @@ class BatchRunner:
             if result.skip_reason == _PROVIDER_STOPPED:
                 result = ItemResult(planned, "skipped", skip_reason=SKIPPED_OUT_OF_CREDITS)
                 continue
-            state.spread.ended(chosen.id, result.refusal)
+            state.spread.ended(chosen.id, result.refusal, result.error_code)
             if result.refusal is None:
                 return result
             attempts = result.attempts

@@ -113,3 +113,23 @@ def test_an_item_a_provider_answered_with_a_5xx_is_not_bought_elsewhere_on_a_re_
     assert sum(1 for r in use_emulator.requests if r.method == "POST") == 1, again.stderr
     entry = json.loads((out / "manifest.json").read_text())["items"][0]
     assert entry["status"] == "skipped" and entry["skip_reason"] == "unknown_outcome"
+
+
+def test_a_provider_that_answers_every_submit_with_a_5xx_gets_no_more_items(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    """`kling batch -p unifically,runware` while Unifically answers each submit with a 500:
+    every item sent there may have been made and charged, and cannot be sent elsewhere, yet
+    the spread kept handing it half the batch. Like one that keeps refusing, it now gets no
+    more after three in a row; the rest are made by the others."""
+    from kling_cli.emulator import Fault
+
+    use_emulator.inject("unifically", Fault(kind="server_error", on="submit", times=None))
+    source = _manifest(tmp_path / "m.jsonl", 12)
+    out = tmp_path / "out"
+    run("batch", str(source), "-p", "unifically,runware", "-o", str(out), "--concurrency", "1")
+    sent = [r for r in use_emulator.requests if r.method == "POST" and r.provider == "unifically"]
+    assert len(sent) == 3
+    entries = json.loads((out / "manifest.json").read_text())["items"]
+    made = [e for e in entries if e["status"] == "succeeded"]
+    assert len(made) == 9 and {e["provider"] for e in made} == {"runware"}
