@@ -8,17 +8,17 @@ picks up what was submitted but not finished, without submitting it again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kling_cli.batch_items import earlier_job, item_key
 from kling_cli.batch_spread import Spread
 from kling_cli.errors import InvalidRequestError, OutOfCreditsError
 from kling_cli.events import NullListener
+from kling_cli.journal import NOT_CREATED
 from kling_cli.limiter import ProviderLimiter
 from kling_cli.manifest import PlannedItem
 
@@ -71,21 +71,6 @@ class ItemResult:
     def not_submitted(self) -> bool:
         """Skipped because the run stopped submitting, so still to do."""
         return self.skip_reason in NOT_SUBMITTED
-
-
-def item_key(planned: PlannedItem, output_dir: Path) -> str:
-    """Same item, same output folder: same key, so a re-run finds the job again."""
-    material = json.dumps(
-        {
-            "id": planned.item.item_id,
-            # A spread item may be made by any of its providers: its key names them all.
-            "provider": ",".join(p.id for p in planned.alternatives) or planned.provider.id,
-            "request": planned.request.model_dump(mode="json"),
-            "output_dir": str(output_dir.resolve()),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def item_estimate(planned: PlannedItem) -> float:
@@ -237,16 +222,18 @@ class BatchRunner:
         from kling_cli.jobs.pickup import Standing, standing
 
         planned.key = planned.key or item_key(planned, self.output_dir)
-        existing = self.journal.find_batch_item(planned.key)
+        existing = earlier_job(self.journal, planned, self.output_dir)
         if existing is not None and planned.alternatives:
             # A spread item an earlier run sent somewhere stays there.
             made_by = {p.id: p for p in planned.alternatives}.get(existing.provider)
+            if made_by is None and any(t.state != NOT_CREATED for t in existing.tasks):
+                return _made_elsewhere(planned, existing)
             planned.provider = made_by or planned.provider
         capabilities = planned.provider.capabilities
         found = standing(existing, capabilities)
         if found is Standing.DONE:
             return _result_from_job(planned, existing, "skipped", SKIPPED_DONE)
-        if found is Standing.FOLLOW:
+        if found is Standing.FOLLOW and existing is not None:
             # What a previous run left in flight is paid for: resumed (looked up by our own
             # id where its submit was never answered), never submitted again.
             async with state.limiters[planned.provider.id].slot():
@@ -280,7 +267,7 @@ class BatchRunner:
             if result.skip_reason == _PROVIDER_STOPPED:
                 result = ItemResult(planned, "skipped", skip_reason=SKIPPED_OUT_OF_CREDITS)
                 continue
-            state.spread.ended(chosen.id, result.refusal)
+            state.spread.ended(chosen.id, result.refusal, result.error_code)
             if result.refusal is None:
                 return result
             attempts = result.attempts
@@ -392,6 +379,17 @@ def _may_pay_twice(planned: PlannedItem, job: Any, found: str) -> ItemResult:
     result = _result_from_job(planned, job, "skipped", reason)
     why = explain(job, planned.provider.name, asked=True) or "it may exist already"
     result.error = f"not submitted again: {why}."
+    return result
+
+
+def _made_elsewhere(planned: PlannedItem, job: Any) -> ItemResult:
+    """A spread item an earlier run sent to a provider this run does not list: never sent
+    anywhere else, as that one may have made (and charged) it."""
+    result = _result_from_job(planned, job, "skipped", SKIPPED_UNKNOWN)
+    result.error = (
+        f"not submitted again: an earlier run sent it to {job.provider} (job {job.id}), which "
+        f"this run does not list; add {job.provider} to -p to find it there."
+    )
     return result
 
 

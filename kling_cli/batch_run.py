@@ -58,6 +58,7 @@ def plan_batch(
         source=source,
         default_provider=default_provider,
         registry=config.registry,
+        spread=spread or (),
     )
     planned = [plan for plan in planned if id(plan.item) in in_shard]
     if spread:

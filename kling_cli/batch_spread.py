@@ -13,17 +13,21 @@ if TYPE_CHECKING:
     from kling_cli.limiter import ProviderLimiter
     from kling_cli.providers.base import Provider
 
-# A provider that refuses this many items in a row (each refusal proving nothing was made)
+# A provider that refuses this many items in a row (each refusal proving nothing was made),
+# or leaves them unanswered (a 5xx, a lost answer: each may be paid for, and stays there),
 # gets no more: its items go to the others.
 REFUSALS_TO_STOP = 3
 # Refusals after which a provider gets no more items at once.
 STOPPING_REFUSALS = frozenset({"key_rejected", "out_of_credits"})
+# How an item ends when its provider did not answer for it: a server error, a broken
+# connection, an answer that cannot be read (the error codes of `kling_cli.errors`).
+PROVIDER_FAULTS = frozenset({"provider_error", "unreadable_response", "network"})
 
 
 @dataclass
 class Spread:
-    """Per run: the items waiting for each provider's slot, each provider's refusals in a row,
-    and the providers that get no more items."""
+    """Per run: the items waiting for each provider's slot, each provider's refusals (or
+    unanswered items) in a row, and the providers that get no more items."""
 
     waiting: dict[str, int] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)
@@ -47,9 +51,10 @@ class Spread:
 
         return max(candidates, key=room)
 
-    def ended(self, provider_id: str, refusal: str | None) -> None:
-        """An item at `provider_id` ended; `refusal` when it provably created nothing."""
-        if refusal is None:
+    def ended(self, provider_id: str, refusal: str | None, error_code: str | None = None) -> None:
+        """An item at `provider_id` ended; `refusal` when it provably created nothing, else
+        `error_code` when it failed."""
+        if refusal is None and error_code not in PROVIDER_FAULTS:
             self.refusals[provider_id] = 0
             return
         self.refusals[provider_id] = self.refusals.get(provider_id, 0) + 1

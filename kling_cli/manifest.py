@@ -8,14 +8,17 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import InvalidRequestError
 from kling_cli.naming import safe_name
 from kling_cli.providers import PROVIDERS, Registry
 from kling_cli.providers.base import Provider
+
+if TYPE_CHECKING:
+    from kling_cli.request import GenerationRequest
 
 # Item fields, with the names a manifest may use for each.
 FIELD_ALIASES: dict[str, str] = {
@@ -233,11 +236,12 @@ def plan_items(
     source: str,
     default_provider: str | None,
     registry: Registry = PROVIDERS,
+    spread: Sequence[str] = (),
 ) -> list[PlannedItem]:
     """Validate every item against the documented limits and its provider's capabilities,
     before anything is submitted. Raises InvalidRequestError naming every bad item's line and
-    problem (up to MAX_REPORTED_PROBLEMS, then how many more) when any is bad."""
-    from kling_cli.request import build_request
+    problem (up to MAX_REPORTED_PROBLEMS, then how many more) when any is bad. `spread`: the
+    providers an item that names none may go to; it is planned on the first that serves it."""
 
     planned = []
     problems = _Problems(source)
@@ -260,27 +264,40 @@ def plan_items(
             )
             continue
         seen_ids[item.item_id] = item.line
-        provider_id = fields.pop("provider", None) or default_provider
+        named = fields.pop("provider", None)
+        candidates = [named or default_provider] if named or not spread else list(spread)
         fields.pop("id", None)
         merged = {**defaults, **fields}
         if isinstance(merged.get("references"), str):
             merged["references"] = [merged["references"]]
-        try:
-            if provider_id is None:
-                raise InvalidRequestError(
-                    "no provider: give the item a provider field, or pass --provider."
-                )
-            provider = registry.lookup(str(provider_id))
-            if (
-                merged.get("aspect_ratio") is None
-                and "auto" not in provider.capabilities.aspect_ratios
-            ):
-                merged["aspect_ratio"] = "1:1"
-            request = build_request(**merged)
-            provider.check_request(request)
-        except InvalidRequestError as exc:
-            problems.add(item.line, exc.message)
-            continue
-        planned.append(PlannedItem(item, provider, request))
+        refusals: list[str] = []
+        for provider_id in candidates:
+            try:
+                provider, request = _checked(provider_id, dict(merged), registry)
+            except InvalidRequestError as exc:
+                refusals.append(exc.message)
+                continue
+            planned.append(PlannedItem(item, provider, request))
+            break
+        else:
+            problems.add(item.line, refusals[0])
     problems.raise_if_any()
     return planned
+
+
+def _checked(
+    provider_id: str | None, merged: dict[str, Any], registry: Registry
+) -> tuple[Provider, GenerationRequest]:
+    """The item's request as `provider_id` takes it, checked against its capabilities."""
+    from kling_cli.request import build_request
+
+    if provider_id is None:
+        raise InvalidRequestError(
+            "no provider: give the item a provider field, or pass --provider."
+        )
+    provider = registry.lookup(str(provider_id))
+    if merged.get("aspect_ratio") is None and "auto" not in provider.capabilities.aspect_ratios:
+        merged["aspect_ratio"] = "1:1"
+    request = build_request(**merged)
+    provider.check_request(request)
+    return provider, request

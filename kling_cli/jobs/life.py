@@ -104,6 +104,10 @@ def _refused(failure: KlingError | None) -> bool:
         return False
     if isinstance(failure, UnreadableResponseError | JournalError):
         return False
+    if isinstance(failure, ProviderRequestError) and (failure.http_status or 0) >= 500:
+        # A server error after the request arrived: the task may have been made (and
+        # charged) before it failed, so it is never taken for a refusal.
+        return False
     answers = ConfigError | InvalidRequestError | RateLimitedError | ProviderRequestError
     return isinstance(failure, answers)
 
