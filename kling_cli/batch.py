@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,45 +163,61 @@ class BatchRunner:
     on_result: Callable[[ItemResult], None] = lambda result: None
     on_retry: Callable[[str, float], None] = lambda reason, delay: None
     # The items ended so far, in the order they ended: what a summary shows when the run is
-    # interrupted.
+    # interrupted. With `keep_results` off, only the items in flight when it was.
     results: list[ItemResult] = field(default_factory=list)
+    keep_results: bool = True
+    # Items taken from the plan and not ended yet, and the plan's rest: what an interrupted
+    # run never reached (`unreached`).
+    _in_flight: dict[int, PlannedItem] = field(default_factory=dict, init=False)
+    _pending: Iterator[PlannedItem] = field(default_factory=lambda: iter(()), init=False)
 
-    async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
+    async def run(self, planned: Iterable[PlannedItem]) -> list[ItemResult]:
         from kling_cli.transport import HttpClients
 
-        provider_ids = {p.provider.id for p in planned}
+        providers = _providers(planned)
         state = _RunState(
             {
                 provider_id: HttpClients.create(max_connections=max(self.concurrency, 8))
-                for provider_id in provider_ids
+                for provider_id in providers
             },
             {
-                p.provider.id: ProviderLimiter(
+                provider.id: ProviderLimiter(
                     self.concurrency,
-                    p.provider.initial_concurrency if self.documented_start else None,
+                    provider.initial_concurrency if self.documented_start else None,
                 )
-                for p in planned
+                for provider in providers.values()
             },
             Budget(self.max_cost),
         )
-        pending = iter(planned)
-        results = self.results
+        pending = self._pending = iter(planned)
+        results, in_flight = self.results, self._in_flight
 
         async def worker() -> None:
             # A fixed pool pulling from one iterator: memory stays flat however long the
             # manifest, unlike one coroutine per item.
             for item in pending:
+                in_flight[id(item)] = item
                 self.on_start(item)
                 result = await self._run_item(item, state)
-                results.append(result)
+                del in_flight[id(item)]
+                if self.keep_results:
+                    results.append(result)
                 self.on_result(result)
 
         try:
-            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(planned)))))
+            workers = int(min(self.concurrency, _count(planned)))
+            await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
             for clients in state.clients.values():
                 await clients.aclose()
         return results
+
+    def unreached(self) -> Iterator[PlannedItem]:
+        """After an interruption: the items taken and not ended with a result (waiting for a
+        slot), then every item the run never took."""
+        ended = {id(result.item) for result in self.results if result.status == "interrupted"}
+        yield from (item for key, item in self._in_flight.items() if key not in ended)
+        yield from self._pending
 
     async def _run_item(self, planned: PlannedItem, state: _RunState) -> ItemResult:
         from kling_cli.jobs.pickup import Standing, standing
@@ -305,6 +321,17 @@ class BatchRunner:
         result.error = "interrupted; running the batch again resumes it"
         result.error_code = "interrupted"
         return result
+
+
+def _providers(planned: Iterable[PlannedItem]) -> dict[str, Any]:
+    """Each provider the items use, by id: a lazy plan (`kling_cli.batch_run.PlannedItems`)
+    knows them without building every item."""
+    known = getattr(planned, "providers", None)
+    return dict(known) if known is not None else {p.provider.id: p.provider for p in planned}
+
+
+def _count(planned: Iterable[PlannedItem]) -> int | float:
+    return len(planned) if isinstance(planned, Sized) else math.inf
 
 
 class _RetryReporter(NullListener):

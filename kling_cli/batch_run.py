@@ -4,7 +4,7 @@ journal and one session per provider (`execute_batch`). No printing: callbacks r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,21 +15,44 @@ if TYPE_CHECKING:
     from kling_cli.batch import ItemResult
     from kling_cli.config import ConfigFile
     from kling_cli.manifest import BatchItem, PlannedItem
+    from kling_cli.providers.base import Provider
     from kling_cli.session import Notify
 
 DEFAULT_CONCURRENCY = 8
+
+
+class PlannedItems:
+    """The items a run will do, every one checked already, each built again (its request,
+    `kling_cli.manifest.plan_item`) only when it is reached: iterating holds one item at a
+    time, however long the manifest."""
+
+    def __init__(
+        self,
+        items: Callable[[], Iterable[BatchItem]],
+        build: Callable[[Iterable[BatchItem]], Iterator[PlannedItem]],
+        count: int,
+        providers: Mapping[str, Provider],
+    ) -> None:
+        self._items, self._build = items, build
+        self.count, self.providers = count, dict(providers)
+
+    def __iter__(self) -> Iterator[PlannedItem]:
+        return self._build(self._items())
+
+    def __len__(self) -> int:
+        return self.count
 
 
 @dataclass(frozen=True)
 class BatchPlan:
     """The items a run will do (every one valid), and their estimated cost in USD."""
 
-    planned: list[PlannedItem]
+    planned: PlannedItems
     estimate: float
 
 
 def plan_batch(
-    items: list[BatchItem],
+    items: Sequence[BatchItem] | Callable[[], Iterable[BatchItem]],
     config: ConfigFile,
     *,
     source: str,
@@ -42,33 +65,45 @@ def plan_batch(
     """Check every item against the documented limits and its provider (the whole manifest,
     also when only a shard runs: a bad line fails every shard before any pays), pick the
     shard, and refuse an estimate over `max_cost`. `InvalidRequestError` names each bad
-    line."""
-    from kling_cli.batch import check_max_cost, estimated_cost
+    line. `items` may be a function giving a fresh iterator over them at each call: they are
+    then read once to be checked and again as the run reaches each, holding none."""
+    from kling_cli.batch import check_max_cost, item_estimate
     from kling_cli.config import resolve_provider_id
-    from kling_cli.manifest import plan_items, select_shard
+    from kling_cli.manifest import plan_items, repeated_id_hashes, shard_filter
 
     check_max_cost(max_cost)
-    in_shard = {id(item) for item in select_shard(items, shard)}
+    source_items = items if callable(items) else (lambda: items)
+    selected = shard_filter(shard)
     default_provider = resolve_provider_id(provider, config) or ("runware" if emulate else None)
-    planned = plan_items(
-        items,
-        defaults,
-        source=source,
-        default_provider=default_provider,
-        registry=config.registry,
-    )
-    planned = [plan for plan in planned if id(plan.item) in in_shard]
-    estimate = estimated_cost(planned)
+
+    def build(
+        items: Iterable[BatchItem], repeated: set[int] | None = None
+    ) -> Iterator[PlannedItem]:
+        planned = plan_items(
+            items,
+            defaults,
+            source=source,
+            default_provider=default_provider,
+            registry=config.registry,
+            repeated=set() if repeated is None else repeated,  # checked by the first pass
+        )
+        return planned if selected is None else (p for p in planned if selected(p.item))
+
+    count, estimate, providers = 0, 0.0, {}
+    for plan in build(source_items(), repeated_id_hashes(source_items())):
+        count += 1
+        estimate += item_estimate(plan)
+        providers[plan.provider.id] = plan.provider
     if max_cost is not None and estimate > max_cost:
         raise InvalidRequestError(
             f"The estimated cost is ${estimate:.2f}, over --max-cost ${max_cost:.2f}; "
             "nothing was submitted."
         )
-    return BatchPlan(planned, estimate)
+    return BatchPlan(PlannedItems(source_items, build, count, providers), estimate)
 
 
 def preflight_batch(
-    planned: list[PlannedItem], output_dir: Path, template: str, *, skip_existing: bool
+    planned: Iterable[PlannedItem], output_dir: Path, template: str, *, skip_existing: bool
 ) -> None:
     """Before paying: the output directory, and every item's file names."""
     from kling_cli.jobs.life import JobOptions
@@ -93,13 +128,16 @@ def execute_batch(
     on_result: Callable[[ItemResult], None] = lambda result: None,
     on_retry: Callable[[str, float], None] = lambda reason, delay: None,
     note: Notify = lambda text: None,
+    on_unreached: Callable[[ItemResult], None] | None = None,
     **settings: Any,
 ) -> tuple[list[ItemResult], KeyboardInterrupt | None]:
     """Run the plan in one event loop. Returns every item's result (in the order they ended)
     and the interruption (Ctrl-C, SIGTERM, SIGHUP) that stopped the run, if one did: the
     items in flight then are `interrupted` (recorded, resumable), and the ones never reached
     are skipped as `interrupted`. `settings` are `BatchRunner`'s (output_dir, concurrency,
-    timeout, ...)."""
+    timeout, ...). With `on_unreached`, no result is kept (memory stays flat in the item
+    count): each one is passed to `on_result` only, those never reached to `on_unreached`,
+    and the list returned is empty."""
     from kling_cli.batch import SKIPPED_INTERRUPTED, BatchRunner, ItemResult
     from kling_cli.jobs.record import open_journal
     from kling_cli.session import open_sessions
@@ -116,6 +154,7 @@ def execute_batch(
                 on_start=on_start,
                 on_result=on_result,
                 on_retry=on_retry,
+                keep_results=on_unreached is None,
                 **settings,
             )
             interrupt: KeyboardInterrupt | None = None
@@ -130,12 +169,12 @@ def execute_batch(
                         on_result(result)
         finally:
             journal.close()
-    results = list(runner.results)
+    results = list(runner.results) if on_unreached is None else []
     if interrupt is not None:
-        reached = {id(result.item) for result in results}
-        results += [
-            ItemResult(item, "skipped", skip_reason=SKIPPED_INTERRUPTED)
-            for item in plan.planned
-            if id(item) not in reached
-        ]
+        for item in runner.unreached():
+            skipped = ItemResult(item, "skipped", skip_reason=SKIPPED_INTERRUPTED)
+            if on_unreached is None:
+                results.append(skipped)
+            else:
+                on_unreached(skipped)
     return results, interrupt
