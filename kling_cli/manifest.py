@@ -14,6 +14,7 @@ import shutil
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -48,7 +49,7 @@ class BatchItem:
     line: int  # 1-based line in the file (CSV: counting the header)
     fields: Mapping[str, Any]
 
-    @property
+    @cached_property  # asked for many times per item; safe_name is not cheap
     def item_id(self) -> str:
         """The item's id made safe as a file name on every system (it names the files)."""
         fallback = f"item-{self.line}"
