@@ -147,6 +147,9 @@ def execute_batch(
         journal = open_journal()
         try:
             journal.check_writable()
+            # One commit per turn of the event loop, not per event: with many items in flight,
+            # a commit (an fsync) for each would hold the loop most of the time.
+            journal.group_commits()
             runner = BatchRunner(
                 journal=journal,
                 sessions=sessions,
