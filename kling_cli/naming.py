@@ -9,6 +9,7 @@ file system's limit of 255 bytes.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -76,6 +77,7 @@ def _fit(cleaned: str, fallback: str) -> str:
     return str(fitted).strip(" .-") or fallback
 
 
+@functools.lru_cache(maxsize=4096)  # a batch asks for each item's id ~9 times (pathvalidate)
 def safe_name(text: str, *, fallback: str = "image") -> str:
     """One path component: no separators or characters Windows refuses, no leading dot, no
     reserved device name, at most MAX_NAME_CHARS characters and MAX_STEM_BYTES bytes in UTF-8
