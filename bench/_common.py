@@ -129,6 +129,29 @@ def free_port_pair() -> int:
 def emulator_process(latency: float) -> Iterator[str]:
     """`kling emulate` in a process of its own (so its threads never share a GIL with the
     code under test); yields the API origin, e.g. http://127.0.0.1:8765."""
+    with emulator_server(latency) as (origin, _):
+        yield origin
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_bytes(pid: int) -> int:
+    """A running process's resident set now, and its peak (VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextmanager
+def emulator_server(latency: float) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`emulator_process`, also yielding the process (to measure its CPU time apart)."""
     port = free_port_pair()
     process = subprocess.Popen(
         [kling_executable(), "emulate", "--port", str(port), "--latency", str(latency)],
@@ -146,7 +169,7 @@ def emulator_process(latency: float) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("`kling emulate` did not start") from None
                 time.sleep(0.05)
-        yield origin
+        yield origin, process
     finally:
         process.terminate()
         try:

@@ -15,6 +15,16 @@ resident sets of the whole process tree are summed every 0.2 s and the peak is s
     python bench/batch.py --items 200 --scale-items 0 --no-baseline
     python bench/batch.py --items 3000 --scale-items 0 --no-baseline --images 1 \
         --resolution 1k --concurrency 256 --pool-shard 100000   # one pool per client
+    python bench/batch.py --items 1000 --scale-items 10000 --no-baseline --images 1 \
+        --resolution 1k --concurrency 64 --latency 0.25 --no-report   # memory flat?
+    python bench/batch.py --items 5000 --scale-items 0 --no-baseline --images 1 \
+        --resolution 1k --concurrency 64 --profile cprofile       # where kling's CPU goes
+
+CPU is counted apart for kling (the `kling batch` process: user + system from wait4()) and
+for the emulator (its own process, from /proc), per item; the emulator must keep up, and on
+a shared machine both compete for the same cores. `--profile cprofile` runs kling under
+cProfile and prints the top functions; `--profile tracemalloc` prints what Python holds
+when the run ends (before the summary and manifest.json), by line, and its traced peak.
 
 Targets: wall <= 1.2x ideal; peak RSS <= 150 MB and flat from 200 to 1000 items (peak at
 1000 within 10% of the peak at 200); CPU time reported.
@@ -39,10 +49,12 @@ from _common import (
     EMULATOR_KEY,
     banner,
     describe_policy,
-    emulator_process,
+    emulator_server,
     kling_command,
     kling_executable,
     parse_policy,
+    process_cpu_seconds,
+    process_rss_bytes,
     table,
     verdict,
 )
@@ -66,6 +78,7 @@ class Result:
     rss_note: str
     images: int
     exit_code: int
+    emulator_cpu: float = 0.0
 
 
 class TreeRss:
@@ -155,6 +168,44 @@ sys.argv[0] = "kling"
 sys.exit(main())
 """
 
+# Runs `kling` under a profiler (`--profile`), writing what it found to the path after the
+# profiler's name. For experiments only: profiling slows kling down.
+PROFILE_SHIM = """
+import sys
+kind, report = sys.argv.pop(1), sys.argv.pop(1)
+sys.argv[0] = "kling"
+from kling_cli.cli import main
+if kind == "cprofile":
+    import cProfile, pstats
+    profiler = cProfile.Profile()
+    try:
+        code = profiler.runcall(main)
+    finally:
+        with open(report, "w") as out:
+            stats = pstats.Stats(profiler, stream=out).strip_dirs()
+            stats.sort_stats("tottime").print_stats(30)
+            stats.sort_stats("cumulative").print_stats(40)
+    sys.exit(code)
+import tracemalloc
+import kling_cli.batch_run as batch_run
+tracemalloc.start(8)
+execute = batch_run.execute_batch
+def traced(*args, **kwargs):
+    outcome = execute(*args, **kwargs)
+    snapshot = tracemalloc.take_snapshot()
+    current, peak = tracemalloc.get_traced_memory()
+    with open(report, "w") as out:
+        out.write(f"traced now {current / 1e6:.1f} MB, peak {peak / 1e6:.1f} MB\\n")
+        for stat in snapshot.statistics("lineno")[:25]:
+            out.write(f"{stat}\\n")
+        out.write("\\nby traceback (top 8):\\n")
+        for stat in snapshot.statistics("traceback")[:8]:
+            out.write(f"{stat}\\n" + "\\n".join(stat.traceback.format()[-8:]) + "\\n\\n")
+    return outcome
+batch_run.execute_batch = traced
+sys.exit(main())
+"""
+
 
 def base_env(origin: str, config_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -174,7 +225,14 @@ def prompts(count: int) -> list[str]:
 
 
 def run_batch(
-    origin: str, workdir: Path, items: int, policy: dict[str, float], pool_shard: int | None
+    origin: str,
+    workdir: Path,
+    items: int,
+    policy: dict[str, float],
+    pool_shard: int | None,
+    *,
+    report: bool = True,
+    profile: str | None = None,
 ) -> Result:
     run_dir = workdir / f"batch-{items}"
     run_dir.mkdir()
@@ -188,11 +246,22 @@ def run_batch(
     command = kling_command(policy)
     if pool_shard is not None:
         command = [sys.executable, "-c", SHARD_SHIM, str(pool_shard)]
+    profile_report = workdir / f"profile-{profile}-{items}.txt"
+    if profile is not None:
+        command = [sys.executable, "-c", PROFILE_SHIM, profile, str(profile_report)]
     argv = [*command, "batch", str(manifest), "-p", "runware"]
     argv += ["-n", str(IMAGES_PER_ITEM), "-R", RESOLUTION, "--concurrency", str(CONCURRENCY)]
-    argv += ["-o", str(output)]
+    argv += ["-o", str(output)] + ([] if report else ["--no-report"])
     env = base_env(origin, run_dir / "config")
-    return run_measured(f"kling batch {items}", argv, env, workdir, items, output)
+    result = run_measured(f"kling batch {items}", argv, env, workdir, items, output)
+    if profile is not None and profile_report.exists():
+        print(f"\n## {profile}, {items} items\n{profile_report.read_text()}")
+    manifest_json = output / "manifest.json"
+    if manifest_json.exists():
+        entries = json.loads(manifest_json.read_text())["items"]
+        if len(entries) != items:
+            print(f"! {result.label}: manifest.json holds {len(entries)} items, not {items}")
+    return result
 
 
 def run_xargs(origin: str, workdir: Path, items: int, policy: dict[str, float]) -> Result:
@@ -263,6 +332,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--images", type=int, default=IMAGES_PER_ITEM, help="-n per item")
     parser.add_argument("--resolution", choices=("1k", "2k"), default="2k")
+    parser.add_argument("--no-report", action="store_true", help="run kling batch with --no-report")
+    parser.add_argument("--profile", choices=("cprofile", "tracemalloc"), default=None)
     parser.add_argument(
         "--pool-shard",
         type=int,
@@ -284,7 +355,7 @@ def main() -> int:
     results: list[Result] = []
     ideals: dict[int, tuple[float, float]] = {}
     with (
-        emulator_process(options.latency) as origin,
+        emulator_server(options.latency) as (origin, emulator),
         tempfile.TemporaryDirectory(prefix="kling-bench-", dir=options.dir) as temporary,
     ):
         workdir = Path(temporary)
@@ -295,10 +366,20 @@ def main() -> int:
             ideals[items] = (waves * options.latency + transfer, transfer)
         if has_batch:
             for items in sizes:
-                results.append(
-                    run_batch(origin, workdir, items, options.poll_policy, options.pool_shard)
+                emulator_before = process_cpu_seconds(emulator.pid)
+                result = run_batch(
+                    origin,
+                    workdir,
+                    items,
+                    options.poll_policy,
+                    options.pool_shard,
+                    report=not options.no_report,
+                    profile=options.profile,
                 )
+                result.emulator_cpu = process_cpu_seconds(emulator.pid) - emulator_before
+                results.append(result)
                 control_reset(origin)
+            emulator_peak = process_rss_bytes(emulator.pid)
         if not options.no_baseline:
             results.append(run_xargs(origin, workdir, options.items, options.poll_policy))
     rows = []
@@ -314,13 +395,16 @@ def main() -> int:
                 f"{result.wall / ideal:.2f}x",
                 f"{result.cpu:.1f}",
                 f"{result.cpu / result.items * 1000:.1f}",
+                f"{result.emulator_cpu / result.items * 1000:.1f}" if result.emulator_cpu else "-",
                 f"{result.peak_rss_mb:.0f}",
                 result.rss_note,
             ]
         )
     headers = ["run", "items", "images", "wall s", "ideal s (transfer)", "wall/ideal"]
-    headers += ["CPU s", "CPU ms/item", "peak RSS MB", "RSS measured by"]
+    headers += ["CPU s", "CPU ms/item", "emulator CPU ms/item", "peak RSS MB", "RSS measured by"]
     print(table(headers, rows))
+    if has_batch:
+        print(f"(emulator peak RSS over the whole run: {emulator_peak / 1e6:.0f} MB)")
     batches = [r for r in results if r.label.startswith("kling batch")]
     baseline = next((r for r in results if r.label.startswith("xargs")), None)
     if not batches:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,18 +174,22 @@ class BatchRunner:
     on_result: Callable[[ItemResult], None] = lambda result: None
     on_retry: Callable[[str, float], None] = lambda reason, delay: None
     # The items ended so far, in the order they ended: what a summary shows when the run is
-    # interrupted.
+    # interrupted. With `keep_results` off, only the items in flight when it was.
     results: list[ItemResult] = field(default_factory=list)
+    keep_results: bool = True
+    # Items taken from the plan and not ended yet, and the plan's rest: what an interrupted
+    # run never reached (`unreached`).
+    _in_flight: dict[int, PlannedItem] = field(default_factory=dict, init=False)
+    _pending: Iterator[PlannedItem] = field(default_factory=lambda: iter(()), init=False)
 
-    async def run(self, planned: list[PlannedItem]) -> list[ItemResult]:
+    async def run(self, planned: Iterable[PlannedItem]) -> list[ItemResult]:
         from kling_cli.transport import HttpClients
 
-        providers = {q.id: q for p in planned for q in (p.provider, *p.alternatives)}
-        provider_ids = set(providers)
+        providers = _providers(planned)
         state = _RunState(
             {
                 provider_id: HttpClients.create(max_connections=max(self.concurrency, 8))
-                for provider_id in provider_ids
+                for provider_id in providers
             },
             {
                 provider.id: ProviderLimiter(
@@ -196,27 +200,36 @@ class BatchRunner:
             },
             Budget(self.max_cost),
         )
-        pending = iter(planned)
-        results = self.results
+        pending = self._pending = iter(planned)
+        results, in_flight = self.results, self._in_flight
 
         async def worker() -> None:
             # A fixed pool pulling from one iterator: memory stays flat however long the
             # manifest, unlike one coroutine per item.
             for item in pending:
+                in_flight[id(item)] = item
                 self.on_start(item)
                 result = await self._run_item(item, state)
-                results.append(result)
+                del in_flight[id(item)]
+                if self.keep_results:
+                    results.append(result)
                 self.on_result(result)
 
         # Spread over several providers, each has its own `concurrency` in flight.
-        spread = any(p.alternatives for p in planned)
-        workers = self.concurrency * (len(provider_ids) if spread else 1)
+        workers = self.concurrency * (len(providers) if _spread(planned) else 1)
         try:
-            await asyncio.gather(*(worker() for _ in range(min(workers, len(planned)))))
+            await asyncio.gather(*(worker() for _ in range(int(min(workers, _count(planned))))))
         finally:
             for clients in state.clients.values():
                 await clients.aclose()
         return results
+
+    def unreached(self) -> Iterator[PlannedItem]:
+        """After an interruption: the items taken and not ended with a result (waiting for a
+        slot), then every item the run never took."""
+        ended = {id(result.item) for result in self.results if result.status == "interrupted"}
+        yield from (item for key, item in self._in_flight.items() if key not in ended)
+        yield from self._pending
 
     async def _run_item(self, planned: PlannedItem, state: _RunState) -> ItemResult:
         from kling_cli.jobs.pickup import Standing, standing
@@ -361,6 +374,25 @@ class BatchRunner:
         result.error = "interrupted; running the batch again resumes it"
         result.error_code = "interrupted"
         return result
+
+
+def _providers(planned: Iterable[PlannedItem]) -> dict[str, Any]:
+    """Each provider the items may use (their alternatives too), by id: a lazy plan
+    (`kling_cli.batch_run.PlannedItems`) knows them without building every item."""
+    known = getattr(planned, "providers", None)
+    if known is not None:
+        return dict(known)
+    return {q.id: q for p in planned for q in (p.provider, *p.alternatives)}
+
+
+def _spread(planned: Iterable[PlannedItem]) -> bool:
+    """Whether items may go to any of several providers (`-p a,b,c`)."""
+    known = getattr(planned, "spread", None)
+    return bool(known) if known is not None else any(p.alternatives for p in planned)
+
+
+def _count(planned: Iterable[PlannedItem]) -> int | float:
+    return len(planned) if isinstance(planned, Sized) else math.inf
 
 
 class _RetryReporter(NullListener):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from glob import escape as glob_escape
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -153,10 +152,34 @@ def _remove_orphans(directory: Path, stem: str) -> None:
     """Remove the `.part` files of this name left by a kling that was killed (SIGKILL, a
     power cut): its process is gone, so no one will finish them. Their bytes are not resumed:
     nothing proves they are the same image."""
-    for orphan in directory.glob(f".{glob_escape(stem)}.*.part"):
-        pid = orphan.name[len(stem) + 2 : -len(".part")]
+    for name in _part_files(directory).pop(stem, ()):
+        pid = name[len(stem) + 2 : -len(".part")]
         if pid.isdigit() and not _alive(int(pid)):
-            orphan.unlink(missing_ok=True)
+            (directory / name).unlink(missing_ok=True)
+
+
+# The `.part` files of each folder, by stem, as found by one scan of it per process: a batch
+# saves thousands of images into one folder, and scanning it for each image would cost time
+# growing with the folder. What a killed kling left is there before this process looks; a
+# `.part` file made later belongs to a kling alive then.
+_PART_FILES: dict[str, dict[str, list[str]]] = {}
+
+
+def _part_files(directory: Path) -> dict[str, list[str]]:
+    key = os.path.abspath(directory)
+    found = _PART_FILES.get(key)
+    if found is None:
+        found = _PART_FILES[key] = {}
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith(".") and name.endswith(".part") and name.count(".") >= 3:
+                        stem = name[1:].rsplit(".", 2)[0]
+                        found.setdefault(stem, []).append(name)
+        except OSError:
+            pass
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -13,14 +13,17 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kling_cli.config import CONFIG_DIR_ENV
 from kling_cli.errors import ConfigError, JournalError
+
+if TYPE_CHECKING:
+    from kling_cli.jobs.commits import GroupCommit
 
 DATABASE_NAME = "jobs.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
@@ -189,6 +192,8 @@ class JobRecord:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Set (`group_commits`): writes made while an event loop runs share a transaction.
+        self.group: GroupCommit | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fresh = not path.exists()
@@ -238,11 +243,25 @@ class Journal:
     def open_default(cls) -> Journal:
         return cls(data_dir() / DATABASE_NAME)
 
+    def group_commits(self) -> None:
+        """From now on, the writes of one turn of the event loop share one transaction
+        (kling_cli.jobs.commits)."""
+        from kling_cli.jobs.commits import GroupCommit
+
+        self.group = GroupCommit(self._db)
+
     def close(self) -> None:
+        if self.group is not None:
+            with suppress(sqlite3.Error):  # what it refuses is handed back to its jobs
+                self.group.commit()
         self._db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.group is not None and (self.group.open or self.group.active()):
+            with self.group.write() as db:
+                yield db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db

@@ -6,11 +6,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import shutil
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from kling_cli.errors import InvalidRequestError
 from kling_cli.naming import safe_name
@@ -51,7 +57,7 @@ class BatchItem:
     line: int  # 1-based line in the file (CSV: counting the header)
     fields: Mapping[str, Any]
 
-    @property
+    @cached_property  # asked for many times per item; safe_name is not cheap
     def item_id(self) -> str:
         """The item's id made safe as a file name on every system (it names the files)."""
         fallback = f"item-{self.line}"
@@ -101,28 +107,38 @@ class _Problems:
 
 
 def read_items(text: str, *, source: str) -> list[BatchItem]:
-    """The items of a manifest: JSONL (one object per line) or CSV (a header row names the
-    fields), as text already decoded from UTF-8; a leading byte order mark (Excel's "CSV
-    UTF-8") is ignored. Always at least one item: raises InvalidRequestError naming the
-    expected shape for an empty file, a JSON array, a header-only CSV or a file that is
-    neither, and naming every bad line (up to MAX_REPORTED_PROBLEMS) otherwise."""
-    text = text.removeprefix(BOM)
-    stripped = text.lstrip()
+    """The items of a manifest held as text (`iter_items`, all at once)."""
+    return list(iter_items(io.StringIO(text), source=source))
+
+
+def iter_items(handle: TextIO, *, source: str) -> Iterator[BatchItem]:
+    """The items of a manifest, read line by line from `handle`: JSONL (one object per line)
+    or CSV (a header row names the fields), as text decoded from UTF-8; a leading byte order
+    mark (Excel's "CSV UTF-8") is ignored. Always at least one item: raises
+    InvalidRequestError naming the expected shape for an empty file, a JSON array, a
+    header-only CSV or a file that is neither, and, once every line is read, naming every bad
+    line (up to MAX_REPORTED_PROBLEMS)."""
+    head: list[str] = []
+    for line in handle:
+        head.append(line.removeprefix(BOM) if not head else line)
+        if head[-1].strip():
+            break
+    stripped = "".join(head).lstrip()
     if not stripped:
         raise InvalidRequestError(f"{source} has no items; expected {EXPECTED_SHAPE}.")
     if stripped.startswith("["):
         raise InvalidRequestError(
             f"{source} is a JSON array; expected {EXPECTED_SHAPE}. Put each object on its own line."
         )
+    lines = itertools.chain(head, handle)
     if stripped.startswith("{"):
-        return _read_jsonl(text, source)
-    return _read_csv(text, source)
+        return _read_jsonl(lines, source)
+    return _read_csv(lines, source, first_line=head[0] if head else "")
 
 
-def _read_jsonl(text: str, source: str) -> list[BatchItem]:
-    items = []
+def _read_jsonl(lines: Iterable[str], source: str) -> Iterator[BatchItem]:
     problems = _Problems(source)
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -133,21 +149,20 @@ def _read_jsonl(text: str, source: str) -> list[BatchItem]:
         if not isinstance(value, dict):
             problems.add(number, "expected a JSON object.")
             continue
-        items.append(BatchItem(number, value))
+        yield BatchItem(number, value)
     problems.raise_if_any()
-    return items
 
 
-def _read_csv(text: str, source: str) -> list[BatchItem]:
-    reader = csv.DictReader(io.StringIO(text))
+def _read_csv(lines: Iterable[str], source: str, first_line: str) -> Iterator[BatchItem]:
+    reader = csv.DictReader(lines)
     header = [name.strip() for name in reader.fieldnames or ()]
     if not any(name in FIELD_ALIASES for name in header):
         raise InvalidRequestError(
             f"{source} is neither JSONL nor CSV with a header row naming the fields "
-            f"({', '.join(FIELD_NAMES)}); its first line is {text.splitlines()[0][:80]!r}."
+            f"({', '.join(FIELD_NAMES)}); its first line is {first_line.rstrip(chr(10))[:80]!r}."
         )
-    items = []
     problems = _Problems(source)
+    count = 0
     for row in reader:
         fields: dict[str, Any] = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}
         refs = fields.pop("refs", None) or fields.pop("ref", None) or fields.pop("references", None)
@@ -163,28 +178,29 @@ def _read_csv(text: str, source: str) -> list[BatchItem]:
                         reader.line_num,
                         f"field {number_field}: {fields[number_field]!r} is not a whole number.",
                     )
-        items.append(BatchItem(reader.line_num, fields))
+        count += 1
+        yield BatchItem(reader.line_num, fields)
     problems.raise_if_any()
-    if not items:
+    if not count:
         raise InvalidRequestError(
             f"{source} has a header row but no items; add one row per item below it."
         )
-    return items
 
 
-def select_shard(items: list[BatchItem], shard: str | None) -> list[BatchItem]:
-    """`K/N`: the items whose id hashes to the K-th of N slices. By the id, not the position:
-    a line inserted in the manifest moves no other item to another shard (so no shard pays
-    for an item another one made). Items without an id are placed by their line number."""
+def shard_filter(shard: str | None) -> Callable[[BatchItem], bool] | None:
+    """`K/N`: whether an item's id hashes to the K-th of N slices. By the id, not the
+    position: a line inserted in the manifest moves no other item to another shard (so no
+    shard pays for an item another one made). Items without an id are placed by their line
+    number. None without a shard."""
     if shard is None:
-        return items
+        return None
     match = re.fullmatch(r"(\d+)/(\d+)", shard.strip())
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise InvalidRequestError(
             f"--shard {shard!r} must be K/N with 1 <= K <= N, e.g. 2/4 for the second of four."
         )
     k, n = int(match[1]), int(match[2])
-    return [item for item in items if shard_of(item.item_id, n) == k]
+    return lambda item: shard_of(item.item_id, n) == k
 
 
 def shard_of(item_id: str, shards: int) -> int:
@@ -199,16 +215,15 @@ def expand_variants(
     *,
     source: str = "the manifest",
     default_aspect: Any = None,
-) -> list[BatchItem]:
+) -> Iterator[BatchItem]:
     """An item whose `aspect_ratio` is a list (`["16:9", "1:1"]`, `"16:9,1:1"` or `"all"`),
     or that has none when the default (`batch -a`) is one, becomes one item per ratio, with
-    the ratio in its id (`hero-16x9`), on the same line. Every bad list is named
-    (`InvalidRequestError`) before any item is planned."""
+    the ratio in its id (`hero-16x9`), on the same line. Once every item is seen, every bad
+    list is named (`InvalidRequestError`); callers check the whole stream before planning."""
     from kling_cli.jobs.variants import ratio_list, variant_id
 
     if default_aspect is not None:
         ratio_list(default_aspect)  # a bad default is one error, not one per item
-    expanded: list[BatchItem] = []
     problems = _Problems(source)
     for item in items:
         aspect = item.fields.get("aspect_ratio")
@@ -220,13 +235,26 @@ def expand_variants(
             problems.add(item.line, exc.message)
             continue
         if ratios is None:
-            expanded.append(item)
+            yield item
             continue
         for ratio in ratios:
             fields = {**item.fields, "id": variant_id(item.item_id, ratio), "aspect_ratio": ratio}
-            expanded.append(BatchItem(item.line, fields))
+            yield BatchItem(item.line, fields)
     problems.raise_if_any()
-    return expanded
+
+
+def id_hash(item_id: str) -> int:
+    """64 bits of an item id, to tell ids apart in 8 bytes each."""
+    return int.from_bytes(hashlib.blake2b(item_id.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def repeated_id_hashes(items: Iterable[BatchItem]) -> set[int]:
+    """The id hashes (`id_hash`) more than one item has: what `plan_items` must watch for
+    duplicate ids, found in 8 bytes per item instead of a dict of every id."""
+    hashes = array("Q", (id_hash(item.item_id) for item in items))
+    ordered = sorted(hashes)
+    del hashes
+    return {a for a, b in itertools.pairwise(ordered) if a == b}
 
 
 def plan_items(
@@ -237,52 +265,71 @@ def plan_items(
     default_provider: str | None,
     registry: Registry = PROVIDERS,
     spread: Sequence[str] = (),
-) -> list[PlannedItem]:
+    repeated: set[int] | None = None,
+) -> Iterator[PlannedItem]:
     """Validate every item against the documented limits and its provider's capabilities,
-    before anything is submitted. Raises InvalidRequestError naming every bad item's line and
-    problem (up to MAX_REPORTED_PROBLEMS, then how many more) when any is bad. `spread`: the
-    providers an item that names none may go to; it is planned on the first that serves it."""
-
-    planned = []
+    before anything is submitted, yielding each valid one. Once every item is seen, raises
+    InvalidRequestError naming every bad item's line and problem (up to
+    MAX_REPORTED_PROBLEMS, then how many more) when any is bad. `spread`: the providers an
+    item that names none may go to; it is planned on the first that serves it. `repeated`
+    (`repeated_id_hashes`) limits the duplicate-id check to the ids that may be repeated, so
+    that nothing is kept per item; None checks every id."""
     problems = _Problems(source)
     seen_ids: dict[str, int] = {}
-    for item in expand_variants(items, source=source, default_aspect=defaults.get("aspect_ratio")):
-        fields: dict[str, Any] = {}
+    for item in items:
+        item_id = item.item_id
         unknown = [name for name in item.fields if name not in FIELD_ALIASES]
         if unknown:
             problems.add(
                 item.line, f"unknown field {unknown[0]!r}; fields are {', '.join(FIELD_NAMES)}."
             )
             continue
-        for name, value in item.fields.items():
-            fields[FIELD_ALIASES[name]] = value
-        if item.item_id in seen_ids:
-            problems.add(
-                item.line,
-                f"id {item.item_id!r} is already used on line {seen_ids[item.item_id]}; ids "
-                "name the output files, so they must be unique.",
-            )
-            continue
-        seen_ids[item.item_id] = item.line
-        named = fields.pop("provider", None)
-        candidates = [named or default_provider] if named or not spread else list(spread)
-        fields.pop("id", None)
-        merged = {**defaults, **fields}
-        if isinstance(merged.get("references"), str):
-            merged["references"] = [merged["references"]]
-        refusals: list[str] = []
-        for provider_id in candidates:
-            try:
-                provider, request = _checked(provider_id, dict(merged), registry)
-            except InvalidRequestError as exc:
-                refusals.append(exc.message)
+        if repeated is None or (repeated and id_hash(item_id) in repeated):
+            if item_id in seen_ids:
+                problems.add(
+                    item.line,
+                    f"id {item_id!r} is already used on line {seen_ids[item_id]}; ids "
+                    "name the output files, so they must be unique.",
+                )
                 continue
-            planned.append(PlannedItem(item, provider, request))
-            break
-        else:
-            problems.add(item.line, refusals[0])
+            seen_ids[item_id] = item.line
+        try:
+            yield plan_item(
+                item, defaults, default_provider=default_provider, registry=registry, spread=spread
+            )
+        except InvalidRequestError as exc:
+            problems.add(item.line, exc.message)
     problems.raise_if_any()
-    return planned
+
+
+def plan_item(
+    item: BatchItem,
+    defaults: Mapping[str, Any],
+    *,
+    default_provider: str | None,
+    registry: Registry = PROVIDERS,
+    spread: Sequence[str] = (),
+) -> PlannedItem:
+    """One item's provider and request, checked against the documented limits and the
+    provider's capabilities (`InvalidRequestError` when it is not valid): its own provider,
+    else the first of `spread` that serves it (the first one's reason when none does), else
+    `default_provider`."""
+    fields = {FIELD_ALIASES[name]: value for name, value in item.fields.items()}
+    named = fields.pop("provider", None)
+    candidates = [named or default_provider] if named or not spread else list(spread)
+    fields.pop("id", None)
+    merged = {**defaults, **fields}
+    if isinstance(merged.get("references"), str):
+        merged["references"] = [merged["references"]]
+    refusals: list[str] = []
+    for provider_id in candidates:
+        try:
+            provider, request = _checked(provider_id, dict(merged), registry)
+        except InvalidRequestError as exc:
+            refusals.append(exc.message)
+            continue
+        return PlannedItem(item, provider, request)
+    raise InvalidRequestError(refusals[0])
 
 
 def _checked(
@@ -301,3 +348,31 @@ def _checked(
     request = build_request(**merged)
     provider.check_request(request)
     return provider, request
+
+
+class Spool:
+    """A manifest's bytes copied once into a private temporary file, read again by each pass
+    over the items (validation, then the run): nothing is held per item, and a manifest
+    edited or a pipe closed while the run goes on changes nothing of what was checked."""
+
+    def __init__(self, data: BinaryIO) -> None:
+        import tempfile
+        import weakref
+
+        fd, name = tempfile.mkstemp(prefix="kling-manifest-", suffix=".spool")
+        self.path = Path(name)
+        self._remove = weakref.finalize(self, self.path.unlink, missing_ok=True)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(data, out)
+
+    def items(self, *, source: str) -> Callable[[], Iterator[BatchItem]]:
+        """A fresh iterator over the items at every call (`iter_items`)."""
+
+        def read() -> Iterator[BatchItem]:
+            with self.path.open(encoding="utf-8") as handle:
+                yield from iter_items(handle, source=source)
+
+        return read
+
+    def close(self) -> None:
+        self._remove()

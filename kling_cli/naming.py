@@ -9,10 +9,11 @@ file system's limit of 255 bytes.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,7 @@ def _fit(cleaned: str, fallback: str) -> str:
     return str(fitted).strip(" .-") or fallback
 
 
+@functools.lru_cache(maxsize=4096)  # a batch asks for each item's id ~9 times (pathvalidate)
 def safe_name(text: str, *, fallback: str = "image") -> str:
     """One path component: no separators or characters Windows refuses, no leading dot, no
     reserved device name, at most MAX_NAME_CHARS characters and MAX_STEM_BYTES bytes in UTF-8
@@ -181,21 +183,28 @@ class Naming:
     resolution: str
     item_id: str | None = None
 
-    def _values(self, task_id: str, index: int, started: datetime) -> Mapping[str, object]:
-        values = {
-            "id": self.item_id or self.job_id,
-            "job": self.job_id,
-            "task": re.sub(r"[^A-Za-z0-9]", "", task_id)[:8] or "task",
-            "provider": self.provider,
-            "date": f"{started:%Y%m%d}",
-            "time": f"{started:%H%M%S}",
-            "slug": slug(self.prompt),
-            "aspect": self.aspect.replace(":", "x"),
-            "resolution": self.resolution,
-            "ext": "",
+    def _values(
+        self, task_id: str, index: int, started: datetime, needed: Iterable[str]
+    ) -> Mapping[str, object]:
+        values: dict[str, Callable[[], str]] = {
+            "id": lambda: self.item_id or self.job_id,
+            "job": lambda: self.job_id,
+            "task": lambda: re.sub(r"[^A-Za-z0-9]", "", task_id)[:8] or "task",
+            "provider": lambda: self.provider,
+            "date": lambda: f"{started:%Y%m%d}",
+            "time": lambda: f"{started:%H%M%S}",
+            "slug": lambda: slug(self.prompt),
+            "aspect": lambda: self.aspect.replace(":", "x"),
+            "resolution": lambda: self.resolution,
+            "ext": lambda: "",
         }
+        # Only the placeholders the template uses: making a value safe costs (pathvalidate,
+        # the slug's transliteration), and a batch renders every item's names more than once.
         # `{index}` stays a number so that `{index:02d}` pads it.
-        return {**{k: safe_name(v, fallback=k) for k, v in values.items()}, "index": index}
+        return {
+            **{k: safe_name(values[k](), fallback=k) for k in needed if k in values},
+            "index": index,
+        }
 
     def render_raw(
         self, task_id: str, index: int, count: int, started: datetime | None = None
@@ -203,7 +212,11 @@ class Naming:
         """The stem before it is made safe and cut to length; the formatting errors of
         `str.format` (ValueError, KeyError, ...) for a template that does not render."""
         template = self.template.removesuffix(".{ext}").removesuffix("{ext}")
-        values = self._values(task_id, index, started or datetime.now(UTC))
+        try:
+            needed = {re.split(r"[.\[]", name, maxsplit=1)[0] for name in _fields(template)}
+        except InvalidRequestError:  # unbalanced: str.format says so below, as it always did
+            needed = set(PLACEHOLDERS)
+        values = self._values(task_id, index, started or datetime.now(UTC), needed)
         rendered = template.format_map(values)
         if count > 1 and "index" not in _fields(template):
             rendered = f"{rendered}-{index}"

@@ -3,13 +3,20 @@
 Shards of one manifest may write into one output directory: each run then folds its entries
 into the file under a lock (entries of other items are kept), so no shard overwrites
 another's. `merge` folds the manifests of several shard directories into one.
+
+A run writes its entries as its items end (`ManifestWriter`): into a private JSON Lines file,
+from which `manifest.json` is assembled in line order at the end, one entry at a time, so
+that no run holds its entries in memory.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import shutil
+import tempfile
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +42,65 @@ def write_manifest(
         by_id.update((entry["id"], entry) for entry in entries)
         _write(path, by_id.values())
     return path
+
+
+class ManifestWriter:
+    """`manifest.json` for a run whose entries come one at a time, in any order (`add`), and
+    whose file is written at the end (`finish`), in line order, byte for byte what
+    `write_manifest` would write with every entry at once. Holds 8 bytes per manifest line
+    (where each entry is in the spill file) and 8 per entry (its id's hash)."""
+
+    def __init__(self) -> None:
+        # Anonymous: nothing is left behind when the process dies.
+        self._spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish or close)
+        self._at_line = array("q")  # offset + 1 of each line's entry in the spill; 0: none
+        self._id_hashes = array("Q")
+
+    def add(self, entry: Mapping[str, Any]) -> None:
+        from kling_cli.manifest import id_hash
+
+        line = int(entry.get("line") or 0)
+        if line >= len(self._at_line):
+            grow = max(line + 1 - len(self._at_line), len(self._at_line) // 2)
+            self._at_line.frombytes(bytes(grow * self._at_line.itemsize))
+        self._spill.seek(0, os.SEEK_END)
+        self._at_line[line] = self._spill.tell() + 1
+        self._spill.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
+        self._id_hashes.append(id_hash(str(entry["id"])))
+
+    def _ours(self) -> Iterator[Mapping[str, Any]]:
+        for offset in self._at_line:
+            if offset:
+                self._spill.seek(offset - 1)
+                yield json.loads(self._spill.readline())
+
+    def finish(self, output_dir: Path, *, keep_others: bool = False) -> Path:
+        """Write `output_dir/manifest.json` atomically (`write_manifest`), then forget."""
+        from bisect import bisect_left
+
+        from kling_cli.manifest import id_hash
+
+        output_dir.mkdir(parents=True, exist_ok=True)
+        path = output_dir / MANIFEST_NAME
+        with _locked(output_dir):
+            others: list[Mapping[str, Any]] = []
+            if keep_others:
+                ours = array("Q", sorted(self._id_hashes))
+
+                def is_ours(item_id: str) -> bool:
+                    # 64-bit hashes: two different ids meet once in about 10^19 pairs.
+                    digest = id_hash(item_id)
+                    at = bisect_left(ours, digest)
+                    return at < len(ours) and ours[at] == digest
+
+                others = [e for e in _entries(path, missing_ok=True) if not is_ours(str(e["id"]))]
+                others.sort(key=_order)
+            _write_ordered(path, heapq.merge(others, self._ours(), key=_order))
+        self.close()
+        return path
+
+    def close(self) -> None:
+        self._spill.close()
 
 
 def merge(directories: Iterable[Path], output_dir: Path, *, copy_files: bool = False) -> Path:
@@ -120,11 +186,26 @@ def _entries(path: Path, *, missing_ok: bool) -> list[Mapping[str, Any]]:
     return [item for item in items if isinstance(item, dict) and "id" in item]
 
 
+def _order(entry: Mapping[str, Any]) -> tuple[int, str]:
+    return (entry.get("line") or 0, str(entry["id"]))
+
+
 def _write(path: Path, entries: Iterable[Mapping[str, Any]]) -> None:
-    ordered = sorted(entries, key=lambda entry: (entry.get("line") or 0, str(entry["id"])))
-    document = {"version": MANIFEST_VERSION, "items": ordered}
+    _write_ordered(path, sorted(entries, key=_order))
+
+
+def _write_ordered(path: Path, ordered: Iterable[Mapping[str, Any]]) -> None:
+    """The document `json.dumps({"version": ..., "items": ordered}, indent=2)` gives, written
+    one entry at a time (an entry's own lines indented under the list)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    with temporary.open("w", encoding="utf-8") as out:
+        out.write(f'{{\n  "version": {MANIFEST_VERSION},\n  "items": [')
+        separator = "\n    "
+        for entry in ordered:
+            text = json.dumps(entry, indent=2, ensure_ascii=False)
+            out.write(separator + text.replace("\n", "\n    "))
+            separator = ",\n    "
+        out.write("]\n}\n" if separator == "\n    " else "\n  ]\n}\n")
     temporary.replace(path)
 
 

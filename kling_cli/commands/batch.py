@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import sys
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import typer
 
 from kling_cli.batch_run import DEFAULT_CONCURRENCY
 from kling_cli.commands import common
-from kling_cli.commands.batch_report import Progress, counted, summarize
+from kling_cli.commands.batch_report import Progress, Tally, counted, summarize
 from kling_cli.commands.common import (
     BATCH_PROVIDER_OPTION,
     DEFAULT_OUTPUT_DIR,
@@ -23,6 +24,7 @@ from kling_cli.ui import Output, versioned
 
 if TYPE_CHECKING:
     from kling_cli.batch import ItemResult
+    from kling_cli.manifest import Spool
 
 
 def batch(
@@ -117,8 +119,8 @@ def batch(
     folds the shards' manifest.json files into one."""
     from kling_cli.batch_run import execute_batch, plan_batch, preflight_batch
     from kling_cli.deadline import check_timeout
-    from kling_cli.manifest import read_items
     from kling_cli.naming import check_template
+    from kling_cli.run_manifest import ManifestWriter
 
     output: Output = ctx.obj
     check_timeout(timeout)
@@ -126,7 +128,8 @@ def batch(
     if concurrency is not None and concurrency < 1:
         raise InvalidRequestError(f"--concurrency must be at least 1, not {concurrency}.")
     source = "stdin" if file == "-" else file
-    text = sys.stdin.read() if file == "-" else _read_file(file)
+    # Read again as the run reaches each item, so that nothing is held per item.
+    spool = _spool(file)
     defaults = {
         key: value
         for key, value in {
@@ -144,7 +147,7 @@ def batch(
     )
     config = load_config(output)
     plan = plan_batch(
-        read_items(text, source=source),
+        spool.items(source=source),
         config,
         source=source,
         defaults=defaults,
@@ -158,7 +161,7 @@ def batch(
         return _dry_run(output, plan.planned, config, estimate)
     preflight_batch(plan.planned, output_dir, name, skip_existing=skip_existing)
     progress = Progress(output, len(plan.planned))
-    on_result: Callable[[ItemResult], None] = progress.finished
+    tally = Tally(ManifestWriter())
     thumbnails = None
     if not no_report:
         from kling_cli.report import ThumbnailMaker
@@ -166,17 +169,20 @@ def batch(
         # Made as items end, on a worker thread, so the report at the end only links them.
         thumbnails = ThumbnailMaker(output_dir)
 
-        def on_result(result: ItemResult) -> None:
-            progress.finished(result)
+    def on_result(result: ItemResult) -> None:
+        progress.finished(result)
+        tally.add(result)
+        if thumbnails is not None:
             thumbnails.add(result.files)
 
     try:
-        results, interrupt = execute_batch(
+        _, interrupt = execute_batch(
             config,
             plan,
             emulate=emulate,
             on_start=progress.started,
             on_result=on_result,
+            on_unreached=tally.add,
             on_retry=progress.retrying,
             note=output.note,
             output_dir=output_dir,
@@ -193,12 +199,13 @@ def batch(
         )
     finally:
         progress.close()
+        spool.close()
         if thumbnails is not None:
             thumbnails.close()
     if interrupt is None:
         return summarize(
             output,
-            results,
+            tally,
             output_dir,
             estimate,
             max_cost,
@@ -215,7 +222,7 @@ def batch(
     )
     summarize(
         output,
-        results,
+        tally,
         output_dir,
         estimate,
         max_cost,
@@ -229,7 +236,7 @@ def batch(
     return int(stopped.exit_code)
 
 
-def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -> int:
+def _dry_run(output: Output, planned: Iterable[Any], config: Any, estimate: float) -> int:
     import json
 
     from kling_cli.jobs.life import JobOptions
@@ -272,9 +279,15 @@ def _dry_run(output: Output, planned: list[Any], config: Any, estimate: float) -
     return ExitCode.OK
 
 
-def _read_file(file: str) -> str:
+def _spool(file: str) -> Spool:
+    from kling_cli.manifest import Spool
+
+    if file == "-":
+        binary = getattr(sys.stdin, "buffer", None)  # None: a text stream stands in for stdin
+        return Spool(binary or io.BytesIO(sys.stdin.read().encode("utf-8")))
     try:
-        return Path(file).read_text(encoding="utf-8")
+        with Path(file).open("rb") as data:
+            return Spool(data)
     except OSError as exc:
         raise InvalidRequestError(f"Cannot read {file}: {exc.strerror}.") from None
 

@@ -3,14 +3,16 @@ summary (and `manifest.json`). Printing only: the decisions are the batch's."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kling_cli.errors import ExitCode
 from kling_cli.ui import Output, versioned
 
 if TYPE_CHECKING:
     from kling_cli.batch import ItemResult
+    from kling_cli.run_manifest import ManifestWriter
 
 
 def counted(number: int, noun: str) -> str:
@@ -90,9 +92,53 @@ class Progress:
             self.bar.stop()
 
 
+class Named(NamedTuple):
+    """An item the summary names: failed, or not submitted."""
+
+    line: int
+    item_id: str
+    status: str
+    skip_reason: str | None
+    error: str | None
+
+    @property
+    def not_submitted(self) -> bool:
+        from kling_cli.batch import NOT_SUBMITTED
+
+        return self.skip_reason in NOT_SUBMITTED
+
+
+class Tally:
+    """A run's results as they end: each one's manifest entry goes to `writer`, and what the
+    summary prints is counted; only the items it names (failed, not submitted) are kept."""
+
+    def __init__(self, writer: ManifestWriter) -> None:
+        self.writer = writer
+        self.counts = dict.fromkeys(("succeeded", "failed", "skipped", "interrupted"), 0)
+        self.reasons: Counter[str | None] = Counter()
+        self.images = 0
+        self.spent = 0.0
+        self.named: list[Named] = []
+
+    def add(self, result: ItemResult) -> None:
+        from kling_cli.batch import manifest_entry
+
+        self.writer.add(manifest_entry(result))
+        self.counts[result.status] += 1
+        self.reasons[result.skip_reason] += 1
+        self.images += len(result.files)
+        if result.cost is not None and result.status != "skipped":
+            self.spent += result.cost
+        if result.status == "failed" or result.not_submitted:
+            item = result.item.item
+            self.named.append(
+                Named(item.line, item.item_id, result.status, result.skip_reason, result.error)
+            )
+
+
 def summarize(
     output: Output,
-    results: list[ItemResult],
+    tally: Tally,
     output_dir: Path,
     estimate: float,
     max_cost: float | None,
@@ -110,20 +156,14 @@ def summarize(
         SKIPPED_BUDGET,
         SKIPPED_DONE,
         SKIPPED_EXISTS,
-        manifest_entry,
     )
-    from kling_cli.run_manifest import write_manifest
 
-    manifest = write_manifest(output_dir, [manifest_entry(r) for r in results], keep_others=sharded)
+    manifest = tally.writer.finish(output_dir, keep_others=sharded)
     report_path = _write_views(output, manifest, report=report, summary_md=summary_md)
-    ordered = sorted(results, key=lambda r: r.item.item.line)
-    counts = {
-        state: sum(r.status == state for r in results)
-        for state in ("succeeded", "failed", "skipped", "interrupted")
-    }
+    ordered = sorted(tally.named, key=lambda r: r.line)
+    counts = tally.counts
     not_submitted = [r for r in ordered if r.not_submitted]
-    images = sum(len(r.files) for r in results)
-    spent = sum(r.cost for r in results if r.cost is not None and r.status != "skipped")
+    images, spent = tally.images, tally.spent
     partial = counts["failed"] or counts["interrupted"] or not_submitted
     exit_code = ExitCode.SOME_ITEMS_FAILED if partial else ExitCode.OK
     if interrupted_exit is not None:
@@ -134,11 +174,7 @@ def summarize(
                 summary={
                     **counts,
                     "not_submitted": [
-                        {
-                            "id": r.item.item.item_id,
-                            "line": r.item.item.line,
-                            "reason": r.skip_reason,
-                        }
+                        {"id": r.item_id, "line": r.line, "reason": r.skip_reason}
                         for r in not_submitted
                     ],
                     "images": images,
@@ -154,9 +190,9 @@ def summarize(
     output.result(str(manifest))
     if report_path is not None:
         output.note(f"Report: {report_path}")
-    done = sum(r.skip_reason == SKIPPED_DONE for r in results)
+    done = tally.reasons[SKIPPED_DONE]
     skipped = f"{done} skipped (already done)"
-    on_disk = sum(r.skip_reason == SKIPPED_EXISTS for r in results)
+    on_disk = tally.reasons[SKIPPED_EXISTS]
     skipped += f", {on_disk} skipped (files exist)" if on_disk else ""
     skipped += f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""
     for reason, label in NOT_SUBMITTED.items():
@@ -167,13 +203,12 @@ def summarize(
         f"{counted(images, 'image')}; reported cost ${spent:.4f}."
     )
     for result in ordered:
-        item = result.item.item
         if result.status == "failed":
-            output.note(f"  failed: {item.item_id} (line {item.line}): {result.error}")
+            output.note(f"  failed: {result.item_id} (line {result.line}): {result.error}")
         elif result.not_submitted:
             label = NOT_SUBMITTED[result.skip_reason or ""]
             why = f": {result.error}" if result.error else ""
-            output.note(f"  skipped ({label}): {item.item_id} (line {item.line}){why}")
+            output.note(f"  skipped ({label}): {result.item_id} (line {result.line}){why}")
     if any(r.skip_reason in MAY_PAY_TWICE for r in not_submitted):
         output.note(
             "Items skipped for an unknown outcome or a task not found are submitted again "

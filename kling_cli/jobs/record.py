@@ -118,6 +118,7 @@ class JobWriter:
         self.job_id = job_id
         self.pending: list[dict[str, Any]] = []
         self.fallback: Path | None = None
+        self.closed = False
 
     def add_task(
         self,
@@ -129,9 +130,12 @@ class JobWriter:
     ) -> int:
         self.flush()
         try:
-            return self.journal.add_task(
+            position = self.journal.add_task(
                 self.job_id, client_task_id, expected_images, resend=resend, extra=extra
             )
+            if self.journal.group is not None:
+                self.journal.group.commit()  # on disk before the submit is sent
+            return position
         except sqlite3.Error as exc:
             raise JournalError(
                 f"The jobs journal cannot record the next task of job {self.job_id} ({exc}); "
@@ -157,10 +161,13 @@ class JobWriter:
             return True
         if quick:
             self.journal.set_busy_timeout(QUICK_BUSY_TIMEOUT_MS)
+        group = self.journal.group
         try:
             while self.pending:
                 _apply(self.journal, self.pending[0])
-                self.pending.pop(0)
+                write = self.pending.pop(0)
+                if group is not None and group.open:
+                    group.written(self.take_back, write)
         except sqlite3.Error:
             return False
         finally:
@@ -170,9 +177,21 @@ class JobWriter:
 
     def close(self) -> Path | None:
         """A last try at the journal; what it still refuses goes to the fallback file, whose
-        path is returned (None when everything was written)."""
+        path is returned (None when everything was written, or is in a group commit, whose
+        failure hands the writes back to `take_back`)."""
+        self.closed = True
         if self.flush():
             return None
+        return self._to_fallback()
+
+    def take_back(self, writes: list[dict[str, Any]]) -> None:
+        """Writes of a group commit that failed: pending again, oldest first, or, once the
+        job has ended, in the fallback file."""
+        self.pending[:0] = writes
+        if self.closed:
+            self._to_fallback()
+
+    def _to_fallback(self) -> Path | None:
         path = fallback_path()
         lines = "".join(json.dumps(write) + "\n" for write in self.pending)
         try:
