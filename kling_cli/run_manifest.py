@@ -55,6 +55,7 @@ class ManifestWriter:
         self._spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish or close)
         self._at_line = array("q")  # offset + 1 of each line's entry in the spill; 0: none
         self._id_hashes = array("Q")
+        self._more: dict[int, list[int]] = {}  # the other entries of a line, by offset + 1
 
     def add(self, entry: Mapping[str, Any]) -> None:
         from kling_cli.manifest import id_hash
@@ -64,15 +65,28 @@ class ManifestWriter:
             grow = max(line + 1 - len(self._at_line), len(self._at_line) // 2)
             self._at_line.frombytes(bytes(grow * self._at_line.itemsize))
         self._spill.seek(0, os.SEEK_END)
-        self._at_line[line] = self._spill.tell() + 1
+        offset = self._spill.tell() + 1
+        if self._at_line[line]:  # a line of several items (an aspect-ratio list): rare
+            self._more.setdefault(line, []).append(offset)
+        else:
+            self._at_line[line] = offset
         self._spill.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
         self._id_hashes.append(id_hash(str(entry["id"])))
 
+    def _read(self, offset: int) -> Mapping[str, Any]:
+        self._spill.seek(offset - 1)
+        entry: Mapping[str, Any] = json.loads(self._spill.readline())
+        return entry
+
     def _ours(self) -> Iterator[Mapping[str, Any]]:
-        for offset in self._at_line:
-            if offset:
-                self._spill.seek(offset - 1)
-                yield json.loads(self._spill.readline())
+        for line, offset in enumerate(self._at_line):
+            if not offset:
+                continue
+            if line not in self._more:
+                yield self._read(offset)
+                continue
+            entries = [self._read(at) for at in (offset, *self._more[line])]
+            yield from sorted(entries, key=_order)
 
     def finish(self, output_dir: Path, *, keep_others: bool = False) -> Path:
         """Write `output_dir/manifest.json` atomically (`write_manifest`), then forget."""
