@@ -1,0 +1,108 @@
+"""Fifth round of breaks, against #19's delivery options (`--webhook`, `--upload-to`) and
+`kling ingest`, each reproduced on the installed `kling` in real processes against the
+emulator over loopback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kling_cli.emulator import Emulator
+from tests.test_entry_point import kling_command, run
+
+SECRET_URLS = [
+    # plain http to another host: refused, and the refusal echoed the whole URL
+    "http://alice:pa55word@hooks.example.com/in?token=TOPSECRET",
+    # a scheme that is not a URL a provider can POST to
+    "ftp://alice:pa55word@hooks.example.com/in?token=TOPSECRET",
+]
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+@pytest.mark.parametrize("option", ["--webhook", "--upload-to"])
+def test_a_refused_delivery_url_is_not_echoed_with_its_credentials(
+    use_emulator: Emulator, url: str, option: str
+) -> None:
+    """`kling generate fox --webhook 'http://alice:pa55word@host/in?token=TOPSECRET' --json`
+    was refused (good) with a message quoting the URL whole: the password and the token in
+    the error, on the terminal, in CI logs and in the --json object."""
+    result = run("generate", "a fox", "-p", "runware", option, url, "--json")
+    assert result.returncode == 2, result.stdout
+    for secret in ("pa55word", "TOPSECRET"):
+        assert secret not in result.stdout + result.stderr
+    message = json.loads(result.stdout)["error"]["message"]
+    assert "hooks.example.com" in message  # still says which URL
+    assert use_emulator.requests == []
+
+
+@pytest.mark.parametrize("char", ["\x01", "\x7f", "\u202e"])
+def test_a_delivery_url_with_control_characters_is_refused(
+    use_emulator: Emulator, char: str
+) -> None:
+    """A control character (or a bidi override) inside `--webhook` was accepted, sent to
+    the provider and recorded in the journal, where it shows as a different URL."""
+    result = run("generate", "a fox", "-p", "runware", "--webhook", f"https://h.example/a{char}b")
+    assert result.returncode == 2, result.stdout
+    assert "https://" in result.stderr
+    assert use_emulator.requests == []
+
+
+def test_an_ipv6_webhook_is_recorded_as_a_url(
+    use_emulator: Emulator, isolated_environment: Path
+) -> None:
+    """`--webhook 'http://[::1]:9/hook?token=T'` was recorded as `http://::1:9/hook?…`: the
+    brackets dropped, so the journal's URL names no port (or the wrong host)."""
+    result = run(
+        "generate", "a fox", "-p", "runware", "--no-wait", "--webhook",
+        "http://[::1]:9/hook?token=T", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    db = sqlite3.connect(isolated_environment / "jobs.sqlite3")
+    try:
+        (request,) = db.execute("SELECT request FROM jobs").fetchone()
+    finally:
+        db.close()
+    recorded = json.loads(request)["webhook"]
+    assert recorded == "http://[::1]:9/hook?…"
+
+
+def test_ingest_of_an_endless_stdin_stops_at_a_cap(use_emulator: Emulator) -> None:
+    """`producer | kling ingest -` read stdin whole before parsing: an endless (or 500 MB)
+    stream grew the process until the machine ran out of memory. A webhook body is a few
+    kilobytes; past a cap ingest refuses it, exit 2, without reading the rest."""
+    process = subprocess.Popen(
+        [*kling_command(), "ingest", "-", "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    stdin = process.stdin
+
+    def feed() -> None:
+        chunk = b'{"data": "' + b"a" * (1 << 20)
+        try:
+            while process.poll() is None:
+                stdin.write(chunk)
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    threading.Thread(target=feed, daemon=True).start()
+    started = time.monotonic()
+    try:
+        process.wait(timeout=30)  # not communicate(): it would close stdin, ending the stream
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail("kling ingest - kept reading an endless stdin")
+    assert process.stdout is not None and process.stderr is not None
+    out, err = process.stdout.read(), process.stderr.read()
+    assert time.monotonic() - started < 30
+    assert process.returncode == 2, err
+    assert "too large" in json.loads(out)["error"]["message"]
