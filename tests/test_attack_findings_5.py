@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kling_cli.emulator import Emulator
+from kling_cli.emulator import EMULATOR_API_KEY, Emulator
 from tests.test_entry_point import kling_command, run
 
 SECRET_URLS = [
@@ -106,3 +106,42 @@ def test_ingest_of_an_endless_stdin_stops_at_a_cap(use_emulator: Emulator) -> No
     assert time.monotonic() - started < 30
     assert process.returncode == 2, err
     assert "too large" in json.loads(out)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "payload"),
+    [
+        # fal's webhook docs: `payload` null with `payload_error` when the result could not
+        # be put in the body; the images exist and the queue's result has them
+        ("fal", {"status": "OK", "payload": None, "payload_error": "could not serialize"}),
+        ("fal", {"status": "OK", "payload": {"images": []}}),
+        ("wavespeed", {"status": "completed", "outputs": []}),
+        ("kling", {"task_status": "succeed", "task_result": {"images": []}}),
+    ],
+)
+def test_a_success_body_without_images_does_not_lose_the_job(
+    use_emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    provider: str,
+    payload: dict[str, object],
+) -> None:
+    """fal POSTs `status: OK` with no usable images: `kling ingest` recorded the paid job
+    as failed ("failed: failed", exit 3, and `kling status --download` then saved nothing,
+    exit 0), or ended with exit 1, `job: null`. The body says the task ended without saying
+    how: ingest asks the provider, as `kling status ID --download` would."""
+    monkeypatch.setenv("KLING_KLING_SECRET_KEY", EMULATOR_API_KEY)  # Kling signs with a pair
+    ref = ["-r", "https://example.com/a.png"] if provider == "fal" else []
+    submitted = run("generate", "a fox", "-p", provider, *ref, "--no-wait", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(submitted.stdout)["job"]
+    time.sleep(0.6)  # the emulator's job is done
+    body = tmp_path / "body.json"
+    id_field = {"fal": "request_id", "wavespeed": "id", "kling": "task_id"}[provider]
+    body.write_text(json.dumps({id_field: job["task_id"], **payload}))
+    result = run("ingest", str(body), "--json")
+    assert result.returncode == 0, result.stdout
+    out = json.loads(result.stdout)
+    assert out["job"]["id"] == job["id"]
+    assert out["job"]["state"] == "succeeded"
+    assert len(out["files"]) == 1 and Path(out["files"][0]["path"]).exists()
