@@ -5,6 +5,7 @@ emulator over loopback."""
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -145,3 +146,25 @@ def test_a_success_body_without_images_does_not_lose_the_job(
     assert out["job"]["id"] == job["id"]
     assert out["job"]["state"] == "succeeded"
     assert len(out["files"]) == 1 and Path(out["files"][0]["path"]).exists()
+
+
+def test_upload_to_a_receiver_that_is_down_is_not_reported_uploaded(
+    use_emulator: Emulator,
+) -> None:
+    """`kling generate fox -p runware --upload-to URL` with the receiver down (or answering
+    403) said "Runware uploaded the images to URL; nothing was saved here.": kling cannot
+    know the PUT worked (Runware's docs say nothing of a failed upload), and the user was
+    left without the way to the images. The note says what was asked, and how to save
+    them here."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{probe.getsockname()[1]}/bucket/fox.png?X-Amz-Signature=s"
+    result = run("generate", "a fox", "-p", "runware", "--upload-to", down, "--json")
+    assert result.returncode == 0, result.stderr
+    job = json.loads(result.stdout)["job"]
+    assert job["state"] == "generated"
+    assert "uploaded the images" not in result.stderr
+    assert f"kling status {job['id']} --download" in result.stderr
+    saved = run("status", job["id"], "--download", "--json")
+    assert saved.returncode == 0, saved.stderr
+    assert len(json.loads(saved.stdout)["files"]) == 1

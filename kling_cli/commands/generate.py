@@ -231,7 +231,8 @@ def generate(
             output.note(f"Report: {report}")
     exit_code = print_job_result(output, result, report=report)
     if upload_to and result.error is None and not no_wait:
-        output.note(common.uploaded_note(result.provider_name, upload_to, download))
+        job_id = str(result.job["id"]) if result.job else "ID"
+        output.note(common.uploaded_note(result.provider_name, upload_to, download, job_id))
     from kling_cli.commands.look import launch_saved, preview_saved
 
     if isinstance(result.error, InterruptedByUser):
