@@ -23,8 +23,10 @@ OPTION_NAMES = {
 # Runware's outputQuality range and default (runware.ai/docs/models/klingai-image-o1).
 MIN_QUALITY, MAX_QUALITY = 20, 99
 LOSSY_FORMATS = ("jpeg", "webp")
-# Runware's `ttl` "min 60 s" (the same page).
-MIN_URL_TTL = 60
+# Runware's `ttl` "min 60 s" (the same page). It names no maximum: a signed 32-bit count of
+# seconds (68 years) is the widest an integer field is sure to take (inferred), and keeps the
+# sidecar's expiry date on the calendar.
+MIN_URL_TTL, MAX_URL_TTL = 60, 2**31 - 1
 SAFETY_MODES = ("fast",)
 
 
@@ -89,6 +91,10 @@ def check_url_ttl(value: Any) -> Any:
         raise ValueError(
             f"--url-ttl {value!r} is too short; the result URL must live at least "
             f"{MIN_URL_TTL} seconds."
+        )
+    if value > MAX_URL_TTL:
+        raise ValueError(
+            f"--url-ttl {value} is too long; use {MIN_URL_TTL} to {MAX_URL_TTL} seconds."
         )
     return value
 

@@ -168,3 +168,15 @@ def test_upload_to_a_receiver_that_is_down_is_not_reported_uploaded(
     saved = run("status", job["id"], "--download", "--json")
     assert saved.returncode == 0, saved.stderr
     assert len(json.loads(saved.stdout)["files"]) == 1
+
+
+@pytest.mark.parametrize("ttl", ["9999999999999", "99999999999999999999999"])
+def test_a_url_ttl_past_any_date_is_refused_before_paying(use_emulator: Emulator, ttl: str) -> None:
+    """`kling generate fox -p runware --url-ttl 9999999999999`: the submit was paid, the
+    image saved, then the sidecar's `result_url_expires` (submitted + ttl) overflowed the
+    calendar: exit 1 "Unexpected ValueError: year 318914 is out of range ... this is a
+    bug", the job recorded `error`."""
+    result = run("generate", "a fox", "-p", "runware", "--url-ttl", ttl, "--json")
+    assert result.returncode == 2, result.stdout
+    assert "--url-ttl" in json.loads(result.stdout)["error"]["message"]
+    assert use_emulator.requests == []
