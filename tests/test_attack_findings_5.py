@@ -180,3 +180,22 @@ def test_a_url_ttl_past_any_date_is_refused_before_paying(use_emulator: Emulator
     assert result.returncode == 2, result.stdout
     assert "--url-ttl" in json.loads(result.stdout)["error"]["message"]
     assert use_emulator.requests == []
+
+
+@pytest.mark.parametrize("provider", ["fal", "runware"])  # in the query; in the body
+def test_a_dry_run_does_not_print_the_webhook_token(use_emulator: Emulator, provider: str) -> None:
+    """`kling generate fox --webhook 'https://u:pw@hooks.example/in?token=TOKSEC' --dry-run
+    --json` printed the token and password in the request shown (fal's `?fal_webhook=`,
+    Runware's `webhookURL`), while the API key beside them is `<redacted>`: a dry run is
+    what gets pasted into CI logs and issues."""
+    url = "https://u:PW5ecret@hooks.example/in?token=TOKSEC"
+    ref = ["-r", "https://example.com/a.png"] if provider == "fal" else []
+    for extra in ([], ["--json"]):
+        result = run(
+            "generate", "a fox", "-p", provider, *ref, "--webhook", url, "--dry-run", *extra
+        )
+        assert result.returncode == 0, result.stderr
+        shown = result.stdout + result.stderr
+        assert "TOKSEC" not in shown and "PW5ecret" not in shown
+        assert "hooks.example" in shown
+    assert use_emulator.requests == []
