@@ -167,3 +167,14 @@ def with_webhook_query(url: str, parameter: str, webhook: str | None) -> str:
 
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}{parameter}={quote(webhook, safe='')}"
+
+
+def check_one_upload(upload_to: str | None, images: int) -> None:
+    """An upload URL takes one image: the provider PUTs each image to it (a presigned PUT
+    names one object), so a second would replace the first."""
+    if upload_to is not None and images > 1:
+        raise ValueError(
+            f"--upload-to takes one image, not {images}: the provider PUTs each image to "
+            "that one URL, each over the last; give each image its own URL (one per batch "
+            "item, `upload_to`)."
+        )

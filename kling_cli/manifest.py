@@ -242,6 +242,7 @@ def plan_items(
     planned = []
     problems = _Problems(source)
     seen_ids: dict[str, int] = {}
+    upload_lines: dict[str, int] = {}
     for item in expand_variants(items, source=source, default_aspect=defaults.get("aspect_ratio")):
         fields: dict[str, Any] = {}
         unknown = [name for name in item.fields if name not in FIELD_ALIASES]
@@ -281,6 +282,15 @@ def plan_items(
         except InvalidRequestError as exc:
             problems.add(item.line, exc.message)
             continue
+        if request.upload_to is not None:
+            first = upload_lines.setdefault(request.upload_to, item.line)
+            if first != item.line:
+                problems.add(
+                    item.line,
+                    f"--upload-to is line {first}'s upload URL too; each image needs its own "
+                    "(the provider PUTs each image there, each over the last).",
+                )
+                continue
         planned.append(PlannedItem(item, provider, request))
     problems.raise_if_any()
     return planned

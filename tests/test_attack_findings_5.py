@@ -199,3 +199,27 @@ def test_a_dry_run_does_not_print_the_webhook_token(use_emulator: Emulator, prov
         assert "TOKSEC" not in shown and "PW5ecret" not in shown
         assert "hooks.example" in shown
     assert use_emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "a fox", "-n", "2"],
+        ["generate", "a fox", "-a", "16:9,1:1"],
+        ["batch", "MANIFEST"],
+    ],
+)
+def test_one_upload_url_for_several_images_is_refused_before_paying(
+    use_emulator: Emulator, tmp_path: Path, args: list[str]
+) -> None:
+    """`--upload-to URL` with `-n 2`, two aspect ratios or a batch of two items: Runware PUTs
+    each image to that one URL (a presigned PUT names one object), each over the last, and
+    `generate` saves nothing here: one image of two reached the user, all paid."""
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"prompt": "a fox"}\n{"prompt": "a hen"}\n')
+    args = [str(manifest) if arg == "MANIFEST" else arg for arg in args]
+    target = "https://bucket.example/fox.png?X-Amz-Signature=s"
+    result = run(*args, "-p", "runware", "--upload-to", target, "--json")
+    assert result.returncode == 2, result.stdout
+    assert "--upload-to" in result.stdout + result.stderr
+    assert use_emulator.requests == []

@@ -154,6 +154,11 @@ def generate(
         raise InvalidRequestError(
             "--skip-existing takes one aspect ratio; run each ratio on its own to skip it."
         )
+    if ratios is not None and upload_to:
+        raise InvalidRequestError(
+            "--upload-to takes one aspect ratio: the provider PUTs each image to that one "
+            "URL, each over the last."
+        )
     if ratios is not None and no_wait:
         raise InvalidRequestError(
             "--no-wait takes one aspect ratio; several are run one after another."
