@@ -223,3 +223,34 @@ def test_one_upload_url_for_several_images_is_refused_before_paying(
     assert result.returncode == 2, result.stdout
     assert "--upload-to" in result.stdout + result.stderr
     assert use_emulator.requests == []
+
+
+def test_a_forged_delivery_is_repaired_by_kling_status(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    """Anyone who can POST to the receiver can hand `kling ingest` a body naming a real task
+    and an image URL of their own. No key goes there (downloads carry none off the
+    provider's hosts), but the URL was kept beside the provider's: `kling status ID
+    --download` saved the real image and left the job `generated` for good, a 1-image task
+    with 2 outputs, one never to be fetched. A poll's answer is the provider's word: the
+    unsaved URLs it does not list are dropped."""
+    submitted = run("generate", "a fox", "-p", "runware", "--no-wait", "--json")
+    job = json.loads(submitted.stdout)["job"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        forged_url = f"http://127.0.0.1:{probe.getsockname()[1]}/x.png"
+    body = tmp_path / "forged.json"
+    body.write_text(
+        json.dumps(
+            {"taskType": "imageInference", "taskUUID": job["task_id"], "imageURL": forged_url}
+        )
+    )
+    forged = run("ingest", str(body), "--json")
+    assert forged.returncode == 7, forged.stdout  # the download failed; the job is named
+    time.sleep(0.6)  # the emulator's job is done
+    repaired = run("status", job["id"], "--download", "--json")
+    assert repaired.returncode == 0, repaired.stdout
+    answer = json.loads(repaired.stdout)
+    assert answer["job"]["state"] == "succeeded"
+    assert forged_url not in answer["job"]["tasks"][0]["outputs"]
+    assert len(answer["files"]) == 1
