@@ -23,26 +23,52 @@ OPTION_NAMES = {
 # Runware's outputQuality range and default (runware.ai/docs/models/klingai-image-o1).
 MIN_QUALITY, MAX_QUALITY = 20, 99
 LOSSY_FORMATS = ("jpeg", "webp")
-# Runware's `ttl` "min 60 s" (the same page).
-MIN_URL_TTL = 60
+# Runware's `ttl` "min 60 s" (the same page). It names no maximum: a signed 32-bit count of
+# seconds (68 years) is the widest an integer field is sure to take (inferred), and keeps the
+# sidecar's expiry date on the calendar.
+MIN_URL_TTL, MAX_URL_TTL = 60, 2**31 - 1
 SAFETY_MODES = ("fast",)
 
 
 def check_delivery_url(value: Any, option: str) -> Any:
-    """An https URL with a host; plain http only to this machine (a receiver in a test)."""
+    """An https URL with a host; plain http only to this machine (a receiver in a test). No
+    control or format characters: they reach the provider as another URL than the one the
+    journal shows. The refusal names the URL as `recorded_url` does, since the user part and
+    query often carry a password or token."""
     if value is None:
         return None
     text = value if isinstance(value, str) else ""
-    parts = urlsplit(text)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        host = ""
     secure = parts.scheme == "https" and bool(host)
     local = parts.scheme == "http" and is_loopback(host)
-    if not (secure or local) or any(char.isspace() for char in text):
+    if not (secure or local) or not _printable(text):
         raise ValueError(
-            f"{option} {str(value)[:100]!r} is not an https:// URL; only https is allowed "
+            f"{option} {_shown(value)!r} is not an https:// URL; only https is allowed "
             "(plain http only to localhost)."
         )
     return text
+
+
+def _printable(text: str) -> bool:
+    """No space, control (C0, DEL, C1) or format character (a bidi override)."""
+    return all(char.isprintable() and not char.isspace() for char in text)
+
+
+def _shown(value: Any) -> str:
+    """A refused URL as an error may quote it: without credentials and query, short."""
+    if not isinstance(value, str):
+        return str(value)[:100]
+    try:
+        shown = recorded_url(value) if urlsplit(value).netloc else value.split("?", 1)[0]
+    except ValueError:
+        shown = value.split("@")[-1].split("?", 1)[0]
+    shown = "".join(char if char.isprintable() else "?" for char in shown)
+    return shown if len(shown) <= 100 else f"{shown[:99]}…"
 
 
 def check_quality(value: Any) -> Any:
@@ -65,6 +91,10 @@ def check_url_ttl(value: Any) -> Any:
         raise ValueError(
             f"--url-ttl {value!r} is too short; the result URL must live at least "
             f"{MIN_URL_TTL} seconds."
+        )
+    if value > MAX_URL_TTL:
+        raise ValueError(
+            f"--url-ttl {value} is too long; use {MIN_URL_TTL} to {MAX_URL_TTL} seconds."
         )
     return value
 
@@ -90,7 +120,13 @@ def recorded_url(url: str) -> str:
     signature."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    if ":" in host:  # an IPv6 address keeps its brackets, or the port reads as part of it
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
     query = "…" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -131,3 +167,14 @@ def with_webhook_query(url: str, parameter: str, webhook: str | None) -> str:
 
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}{parameter}={quote(webhook, safe='')}"
+
+
+def check_one_upload(upload_to: str | None, images: int) -> None:
+    """An upload URL takes one image: the provider PUTs each image to it (a presigned PUT
+    names one object), so a second would replace the first."""
+    if upload_to is not None and images > 1:
+        raise ValueError(
+            f"--upload-to takes one image, not {images}: the provider PUTs each image to "
+            "that one URL, each over the last; give each image its own URL (one per batch "
+            "item, `upload_to`)."
+        )

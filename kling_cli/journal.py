@@ -386,7 +386,11 @@ class Journal:
         cost: float | None = None,
         urls: list[str] | None = None,
         resend: str | None = None,
+        every_url: bool = False,
     ) -> None:
+        """`every_url`: `urls` are all the task's outputs (the provider's own answer on a
+        finished task), so an unsaved URL recorded earlier and not among them (a webhook
+        body's that was never the provider's, a signed URL since replaced) is dropped."""
         changes: dict[str, Any] = {"updated_at": time.time()}
         if resend is not None:
             changes["resend"] = resend
@@ -408,6 +412,13 @@ class Journal:
                 f"UPDATE tasks SET {assignments} WHERE job_id = ? AND position = ?",
                 (*changes.values(), job_id, position),
             )
+            if every_url and urls:
+                marks = ", ".join("?" for _ in urls)
+                db.execute(
+                    "DELETE FROM outputs WHERE job_id = ? AND position = ? AND path IS NULL"
+                    f" AND url NOT IN ({marks})",
+                    (job_id, position, *urls),
+                )
             for url in urls or ():
                 db.execute(
                     "INSERT OR IGNORE INTO outputs (job_id, position, url) VALUES (?, ?, ?)",

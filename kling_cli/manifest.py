@@ -276,6 +276,7 @@ def plan_items(
     that nothing is kept per item; None checks every id."""
     problems = _Problems(source)
     seen_ids: dict[str, int] = {}
+    uploads: dict[str, tuple[str, int]] = {}  # upload URL: the item id and line that has it
     for item in items:
         item_id = item.item_id
         unknown = [name for name in item.fields if name not in FIELD_ALIASES]
@@ -294,11 +295,23 @@ def plan_items(
                 continue
             seen_ids[item_id] = item.line
         try:
-            yield plan_item(
+            plan = plan_item(
                 item, defaults, default_provider=default_provider, registry=registry, spread=spread
             )
         except InvalidRequestError as exc:
             problems.add(item.line, exc.message)
+            continue
+        upload_to = plan.request.upload_to
+        if upload_to is not None:
+            first_id, first_line = uploads.setdefault(upload_to, (item_id, item.line))
+            if first_id != item_id:
+                problems.add(
+                    item.line,
+                    f"--upload-to is line {first_line}'s upload URL too; each image needs its "
+                    "own (the provider PUTs each image there, each over the last).",
+                )
+                continue
+        yield plan
     problems.raise_if_any()
 
 

@@ -137,6 +137,11 @@ class GenerationRequest(BaseModel):
     def _check_safety(cls, value: Any) -> Any:
         return delivery.check_safety(value)
 
+    @model_validator(mode="after")
+    def _check_one_upload(self) -> GenerationRequest:
+        delivery.check_one_upload(self.upload_to, self.num_images)
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _default_aspect_ratio(cls, data: Any) -> Any:

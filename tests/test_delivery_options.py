@@ -85,7 +85,7 @@ def test_upload_to_puts_the_image_bytes_there_and_saves_nothing_here(
     assert put.method == "PUT" and put.path == "/bucket/fox.png?X-Amz-Signature=abc"
     assert put.body[:8] == b"\x89PNG\r\n\x1a\n" and put.headers["content-type"] == "image/png"
     assert not out.exists() or list(out.iterdir()) == []
-    assert f"uploaded the images to {bucket.url}/bucket/fox.png?…" in result.stderr
+    assert f"upload the images to {bucket.url}/bucket/fox.png?…" in result.stderr
     answer = json.loads(result.stdout)
     # Made, and not on disk here: `kling status ID --download` would fetch them.
     assert answer["job"]["state"] == "generated" and answer["files"] == []

@@ -165,11 +165,19 @@ def upload_options(options: JobOptions, upload_to: str | None, download: bool) -
     return dataclasses.replace(options, save=download)
 
 
-def uploaded_note(provider_name: str, upload_to: str, download: bool) -> str:
+def uploaded_note(provider_name: str, upload_to: str, download: bool, job_id: str) -> str:
+    """What --upload-to did, as far as kling knows: the provider was asked to PUT the images
+    there; whether the PUT worked only the receiver knows (Runware's docs are silent on a
+    failed upload)."""
     from kling_cli.delivery import recorded_url
 
-    where = f"{provider_name} uploaded the images to {recorded_url(upload_to)} (--upload-to)"
-    return where + ("; saved here as well." if download else "; nothing was saved here.")
+    where = f"{provider_name} was asked to upload the images to {recorded_url(upload_to)}"
+    if download:
+        return f"{where} (--upload-to); saved here as well."
+    return (
+        f"{where} (--upload-to); nothing was saved here (`kling status {job_id} --download` "
+        "saves them while the provider keeps them)."
+    )
 
 
 GENERATE_PROVIDER_OPTION = typer.Option(

@@ -154,6 +154,11 @@ def generate(
         raise InvalidRequestError(
             "--skip-existing takes one aspect ratio; run each ratio on its own to skip it."
         )
+    if ratios is not None and upload_to:
+        raise InvalidRequestError(
+            "--upload-to takes one aspect ratio: the provider PUTs each image to that one "
+            "URL, each over the last."
+        )
     if ratios is not None and no_wait:
         raise InvalidRequestError(
             "--no-wait takes one aspect ratio; several are run one after another."
@@ -231,7 +236,8 @@ def generate(
             output.note(f"Report: {report}")
     exit_code = print_job_result(output, result, report=report)
     if upload_to and result.error is None and not no_wait:
-        output.note(common.uploaded_note(result.provider_name, upload_to, download))
+        job_id = str(result.job["id"]) if result.job else "ID"
+        output.note(common.uploaded_note(result.provider_name, upload_to, download, job_id))
     from kling_cli.commands.look import launch_saved, preview_saved
 
     if isinstance(result.error, InterruptedByUser):

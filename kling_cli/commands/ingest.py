@@ -54,17 +54,33 @@ def ingest(
     return print_job(output, job, error)
 
 
+# A webhook body names a task and a few image URLs: kilobytes. Reading stops past this, so
+# an endless or huge stream (a wrong file, `yes |`) cannot take the machine's memory.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
 def _read_body(payload: str) -> object:
+    where = "stdin" if payload == "-" else payload
     try:
-        text = sys.stdin.read() if payload == "-" else Path(payload).read_text(encoding="utf-8")
+        if payload == "-":
+            data = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
+        else:
+            with Path(payload).open("rb") as stream:
+                data = stream.read(MAX_BODY_BYTES + 1)
     except OSError as exc:
         raise InvalidRequestError(f"Cannot read {payload}: {exc.strerror}.") from None
+    if len(data) > MAX_BODY_BYTES:
+        raise InvalidRequestError(
+            f"{where} is too large for a webhook body (over {MAX_BODY_BYTES // 2**20} MB); "
+            "pass the JSON body the provider POSTed, as received."
+        )
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidRequestError(f"{payload} is not UTF-8 text; pass the JSON body.") from None
+        raise InvalidRequestError(f"{where} is not UTF-8 text; pass the JSON body.") from None
     try:
         return json.loads(text)
     except ValueError as exc:
-        where = "stdin" if payload == "-" else payload
         raise InvalidRequestError(
             f"{where} is not JSON ({exc}); pass the body as received."
         ) from None

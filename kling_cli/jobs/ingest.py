@@ -10,7 +10,13 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kling_cli.errors import InvalidRequestError, KlingError, TaskFailedError, TaskNotFoundError
+from kling_cli.errors import (
+    InvalidRequestError,
+    KlingError,
+    TaskFailedError,
+    TaskNotFoundError,
+    UnreadableResponseError,
+)
 from kling_cli.jobs.life import JobOptions
 from kling_cli.jobs.record import open_journal
 from kling_cli.providers.base import OutputImage, TaskHandle, TaskState, TaskStatus
@@ -49,12 +55,12 @@ def ingest_webhook(
         job, provider, task = _match(journal, config.registry, body)
         task_id = task.task_id or task.client_task_id or ""
         handle = TaskHandle(provider.id, task_id, task.expected_images or None, task.extra)
-        status = _with_recorded_outputs(task, provider.parse_webhook(body, handle))
+        status = _reported(provider, body, handle, task)
         failure = None
-        if status.state is TaskState.FAILED:
+        if status is not None and status.state is TaskState.FAILED:
             reason = status.error or "no reason given"
             failure = TaskFailedError(f"{provider.name} reports task {task_id} failed: {reason}")
-        if _nothing_new(task, status):
+        if status is not None and _nothing_new(task, status):
             return job, None, failure
         if job.emulated:
             raise InvalidRequestError(
@@ -78,7 +84,7 @@ def ingest_webhook(
                     options,
                     download=True,
                     progress=progress,
-                    known={task_id: status},
+                    known=None if status is None else {task_id: status},
                 )
             return result.record or journal.job(job.id) or job, result, result.error or failure
     finally:
@@ -114,6 +120,19 @@ def _match(
         "machine or journal, or already pruned.",
         hint="Ingest it where it was submitted, or fetch it with `kling status TASK_ID -p ID`.",
     )
+
+
+def _reported(
+    provider: Provider, body: Any, handle: TaskHandle, task: TaskRecord
+) -> TaskStatus | None:
+    """What the body says of the task; None when it says the task ended but carries no
+    result that can be read (no images, a result the provider could not serialize): the
+    provider is asked then, as `kling status ID --download` would, rather than a paid job
+    recorded failed or dropped."""
+    try:
+        return _with_recorded_outputs(task, provider.parse_webhook(body, handle))
+    except UnreadableResponseError:
+        return None
 
 
 def _with_recorded_outputs(task: TaskRecord, status: TaskStatus) -> TaskStatus:

@@ -27,6 +27,7 @@ from kling_cli.journal import (
     TaskRecord,
     data_dir,
 )
+from kling_cli.providers.base import TaskState
 
 if TYPE_CHECKING:
     from kling_cli.download import SavedFile
@@ -261,6 +262,7 @@ class JobRecorder(NullListener):
             error=status.error,
             cost=status.cost,
             urls=[output.url for output in status.outputs],
+            every_url=status.state is TaskState.SUCCEEDED,
         )
 
     def saved(self, task: TaskHandle, file: SavedFile) -> None:

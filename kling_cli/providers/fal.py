@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kling_cli.delivery import with_webhook_query
-from kling_cli.errors import InvalidRequestError, ProviderRequestError
+from kling_cli.errors import InvalidRequestError, ProviderRequestError, UnreadableResponseError
 from kling_cli.limits import IMAGE_TOKEN
 from kling_cli.providers.base import (
     Endpoint,
@@ -170,8 +170,14 @@ class Fal(FalInfo, Provider):
 
     def parse_webhook(self, body: Any, task: TaskHandle) -> TaskStatus:
         payload = body.get("payload")
-        if body.get("status") == "OK" and isinstance(payload, dict):
-            return self.parse_result(as_answer(payload), task)
+        if body.get("status") == "OK":
+            if isinstance(payload, dict):
+                return self.parse_result(as_answer(payload), task)
+            # "payload_error": the result could not be put in the body (fal docs, Webhooks):
+            # the task succeeded, and the queue's result still has the images.
+            raise UnreadableResponseError(
+                f"{self.name}'s webhook body reports success without the result."
+            )
         detail = error_message(payload) if isinstance(payload, dict) else ""
         reason = str(body.get("error") or body.get("payload_error") or detail or "failed")
         return TaskStatus(TaskState.FAILED, str(body.get("status")), error=reason)
