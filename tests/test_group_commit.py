@@ -54,8 +54,10 @@ def test_a_group_commit_the_disk_refuses_puts_every_write_in_the_fallback(
     async def end_the_job() -> None:
         writer.update_task(position, task_id="task-1", state="succeeded")
         writer.set_job_state("succeeded")
-        assert writer.close() is None  # in the turn's group, not yet committed
-        assert journal.group is not None and journal.group.open
+        # The job's end is committed before its result is told: the disk refuses the group,
+        # so its writes go to the fallback file, and close says where.
+        assert writer.close() == isolated_environment / FALLBACK_NAME
+        assert journal.group is not None and not journal.group.open
 
     asyncio.run(end_the_job())
     journal.close()

@@ -5,24 +5,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import get_args
 
-from kling_cli.emulator.faults import Fault
+from kling_cli.emulator.faults import Fault, FaultKind
 from kling_cli.emulator.server import Reply
 
 # task_failure is not a transport fault: the provider claims it when it creates a task.
-TRANSPORT_FAULTS = (
-    "rate_limit",
-    "server_error",
-    "slow",
-    "truncated_download",
-    "drop_connection",
-    "lost_response",
-    "malformed_json",
-    "html_error_page",
-    "redirect_to_other_host",
-    "out_of_credits",
-    "trickle",
-)
+TRANSPORT_FAULTS = tuple(kind for kind in get_args(FaultKind) if kind != "task_failure")
 
 
 def apply_fault(

@@ -177,13 +177,27 @@ class JobWriter:
         return True
 
     def close(self) -> Path | None:
-        """A last try at the journal; what it still refuses goes to the fallback file, whose
-        path is returned (None when everything was written, or is in a group commit, whose
-        failure hands the writes back to `take_back`)."""
+        """A last try at the journal, committed (a group commit too: the job's end is on disk
+        before its result is told); what it still refuses goes to the fallback file, whose
+        path is returned (None when everything was written; `pending` keeps what could be
+        saved nowhere)."""
         self.closed = True
-        if self.flush():
+        if self.flush() and self._commit_group():
             return None
-        return self._to_fallback()
+        if self.pending:
+            return self._to_fallback()
+        return self.fallback  # the failed group's writes, handed back, went there
+
+    def _commit_group(self) -> bool:
+        """False when the open group commit fails (its writes come back to `take_back`)."""
+        group = self.journal.group
+        if group is None or not group.open:
+            return True
+        try:
+            group.commit()
+        except sqlite3.Error:
+            return False
+        return True
 
     def take_back(self, writes: list[dict[str, Any]]) -> None:
         """Writes of a group commit that failed: pending again, oldest first, or, once the
