@@ -14,6 +14,12 @@ from kling_cli.cli import main
 from kling_cli.emulator import EMULATOR_API_KEY, Emulator
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers per core. Most tests wait (on the emulator's latency, on `kling`
+    subprocesses starting, on signals and sleeps), so a core serves two of them."""
+    return 2 * (os.cpu_count() or 1)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     from kling_cli.providers import PROVIDERS

@@ -156,10 +156,12 @@ def test_upload_to_a_receiver_that_is_down_is_not_reported_uploaded(
     know the PUT worked (Runware's docs say nothing of a failed upload), and the user was
     left without the way to the images. The note says what was asked, and how to save
     them here."""
-    with socket.socket() as probe:  # a port nothing listens on
+    # A port bound but never listening refuses every connection, and stays ours while the
+    # test runs, so no other test's server (in parallel workers) can be handed it.
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         down = f"http://127.0.0.1:{probe.getsockname()[1]}/bucket/fox.png?X-Amz-Signature=s"
-    result = run("generate", "a fox", "-p", "runware", "--upload-to", down, "--json")
+        result = run("generate", "a fox", "-p", "runware", "--upload-to", down, "--json")
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)["job"]
     assert job["state"] == "generated"
@@ -236,16 +238,17 @@ def test_a_forged_delivery_is_repaired_by_kling_status(
     unsaved URLs it does not list are dropped."""
     submitted = run("generate", "a fox", "-p", "runware", "--no-wait", "--json")
     job = json.loads(submitted.stdout)["job"]
+    # Bound, never listening: refused, and no parallel worker's server can be handed the port.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         forged_url = f"http://127.0.0.1:{probe.getsockname()[1]}/x.png"
-    body = tmp_path / "forged.json"
-    body.write_text(
-        json.dumps(
-            {"taskType": "imageInference", "taskUUID": job["task_id"], "imageURL": forged_url}
+        body = tmp_path / "forged.json"
+        body.write_text(
+            json.dumps(
+                {"taskType": "imageInference", "taskUUID": job["task_id"], "imageURL": forged_url}
+            )
         )
-    )
-    forged = run("ingest", str(body), "--json")
+        forged = run("ingest", str(body), "--json")
     assert forged.returncode == 7, forged.stdout  # the download failed; the job is named
     time.sleep(0.6)  # the emulator's job is done
     repaired = run("status", job["id"], "--download", "--json")

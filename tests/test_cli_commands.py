@@ -131,7 +131,9 @@ def modules_imported_by(*args: str) -> set[str]:
         (("config", "list"), {"kling_cli.commands.config", "kling_cli.commands.common"}),
         (("generate", "--help"), {"kling_cli.commands.generate", "kling_cli.commands.common"}),
     ],
-    ids=" ".join,
+    # Sorted: a set's order changes with each process's string hash seed, and every xdist
+    # worker must collect the same test ids.
+    ids=lambda value: " ".join(sorted(value) if isinstance(value, set) else value),
 )
 def test_start_up_imports_only_the_command_being_run(
     args: tuple[str, ...], own_modules: set[str]

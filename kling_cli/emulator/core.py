@@ -3,6 +3,7 @@ server on a second origin that serves the generated outputs."""
 
 from __future__ import annotations
 
+import socket
 from types import TracebackType
 from typing import Any
 
@@ -54,7 +55,7 @@ class Emulator:
         self._api_server: EmulatorHttpServer | None = None
         self._image_server: EmulatorHttpServer | None = None
         self._down: set[str] = set()
-        self._closed_port: int | None = None
+        self._refusing_socket: socket.socket | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -78,6 +79,9 @@ class Emulator:
             if server is not None:
                 server.stop()
         self._api_server = self._image_server = None
+        if self._refusing_socket is not None:
+            self._refusing_socket.close()
+            self._refusing_socket = None
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -114,14 +118,13 @@ class Emulator:
         return f"{origin}/{api.provider_id}{api.base_path}"
 
     def _refusing_port(self) -> int:
-        if self._closed_port is None:
-            import socket
-
-            # A port the kernel just handed out and took back: nothing listens on it.
-            with socket.socket() as probe:
-                probe.bind((self._host, 0))
-                self._closed_port = int(probe.getsockname()[1])
-        return self._closed_port
+        if self._refusing_socket is None:
+            # Bound and never listening: every connection is refused, and the port stays ours
+            # until stop(), so no other server (another emulator, a parallel test) is handed it.
+            probe = socket.socket()
+            probe.bind((self._host, 0))
+            self._refusing_socket = probe
+        return int(self._refusing_socket.getsockname()[1])
 
     def service_urls(self, provider: str) -> dict[str, str]:
         """Where the provider's other hosts (file storage...) are emulated."""
