@@ -56,7 +56,9 @@ def test_a_failed_task_raises_with_the_job_named(use_emulator: Emulator) -> None
 
 
 def test_a_timeout_raises_and_status_finishes_the_job(use_emulator: Emulator) -> None:
-    use_emulator.latency = 30
+    # Long enough for the run to be stopped (or time out) while the task is still being made;
+    # a task keeps the latency it was created with, so any resume below waits out the rest.
+    use_emulator.latency = 10
     with pytest.raises(WaitTimeoutError) as raised:
         kling_cli.generate("a red fox", provider="unifically", timeout=1.5)
     assert raised.value.job is not None

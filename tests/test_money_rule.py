@@ -215,7 +215,9 @@ def test_a_journal_locked_while_the_submit_is_in_flight_loses_no_task_id(
 def test_a_signal_while_waiting_records_the_job_and_prints_how_to_resume(
     use_emulator: Emulator, isolated_environment: Path, signum: int, code: int
 ) -> None:
-    use_emulator.latency = 30
+    # Long enough for the run to be stopped (or time out) while the task is still being made;
+    # a task keeps the latency it was created with, so any resume below waits out the rest.
+    use_emulator.latency = 10
     process = start("generate", "a red fox", "-p", "runware", "--json", "-o", "out")
     wait_for_line(process, "submitted to Runware")
     process.send_signal(signum)
@@ -304,7 +306,9 @@ def test_status_download_that_fails_exits_7(use_emulator: Emulator) -> None:
 def test_an_interrupted_fan_out_says_how_many_images_were_never_requested(
     use_emulator: Emulator,
 ) -> None:
-    use_emulator.latency = 30
+    # Long enough for the run to be stopped (or time out) while the task is still being made;
+    # a task keeps the latency it was created with, so any resume below waits out the rest.
+    use_emulator.latency = 10
     process = start("generate", "a red fox", "-p", "unifically", "-n", "3", "-o", "out")
     wait_for_line(process, "submitted to Unifically")
     process.send_signal(signal.SIGTERM)
@@ -334,7 +338,9 @@ def test_error_envelopes_carry_the_hint() -> None:
 def test_an_interrupted_batch_prints_a_summary_and_writes_a_partial_manifest(
     use_emulator: Emulator,
 ) -> None:
-    use_emulator.latency = 30
+    # Long enough for the run to be stopped (or time out) while the task is still being made;
+    # a task keeps the latency it was created with, so any resume below waits out the rest.
+    use_emulator.latency = 10
     Path("items.jsonl").write_text(
         "".join(json.dumps({"id": f"i{n}", "prompt": f"fox {n}"}) + "\n" for n in range(4))
     )

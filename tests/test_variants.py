@@ -151,7 +151,9 @@ def test_a_bad_ratio_list_in_a_manifest_sends_nothing(
 def test_an_interruption_stops_the_fan_out_with_the_paid_job_recorded(
     use_emulator: Emulator, isolated_environment: Path
 ) -> None:
-    use_emulator.latency = 30
+    # Long enough for the run to be stopped (or time out) while the task is still being made;
+    # a task keeps the latency it was created with, so any resume below waits out the rest.
+    use_emulator.latency = 10
     process = start("generate", "a red fox", "-p", "runware", "-a", THREE, "--json")
     wait_for_line(process, "submitted to Runware")
     process.send_signal(signal.SIGTERM)
