@@ -75,7 +75,8 @@ def test_a_timeout_that_is_no_deadline_is_refused_before_any_request(
 
 # -- the time to exit, on every transport ----------------------------------------------------
 
-TIMEOUT = 3.0
+# Long enough for the submit to be made before it, also when parallel workers slow the start.
+TIMEOUT = 5.0
 NEVER = 120.0  # an emulated generation that outlives every test
 
 
@@ -151,10 +152,10 @@ def test_timeout_is_a_deadline_for_the_whole_command(
 def test_status_collects_a_job_whose_synchronous_hold_timed_out(
     use_emulator: Emulator, isolated_environment: Path, provider: str
 ) -> None:
-    # The submit must be sent before the deadline, also when parallel workers slow the start:
-    # 3 s for that, then a hold (6 s) that outlives it.
-    use_emulator.latency = 6.0
-    result = run("generate", "a red fox", "-p", provider, "--timeout", "3", "--json")
+    # The submit must reach the emulator before the deadline, also when parallel workers slow
+    # the start: 5 s for that, then a hold (10 s) that outlives it.
+    use_emulator.latency = 10.0
+    result = run("generate", "a red fox", "-p", provider, "--timeout", "5", "--json")
     assert result.returncode == 5, result.stdout + result.stderr
     job_id = json.loads(result.stdout)["job"]["id"]
     rows = task_rows(isolated_environment)

@@ -145,7 +145,8 @@ def test_a_resumable_job_on_the_first_provider_keeps_its_resume_hint(
     # Runware holds the submit open until the image exists, and --timeout cuts it short: the
     # task may exist at Runware, so the job is Runware's to finish, never sent elsewhere.
     use_emulator.latency = 30
-    code, body, _ = generate("-p", "runware,unifically", "--timeout", "1")
+    # A deadline the submit is sent well within, also when parallel workers slow the start.
+    code, body, _ = generate("-p", "runware,unifically", "--timeout", "4")
     assert code == 5
     resume = f"kling status {body['job']['id']} --wait --download"
     assert body["error"]["hint"].endswith(f"Resume with: {resume}")

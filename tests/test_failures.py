@@ -103,7 +103,8 @@ def test_timeout_exits_5_with_the_resume_command(
     with Emulator(latency=30) as slow:
         monkeypatch.setenv("KLING_UNIFICALLY_BASE_URL", slow.base_url("unifically"))
         monkeypatch.setenv("KLING_UNIFICALLY_API_KEY", "emulator-key")
-        result = run_cli("generate", "a red fox", "-p", "unifically", "--timeout", "1", "--json")
+        # A deadline the submit is sent well within, also when parallel workers slow the start.
+        result = run_cli("generate", "a red fox", "-p", "unifically", "--timeout", "4", "--json")
     assert result.exit_code == 5
     body = result.json()
     assert body["error"]["code"] == "timeout"
@@ -113,10 +114,12 @@ def test_timeout_exits_5_with_the_resume_command(
 
 
 def test_a_timed_out_job_is_resumed_by_status(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    with Emulator(latency=2) as slow:
+    # The submit is sent well within the deadline, also when parallel workers slow the start,
+    # and the hold outlives it.
+    with Emulator(latency=6) as slow:
         monkeypatch.setenv("KLING_RUNWARE_BASE_URL", slow.base_url("runware"))
         monkeypatch.setenv("KLING_RUNWARE_API_KEY", "emulator-key")
-        result = run_cli("generate", "a red fox", "-p", "runware", "-n", "2", "--timeout", "0.5")
+        result = run_cli("generate", "a red fox", "-p", "runware", "-n", "2", "--timeout", "3")
         assert result.exit_code == 5
         resume = next(line for line in result.stderr.splitlines() if "Resume with:" in line)
         command = resume.split("Resume with: ")[1].split()

@@ -180,7 +180,6 @@ def test_latency_and_key_can_be_changed_while_running(emu: Emulator, runware: An
 
 def test_concurrent_jobs_run_in_parallel(emu: Emulator, runware: Any, http: httpx.Client) -> None:
     """32 jobs of 4 images at 2K, as in the benchmark, finish in about one latency."""
-    emu.latency = 0.5
 
     def job(_: int) -> list[tuple[int, str]]:
         items = runware.post([runware.task(width=2048, height=2048, numberResults=4)]).json()
@@ -188,16 +187,25 @@ def test_concurrent_jobs_run_in_parallel(emu: Emulator, runware: Any, http: http
             (len(http.get(item["imageURL"]).content), item["imageUUID"]) for item in items["data"]
         ]
 
+    # The CPU the 32 jobs need whatever the latency (drawing, encoding, HTTP in this one
+    # process), measured now: parallel workers and other programs on the cores slow it.
+    emu.latency = 0
+    started = time.monotonic()
+    for n in range(4):
+        job(n)
+    cpu_bound = 8 * (time.monotonic() - started)
+    emu.latency = 0.5
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=32) as pool:
         results = [item for items in pool.map(job, range(32)) for item in items]
     elapsed = time.monotonic() - started
     assert len({image_uuid for _, image_uuid in results}) == 128
     assert all(size > 100_000 for size, _ in results)
-    # Far below 32 sequential latencies; each image is drawn and encoded for its own request
-    # (a few ms of CPU each, in this process shared with the 32 clients).
-    assert elapsed < 0.5 * 8, elapsed
-    assert len(emu.events) == 64
+    # Far below 32 sequential latencies (16 s over the CPU's share); each image is drawn and
+    # encoded for its own request (a few ms of CPU each, in this process shared with the 32
+    # clients).
+    assert elapsed < 0.5 * 8 + cpu_bound, (elapsed, cpu_bound)
+    assert len(emu.events) == 64 + 8
 
 
 def test_stop_closes_idle_keep_alive_connections() -> None:
