@@ -88,7 +88,9 @@ def test_include_cost_adds_the_per_image_price(runware: Any) -> None:
 def test_async_acknowledges_at_once_then_get_response_reports_progress_and_results(
     emu: Any, runware: Any, fetch_image: Any
 ) -> None:
-    emu.latency = 0.5  # room for the first poll to land while the task runs, even under load
+    # Room for the acknowledgement and the first poll to land while the task runs, also when
+    # parallel workers share the cores (the ack alone took 1.5 s at a load of 18 on 2 cores).
+    emu.latency = 4.0
     task = runware.task(deliveryMethod="async", outputFormat="PNG", numberResults=2)
     started = time.monotonic()
     ack = runware.post([task])
