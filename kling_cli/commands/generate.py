@@ -245,7 +245,7 @@ def generate(
     paths = [saved.path for saved in result.files]
     if preview:
         preview_saved(output, paths)
-    launch_saved(paths, open_images=open_images, reveal=reveal)
+    launch_saved(output, paths, open_images=open_images, reveal=reveal)
     return exit_code
 
 
@@ -285,7 +285,7 @@ def _variants(
     paths = [saved.path for v in run.variants if v.result for saved in v.result.files]
     if params["preview"]:
         preview_saved(output, paths)
-    launch_saved(paths, open_images=params["open_images"], reveal=params["reveal"])
+    launch_saved(output, paths, open_images=params["open_images"], reveal=params["reveal"])
     return exit_code
 
 

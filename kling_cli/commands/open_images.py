@@ -52,5 +52,5 @@ def open_job(
         )
     for path in paths:
         output.result(shown_path(str(path)))
-    launch_saved(paths, open_images=not reveal, reveal=reveal)
+    launch_saved(output, paths, open_images=not reveal, reveal=reveal)
     return ExitCode.OK

@@ -79,7 +79,7 @@ def status(
     paths = images_on_disk(job)
     if preview:
         preview_saved(output, paths)
-    launch_saved(paths, open_images=open_images, reveal=reveal)
+    launch_saved(output, paths, open_images=open_images, reveal=reveal)
     return exit_code
 
 
