@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -84,6 +84,7 @@ def status(
 
 
 def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
+    from kling_cli.jobs.pickup import Standing, standing
     from kling_cli.jobs.state import RESUMABLE, never_requested, resume_command
     from kling_cli.jobs.views import recorded_files, shown_path
 
@@ -103,6 +104,9 @@ def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
             for task in job.tasks
         ]
         described["never_requested"] = never_requested(job)
+        attempts = _attempts(job)
+        if attempts:
+            described["attempts"] = attempts
         output.emit_json(envelope(exit_code=exit_code, job=described, files=files, error=error))
         return exit_code
     emulated = " (emulated)" if job.emulated else ""
@@ -130,6 +134,18 @@ def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
         )
     if error is not None:
         output.error(error)
-    elif job.state in RESUMABLE and not job.emulated:
+    elif job.state in RESUMABLE and not job.emulated and standing(job) is Standing.FOLLOW:
         output.note(f"Finish it with: {resume_command(job.id)}")
     return exit_code
+
+
+def _attempts(job: JobRecord) -> list[dict[str, Any]]:
+    """The providers a routed job was sent to, in order, as `generate --json` shows them."""
+    from kling_cli.attempts import attempts_of
+    from kling_cli.jobs.record import open_journal
+
+    journal = open_journal()
+    try:
+        return [attempt.to_json() for attempt in attempts_of(journal, job.id)]
+    finally:
+        journal.close()
