@@ -14,14 +14,16 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kling_cli.config import CONFIG_DIR_ENV
 from kling_cli.errors import ConfigError, JournalError
-from kling_cli.journal_schema import MIGRATIONS as MIGRATIONS  # its old import path
+from kling_cli.journal_records import JobRecord as JobRecord
+from kling_cli.journal_records import OutputRecord as OutputRecord
+from kling_cli.journal_records import TaskRecord as TaskRecord
+from kling_cli.journal_schema import MIGRATIONS as MIGRATIONS
 from kling_cli.journal_schema import set_up
 
 if TYPE_CHECKING:
@@ -60,54 +62,6 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
 def new_job_id() -> str:
     """Short enough to type, sortable by day: `261123-a3f9c2`."""
     return f"{datetime.now(UTC):%y%m%d}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class OutputRecord:
-    url: str
-    path: str | None = None
-    sha256: str | None = None
-    bytes: int | None = None
-    width: int | None = None
-    height: int | None = None
-
-
-@dataclass
-class TaskRecord:
-    position: int
-    task_id: str | None
-    client_task_id: str | None
-    expected_images: int | None
-    extra: dict[str, str]
-    state: str
-    provider_status: str | None
-    error: str | None
-    cost: float | None
-    outputs: list[OutputRecord] = field(default_factory=list)
-    resend: str | None = None
-
-
-@dataclass
-class JobRecord:
-    id: str
-    provider: str
-    request: dict[str, Any]
-    output_dir: str
-    emulated: bool
-    created_at: float
-    updated_at: float
-    state: str
-    error: str | None
-    name_template: str | None = None
-    tasks: list[TaskRecord] = field(default_factory=list)
-
-    @property
-    def prompt(self) -> str:
-        return str(self.request.get("prompt", ""))
-
-    @property
-    def images_on_disk(self) -> int:
-        return sum(1 for task in self.tasks for out in task.outputs if out.path)
 
 
 class Journal:
