@@ -26,8 +26,8 @@ def open_job(
     Reads the journal only: nothing is asked of the provider. Images not on disk yet are
     fetched with `kling status ID --download`."""
     from kling_cli.commands.look import images_on_disk, launch_saved
+    from kling_cli.jobs.lookup import find_job
     from kling_cli.jobs.record import open_journal
-    from kling_cli.jobs.run import find_job
     from kling_cli.jobs.views import shown_path
     from kling_cli.journal import NOT_CREATED
 

@@ -280,9 +280,10 @@ def job_status(
     `download`, the job finished. Never submits. Raises `InvalidRequestError` for an unknown
     job or an emulated one that did not finish, `TaskNotFoundError` for an unknown task."""
     from kling_cli.errors import IncompleteJobError, InvalidRequestError
+    from kling_cli.jobs.lookup import adopt_task, find_job
     from kling_cli.jobs.pickup import Standing, standing
     from kling_cli.jobs.preflight import check_output_dir
-    from kling_cli.jobs.run import adopt_task, find_job, resume_job
+    from kling_cli.jobs.run import resume_job
     from kling_cli.jobs.state import incomplete
     from kling_cli.naming import DEFAULT_TEMPLATE
     from kling_cli.session import open_session
