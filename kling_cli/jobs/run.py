@@ -98,6 +98,27 @@ def _run_loop(life: JobLife, coroutine: Coroutine[Any, Any, JobResult]) -> JobRe
         return life.end(exc)
 
 
+def begin_job(
+    session: ProviderSession,
+    journal: Journal,
+    request: GenerationRequest,
+    options: JobOptions,
+    progress: ProgressListener | None,
+    attempts: list[Attempt] | None,
+) -> JobLife:
+    """Record a new job at `session`'s provider before anything is sent; `attempts`: a
+    routed job's attempts elsewhere (None: not routed)."""
+    return JobLife.begin(
+        journal,
+        session.provider,
+        request,
+        options,
+        emulated=session.emulated,
+        progress=progress,
+        attempts=attempts,
+    )
+
+
 def run_job(
     session: ProviderSession,
     journal: Journal,
@@ -117,15 +138,7 @@ def run_job(
         # A signal between the journal row and the loop that ends it would leave a job
         # recorded `submitting` forever, though nothing was sent.
         with deferred():
-            life = JobLife.begin(
-                journal,
-                session.provider,
-                request,
-                options,
-                emulated=session.emulated,
-                progress=progress,
-                attempts=attempts,
-            )
+            life = begin_job(session, journal, request, options, progress, attempts)
         return _run_loop(life, run_job_async(session, life, request, options))
     except KeyboardInterrupt as exc:
         if life is None:
