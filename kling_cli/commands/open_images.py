@@ -12,12 +12,8 @@ from kling_cli.ui import Output
 
 def open_job(
     ctx: typer.Context,
-    identifier: str | None = typer.Argument(
-        None,
-        metavar="[ID]",
-        help="A job id or a provider task id [default: the latest job].",
-        autocompletion=common.job_ids,
-        show_default=False,
+    identifier: str | None = common.latest_job_argument(
+        "A job id or a provider task id [default: the latest job]."
     ),
     reveal: bool = REVEAL_OPTION,
 ) -> int:

@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 
 def status(
     ctx: typer.Context,
-    identifier: str | None = typer.Argument(
-        None,
-        metavar="[ID]",
-        help="A job id (see `kling jobs`) or a provider task id [default: the latest job].",
-        autocompletion=common.job_ids,
-        show_default=False,
+    identifier: str | None = common.latest_job_argument(
+        "A job id (see `kling jobs`) or a provider task id [default: the latest job]."
     ),
     provider: str | None = PROVIDER_OPTION,
     wait: bool = typer.Option(False, "--wait", help="Poll until every task has ended."),
