@@ -126,7 +126,8 @@ def generate_job(
             for choice in route.order
             if max_cost is None or choice.cost <= max_cost + 1e-9
         ]
-        return _routed(config, chosen, request, options, emulate, aspect_unset, progress_for, note)
+        turns = _failover(config, chosen, request, options, emulate, aspect_unset, note)
+        return _routed(turns, options, progress_for)
     with _prepared(
         config,
         provider_id,
@@ -211,18 +212,9 @@ def _moves_on(
     return True
 
 
-def _routed(
-    config: ConfigFile,
-    order: list[str],
-    request: GenerationRequest,
-    options: JobOptions,
-    emulate: bool,
-    aspect_unset: bool,
-    progress_for: ProgressFor | None,
-    note: Notify,
-) -> JobResult:
-    """`_failover`, each turn in its own event loop."""
-    with closing(_failover(config, order, request, options, emulate, aspect_unset, note)) as route:
+def _routed(route: _Route, options: JobOptions, progress_for: ProgressFor | None) -> JobResult:
+    """`_failover`'s turns, each in its own event loop."""
+    with closing(route):
         turn: _Turn | JobResult = next(route)
         while isinstance(turn, _Turn):
             result = _run(
@@ -233,23 +225,16 @@ def _routed(
 
 
 async def _routed_async(
-    config: ConfigFile,
-    order: list[str],
-    request: GenerationRequest,
-    options: JobOptions,
-    emulate: bool,
-    aspect_unset: bool,
-    progress: ProgressListener | None,
+    route: _Route, options: JobOptions, progress: ProgressListener | None
 ) -> JobResult:
-    """`_failover` in the caller's event loop."""
-    route = _failover(config, order, request, options, emulate, aspect_unset, lambda text: None)
+    """`_failover`'s turns in the caller's event loop."""
     with closing(route):
         turn: _Turn | JobResult = next(route)
         while isinstance(turn, _Turn):
-            result = await _run_async(
+            life = begin_job(
                 turn.session, turn.journal, turn.request, options, progress, turn.attempts
             )
-            turn = _next_turn(route, result)
+            turn = _next_turn(route, await run_job_async(turn.session, life, turn.request, options))
         return turn
 
 
@@ -268,19 +253,6 @@ def _run(
         return run_job(session, journal, request, options, progress=progress, attempts=attempts)
 
 
-async def _run_async(
-    session: ProviderSession,
-    journal: Journal,
-    request: GenerationRequest,
-    options: JobOptions,
-    progress: ProgressListener | None,
-    attempts: list[Attempt] | None,
-) -> JobResult:
-    """`_run` in the caller's event loop."""
-    life = begin_job(session, journal, request, options, progress, attempts)
-    return await run_job_async(session, life, request, options)
-
-
 async def agenerate_job(
     config: ConfigFile,
     provider_id: str | None,
@@ -296,9 +268,8 @@ async def agenerate_job(
     route = _planned_route(config, provider_id, request, emulate, aspect_unset)
     if route is not None:
         chosen = [choice.provider.id for choice in route.order]
-        return await _routed_async(
-            config, chosen, request, options, emulate, aspect_unset, progress
-        )
+        turns = _failover(config, chosen, request, options, emulate, aspect_unset, lambda _: None)
+        return await _routed_async(turns, options, progress)
     with _prepared(
         config,
         provider_id,
@@ -308,7 +279,8 @@ async def agenerate_job(
         aspect_unset=aspect_unset,
         note=lambda text: None,
     ) as (session, journal, request):
-        return await _run_async(session, journal, request, options, progress, None)
+        life = begin_job(session, journal, request, options, progress, None)
+        return await run_job_async(session, life, request, options)
 
 
 def job_status(
