@@ -80,8 +80,9 @@ def status(
 
 
 def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
+    from kling_cli.commands.job_record import task_lines
     from kling_cli.jobs.state import RESUMABLE, never_requested, resume_command
-    from kling_cli.jobs.views import recorded_files, shown_path
+    from kling_cli.jobs.views import recorded_files
 
     files = recorded_files(job)
     exit_code = int(error.exit_code) if error else int(ExitCode.OK)
@@ -104,12 +105,8 @@ def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
     emulated = " (emulated)" if job.emulated else ""
     output.result(f"{job.id}  {job.provider}{emulated}  {job.state}")
     for task in job.tasks:
-        detail = f" ({task.provider_status})" if task.provider_status else ""
-        output.result(f"  task {task.task_id or task.client_task_id or '?'}: {task.state}{detail}")
-        if task.error:
-            output.result(f"    {task.error}")
-        for out in task.outputs:
-            output.result(f"    {shown_path(out.path) if out.path else out.url}")
+        for line in task_lines(task, "task "):
+            output.result(line)
     missing = never_requested(job)
     if missing:
         output.note(
