@@ -24,50 +24,47 @@ if TYPE_CHECKING:
 
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+
+def _switch(name: str, text: str) -> Any:
+    """An option that is off unless given."""
+    return typer.Option(False, name, help=text)
+
+
+def _setting(name: str, text: str, metavar: str | None = None) -> Any:
+    """An option that is None unless given."""
+    return typer.Option(None, name, metavar=metavar, help=text)
+
+
+JSON_OPTION = _switch("--json", "Print one JSON object on stdout.")
 # Looking at saved images (kling_cli.commands.look does it, imported when used).
-OPEN_OPTION = typer.Option(
-    False, "--open", help="Open each saved image in the system's image viewer."
-)
-REVEAL_OPTION = typer.Option(
-    False, "--reveal", help="Show the saved images' folder in the file manager."
-)
-PREVIEW_OPTION = typer.Option(
-    False,
+OPEN_OPTION = _switch("--open", "Open each saved image in the system's image viewer.")
+REVEAL_OPTION = _switch("--reveal", "Show the saved images' folder in the file manager.")
+PREVIEW_OPTION = _switch(
     "--preview",
-    help="Show the saved images in the terminal (Sixel, Kitty graphics, or coloured blocks); "
+    "Show the saved images in the terminal (Sixel, Kitty graphics, or coloured blocks); "
     "only on a terminal, never with --json.",
 )
 
 # The delivery options `generate` and `batch` share (kling_cli.delivery).
-WEBHOOK_OPTION = typer.Option(
-    None,
+WEBHOOK_OPTION = _setting(
     "--webhook",
-    metavar="URL",
-    help="https URL the provider POSTs to when the job ends, where it has webhooks "
+    "https URL the provider POSTs to when the job ends, where it has webhooks "
     "(see `kling providers show`); `kling ingest` reads what it receives.",
-)
-QUALITY_OPTION = typer.Option(
-    None, "--quality", help="JPEG/WebP quality 20-99, where the provider offers it."
-)
-UPLOAD_TO_OPTION = typer.Option(
-    None,
-    "--upload-to",
     metavar="URL",
-    help="https URL (e.g. a presigned PUT) the provider uploads each image to, where "
+)
+QUALITY_OPTION = _setting("--quality", "JPEG/WebP quality 20-99, where the provider offers it.")
+UPLOAD_TO_OPTION = _setting(
+    "--upload-to",
+    "https URL (e.g. a presigned PUT) the provider uploads each image to, where "
     "offered (generate saves nothing here then, unless --download).",
+    metavar="URL",
 )
-DOWNLOAD_OPTION = typer.Option(
-    False, "--download", help="With --upload-to: save the images here as well."
-)
-SAFETY_OPTION = typer.Option(
-    None, "--safety", help="fast: the provider's content check, where offered."
-)
-URL_TTL_OPTION = typer.Option(
-    None,
+DOWNLOAD_OPTION = _switch("--download", "With --upload-to: save the images here as well.")
+SAFETY_OPTION = _setting("--safety", "fast: the provider's content check, where offered.")
+URL_TTL_OPTION = _setting(
     "--url-ttl",
+    "How long the provider keeps the result URL (60 or more), where offered.",
     metavar="SECONDS",
-    help="How long the provider keeps the result URL (60 or more), where offered.",
 )
 
 
@@ -141,14 +138,12 @@ def job_ids(incomplete: str) -> list[str]:
     return _starting(ids, incomplete)
 
 
-PROVIDER_OPTION = typer.Option(
-    None,
-    "--provider",
-    "-p",
-    help=f"Provider id: {', '.join(CATALOG)} [default: $KLING_PROVIDER or default_provider].",
-    show_default=False,
-    autocompletion=provider_ids,
-)
+def latest_job_argument(text: str) -> Any:
+    """`[ID]`: a job or task id, completed with the newest jobs; the latest job when none is
+    given (`text` says so)."""
+    return typer.Argument(
+        None, metavar="[ID]", help=text, autocompletion=job_ids, show_default=False
+    )
 
 
 def upload_options(options: JobOptions, upload_to: str | None, download: bool) -> JobOptions:
@@ -180,22 +175,22 @@ def uploaded_note(provider_name: str, upload_to: str, download: bool, job_id: st
     )
 
 
-GENERATE_PROVIDER_OPTION = typer.Option(
-    None,
-    "--provider",
-    "-p",
-    help=f"Provider id: {', '.join(CATALOG)}; a,b,c tries them in order, moving on only when "
-    "one provably created nothing; auto: the cheapest with a key that can serve the request "
-    "[default: $KLING_PROVIDER, default_provider, or route].",
-    show_default=False,
-    autocompletion=provider_ids,
+def _provider_option(text: str) -> Any:
+    """`--provider`/`-p`, completed with the known ids."""
+    return typer.Option(
+        None, "--provider", "-p", help=text, show_default=False, autocompletion=provider_ids
+    )
+
+
+PROVIDER_OPTION = _provider_option(
+    f"Provider id: {', '.join(CATALOG)} [default: $KLING_PROVIDER or default_provider]."
 )
-BATCH_PROVIDER_OPTION = typer.Option(
-    None,
-    "--provider",
-    "-p",
-    help=f"Provider id: {', '.join(CATALOG)}; a,b,c spreads the items over them "
-    "[default: $KLING_PROVIDER or default_provider].",
-    show_default=False,
-    autocompletion=provider_ids,
+GENERATE_PROVIDER_OPTION = _provider_option(
+    f"Provider id: {', '.join(CATALOG)}; a,b,c tries them in order, moving on only when "
+    "one provably created nothing; auto: the cheapest with a key that can serve the request "
+    "[default: $KLING_PROVIDER, default_provider, or route]."
+)
+BATCH_PROVIDER_OPTION = _provider_option(
+    f"Provider id: {', '.join(CATALOG)}; a,b,c spreads the items over them "
+    "[default: $KLING_PROVIDER or default_provider]."
 )

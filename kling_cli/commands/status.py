@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 
 def status(
     ctx: typer.Context,
-    identifier: str | None = typer.Argument(
-        None,
-        metavar="[ID]",
-        help="A job id (see `kling jobs`) or a provider task id [default: the latest job].",
-        autocompletion=common.job_ids,
-        show_default=False,
+    identifier: str | None = common.latest_job_argument(
+        "A job id (see `kling jobs`) or a provider task id [default: the latest job]."
     ),
     provider: str | None = PROVIDER_OPTION,
     wait: bool = typer.Option(False, "--wait", help="Poll until every task has ended."),
@@ -84,9 +80,10 @@ def status(
 
 
 def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
+    from kling_cli.commands.job_record import task_lines
     from kling_cli.jobs.pickup import Standing, standing
     from kling_cli.jobs.state import RESUMABLE, never_requested, resume_command
-    from kling_cli.jobs.views import recorded_files, shown_path
+    from kling_cli.jobs.views import recorded_files
 
     files = recorded_files(job)
     exit_code = int(error.exit_code) if error else int(ExitCode.OK)
@@ -112,12 +109,8 @@ def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
     emulated = " (emulated)" if job.emulated else ""
     output.result(f"{job.id}  {job.provider}{emulated}  {job.state}")
     for task in job.tasks:
-        detail = f" ({task.provider_status})" if task.provider_status else ""
-        output.result(f"  task {task.task_id or task.client_task_id or '?'}: {task.state}{detail}")
-        if task.error:
-            output.result(f"    {task.error}")
-        for out in task.outputs:
-            output.result(f"    {shown_path(out.path) if out.path else out.url}")
+        for line in task_lines(task, "task "):
+            output.result(line)
     missing = never_requested(job)
     if missing:
         output.note(

@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kling_cli.errors import (
-    DownloadError,
-    InvalidRequestError,
-    KlingError,
-    NetworkError,
-    TaskNotFoundError,
-)
+from kling_cli.errors import DownloadError, KlingError, TaskNotFoundError
 from kling_cli.jobs.life import JobLife, JobOptions, JobResult
+from kling_cli.jobs.lookup import adopt_task as adopt_task
+from kling_cli.jobs.lookup import confirm_task as confirm_task
+from kling_cli.jobs.lookup import find_job as find_job
 from kling_cli.jobs.pickup import MAY_HAVE_EXPIRED_AFTER_SECONDS, NOT_CREATED_AFTER_SECONDS
 from kling_cli.jobs.state import overall_state
 from kling_cli.jobs.views import saved_urls
@@ -102,6 +98,27 @@ def _run_loop(life: JobLife, coroutine: Coroutine[Any, Any, JobResult]) -> JobRe
         return life.end(exc)
 
 
+def begin_job(
+    session: ProviderSession,
+    journal: Journal,
+    request: GenerationRequest,
+    options: JobOptions,
+    progress: ProgressListener | None,
+    attempts: list[Attempt] | None,
+) -> JobLife:
+    """Record a new job at `session`'s provider before anything is sent; `attempts`: a
+    routed job's attempts elsewhere (None: not routed)."""
+    return JobLife.begin(
+        journal,
+        session.provider,
+        request,
+        options,
+        emulated=session.emulated,
+        progress=progress,
+        attempts=attempts,
+    )
+
+
 def run_job(
     session: ProviderSession,
     journal: Journal,
@@ -121,15 +138,7 @@ def run_job(
         # A signal between the journal row and the loop that ends it would leave a job
         # recorded `submitting` forever, though nothing was sent.
         with deferred():
-            life = JobLife.begin(
-                journal,
-                session.provider,
-                request,
-                options,
-                emulated=session.emulated,
-                progress=progress,
-                attempts=attempts,
-            )
+            life = begin_job(session, journal, request, options, progress, attempts)
         return _run_loop(life, run_job_async(session, life, request, options))
     except KeyboardInterrupt as exc:
         if life is None:
@@ -357,57 +366,3 @@ def _record_unknown(life: JobLife, task: TaskRecord) -> None:
 
 def _all_urls(current: Submitted) -> set[str]:
     return {output.url for _, status in current for output in status.outputs}
-
-
-def find_job(journal: Journal, identifier: str | None, provider: str | None) -> JobRecord | None:
-    """The job named by its id or a task id (the latest with none); None for a task id the
-    journal does not know when a provider is given (`adopt_task` asks it), else
-    `InvalidRequestError`."""
-    if identifier is None:
-        latest = journal.latest()
-        if latest is None:
-            raise InvalidRequestError("No jobs yet; `kling generate` records every job it submits.")
-        return latest
-    found = journal.find(identifier)
-    if found is not None:
-        return found
-    if provider is None:
-        raise InvalidRequestError(
-            f"No job or task {identifier!r} in the journal; to ask a provider about a task "
-            "submitted elsewhere, add --provider."
-        )
-    return None
-
-
-def adopt_task(session: ProviderSession, journal: Journal, task_id: str) -> JobRecord:
-    """A task submitted from another machine or tool, recorded as a job once the provider
-    confirms it exists (`TaskNotFoundError`, exit 3, when it does not), so it can be
-    resumed like any other."""
-    asyncio.run(confirm_task(session, task_id))
-    job_id = journal.create_job(session.provider.id, {}, str(Path.cwd() / "kling-output"))
-    position = journal.add_task(job_id, None, 0)
-    journal.update_task(job_id, position, task_id=task_id, state="pending")
-    adopted = journal.job(job_id)
-    assert adopted is not None
-    return adopted
-
-
-async def confirm_task(session: ProviderSession, task_id: str) -> TaskStatus:
-    """Ask the provider about a task submitted elsewhere before adopting it into the journal:
-    `TaskNotFoundError` when the provider does not know it."""
-    from kling_cli.engine import Engine
-    from kling_cli.providers.base import TaskHandle
-
-    handle = TaskHandle(session.provider.id, task_id)
-    async with Engine(session.provider, session.endpoint) as engine:
-        try:
-            return await engine.refresh(handle)
-        except NetworkError:
-            raise
-        except KlingError as exc:
-            if isinstance(exc, InvalidRequestError):
-                raise
-            raise TaskNotFoundError(
-                f"{session.provider.name} does not know task {task_id!r} ({exc.message}); "
-                "check the id and the provider.",
-            ) from None
