@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kling_cli.errors import DownloadError, SaveError
+from kling_cli.png_stream import PngStream
 from kling_cli.retry import RETRYABLE_STATUS
 
 # How a saved image takes its name: "keep" never replaces a file (it adds -1, -2, ...);
@@ -62,7 +63,7 @@ async def download_image(
     else:
         part, have = partial, _size_of(partial)
     headers = {"Range": f"bytes={have}-"} if have else None
-    digest = hashlib.sha256()
+    digest, png = hashlib.sha256(), PngStream()
     try:
         limits = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
         async with client.stream("GET", url, headers=headers, timeout=limits) as response:
@@ -78,7 +79,7 @@ async def download_image(
                 raise _too_large(url)
             size = have if resumed else 0
             if resumed:
-                _hash_file(part, digest)
+                _read_back(part, digest, png)
             # One unbuffered descriptor, written and hashed chunk by chunk as httpx hands
             # them over (no copy, no Python buffer in between), fsynced before it is closed.
             fd = _open_part(part, directory, append=resumed)
@@ -89,6 +90,7 @@ async def download_image(
                         raise _too_large(url)
                     _write_all(fd, chunk)
                     digest.update(chunk)
+                    png.feed(chunk)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -121,7 +123,11 @@ async def download_image(
         raise
     sha256 = digest.hexdigest()
     try:
-        found, width, height = check_complete(part, size, url)
+        # A PNG already walked whole as it arrived is not read back (what most providers send).
+        if png.whole and png.size is not None:
+            found, (width, height) = "PNG", png.size
+        else:
+            found, width, height = check_complete(part, size, url)
         extension = EXTENSIONS.get(found, found.lower())
         final = _place(part, directory, stem, extension, placement=placement, sha256=sha256)
     except OSError as exc:
@@ -138,10 +144,12 @@ def _size_of(path: Path) -> int:
         return 0
 
 
-def _hash_file(path: Path, digest: hashlib._Hash) -> None:
+def _read_back(path: Path, digest: hashlib._Hash, png: PngStream) -> None:
+    """The bytes of a partial file being resumed, into the hash and the PNG walk."""
     with path.open("rb") as existing:
         for block in iter(lambda: existing.read(CHUNK_SIZE), b""):
             digest.update(block)
+            png.feed(block)
 
 
 # Write-only, created if missing, never handed to a child process.
