@@ -207,6 +207,10 @@ async def measure(
     return samples
 
 
+def low_decile(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10, method="inclusive")[0]
+
+
 def quartiles(values: list[float]) -> str:
     if len(values) < 2:
         return f"{values[0]:.2f}x" if values else "-"
@@ -319,6 +323,14 @@ def report(
         ]
     for label, whole, by_block in lines:
         print(f"  {label}: {whole:.2f}x; by block {quartiles(by_block)}")
+    # The fastest tenth of each side: what a download costs when no other process is in its
+    # way, the least disturbed figure on a loaded machine.
+    low = low_decile(pooled["curl + fsync"]) / low_decile(pooled["kling"])
+    low_raw = low_decile(pooled["curl"]) / low_decile(pooled["kling"])
+    print(f"  10th percentiles: like for like {low:.2f}x, raw {low_raw:.2f}x")
+    if "candidate" in pooled:
+        low_candidate = low_decile(pooled["curl + fsync"]) / low_decile(pooled["candidate"])
+        print(f"  10th percentiles, candidate: like for like {low_candidate:.2f}x")
     met = like >= TARGET_RATIO and median(like_blocks) >= TARGET_RATIO
     print(
         f"target >= {TARGET_RATIO}x like for like (pooled and median block): {verdict(met)}; "
