@@ -97,8 +97,11 @@ class PngStream:
     def _read_header(self) -> None:
         header, self._ihdr = self._ihdr, b""
         width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
-        depth, colour = header[8], header[9]
-        if self.size is not None or not width or not height or depth not in DEPTHS.get(colour, ()):
+        depth, colour, compression, filtering, interlace = header[8:13]
+        # The only methods the specification defines; Pillow refuses another filter method.
+        methods_known = not compression and not filtering and interlace in (0, 1)
+        known = depth in DEPTHS.get(colour, ()) and methods_known
+        if self.size is not None or not width or not height or not known:
             self._expect(_BROKEN)
             return
         self.size = (width, height)

@@ -218,3 +218,26 @@ def test_a_png_is_published_from_its_walk_without_reading_it_back(
     assert saved.path.read_bytes() == PNG and read_back == []
     # Other formats are still read back and checked by Pillow.
     assert fetch(url, images).path.name == "out.jpg" and len(read_back) == 1
+
+
+def test_a_png_whose_header_pillow_refuses_is_refused_too(
+    server: tuple[str, Served], images: Path
+) -> None:
+    """Every CRC right, but an IHDR filter method the specification does not define: the walk
+    leaves it to Pillow, which refuses it, so nothing is published."""
+    import zlib
+
+    from kling_cli.png_stream import PngStream
+
+    header = bytearray(PNG[16:29])
+    header[11] = 1  # filter method
+    ihdr = b"IHDR" + bytes(header)
+    odd = PNG[:12] + ihdr + zlib.crc32(ihdr).to_bytes(4, "big") + PNG[33:]
+    walk = PngStream()
+    walk.feed(odd)
+    assert not walk.whole
+    url, served = server
+    served.answers.append((odd, "image/png", True))
+    with pytest.raises(DownloadError):
+        fetch(url, images)
+    assert not images.exists() or list(images.iterdir()) == []
