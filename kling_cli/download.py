@@ -152,8 +152,9 @@ def _read_back(path: Path, digest: hashlib._Hash, png: PngStream) -> None:
             png.feed(block)
 
 
-# Write-only, created if missing, never handed to a child process.
-_PART_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+# Write-only, created if missing, never handed to a child process; on Windows, binary (its
+# C runtime would otherwise turn each LF written into CR LF).
+_PART_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def _open_part(part: Path, directory: Path, *, append: bool) -> int:
