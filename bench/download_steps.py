@@ -32,7 +32,6 @@ async def steps(url: str, directory: Path, reps: int, clock: Callable[[], float]
     import httpx
 
     from kling_cli import download
-    from kling_cli.png_stream import PngStream
 
     times: dict[str, list[float]] = {}
 
@@ -48,8 +47,8 @@ async def steps(url: str, directory: Path, reps: int, clock: Callable[[], float]
             begin = now = clock()
             download._remove_orphans(directory, stem)
             part = directory / f".{stem}.{os.getpid()}.part"
-            digest, png = hashlib.sha256(), PngStream()
-            now = lap("orphans, names, hash and PNG walk set up", now)
+            digest = hashlib.sha256()
+            now = lap("orphans, names and hash set up", now)
             limits = httpx.USE_CLIENT_DEFAULT
             async with client.stream("GET", url, headers=None, timeout=limits) as response:
                 now = lap("request sent, response headers in", now)
@@ -59,7 +58,7 @@ async def steps(url: str, directory: Path, reps: int, clock: Callable[[], float]
                 now = lap("header checks", now)
                 fd = download._open_part(part, directory, append=False)
                 now = lap("open .part (O_CREAT|O_TRUNC|O_CLOEXEC)", now)
-                size, receive, write, sha, walk = 0, 0.0, 0.0, 0.0, 0.0
+                size, receive, write, sha = 0, 0.0, 0.0, 0.0
                 chunks = response.aiter_raw()
                 while True:
                     try:
@@ -72,21 +71,13 @@ async def steps(url: str, directory: Path, reps: int, clock: Callable[[], float]
                     t2 = clock()
                     digest.update(chunk)
                     t3 = clock()
-                    png.feed(chunk)
-                    t4 = clock()
-                    receive, write, sha, walk = (
-                        receive + t1 - now,
-                        write + t2 - t1,
-                        sha + t3 - t2,
-                        walk + t4 - t3,
-                    )
-                    now = t4
+                    receive, write, sha = receive + t1 - now, write + t2 - t1, sha + t3 - t2
+                    now = t3
                 receive += clock() - now
                 for name, value in (
                     ("body: receiving (httpx)", receive),
                     ("body: write", write),
                     ("body: SHA-256", sha),
-                    ("body: PNG walk (CRCs)", walk),
                 ):
                     times.setdefault(name, []).append(value)
                 now = clock()
@@ -98,9 +89,8 @@ async def steps(url: str, directory: Path, reps: int, clock: Callable[[], float]
             now = lap("response closed", now)
             sha256 = digest.hexdigest()
             now = lap("hexdigest", now)
-            if not png.whole:
-                download.check_complete(part, size, url)
-            now = lap("completeness verdict", now)
+            download.check_complete(part, size, url)
+            now = lap("completeness check (Pillow)", now)
             final = download._place(part, directory, stem, "png", placement="keep", sha256=sha256)
             now = lap("link into place", now)
             part.unlink(missing_ok=True)

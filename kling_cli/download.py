@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from kling_cli.errors import DownloadError, SaveError
-from kling_cli.png_stream import PngStream
 from kling_cli.retry import RETRYABLE_STATUS
 
 # How a saved image takes its name: "keep" never replaces a file (it adds -1, -2, ...);
@@ -63,7 +62,7 @@ async def download_image(
     else:
         part, have = partial, _size_of(partial)
     headers = {"Range": f"bytes={have}-"} if have else None
-    digest, png = hashlib.sha256(), PngStream()
+    digest = hashlib.sha256()
     try:
         limits = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
         async with client.stream("GET", url, headers=headers, timeout=limits) as response:
@@ -79,7 +78,7 @@ async def download_image(
                 raise _too_large(url)
             size = have if resumed else 0
             if resumed:
-                _read_back(part, digest, png)
+                _read_back(part, digest)
             # One unbuffered descriptor, written and hashed chunk by chunk as httpx hands
             # them over (no copy, no Python buffer in between), fsynced before it is closed.
             fd = _open_part(part, directory, append=resumed)
@@ -90,7 +89,6 @@ async def download_image(
                         raise _too_large(url)
                     _write_all(fd, chunk)
                     digest.update(chunk)
-                    png.feed(chunk)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -123,11 +121,7 @@ async def download_image(
         raise
     sha256 = digest.hexdigest()
     try:
-        # A PNG already walked whole as it arrived is not read back (what most providers send).
-        if png.whole and png.size is not None:
-            found, (width, height) = "PNG", png.size
-        else:
-            found, width, height = check_complete(part, size, url)
+        found, width, height = check_complete(part, size, url)
         extension = EXTENSIONS.get(found, found.lower())
         final = _place(part, directory, stem, extension, placement=placement, sha256=sha256)
     except OSError as exc:
@@ -144,12 +138,11 @@ def _size_of(path: Path) -> int:
         return 0
 
 
-def _read_back(path: Path, digest: hashlib._Hash, png: PngStream) -> None:
-    """The bytes of a partial file being resumed, into the hash and the PNG walk."""
+def _read_back(path: Path, digest: hashlib._Hash) -> None:
+    """The bytes of a partial file being resumed, into the hash."""
     with path.open("rb") as existing:
         for block in iter(lambda: existing.read(CHUNK_SIZE), b""):
             digest.update(block)
-            png.feed(block)
 
 
 # Write-only, created if missing, never handed to a child process; on Windows, binary (its

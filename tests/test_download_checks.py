@@ -164,78 +164,17 @@ def test_the_engine_discards_a_cut_image_and_downloads_it_again(
     assert [p.name for p in images.iterdir()] == ["out.png"]
 
 
-PNG_MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"]
-
-
-def png_of(mode: str, size: tuple[int, int] = (37, 19)) -> bytes:
-    buffer = io.BytesIO()
-    Image.effect_noise(size, 60).convert(mode).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize("mode", PNG_MODES)
-def test_the_png_walk_finds_a_whole_png_whole_however_its_bytes_arrive(mode: str) -> None:
-    from kling_cli.png_stream import PngStream
-
-    data = png_of(mode) + b"trailing bytes after IEND, which Pillow ignores too"
-    for step in (1, 5, 8, 13, 4096, len(data)):
-        walk = PngStream()
-        for start in range(0, len(data), step):
-            walk.feed(data[start : start + step])
-        assert walk.whole and walk.size == (37, 19)
-
-
-@pytest.mark.parametrize("mode", ["L", "RGBA"])
-def test_the_png_walk_never_calls_a_cut_or_altered_png_whole(mode: str) -> None:
-    from kling_cli.png_stream import PngStream
-
-    data = png_of(mode)
-    for cut in range(len(data)):
-        walk = PngStream()
-        walk.feed(data[:cut])
-        assert not walk.whole, cut
-    for at in range(len(data)):  # one altered byte anywhere: the signature, a length, a CRC
-        walk = PngStream()
-        walk.feed(flipped(data, at))
-        assert not walk.whole, at
-
-
-def test_a_png_is_published_from_its_walk_without_reading_it_back(
-    server: tuple[str, Served], images: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url, served = server
-    read_back: list[Path] = []
-    real_check = download.check_complete
-
-    def recording_check(path: Path, size: int, url: str) -> tuple[str, int, int]:
-        read_back.append(path)
-        return real_check(path, size, url)
-
-    monkeypatch.setattr(download, "check_complete", recording_check)
-    served.answers += [(PNG, "image/png", True), (JPEG, "image/jpeg", True)]
-    saved = fetch(url, images)
-    assert (saved.path.name, saved.width, saved.height) == ("out.png", 64, 48)
-    assert saved.path.read_bytes() == PNG and read_back == []
-    # Other formats are still read back and checked by Pillow.
-    assert fetch(url, images).path.name == "out.jpg" and len(read_back) == 1
-
-
 def test_a_png_whose_header_pillow_refuses_is_refused_too(
     server: tuple[str, Served], images: Path
 ) -> None:
-    """Every CRC right, but an IHDR filter method the specification does not define: the walk
-    leaves it to Pillow, which refuses it, so nothing is published."""
+    """Every CRC right, but an IHDR filter method the specification does not define: Pillow
+    refuses it, so nothing is published."""
     import zlib
-
-    from kling_cli.png_stream import PngStream
 
     header = bytearray(PNG[16:29])
     header[11] = 1  # filter method
     ihdr = b"IHDR" + bytes(header)
     odd = PNG[:12] + ihdr + zlib.crc32(ihdr).to_bytes(4, "big") + PNG[33:]
-    walk = PngStream()
-    walk.feed(odd)
-    assert not walk.whole
     url, served = server
     served.answers.append((odd, "image/png", True))
     with pytest.raises(DownloadError):
