@@ -320,7 +320,7 @@ def _refuse_inside_a_running_loop() -> None:
 
 
 def _config() -> Any:
-    from kling_cli.session import load_config
+    from kling_cli.config import load_config
 
     return load_config()
 

@@ -16,7 +16,7 @@ import os
 import stat
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,15 @@ class ConfigFile:
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+
+
+def load_config(warn: Callable[[str], None] = lambda _text: None) -> ConfigFile:
+    """The config file at `config_path()`, each of its warnings handed to `warn`. Raises
+    ConfigError for a file that cannot be read or parsed."""
+    config = ConfigFile.load(config_path())
+    for warning in config.warnings:
+        warn(warning)
+    return config
 
 
 def check_setting_name(dotted: str, registry: Registry) -> None:

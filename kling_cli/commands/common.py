@@ -13,14 +13,11 @@ import typer
 from kling_cli.config import ConfigFile
 from kling_cli.limits import ASPECT_RATIOS, RESOLUTIONS
 from kling_cli.providers.catalog import CATALOG
-from kling_cli.session import ProviderSession
-from kling_cli.session import load_config as _load_config
-from kling_cli.session import open_session as _open_session
-from kling_cli.session import open_sessions as _open_sessions
 from kling_cli.ui import Output
 
 if TYPE_CHECKING:
     from kling_cli.jobs.life import JobOptions
+    from kling_cli.session import ProviderSession
 
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 
@@ -74,15 +71,21 @@ def delivery_fields(**options: Any) -> dict[str, Any]:
 
 
 def load_config(output: Output) -> ConfigFile:
-    return _load_config(output.warn)
+    from kling_cli.config import load_config as load
+
+    return load(output.warn)
 
 
 @contextmanager
 def open_session(
     provider_id: str | None, *, emulate: bool, output: Output, config: ConfigFile | None = None
 ) -> Iterator[ProviderSession]:
+    # kling_cli.session is imported only by the commands that open one: `kling config` and
+    # `kling providers` start faster without it.
+    from kling_cli.session import open_session as open_one
+
     config = config or load_config(output)
-    with _open_session(provider_id, emulate=emulate, config=config, note=output.note) as session:
+    with open_one(provider_id, emulate=emulate, config=config, note=output.note) as session:
         yield session
 
 
@@ -90,8 +93,10 @@ def open_session(
 def open_sessions(
     provider_ids: Iterable[str], *, emulate: bool, output: Output, config: ConfigFile | None = None
 ) -> Iterator[dict[str, ProviderSession]]:
+    from kling_cli.session import open_sessions as open_all
+
     config = config or load_config(output)
-    with _open_sessions(provider_ids, emulate=emulate, config=config, note=output.note) as found:
+    with open_all(provider_ids, emulate=emulate, config=config, note=output.note) as found:
         yield found
 
 
@@ -107,9 +112,9 @@ def provider_ids(incomplete: str) -> list[str]:
     """The built-in providers, and the named copies the config file adds."""
     ids = list(CATALOG)
     try:
-        from kling_cli.session import load_config
+        from kling_cli.config import load_config
 
-        ids = list(load_config(lambda _warning: None).registry.infos())
+        ids = list(load_config().registry.infos())
     except Exception:  # a config that cannot be read still completes the built-in ids
         pass
     return _starting(ids, incomplete)
