@@ -276,7 +276,9 @@ def _variants(
         note=output.note,
     )
     if report is not None:
-        report, stopped = write_report(output, run.provider.id, run.variants, report)
+        report, stopped = write_report(
+            output, run.provider.id, run.variants, report, skip_reason=run.skip_reason
+        )
         if run.interruption is None:
             run.stopped = stopped
     exit_code = print_variants(output, run, report)
