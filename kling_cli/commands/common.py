@@ -16,7 +16,6 @@ from kling_cli.providers.catalog import CATALOG
 from kling_cli.ui import Output
 
 if TYPE_CHECKING:
-    from kling_cli.jobs.life import JobOptions
     from kling_cli.session import ProviderSession
 
 DEFAULT_OUTPUT_DIR = Path("kling-output")
@@ -63,11 +62,6 @@ URL_TTL_OPTION = _setting(
     "How long the provider keeps the result URL (60 or more), where offered.",
     metavar="SECONDS",
 )
-
-
-def delivery_fields(**options: Any) -> dict[str, Any]:
-    """The request fields of the delivery options given (None: not given)."""
-    return {name: value for name, value in options.items() if value is not None}
 
 
 def load_config(output: Output) -> ConfigFile:
@@ -149,20 +143,6 @@ def latest_job_argument(text: str) -> Any:
     return typer.Argument(
         None, metavar="[ID]", help=text, autocompletion=job_ids, show_default=False
     )
-
-
-def upload_options(options: JobOptions, upload_to: str | None, download: bool) -> JobOptions:
-    """--upload-to: the provider delivers the images, so they are saved here only with
-    --download (which means nothing without it)."""
-    import dataclasses
-
-    from kling_cli.errors import InvalidRequestError
-
-    if download and not upload_to:
-        raise InvalidRequestError(
-            "--download only applies with --upload-to; images are saved here by default."
-        )
-    return dataclasses.replace(options, save=download)
 
 
 def uploaded_note(provider_name: str, upload_to: str, download: bool, job_id: str) -> str:
