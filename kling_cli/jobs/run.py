@@ -155,9 +155,18 @@ async def run_job_async(
     clients: HttpClients | None = None,
     limiter: ProviderLimiter | None = None,
 ) -> JobResult:
+    from kling_cli.events import Listeners
+    from kling_cli.jobs.resent import ResendWatch
+
+    watch = ResendWatch()
+    life.listener = Listeners(life.listener, watch)
+
     async def work() -> JobResult:
         async with _engine(session, life, clients, limiter, options) as engine:
-            submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
+            try:
+                submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
+            except KlingError as exc:
+                raise watch.judged(exc, session.provider.name) from exc
             if not options.wait:
                 return life.end(None, submitted_only=True)
             await _finish(engine, life, submitted, options)

@@ -1,0 +1,38 @@
+"""Attack findings on routed generation (failover), each proved on the installed `kling`
+against the emulator over HTTP: after a submit that may have created a paid task, the job
+never moves to another provider."""
+
+from __future__ import annotations
+
+import json
+
+from kling_cli.emulator import Emulator, Fault
+from tests.test_entry_point import run
+from tests.test_failover import created
+
+
+def test_a_refusal_of_a_resend_after_a_lost_answer_never_fails_over(
+    use_emulator: Emulator,
+) -> None:
+    # Comfy Router's submit is sent again with the same Idempotency-Key after a lost answer
+    # (its documented way to collect it); the first send created, and charged, the task. A
+    # 429 on the resend proves nothing about that first send: going on to Runware would pay
+    # twice for one image.
+    use_emulator.inject("comfy", Fault(kind="lost_response", on="submit"))
+    use_emulator.inject("comfy", Fault(kind="rate_limit", on="submit", retry_after=None))
+    result = run("generate", "a red fox", "-a", "1:1", "-p", "comfy,runware", "--json")
+    body = json.loads(result.stdout)
+    assert "trying Runware" not in result.stderr
+    assert created(use_emulator) == {"comfy": 1}  # nothing paid at Runware
+    assert result.returncode != 0
+    job = body["job"]
+    assert job["provider"] == "comfy"
+    assert job["state"] == "may_exist", body
+    shown = json.loads(run("jobs", "show", job["id"], "--json").stdout)["job"]
+    assert [t["state"] for t in shown["tasks"]] == ["may_exist"]
+    assert [(a["provider"], a["outcome"]) for a in job["attempts"]] == [("comfy", "may_exist")]
+    # `kling status` on it really works: the task is found again by its key, never paid again.
+    status = run("status", job["id"], "--wait", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["job"]["id"] == job["id"]
+    assert created(use_emulator) == {"comfy": 1}
