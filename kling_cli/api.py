@@ -103,7 +103,7 @@ class BatchItemResult:
 def generate(
     prompt: str,
     *,
-    provider: str | None = None,
+    provider: str | Sequence[str] | None = None,
     refs: Sequence[str | Path] = (),
     aspect_ratio: str | None = None,
     resolution: str = "1k",
@@ -141,7 +141,7 @@ def generate(
 async def agenerate(
     prompt: str,
     *,
-    provider: str | None = None,
+    provider: str | Sequence[str] | None = None,
     refs: Sequence[str | Path] = (),
     aspect_ratio: str | None = None,
     resolution: str = "1k",

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from kling_cli.errors import ConfigError, InvalidRequestError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kling_cli.config import ConfigFile
     from kling_cli.providers.base import Provider
     from kling_cli.request import GenerationRequest
@@ -48,6 +50,14 @@ class Route:
     @property
     def first(self) -> Choice:
         return self.order[0]
+
+
+def provider_spec(provider: str | Sequence[str] | None) -> str | None:
+    """The Python API's `provider`: an id, `a,b,c`, `auto`, or a list of ids (tried in order,
+    as a config file's `default_provider` list is), as the `--provider` text."""
+    if provider is None or isinstance(provider, str):
+        return provider
+    return ",".join(provider)
 
 
 def provider_ids(spec: str | None) -> list[str] | None:

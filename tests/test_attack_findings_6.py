@@ -36,3 +36,24 @@ def test_a_refusal_of_a_resend_after_a_lost_answer_never_fails_over(
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["job"]["id"] == job["id"]
     assert created(use_emulator) == {"comfy": 1}
+
+
+def test_the_python_api_takes_the_providers_as_a_list(use_emulator: Emulator) -> None:
+    # A list is how a Python caller names several providers (as a config file's
+    # `default_provider` list does); it was an AttributeError traceback from deep inside.
+    import asyncio
+
+    import kling_cli
+
+    use_emulator.out_of_credits_after("runware", 0)
+    job = kling_cli.generate("a red fox", provider=["runware", "unifically"], aspect_ratio="1:1")
+    assert job.provider == "unifically" and job.images
+    assert [(a.provider, a.outcome) for a in job.attempts] == [
+        ("runware", "out_of_credits"),
+        ("unifically", "succeeded"),
+    ]
+    awaited = asyncio.run(
+        kling_cli.agenerate("a red fox", provider=("runware", "unifically"), aspect_ratio="1:1")
+    )
+    assert [a.provider for a in awaited.attempts] == ["runware", "unifically"]
+    assert created(use_emulator) == {"unifically": 2}

@@ -4,7 +4,7 @@ download. The sync form owns its event loop; the async form runs in the caller's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +14,7 @@ from kling_cli.jobs.life import JobOptions, JobResult
 from kling_cli.jobs.preflight import preflight
 from kling_cli.jobs.record import open_journal
 from kling_cli.jobs.run import begin_job, run_job, run_job_async
-from kling_cli.routing import explain_auto, with_default_aspect
+from kling_cli.routing import explain_auto, provider_spec, with_default_aspect
 
 __all__ = ["agenerate_job", "generate_job", "job_status", "with_default_aspect"]
 
@@ -99,7 +99,7 @@ def _planned_route(
 
 def generate_job(
     config: ConfigFile,
-    provider_id: str | None,
+    provider_id: str | Sequence[str] | None,
     request: GenerationRequest,
     options: JobOptions,
     *,
@@ -113,6 +113,7 @@ def generate_job(
     unwritable output directory or journal, an estimate over `max_cost`); after the submit,
     the outcome, error included, is on the returned result. Several providers (`a,b,c`,
     `auto`): see `_failover`; one whose estimate is over `max_cost` is not tried."""
+    provider_id = provider_spec(provider_id)
     route = _planned_route(config, provider_id, request, emulate, aspect_unset)
     if route is not None:
         if max_cost is not None:
@@ -255,7 +256,7 @@ def _run(
 
 async def agenerate_job(
     config: ConfigFile,
-    provider_id: str | None,
+    provider_id: str | Sequence[str] | None,
     request: GenerationRequest,
     options: JobOptions,
     *,
@@ -265,6 +266,7 @@ async def agenerate_job(
 ) -> JobResult:
     """`generate_job` inside the caller's running event loop (a notebook, an orchestrator).
     A cancellation is recorded (the job is `interrupted`, resumable) and passed on."""
+    provider_id = provider_spec(provider_id)
     route = _planned_route(config, provider_id, request, emulate, aspect_unset)
     if route is not None:
         chosen = [choice.provider.id for choice in route.order]
