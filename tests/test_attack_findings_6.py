@@ -5,10 +5,13 @@ never moves to another provider."""
 from __future__ import annotations
 
 import json
+import signal
+from pathlib import Path
 
 from kling_cli.emulator import Emulator, Fault
 from tests.test_entry_point import run
 from tests.test_failover import created
+from tests.test_money_rule import start, wait_for_line
 
 
 def test_a_refusal_of_a_resend_after_a_lost_answer_never_fails_over(
@@ -57,3 +60,34 @@ def test_the_python_api_takes_the_providers_as_a_list(use_emulator: Emulator) ->
     )
     assert [a.provider for a in awaited.attempts] == ["runware", "unifically"]
     assert created(use_emulator) == {"unifically": 2}
+
+
+def test_a_routed_job_finished_by_status_tells_its_attempts_truly(
+    use_emulator: Emulator, isolated_environment: Path
+) -> None:
+    # Ctrl-C while the second provider works: the job is resumable there. Once `kling status
+    # --wait --download` finishes it, its own attempt said "interrupted" for ever (in `status
+    # --json` and `jobs show`) and its sidecar had no attempts at all.
+    use_emulator.out_of_credits_after("runware", 0)
+    use_emulator.latency = 3
+    process = start("generate", "a red fox", "-a", "1:1", "-p", "runware,unifically", "--json")
+    wait_for_line(process, "submitted to Unifically")
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130
+    job = json.loads(out)["job"]
+    assert [(a["provider"], a["outcome"]) for a in job["attempts"]] == [
+        ("runware", "out_of_credits"),
+        ("unifically", "interrupted"),
+    ]
+    finished = run("status", job["id"], "--wait", "--download", "--json")
+    assert finished.returncode == 0, finished.stderr
+    body = json.loads(finished.stdout)
+    expected = [("runware", "out_of_credits"), ("unifically", "succeeded")]
+    assert [(a["provider"], a["outcome"]) for a in body["job"]["attempts"]] == expected
+    shown = json.loads(run("jobs", "show", job["id"], "--json").stdout)["job"]
+    assert [(a["provider"], a["outcome"]) for a in shown["attempts"]] == expected
+    image = Path(body["files"][0]["path"])
+    sidecar = json.loads(image.with_name(image.name + ".json").read_text())
+    assert [(a["provider"], a["outcome"]) for a in sidecar["attempts"]] == expected
+    assert created(use_emulator) == {"unifically": 1}

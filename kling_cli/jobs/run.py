@@ -220,8 +220,24 @@ def resume_job(
     `download`, save the images not on disk yet. Never submits anything. `known`: the
     state of these tasks (by id) as a webhook reported it; only they are taken up, and the
     provider is not asked about them."""
-    life = JobLife(journal, job, session.provider, progress=progress, sidecar=options.sidecar)
+    life = JobLife(
+        journal,
+        job,
+        session.provider,
+        progress=progress,
+        sidecar=options.sidecar,
+        attempts=_earlier_attempts(journal, job),
+    )
     return _run_loop(life, resume_job_async(session, life, options, download=download, known=known))
+
+
+def _earlier_attempts(journal: Journal, job: JobRecord) -> list[Attempt] | None:
+    """A routed job's attempts at the providers before its own (None: not routed), so that
+    finishing it records its own attempt as it now ends, and its sidecar tells them all."""
+    from kling_cli.attempts import attempts_of
+
+    recorded = attempts_of(journal, job.id)
+    return [attempt for attempt in recorded if attempt.job_id != job.id] if recorded else None
 
 
 async def resume_job_async(
