@@ -186,6 +186,16 @@ def describe_route(route: Route) -> list[dict[str, object]]:
     return rows
 
 
+def explain_skipped(route: Route) -> str | None:
+    """The providers named in `-p a,b,c` that the job will not go to, and why (no key, or
+    the request is not one they serve); None when it may go to each."""
+    skipped = [choice for choice in route.considered if not choice.can_serve]
+    if not skipped:
+        return None
+    reasons = " ".join(f"{choice.provider.id}: {choice.unable}" for choice in skipped)
+    return f"Not trying {', '.join(choice.provider.id for choice in skipped)}. {reasons}"
+
+
 def explain_auto(route: Route) -> str:
     """Why `-p auto` chose what it chose, in one line: the choice and its cost, the failover
     order, and the providers with a key that cannot serve the request."""

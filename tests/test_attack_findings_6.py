@@ -91,3 +91,21 @@ def test_a_routed_job_finished_by_status_tells_its_attempts_truly(
     sidecar = json.loads(image.with_name(image.name + ".json").read_text())
     assert [(a["provider"], a["outcome"]) for a in sidecar["attempts"]] == expected
     assert created(use_emulator) == {"unifically": 1}
+
+
+def test_a_named_provider_that_cannot_serve_the_request_is_said_to_be_skipped(
+    use_emulator: Emulator,
+) -> None:
+    # fal's Kling O1 endpoint needs a reference image; named as the last fallback of a
+    # text-only job it was dropped without a word, so a job that ended in a refusal at the
+    # providers before it looked as if fal had never been asked for.
+    use_emulator.out_of_credits_after("runware", 0)
+    use_emulator.reject_key("unifically")
+    result = run("generate", "a red fox", "-a", "1:1", "-p", "runware,unifically,fal", "--json")
+    assert result.returncode == 4
+    assert "Not trying fal. fal: fal.ai's Kling O1 endpoint edits reference images" in (
+        result.stderr
+    )
+    body = json.loads(result.stdout)
+    assert [a["provider"] for a in body["job"]["attempts"]] == ["runware", "unifically"]
+    assert created(use_emulator) == {}

@@ -14,7 +14,12 @@ from kling_cli.jobs.life import JobOptions, JobResult
 from kling_cli.jobs.preflight import preflight
 from kling_cli.jobs.record import open_journal
 from kling_cli.jobs.run import begin_job, run_job, run_job_async
-from kling_cli.routing import explain_auto, provider_spec, with_default_aspect
+from kling_cli.routing import (
+    explain_auto,
+    explain_skipped,
+    provider_spec,
+    with_default_aspect,
+)
 
 __all__ = ["agenerate_job", "generate_job", "job_status", "with_default_aspect"]
 
@@ -120,8 +125,9 @@ def generate_job(
             from kling_cli.batch import refuse_over_budget
 
             refuse_over_budget(min(choice.cost for choice in route.order), max_cost)
-        if route.auto:
-            note(explain_auto(route))
+        skipped = explain_auto(route) if route.auto else explain_skipped(route)
+        if skipped is not None:
+            note(skipped)
         chosen = [
             choice.provider.id
             for choice in route.order
