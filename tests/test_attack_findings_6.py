@@ -109,3 +109,19 @@ def test_a_named_provider_that_cannot_serve_the_request_is_said_to_be_skipped(
     body = json.loads(result.stdout)
     assert [a["provider"] for a in body["job"]["attempts"]] == ["runware", "unifically"]
     assert created(use_emulator) == {}
+
+
+def test_status_of_a_refused_attempt_reads_as_one_sentence(use_emulator: Emulator) -> None:
+    # The provider's own message ends with a full stop; `kling status` added another ("..").
+    use_emulator.reject_key("unifically")
+    failed = run("generate", "a red fox", "-a", "1:1", "-p", "unifically,runware", "--json")
+    assert failed.returncode == 0, failed.stderr
+    refused = json.loads(failed.stdout)["job"]["attempts"][0]
+    assert refused["outcome"] == "key_rejected"
+    status = run("status", refused["job_id"], "--json")
+    assert status.returncode == 3
+    message = json.loads(status.stdout)["error"]["message"]
+    assert message == (
+        f"Job {refused['job_id']} was refused before it was created: Unifically: Invalid API "
+        "key provided (authentication_failed) (HTTP 401)."
+    )
