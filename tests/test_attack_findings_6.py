@@ -125,3 +125,36 @@ def test_status_of_a_refused_attempt_reads_as_one_sentence(use_emulator: Emulato
         f"Job {refused['job_id']} was refused before it was created: Unifically: Invalid API "
         "key provided (authentication_failed) (HTTP 401)."
     )
+
+
+def test_the_timeout_bounds_the_whole_routed_job(use_emulator: Emulator) -> None:
+    # `--timeout` is "a deadline for the whole job"; each provider of `-p a,b` began it
+    # afresh, so the time spent at a provider that refused came on top of it.
+    import time
+
+    use_emulator.inject("runware", Fault(kind="rate_limit", retry_after=1, times=None))
+    use_emulator.latency = 60
+    process = start(
+        "generate",
+        "a red fox",
+        "-a",
+        "1:1",
+        "-p",
+        "runware,unifically",
+        "--timeout",
+        "8",
+        "--json",
+    )
+    wait_for_line(process, "submitting to Runware")
+    began = time.monotonic()
+    wait_for_line(process, "trying Unifically", timeout=30)
+    at_runware = time.monotonic() - began
+    out, err = process.communicate(timeout=60)
+    elapsed = time.monotonic() - began
+    assert process.returncode == 5, err
+    assert at_runware > 2  # Runware's 429s took a good part of the 8 s
+    # Afresh, it would end at_runware + 8 s after the first submit.
+    assert elapsed < 8 + at_runware - 1, f"{elapsed:.1f}s ({at_runware:.1f}s at Runware)"
+    body = json.loads(out)
+    assert body["error"]["message"].startswith("Gave up after 8.0 s (--timeout)")
+    assert [a["provider"] for a in body["job"]["attempts"]] == ["runware", "unifically"]

@@ -26,6 +26,7 @@ __all__ = ["agenerate_job", "generate_job", "job_status", "with_default_aspect"]
 if TYPE_CHECKING:
     from kling_cli.attempts import Attempt
     from kling_cli.config import ConfigFile
+    from kling_cli.deadline import Deadline
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal
     from kling_cli.request import GenerationRequest
@@ -145,7 +146,7 @@ def generate_job(
         note=note,
         max_cost=max_cost,
     ) as (session, journal, request):
-        return _run(session, journal, request, options, progress_for, None)
+        return _run(session, journal, request, options, progress_for)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ class _Turn:
     journal: Journal
     request: GenerationRequest
     attempts: list[Attempt]
+    # `--timeout` bounds the whole job, every provider's turn together.
+    deadline: Deadline
 
 
 # Yields each provider's turn, is sent the job's result there, returns the result that stands.
@@ -177,8 +180,10 @@ def _failover(
     (`kling_cli.resend.refusal`); after any other outcome it stays where it is, recorded and
     resumable there. Every attempt is recorded with the job that made it. The sync and async
     forms drive it (`_routed`, `_routed_async`), each running the turns its own way."""
+    from kling_cli.deadline import Deadline
     from kling_cli.session import open_sessions
 
+    deadline = Deadline(options.timeout)
     journal = open_journal()
     try:
         with open_sessions(order, emulate=emulate, config=config, note=note) as sessions:
@@ -188,7 +193,7 @@ def _failover(
                 shaped = with_default_aspect(request, session.provider, aspect_unset)
                 if number == 0:
                     preflight(options, shaped, journal=journal, emulated=session.emulated)
-                result = yield _Turn(session, journal, shaped, attempts)
+                result = yield _Turn(session, journal, shaped, attempts, deadline)
                 if not _moves_on(result, order, number, sessions, note):
                     return result
                 attempts = result.attempts
@@ -224,9 +229,7 @@ def _routed(route: _Route, options: JobOptions, progress_for: ProgressFor | None
     with closing(route):
         turn: _Turn | JobResult = next(route)
         while isinstance(turn, _Turn):
-            result = _run(
-                turn.session, turn.journal, turn.request, options, progress_for, turn.attempts
-            )
+            result = _run(turn.session, turn.journal, turn.request, options, progress_for, turn)
             turn = _next_turn(route, result)
         return turn
 
@@ -241,7 +244,8 @@ async def _routed_async(
             life = begin_job(
                 turn.session, turn.journal, turn.request, options, progress, turn.attempts
             )
-            turn = _next_turn(route, await run_job_async(turn.session, life, turn.request, options))
+            ran = run_job_async(turn.session, life, turn.request, options, deadline=turn.deadline)
+            turn = _next_turn(route, await ran)
         return turn
 
 
@@ -251,13 +255,21 @@ def _run(
     request: GenerationRequest,
     options: JobOptions,
     progress_for: ProgressFor | None,
-    attempts: list[Attempt] | None,
+    turn: _Turn | None = None,
 ) -> JobResult:
     """One provider's job in its own event loop, shown by the caller's progress display;
-    `attempts`: those of a routed job before this provider (None: not routed)."""
+    `turn`: a routed job's turn at this provider (None: not routed)."""
     tasks: list[str | None] = [None] * len(request.split(session.provider.capabilities.max_images))
     with progress_context(progress_for, session.provider.name, tasks) as progress:
-        return run_job(session, journal, request, options, progress=progress, attempts=attempts)
+        return run_job(
+            session,
+            journal,
+            request,
+            options,
+            progress=progress,
+            attempts=turn.attempts if turn else None,
+            deadline=turn.deadline if turn else None,
+        )
 
 
 async def agenerate_job(
