@@ -158,3 +158,18 @@ def test_the_timeout_bounds_the_whole_routed_job(use_emulator: Emulator) -> None
     body = json.loads(out)
     assert body["error"]["message"].startswith("Gave up after 8.0 s (--timeout)")
     assert [a["provider"] for a in body["job"]["attempts"]] == ["runware", "unifically"]
+
+
+def test_providers_over_max_cost_are_said_not_to_be_tried(use_emulator: Emulator) -> None:
+    # Over --max-cost, the user's first choice was passed over without a word, and `-p auto`
+    # promised a failover order ("then runware, ...") it would never follow.
+    named = run(
+        "generate", "a red fox", "-a", "1:1", "-p", "runware,apiinone", "--max-cost", "0.02"
+    )
+    assert named.returncode == 0, named.stderr
+    assert "Not trying runware: estimated over --max-cost ($0.0200)." in named.stderr
+    auto = run("generate", "a red fox", "-a", "1:1", "-p", "auto", "--max-cost", "0.02")
+    assert auto.returncode == 0, auto.stderr
+    assert "the cheapest provider with a key that can serve this request. Cannot:" in auto.stderr
+    assert "; then " not in auto.stderr
+    assert created(use_emulator) == {"apiinone": 2}

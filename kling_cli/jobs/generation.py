@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,14 +126,15 @@ def generate_job(
             from kling_cli.batch import refuse_over_budget
 
             refuse_over_budget(min(choice.cost for choice in route.order), max_cost)
+        over = [c for c in route.order if max_cost is not None and c.cost > max_cost + 1e-9]
+        route = replace(route, order=[c for c in route.order if c not in over])
         skipped = explain_auto(route) if route.auto else explain_skipped(route)
         if skipped is not None:
             note(skipped)
-        chosen = [
-            choice.provider.id
-            for choice in route.order
-            if max_cost is None or choice.cost <= max_cost + 1e-9
-        ]
+        if over:
+            names = ", ".join(choice.provider.id for choice in over)
+            note(f"Not trying {names}: estimated over --max-cost (${max_cost:.4f}).")
+        chosen = [choice.provider.id for choice in route.order]
         turns = _failover(config, chosen, request, options, emulate, aspect_unset, note)
         return _routed(turns, options, progress_for)
     with _prepared(
