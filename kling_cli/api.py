@@ -53,7 +53,7 @@ __all__ = [
 def generate(
     prompt: str,
     *,
-    provider: str | None = None,
+    provider: str | Sequence[str] | None = None,
     refs: Sequence[str | Path] = (),
     aspect_ratio: str | None = None,
     resolution: str = "1k",
@@ -101,7 +101,7 @@ def generate(
 async def agenerate(
     prompt: str,
     *,
-    provider: str | None = None,
+    provider: str | Sequence[str] | None = None,
     refs: Sequence[str | Path] = (),
     aspect_ratio: str | None = None,
     resolution: str = "1k",

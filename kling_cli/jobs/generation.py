@@ -4,9 +4,9 @@ download. The sync form owns its event loop; the async form runs in the caller's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +14,19 @@ from kling_cli.jobs.life import JobOptions, JobResult
 from kling_cli.jobs.preflight import preflight
 from kling_cli.jobs.record import open_journal
 from kling_cli.jobs.run import begin_job, run_job, run_job_async
-from kling_cli.routing import explain_auto, with_default_aspect
+from kling_cli.routing import (
+    explain_auto,
+    explain_skipped,
+    provider_spec,
+    with_default_aspect,
+)
 
 __all__ = ["agenerate_job", "generate_job", "job_status", "with_default_aspect"]
 
 if TYPE_CHECKING:
     from kling_cli.attempts import Attempt
     from kling_cli.config import ConfigFile
+    from kling_cli.deadline import Deadline
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal
     from kling_cli.request import GenerationRequest
@@ -99,7 +105,7 @@ def _planned_route(
 
 def generate_job(
     config: ConfigFile,
-    provider_id: str | None,
+    provider_id: str | Sequence[str] | None,
     request: GenerationRequest,
     options: JobOptions,
     *,
@@ -113,19 +119,22 @@ def generate_job(
     unwritable output directory or journal, an estimate over `max_cost`); after the submit,
     the outcome, error included, is on the returned result. Several providers (`a,b,c`,
     `auto`): see `_failover`; one whose estimate is over `max_cost` is not tried."""
+    provider_id = provider_spec(provider_id)
     route = _planned_route(config, provider_id, request, emulate, aspect_unset)
     if route is not None:
         if max_cost is not None:
             from kling_cli.batch import refuse_over_budget
 
             refuse_over_budget(min(choice.cost for choice in route.order), max_cost)
-        if route.auto:
-            note(explain_auto(route))
-        chosen = [
-            choice.provider.id
-            for choice in route.order
-            if max_cost is None or choice.cost <= max_cost + 1e-9
-        ]
+        over = [c for c in route.order if max_cost is not None and c.cost > max_cost + 1e-9]
+        route = replace(route, order=[c for c in route.order if c not in over])
+        skipped = explain_auto(route) if route.auto else explain_skipped(route)
+        if skipped is not None:
+            note(skipped)
+        if over:
+            names = ", ".join(choice.provider.id for choice in over)
+            note(f"Not trying {names}: estimated over --max-cost (${max_cost:.4f}).")
+        chosen = [choice.provider.id for choice in route.order]
         turns = _failover(config, chosen, request, options, emulate, aspect_unset, note)
         return _routed(turns, options, progress_for)
     with _prepared(
@@ -138,7 +147,7 @@ def generate_job(
         note=note,
         max_cost=max_cost,
     ) as (session, journal, request):
-        return _run(session, journal, request, options, progress_for, None)
+        return _run(session, journal, request, options, progress_for)
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,8 @@ class _Turn:
     journal: Journal
     request: GenerationRequest
     attempts: list[Attempt]
+    # `--timeout` bounds the whole job, every provider's turn together.
+    deadline: Deadline
 
 
 # Yields each provider's turn, is sent the job's result there, returns the result that stands.
@@ -170,8 +181,10 @@ def _failover(
     (`kling_cli.resend.refusal`); after any other outcome it stays where it is, recorded and
     resumable there. Every attempt is recorded with the job that made it. The sync and async
     forms drive it (`_routed`, `_routed_async`), each running the turns its own way."""
+    from kling_cli.deadline import Deadline
     from kling_cli.session import open_sessions
 
+    deadline = Deadline(options.timeout)
     journal = open_journal()
     try:
         with open_sessions(order, emulate=emulate, config=config, note=note) as sessions:
@@ -181,7 +194,7 @@ def _failover(
                 shaped = with_default_aspect(request, session.provider, aspect_unset)
                 if number == 0:
                     preflight(options, shaped, journal=journal, emulated=session.emulated)
-                result = yield _Turn(session, journal, shaped, attempts)
+                result = yield _Turn(session, journal, shaped, attempts, deadline)
                 if not _moves_on(result, order, number, sessions, note):
                     return result
                 attempts = result.attempts
@@ -217,9 +230,7 @@ def _routed(route: _Route, options: JobOptions, progress_for: ProgressFor | None
     with closing(route):
         turn: _Turn | JobResult = next(route)
         while isinstance(turn, _Turn):
-            result = _run(
-                turn.session, turn.journal, turn.request, options, progress_for, turn.attempts
-            )
+            result = _run(turn.session, turn.journal, turn.request, options, progress_for, turn)
             turn = _next_turn(route, result)
         return turn
 
@@ -234,7 +245,8 @@ async def _routed_async(
             life = begin_job(
                 turn.session, turn.journal, turn.request, options, progress, turn.attempts
             )
-            turn = _next_turn(route, await run_job_async(turn.session, life, turn.request, options))
+            ran = run_job_async(turn.session, life, turn.request, options, deadline=turn.deadline)
+            turn = _next_turn(route, await ran)
         return turn
 
 
@@ -244,18 +256,26 @@ def _run(
     request: GenerationRequest,
     options: JobOptions,
     progress_for: ProgressFor | None,
-    attempts: list[Attempt] | None,
+    turn: _Turn | None = None,
 ) -> JobResult:
     """One provider's job in its own event loop, shown by the caller's progress display;
-    `attempts`: those of a routed job before this provider (None: not routed)."""
+    `turn`: a routed job's turn at this provider (None: not routed)."""
     tasks: list[str | None] = [None] * len(request.split(session.provider.capabilities.max_images))
     with progress_context(progress_for, session.provider.name, tasks) as progress:
-        return run_job(session, journal, request, options, progress=progress, attempts=attempts)
+        return run_job(
+            session,
+            journal,
+            request,
+            options,
+            progress=progress,
+            attempts=turn.attempts if turn else None,
+            deadline=turn.deadline if turn else None,
+        )
 
 
 async def agenerate_job(
     config: ConfigFile,
-    provider_id: str | None,
+    provider_id: str | Sequence[str] | None,
     request: GenerationRequest,
     options: JobOptions,
     *,
@@ -265,6 +285,7 @@ async def agenerate_job(
 ) -> JobResult:
     """`generate_job` inside the caller's running event loop (a notebook, an orchestrator).
     A cancellation is recorded (the job is `interrupted`, resumable) and passed on."""
+    provider_id = provider_spec(provider_id)
     route = _planned_route(config, provider_id, request, emulate, aspect_unset)
     if route is not None:
         chosen = [choice.provider.id for choice in route.order]

@@ -164,6 +164,6 @@ def cannot_fetch(job: JobRecord) -> KlingError | None:
         return None
     how = "failed" if ended[0].state == "failed" else "was refused before it was created"
     return TaskFailedError(
-        f"Job {job.id} {how}: {ended[0].error or 'no reason given'}.",
+        f"Job {job.id} {how}: {(ended[0].error or 'no reason given').rstrip('.')}.",
         hint="Nothing more can be fetched for it; generate it again with `kling generate`.",
     )

@@ -25,6 +25,7 @@ from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND, SUBMITTING
 
 if TYPE_CHECKING:
     from kling_cli.attempts import Attempt
+    from kling_cli.deadline import Deadline
     from kling_cli.engine import Engine
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal, TaskRecord
@@ -58,10 +59,11 @@ def _engine(
     clients: HttpClients | None,
     limiter: ProviderLimiter | None,
     options: JobOptions,
+    deadline: Deadline | None = None,
 ) -> Engine:
-    """The job's engine, held to one deadline from now: `--timeout` bounds everything the
-    job does from here (uploads, the submit and any synchronous hold, the status stream,
-    polls and downloads)."""
+    """The job's engine, held to one deadline from now (or to `deadline`, a routed job's,
+    which began at its first provider): `--timeout` bounds everything the job does from here
+    (uploads, the submit and any synchronous hold, the status stream, polls and downloads)."""
     from kling_cli.deadline import Deadline
     from kling_cli.engine import Engine
 
@@ -71,7 +73,7 @@ def _engine(
         listener=life.listener,
         clients=clients,
         limiter=limiter,
-        deadline=Deadline(options.timeout),
+        deadline=deadline or Deadline(options.timeout),
     )
 
 
@@ -127,10 +129,12 @@ def run_job(
     *,
     progress: ProgressListener | None = None,
     attempts: list[Attempt] | None = None,
+    deadline: Deadline | None = None,
 ) -> JobResult:
     """Record, submit, wait for and download one job. Call `preflight` first: it checks
     before paying what can be checked. Returns the result; raises nothing after the job is
-    recorded (the error is on the result). `attempts`: a routed job's attempts elsewhere."""
+    recorded (the error is on the result). `attempts`, `deadline`: a routed job's attempts
+    elsewhere, and its deadline (None: from now)."""
     from kling_cli.interrupts import deferred
 
     life: JobLife | None = None
@@ -139,7 +143,7 @@ def run_job(
         # recorded `submitting` forever, though nothing was sent.
         with deferred():
             life = begin_job(session, journal, request, options, progress, attempts)
-        return _run_loop(life, run_job_async(session, life, request, options))
+        return _run_loop(life, run_job_async(session, life, request, options, deadline=deadline))
     except KeyboardInterrupt as exc:
         if life is None:
             raise
@@ -154,10 +158,20 @@ async def run_job_async(
     *,
     clients: HttpClients | None = None,
     limiter: ProviderLimiter | None = None,
+    deadline: Deadline | None = None,
 ) -> JobResult:
+    from kling_cli.events import Listeners
+    from kling_cli.jobs.resent import ResendWatch
+
+    watch = ResendWatch()
+    life.listener = Listeners(life.listener, watch)
+
     async def work() -> JobResult:
-        async with _engine(session, life, clients, limiter, options) as engine:
-            submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
+        async with _engine(session, life, clients, limiter, options, deadline) as engine:
+            try:
+                submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
+            except KlingError as exc:
+                raise watch.judged(exc, session.provider.name) from exc
             if not options.wait:
                 return life.end(None, submitted_only=True)
             await _finish(engine, life, submitted, options)
@@ -211,8 +225,24 @@ def resume_job(
     `download`, save the images not on disk yet. Never submits anything. `known`: the
     state of these tasks (by id) as a webhook reported it; only they are taken up, and the
     provider is not asked about them."""
-    life = JobLife(journal, job, session.provider, progress=progress, sidecar=options.sidecar)
+    life = JobLife(
+        journal,
+        job,
+        session.provider,
+        progress=progress,
+        sidecar=options.sidecar,
+        attempts=_earlier_attempts(journal, job),
+    )
     return _run_loop(life, resume_job_async(session, life, options, download=download, known=known))
+
+
+def _earlier_attempts(journal: Journal, job: JobRecord) -> list[Attempt] | None:
+    """A routed job's attempts at the providers before its own (None: not routed), so that
+    finishing it records its own attempt as it now ends, and its sidecar tells them all."""
+    from kling_cli.attempts import attempts_of
+
+    recorded = attempts_of(journal, job.id)
+    return [attempt for attempt in recorded if attempt.job_id != job.id] if recorded else None
 
 
 async def resume_job_async(
