@@ -160,18 +160,9 @@ async def run_job_async(
     limiter: ProviderLimiter | None = None,
     deadline: Deadline | None = None,
 ) -> JobResult:
-    from kling_cli.events import Listeners
-    from kling_cli.jobs.resent import ResendWatch
-
-    watch = ResendWatch()
-    life.listener = Listeners(life.listener, watch)
-
     async def work() -> JobResult:
         async with _engine(session, life, clients, limiter, options, deadline) as engine:
-            try:
-                submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
-            except KlingError as exc:
-                raise watch.judged(exc, session.provider.name) from exc
+            submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
             if not options.wait:
                 return life.end(None, submitted_only=True)
             await _finish(engine, life, submitted, options)
