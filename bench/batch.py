@@ -62,6 +62,7 @@ from _common import (
 CONCURRENCY = 32
 IMAGES_PER_ITEM = 4
 RESOLUTION = "2k"
+PROFILE_OUT: str | None = None
 TARGET_IDEAL_RATIO = 1.2
 TARGET_RSS_MB = 150.0
 FLAT_TOLERANCE = 0.10
@@ -176,11 +177,14 @@ kind, report = sys.argv.pop(1), sys.argv.pop(1)
 sys.argv[0] = "kling"
 from kling_cli.cli import main
 if kind == "cprofile":
-    import cProfile, pstats
-    profiler = cProfile.Profile()
+    import cProfile, pstats, time
+    # The process's CPU clock, not wall time: on a shared machine, waits and other programs'
+    # turns would otherwise swamp what kling itself spends.
+    profiler = cProfile.Profile(time.process_time)
     try:
         code = profiler.runcall(main)
     finally:
+        profiler.dump_stats(report + ".pstats")
         with open(report, "w") as out:
             stats = pstats.Stats(profiler, stream=out).strip_dirs()
             stats.sort_stats("tottime").print_stats(30)
@@ -256,6 +260,9 @@ def run_batch(
     result = run_measured(f"kling batch {items}", argv, env, workdir, items, output)
     if profile is not None and profile_report.exists():
         print(f"\n## {profile}, {items} items\n{profile_report.read_text()}")
+        raw = profile_report.with_name(profile_report.name + ".pstats")
+        if PROFILE_OUT is not None and raw.exists():
+            shutil.copy(raw, PROFILE_OUT)
     manifest_json = output / "manifest.json"
     if manifest_json.exists():
         entries = json.loads(manifest_json.read_text())["items"]
@@ -316,7 +323,7 @@ def batch_available() -> bool:
 
 
 def main() -> int:
-    global CONCURRENCY, IMAGES_PER_ITEM, RESOLUTION
+    global CONCURRENCY, IMAGES_PER_ITEM, RESOLUTION, PROFILE_OUT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--scale-items", type=int, default=1000, help="0: skip the scale run")
@@ -335,6 +342,9 @@ def main() -> int:
     parser.add_argument("--no-report", action="store_true", help="run kling batch with --no-report")
     parser.add_argument("--profile", choices=("cprofile", "tracemalloc"), default=None)
     parser.add_argument(
+        "--profile-out", default=None, help="with --profile cprofile: keep the raw pstats here"
+    )
+    parser.add_argument(
         "--pool-shard",
         type=int,
         default=None,
@@ -343,6 +353,7 @@ def main() -> int:
     options = parser.parse_args()
     CONCURRENCY, IMAGES_PER_ITEM = options.concurrency, options.images
     RESOLUTION = options.resolution
+    PROFILE_OUT = options.profile_out
     banner(
         f"batch throughput: {options.items} items x {IMAGES_PER_ITEM} images at {RESOLUTION}, "
         f"concurrency {CONCURRENCY}, emulator latency {options.latency:g} s"

@@ -38,7 +38,7 @@ from kling_cli.journal import DATABASE_NAME, Journal, OutputRecord
 TARGET_RATIO = 1.05
 SHOWN = 20  # what `kling jobs` lists by default
 COMMANDS = (("jobs",), ("jobs", "--json"), ("status", "--json"))
-# The indices migration 5 adds (kling_cli.journal.MIGRATIONS); the batch-key one existed before.
+# The indices migration 5 adds (kling_cli.journal_schema); the batch-key one existed before.
 NEW_INDICES = ("jobs_by_created_at", "jobs_by_state", "jobs_by_provider")
 
 

@@ -19,16 +19,22 @@ inside a running event loop (use `agenerate` there). Every job is in the journal
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kling_cli.api_results import (
+    BatchItemResult,
+    Image,
+    Job,
+    ProviderSummary,
+    batch_item,
+    job_from_record,
+    job_of,
+)
 from kling_cli.errors import InvalidRequestError, JobInterrupted
 
 if TYPE_CHECKING:
-    from kling_cli.attempts import Attempt
-    from kling_cli.jobs.life import JobOptions, JobResult
-    from kling_cli.journal import JobRecord
+    from kling_cli.jobs.life import JobOptions
     from kling_cli.request import GenerationRequest
 
 __all__ = [
@@ -44,66 +50,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Image:
-    """A saved image: its path, size in pixels, length in bytes and SHA-256 (hex)."""
-
-    path: Path
-    width: int
-    height: int
-    bytes: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Job:
-    """A job as recorded: its local id, provider, provider task ids, state (`succeeded`,
-    `submitted`, `running`, ...), reported cost in USD (None when unknown or emulated),
-    whether the emulator made it, and the images saved so far."""
-
-    id: str
-    provider: str
-    task_ids: tuple[str, ...]
-    state: str
-    cost: float | None
-    emulated: bool
-    images: tuple[Image, ...]
-    # A job sent to several providers (`provider="a,b"` or "auto"): each it was sent to.
-    attempts: tuple[Attempt, ...] = ()
-
-
-@dataclass(frozen=True)
-class ProviderSummary:
-    """A provider that serves Kling Image O1: id, name, listed USD per image, and whether a
-    key is configured for it."""
-
-    id: str
-    name: str
-    usd_per_image: float
-    key_configured: bool
-
-
-@dataclass(frozen=True)
-class BatchItemResult:
-    """One batch item as it ended: its id, `status` (`succeeded`, `failed`, `skipped`,
-    `interrupted`), job id and task ids, the images saved, reported cost in USD, the error
-    message of a failed item and the `skip_reason` of a skipped one (`done`, `budget`,
-    `unknown_outcome`, ...)."""
-
-    id: str
-    status: str
-    job_id: str | None
-    task_ids: tuple[str, ...]
-    images: tuple[Image, ...]
-    cost: float | None
-    error: str | None
-    skip_reason: str | None
-
-
 def generate(
     prompt: str,
     *,
-    provider: str | None = None,
+    provider: str | Sequence[str] | None = None,
     refs: Sequence[str | Path] = (),
     aspect_ratio: str | None = None,
     resolution: str = "1k",
@@ -112,6 +62,11 @@ def generate(
     negative_prompt: str | None = None,
     mode: str = "default",
     webhook: str | None = None,
+    quality: int | None = None,
+    upload_to: str | None = None,
+    download: bool = False,
+    url_ttl: int | None = None,
+    safety: str | None = None,
     output_dir: str | Path = "kling-output",
     name: str = "{slug}-{task}",
     timeout: float = 600.0,
@@ -123,9 +78,14 @@ def generate(
     """Generate images and save them (the `kling generate` options, as keywords). `prompt`
     is 1-2500 characters naming references `@image_1`...; `refs` up to 10 URLs or local
     JPEG/PNG files; `num_images` 1-9; `timeout` in seconds bounds the whole job. Without
-    `wait` the job is only submitted (`status` finishes it); `webhook`, an https URL the
-    provider POSTs to when it ends (`kling ingest` reads the body). Returns the `Job` with its
-    images; raises as the module says."""
+    `wait` the job is only submitted (`status` finishes it). Provider options (`kling
+    providers show` lists who offers which; elsewhere `InvalidRequestError`, nothing sent):
+    `webhook`, an https URL the provider POSTs to when the job ends (`kling ingest` reads the
+    body); `quality`, JPEG/WebP quality 20-99 (with `output_format` "jpeg" or "webp");
+    `upload_to`, an https URL (e.g. a presigned PUT) the provider uploads the one image to,
+    saved here too only with `download`; `url_ttl`, seconds the provider keeps the result URL
+    (60 to 2**31-1); `safety`, "fast" for the provider's content check. Returns the `Job`
+    with its images; raises as the module says."""
     from kling_cli.jobs.generation import generate_job
 
     _refuse_inside_a_running_loop()
@@ -135,13 +95,13 @@ def generate(
     )
     if result.error is not None and result.error.code == "interrupted":
         raise JobInterrupted(result.error.message, result.job)
-    return _job(result)
+    return job_of(result)
 
 
 async def agenerate(
     prompt: str,
     *,
-    provider: str | None = None,
+    provider: str | Sequence[str] | None = None,
     refs: Sequence[str | Path] = (),
     aspect_ratio: str | None = None,
     resolution: str = "1k",
@@ -150,6 +110,11 @@ async def agenerate(
     negative_prompt: str | None = None,
     mode: str = "default",
     webhook: str | None = None,
+    quality: int | None = None,
+    upload_to: str | None = None,
+    download: bool = False,
+    url_ttl: int | None = None,
+    safety: str | None = None,
     output_dir: str | Path = "kling-output",
     name: str = "{slug}-{task}",
     timeout: float = 600.0,
@@ -167,7 +132,7 @@ async def agenerate(
     result = await agenerate_job(
         _config(), provider, request, options, emulate=emulate, aspect_unset=aspect_ratio is None
     )
-    return _job(result)
+    return job_of(result)
 
 
 def status(
@@ -198,7 +163,7 @@ def status(
     )
     if result is not None and result.error is not None:
         raise result.error
-    return _from_record(record)
+    return job_from_record(record)
 
 
 def run_batch(
@@ -250,7 +215,7 @@ def run_batch(
         config,
         plan,
         emulate=emulate,
-        on_result=(lambda result: on_result(_batch_item(result)))
+        on_result=(lambda result: on_result(batch_item(result)))
         if on_result
         else (lambda result: None),
         output_dir=directory,
@@ -265,29 +230,7 @@ def run_batch(
     write_manifest(directory, [manifest_entry(result) for result in ordered])
     if interrupt is not None:
         raise JobInterrupted("Interrupted; items in flight keep running and are recorded.", None)
-    return [_batch_item(result) for result in ordered]
-
-
-def _batch_item(result: Any) -> BatchItemResult:
-    return BatchItemResult(
-        result.item.item.item_id,
-        result.status,
-        result.job_id,
-        tuple(result.task_ids),
-        tuple(
-            Image(
-                Path(file["path"]),
-                file.get("width") or 0,
-                file.get("height") or 0,
-                file.get("bytes") or 0,
-                file.get("sha256") or "",
-            )
-            for file in result.files
-        ),
-        result.cost,
-        result.error,
-        result.skip_reason,
-    )
+    return [batch_item(result) for result in ordered]
 
 
 def list_providers() -> list[ProviderSummary]:
@@ -320,13 +263,14 @@ def _refuse_inside_a_running_loop() -> None:
 
 
 def _config() -> Any:
-    from kling_cli.session import load_config
+    from kling_cli.config import load_config
 
     return load_config()
 
 
 def _request(arguments: dict[str, Any]) -> tuple[GenerationRequest, JobOptions]:
     from kling_cli.deadline import check_timeout
+    from kling_cli.delivery import DELIVERY_FIELDS, delivery_fields, upload_options
     from kling_cli.jobs.life import JobOptions
     from kling_cli.jobs.preflight import check_names
     from kling_cli.request import build_request
@@ -341,7 +285,7 @@ def _request(arguments: dict[str, Any]) -> tuple[GenerationRequest, JobOptions]:
         output_format=arguments["output_format"],
         negative_prompt=arguments["negative_prompt"],
         mode=arguments["mode"],
-        **({"webhook": arguments["webhook"]} if arguments["webhook"] else {}),
+        **delivery_fields(**{name: arguments[name] for name in DELIVERY_FIELDS}),
     )
     options = JobOptions(
         Path(arguments["output_dir"]),
@@ -351,49 +295,7 @@ def _request(arguments: dict[str, Any]) -> tuple[GenerationRequest, JobOptions]:
         arguments["sidecar"],
         arguments["name"],
     )
+    if arguments["upload_to"] or arguments["download"]:
+        options = upload_options(options, arguments["upload_to"], arguments["download"])
     check_names(options, request)
     return request, options
-
-
-def _job(result: JobResult) -> Job:
-    if result.error is not None:
-        raise result.error
-    if result.record is not None:
-        import dataclasses
-
-        return dataclasses.replace(_from_record(result.record), attempts=tuple(result.attempts))
-    summary = result.job
-    return Job(
-        summary["id"],
-        summary["provider"],
-        tuple(summary["task_ids"]),
-        summary["state"],
-        summary["cost"],
-        summary["emulated"],
-        tuple(
-            Image(saved.path, saved.width, saved.height, saved.bytes, saved.sha256)
-            for saved in result.files
-        ),
-        tuple(result.attempts),
-    )
-
-
-def _from_record(record: JobRecord) -> Job:
-    from kling_cli.jobs.views import describe_job
-
-    summary = describe_job(record)
-    images = tuple(
-        Image(Path(out.path), out.width or 0, out.height or 0, out.bytes or 0, out.sha256 or "")
-        for task in record.tasks
-        for out in task.outputs
-        if out.path
-    )
-    return Job(
-        record.id,
-        record.provider,
-        tuple(summary["task_ids"]),
-        record.state,
-        summary["cost"],
-        record.emulated,
-        images,
-    )

@@ -365,7 +365,8 @@ class BatchRunner:
             except BaseException:
                 self.results.append(self._interrupted(planned, life))
                 raise
-        return _result_from_outcome(planned, outcome, self.journal.job(life.job.id) or life.job)
+        job = outcome.record or self.journal.job(life.job.id)  # `end` read it after its last write
+        return _result_from_outcome(planned, outcome, job or life.job)
 
     def _interrupted(self, planned: PlannedItem, life: Any) -> ItemResult:
         """An item in flight when the run was stopped: recorded, resumable by a re-run."""

@@ -195,9 +195,8 @@ def execute_batch(
     from kling_cli.jobs.record import open_journal
     from kling_cli.session import open_sessions
 
-    provider_ids = sorted(
-        {p.id for item in plan.planned for p in (item.provider, *item.alternatives)}
-    )
+    # Those the checking pass found: no pass over the manifest only for them.
+    provider_ids = sorted(plan.planned.providers)
     with open_sessions(provider_ids, emulate=emulate, config=config, note=note) as sessions:
         journal = open_journal()
         try:

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kling_cli.resend import ACCOUNT_REFUSALS
+
 if TYPE_CHECKING:
     from kling_cli.limiter import ProviderLimiter
     from kling_cli.providers.base import Provider
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 # gets no more: its items go to the others.
 REFUSALS_TO_STOP = 3
 # Refusals after which a provider gets no more items at once.
-STOPPING_REFUSALS = frozenset({"key_rejected", "out_of_credits"})
+STOPPING_REFUSALS = ACCOUNT_REFUSALS
 # How an item ends when its provider did not answer for it: a server error, a broken
 # connection, an answer that cannot be read (the error codes of `kling_cli.errors`).
 PROVIDER_FAULTS = frozenset({"provider_error", "unreadable_response", "network"})

@@ -5,10 +5,13 @@ its `Capabilities` which it takes, and its adapter sends them in its documented 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from kling_cli.urls import is_loopback
+
+if TYPE_CHECKING:
+    from kling_cli.jobs.life import JobOptions
 
 # The request fields, in the order `kling providers show` lists them.
 DELIVERY_FIELDS = ("webhook", "quality", "upload_to", "safety", "url_ttl")
@@ -28,6 +31,42 @@ LOSSY_FORMATS = ("jpeg", "webp")
 # sidecar's expiry date on the calendar.
 MIN_URL_TTL, MAX_URL_TTL = 60, 2**31 - 1
 SAFETY_MODES = ("fast",)
+# Ours, not a provider's: no provider that takes a webhook documents a longest URL
+# (runware.ai/docs/platform/webhooks, docs.unifically.com/api-reference/callbacks,
+# inference.sh/docs/api/running-apps, fal's "Webhooks", wavespeed.ai/docs/how-to-use-webhooks,
+# Kling's callback protocol). 2,048 characters is the limit URLs commonly meet (browsers,
+# CDNs, other APIs' URL inputs): a longer one may be cut or refused where the provider
+# stores or calls it, and the job would end unheard.
+MAX_WEBHOOK_LENGTH = 2048
+
+
+def delivery_fields(**options: Any) -> dict[str, Any]:
+    """The request fields of the delivery options given (None: not given)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def upload_options(options: JobOptions, upload_to: str | None, download: bool) -> JobOptions:
+    """--upload-to: the provider delivers the images, so they are saved here only with
+    --download (which means nothing without it)."""
+    import dataclasses
+
+    from kling_cli.errors import InvalidRequestError
+
+    if download and not upload_to:
+        raise InvalidRequestError(
+            "--download only applies with --upload-to; images are saved here by default."
+        )
+    return dataclasses.replace(options, save=download)
+
+
+def check_webhook(value: Any) -> Any:
+    """`check_delivery_url`, and no longer than MAX_WEBHOOK_LENGTH."""
+    if isinstance(value, str) and len(value) > MAX_WEBHOOK_LENGTH:
+        raise ValueError(
+            f"--webhook {_shown(value)!r} is {len(value):,} characters long; a webhook URL "
+            f"may be at most {MAX_WEBHOOK_LENGTH:,}."
+        )
+    return check_delivery_url(value, "--webhook")
 
 
 def check_delivery_url(value: Any, option: str) -> Any:

@@ -56,15 +56,12 @@ async def download_image(
     `partial` file left by an interrupted attempt is resumed with `Range` where the server
     allows it; a failure that may pass leaves its partial file on the raised error. `timeout`
     replaces the client's (the engine's, clipped to its deadline)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SaveError(f"Cannot create {directory}: {exc.strerror}.") from None
     if partial is None:
         _remove_orphans(directory, stem)
-    part = partial or directory / f".{stem}.{os.getpid()}.part"
-    have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+        part, have = directory / f".{stem}.{os.getpid()}.part", 0
+    else:
+        part, have = partial, _size_of(partial)
+    headers = {"Range": f"bytes={have}-"} if have else None
     digest = hashlib.sha256()
     try:
         limits = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
@@ -79,25 +76,25 @@ async def download_image(
             announced = _expected_size(response, resumed)
             if announced is not None and announced > MAX_DOWNLOAD_BYTES:
                 raise _too_large(url)
+            size = have if resumed else 0
             if resumed:
-                with part.open("rb") as existing:
-                    for block in iter(lambda: existing.read(CHUNK_SIZE), b""):
-                        digest.update(block)
-            with part.open("ab" if resumed else "wb") as handle:
-                received = have if resumed else 0
+                _read_back(part, digest)
+            # One unbuffered descriptor, written and hashed chunk by chunk as httpx hands
+            # them over (no copy, no Python buffer in between), fsynced before it is closed.
+            fd = _open_part(part, directory, append=resumed)
+            try:
                 async for chunk in response.aiter_raw():
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
+                    size += len(chunk)
+                    if size > MAX_DOWNLOAD_BYTES:
                         raise _too_large(url)
-                    handle.write(chunk)
+                    _write_all(fd, chunk)
                     digest.update(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            size = part.stat().st_size
-            expected = announced
-            if expected is not None and expected != size:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if announced is not None and announced != size:
                 raise DownloadError(
-                    f"The image from {url_host(url)} arrived truncated ({size} of {expected} "
+                    f"The image from {url_host(url)} arrived truncated ({size} of {announced} "
                     "bytes).",
                     partial=part,
                 )
@@ -122,21 +119,59 @@ async def download_image(
         # Cancelled (Ctrl-C, SIGTERM): a `.part` no later run would find again is removed.
         part.unlink(missing_ok=True)
         raise
+    sha256 = digest.hexdigest()
     try:
         found, width, height = check_complete(part, size, url)
-        final = _place(
-            part,
-            directory,
-            stem,
-            EXTENSIONS.get(found, found.lower()),
-            placement=placement,
-            sha256=digest.hexdigest(),
-        )
+        extension = EXTENSIONS.get(found, found.lower())
+        final = _place(part, directory, stem, extension, placement=placement, sha256=sha256)
     except OSError as exc:
         raise SaveError(f"Cannot save the image in {directory}: {exc.strerror}.") from None
     finally:
         part.unlink(missing_ok=True)
-    return SavedFile(final, url, width, height, size, digest.hexdigest())
+    return SavedFile(final, url, width, height, size, sha256)
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_back(path: Path, digest: hashlib._Hash) -> None:
+    """The bytes of a partial file being resumed, into the hash."""
+    with path.open("rb") as existing:
+        for block in iter(lambda: existing.read(CHUNK_SIZE), b""):
+            digest.update(block)
+
+
+# Write-only, created if missing, never handed to a child process; on Windows, binary (its
+# C runtime would otherwise turn each LF written into CR LF).
+_PART_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _open_part(part: Path, directory: Path, *, append: bool) -> int:
+    """The `.part` file's descriptor, truncated unless appended to. The folder is made only
+    when opening finds it missing: a `mkdir` before each of a batch's images would cost a
+    system call and an exception each time."""
+    flags = _PART_FLAGS | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        return os.open(part, flags, 0o666)
+    except FileNotFoundError:
+        pass
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SaveError(f"Cannot create {directory}: {exc.strerror}.") from None
+    return os.open(part, flags, 0o666)
+
+
+def _write_all(fd: int, chunk: bytes) -> None:
+    written = os.write(fd, chunk)
+    if written < len(chunk):  # a regular file takes it all but on a full disk or a signal
+        view = memoryview(chunk)
+        while written < len(chunk):
+            written += os.write(fd, view[written:])
 
 
 def _too_large(url: str) -> DownloadError:

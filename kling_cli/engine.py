@@ -135,7 +135,7 @@ class Engine:
         self.listener.submitting(
             client_id, submission.expected_images, resend=case.value, extra=extra
         )
-        attempt = 0
+        attempt, resent = 0, False
         while True:
             last_attempt = attempt + 1 >= self.retry_policy.attempts
             epoch = self.limiter.epoch if self.limiter is not None else 0
@@ -154,7 +154,7 @@ class Engine:
                 if may_resend(case) and not last_attempt:
                     reason = f"no answer ({type(exc).__name__}); resending with the same key"
                     await self._back_off(attempt, reason, None, "submit")
-                    attempt += 1
+                    attempt, resent = attempt + 1, True
                     continue
                 return await self._after_ambiguous_submit(submission, exc)
             refused = response.status_code == 429 and self.provider.is_retryable(response)
@@ -173,12 +173,17 @@ class Engine:
             if transient and may_resend(case) and not last_attempt:
                 reason = f"{self.provider.name} answered HTTP {response.status_code}; resending"
                 await self._back_off(attempt, reason, response.retry_after, "submit")
-                attempt += 1
+                attempt, resent = attempt + 1, True
                 continue
             try:
                 task, status = self.provider.parse_submit(response, submission)
             except KlingError as exc:
-                raise redact_error(exc, self._secrets) from None
+                exc = redact_error(exc, self._secrets)
+                if resent:
+                    # The refusal answers the resend, not the first send, which may have
+                    # created (and charged) the task: never a refusal to fail over on.
+                    raise self._refused_resend(exc) from None
+                raise exc from None
             status = redact_status(status, self._secrets)
             if self.limiter is not None:
                 self.limiter.accepted()
@@ -266,6 +271,15 @@ class Engine:
             return self.provider.build_submit(request, self.endpoint)
         limit = min(pushed.request.read_timeout or push_timeout, push_timeout)
         return replace(pushed, request=replace(pushed.request, read_timeout=limit))
+
+    def _refused_resend(self, refusal: KlingError) -> NetworkError:
+        """A resend (same Idempotency-Key) refused after a first send that may have arrived:
+        the job may exist, and `kling status` finds it by its key."""
+        return NetworkError(
+            f"{self.provider.name} refused the resend of a submit whose first send may have "
+            f"arrived ({refusal.message}); the first may have been created and charged.",
+            hint="`kling status` looks it up by its key: run it before submitting again.",
+        )
 
     async def _after_ambiguous_submit(
         self, submission: Submission, exc: httpx.TransportError

@@ -97,22 +97,31 @@ async def download(
     async def fetch(index: int, url: str) -> SavedFile:
         stem = name_for(task.task_id, index, total)
         async with semaphore:
-            saved = await engine.download_one(url, output_dir, stem, placement)
-        engine.listener.saved(task, saved)
-        return saved
+            return await engine.download_one(url, output_dir, stem, placement)
 
-    try:
-        files = await asyncio.gather(
-            *(
-                fetch(index, output.url)
-                for index, output in enumerate(status.outputs, start=first_index)
-                if output.url not in on_disk
-            )
-        )
-    except (DownloadError, WaitTimeoutError) as exc:
-        exc.job = job_summary(task, status)
-        exc.hint = exc.hint or resume_command(task)
-        raise
+    # Every download of the task runs to its end (none is left running unattended after
+    # another failed), so that all the images that did land are made durable and told.
+    outcomes = await asyncio.gather(
+        *(
+            fetch(index, output.url)
+            for index, output in enumerate(status.outputs, start=first_index)
+            if output.url not in on_disk
+        ),
+        return_exceptions=True,
+    )
+    files = tuple(outcome for outcome in outcomes if isinstance(outcome, SavedFile))
     if files:
         sync_directory(output_dir)
-    return tuple(files)
+    # Told only now: each image's bytes were fsynced before its name appeared, and the
+    # folder's one fsync above made the names durable; a journal or a reader told earlier
+    # could be left naming a file a power cut took away.
+    for saved in files:
+        engine.listener.saved(task, saved)
+    for outcome in outcomes:
+        if isinstance(outcome, DownloadError | WaitTimeoutError):
+            outcome.job = job_summary(task, status)
+            outcome.hint = outcome.hint or resume_command(task)
+            raise outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return files

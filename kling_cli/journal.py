@@ -14,13 +14,17 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kling_cli.config import CONFIG_DIR_ENV
 from kling_cli.errors import ConfigError, JournalError
+from kling_cli.journal_records import JobRecord as JobRecord
+from kling_cli.journal_records import OutputRecord as OutputRecord
+from kling_cli.journal_records import TaskRecord as TaskRecord
+from kling_cli.journal_schema import MIGRATIONS as MIGRATIONS
+from kling_cli.journal_schema import set_up
 
 if TYPE_CHECKING:
     from kling_cli.jobs.commits import GroupCommit
@@ -29,87 +33,6 @@ DATABASE_NAME = "jobs.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
 # Job ids are short, so a busy day draws the same one twice now and then: draw again.
 ID_ATTEMPTS = 20
-
-# One entry per schema version; the database's `user_version` says how many have run.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        provider TEXT NOT NULL,
-        request TEXT NOT NULL,
-        output_dir TEXT NOT NULL,
-        emulated INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        state TEXT NOT NULL,
-        error TEXT
-    );
-    CREATE TABLE tasks (
-        job_id TEXT NOT NULL REFERENCES jobs(id),
-        position INTEGER NOT NULL,
-        task_id TEXT,
-        client_task_id TEXT,
-        expected_images INTEGER,
-        extra TEXT NOT NULL DEFAULT '{}',
-        state TEXT NOT NULL,
-        provider_status TEXT,
-        error TEXT,
-        cost REAL,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (job_id, position)
-    );
-    CREATE INDEX tasks_by_task_id ON tasks (task_id);
-    CREATE INDEX tasks_by_client_task_id ON tasks (client_task_id);
-    CREATE TABLE outputs (
-        job_id TEXT NOT NULL,
-        position INTEGER NOT NULL,
-        url TEXT NOT NULL,
-        path TEXT,
-        sha256 TEXT,
-        bytes INTEGER,
-        width INTEGER,
-        height INTEGER,
-        PRIMARY KEY (job_id, position, url)
-    );
-    """,
-    # 2: batch items find their job again on a re-run.
-    """
-    ALTER TABLE jobs ADD COLUMN batch_key TEXT;
-    CREATE INDEX jobs_by_batch_key ON jobs (batch_key);
-    """,
-    # 3: `kling status --download` names files the way the job was asked to.
-    """
-    ALTER TABLE jobs ADD COLUMN name_template TEXT;
-    """,
-    # 4: what a submit failure of each task allows (kling_cli.resend.SubmitCase): resent,
-    # looked up by our id, or neither; NULL for tasks recorded before.
-    """
-    ALTER TABLE tasks ADD COLUMN resend TEXT;
-    """,
-    # 5: every query the commands make reads an index, so `kling jobs` and `kling status` cost
-    # the same with a million jobs as with ten (bench/journal.py): newest first, by state, by
-    # provider, a batch item's latest job; prune's `created_at < ?` uses the first.
-    """
-    CREATE INDEX jobs_by_created_at ON jobs (created_at);
-    CREATE INDEX jobs_by_state ON jobs (state, created_at);
-    CREATE INDEX jobs_by_provider ON jobs (provider, created_at);
-    DROP INDEX jobs_by_batch_key;
-    CREATE INDEX jobs_by_batch_key ON jobs (batch_key, created_at);
-    """,
-    # 6: a job sent to several providers in turn (failover): each attempt, in order, with the
-    # job that recorded it (kling_cli.attempts).
-    """
-    CREATE TABLE attempts (
-        job_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        provider TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        error TEXT,
-        attempt_job TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-    );
-    """,
-)
 
 # Task states beyond the provider's: not yet answered, and answered ambiguously.
 SUBMITTING = "submitting"
@@ -141,54 +64,6 @@ def new_job_id() -> str:
     return f"{datetime.now(UTC):%y%m%d}-{secrets.token_hex(3)}"
 
 
-@dataclass
-class OutputRecord:
-    url: str
-    path: str | None = None
-    sha256: str | None = None
-    bytes: int | None = None
-    width: int | None = None
-    height: int | None = None
-
-
-@dataclass
-class TaskRecord:
-    position: int
-    task_id: str | None
-    client_task_id: str | None
-    expected_images: int | None
-    extra: dict[str, str]
-    state: str
-    provider_status: str | None
-    error: str | None
-    cost: float | None
-    outputs: list[OutputRecord] = field(default_factory=list)
-    resend: str | None = None
-
-
-@dataclass
-class JobRecord:
-    id: str
-    provider: str
-    request: dict[str, Any]
-    output_dir: str
-    emulated: bool
-    created_at: float
-    updated_at: float
-    state: str
-    error: str | None
-    name_template: str | None = None
-    tasks: list[TaskRecord] = field(default_factory=list)
-
-    @property
-    def prompt(self) -> str:
-        return str(self.request.get("prompt", ""))
-
-    @property
-    def images_on_disk(self) -> int:
-        return sum(1 for task in self.tasks for out in task.outputs if out.path)
-
-
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -202,7 +77,7 @@ class Journal:
                 os.chmod(path, 0o600)
             self._db.row_factory = sqlite3.Row
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._set_up()
+            set_up(self._db, path, BUSY_TIMEOUT_MS / 1000)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(
                 f"Cannot open the jobs journal {path}: {_reason(exc)}.",
@@ -223,21 +98,6 @@ class Journal:
 
     def set_busy_timeout(self, milliseconds: int) -> None:
         self._db.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
-
-    def _set_up(self) -> None:
-        """WAL mode and migrations. Processes that create the journal at the same moment can
-        be refused ("database is locked") without SQLite's busy wait, while one of them still
-        switches the new file to WAL: that is waited out here."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._migrate()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
 
     @classmethod
     def open_default(cls) -> Journal:
@@ -280,19 +140,6 @@ class Journal:
         """The connection, in autocommit mode, for maintenance outside a transaction
         (`VACUUM`, `PRAGMA page_count`)."""
         return self._db
-
-    def _migrate(self) -> None:
-        with self._transaction() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(MIGRATIONS):
-                raise ConfigError(
-                    f"The jobs journal {self.path} was written by a newer kling-cli; upgrade."
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -115,7 +115,7 @@ class GenerationRequest(BaseModel):
     @field_validator("webhook", mode="before")
     @classmethod
     def _check_webhook(cls, value: Any) -> Any:
-        return delivery.check_delivery_url(value, "--webhook")
+        return delivery.check_webhook(value)
 
     @field_validator("upload_to", mode="before")
     @classmethod

@@ -78,6 +78,10 @@ class Refusal(StrEnum):
     REFUSED = "refused"
 
 
+# Refusals that speak for the account, not the request: until the key or the credit is
+# changed, the provider refuses every request, so nothing more is sent to it.
+ACCOUNT_REFUSALS = frozenset({Refusal.KEY_REJECTED, Refusal.OUT_OF_CREDITS})
+
 # The HTTP statuses that are a provider's documented refusal of a request it did not take:
 # every provider documents 400 and 422 as validation errors answered before any task exists
 # (Runware "Errors"; fal "Errors" 422; WaveSpeed "API errors"; Kling "Error codes" 1200-1203).

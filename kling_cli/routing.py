@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from kling_cli.errors import ConfigError, InvalidRequestError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kling_cli.config import ConfigFile
     from kling_cli.providers.base import Provider
     from kling_cli.request import GenerationRequest
@@ -48,6 +50,14 @@ class Route:
     @property
     def first(self) -> Choice:
         return self.order[0]
+
+
+def provider_spec(provider: str | Sequence[str] | None) -> str | None:
+    """The Python API's `provider`: an id, `a,b,c`, `auto`, or a list of ids (tried in order,
+    as a config file's `default_provider` list is), as the `--provider` text."""
+    if provider is None or isinstance(provider, str):
+        return provider
+    return ",".join(provider)
 
 
 def provider_ids(spec: str | None) -> list[str] | None:
@@ -174,6 +184,16 @@ def describe_route(route: Route) -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+def explain_skipped(route: Route) -> str | None:
+    """The providers named in `-p a,b,c` that the job will not go to, and why (no key, or
+    the request is not one they serve); None when it may go to each."""
+    skipped = [choice for choice in route.considered if not choice.can_serve]
+    if not skipped:
+        return None
+    reasons = " ".join(f"{choice.provider.id}: {choice.unable}" for choice in skipped)
+    return f"Not trying {', '.join(choice.provider.id for choice in skipped)}. {reasons}"
 
 
 def explain_auto(route: Route) -> str:

@@ -15,6 +15,7 @@ import heapq
 import json
 import os
 import shutil
+import struct
 import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,6 +27,7 @@ from kling_cli.errors import InvalidRequestError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+_RECORD = struct.Struct("<qQ")  # ManifestWriter's index: offset + 1, id hash
 
 
 def write_manifest(
@@ -47,46 +49,61 @@ def write_manifest(
 class ManifestWriter:
     """`manifest.json` for a run whose entries come one at a time, in any order (`add`), and
     whose file is written at the end (`finish`), in line order, byte for byte what
-    `write_manifest` would write with every entry at once. Holds 8 bytes per manifest line
-    (where each entry is in the spill file) and 8 per entry (its id's hash)."""
+    `write_manifest` would write with every entry at once. Holds nothing per entry: where
+    each line's entry is in the spill, and its id's hash, are 16 bytes in a file of their own
+    (at the line's place, so that the end reads them in line order)."""
 
     def __init__(self) -> None:
         # Anonymous: nothing is left behind when the process dies.
         self._spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish or close)
-        self._at_line = array("q")  # offset + 1 of each line's entry in the spill; 0: none
-        self._id_hashes = array("Q")
-        self._more: dict[int, list[int]] = {}  # the other entries of a line, by offset + 1
+        # Per manifest line: offset + 1 of its entry in the spill (0: none), its id's hash.
+        self._index = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish or close)
+        self._more: dict[int, list[tuple[int, int]]] = {}  # a line's other entries: rare
 
     def add(self, entry: Mapping[str, Any]) -> None:
         from kling_cli.manifest import id_hash
 
         line = int(entry.get("line") or 0)
-        if line >= len(self._at_line):
-            grow = max(line + 1 - len(self._at_line), len(self._at_line) // 2)
-            self._at_line.frombytes(bytes(grow * self._at_line.itemsize))
         self._spill.seek(0, os.SEEK_END)
         offset = self._spill.tell() + 1
-        if self._at_line[line]:  # a line of several items (an aspect-ratio list): rare
-            self._more.setdefault(line, []).append(offset)
+        digest = id_hash(str(entry["id"]))
+        index = self._index.fileno()
+        # Past the end of the file, or in a hole: 0, no entry yet.
+        taken = os.pread(index, _RECORD.size, line * _RECORD.size)
+        if len(taken) == _RECORD.size and _RECORD.unpack(taken)[0]:
+            # A line of several items (an aspect-ratio list).
+            self._more.setdefault(line, []).append((offset, digest))
         else:
-            self._at_line[line] = offset
+            os.pwrite(index, _RECORD.pack(offset, digest), line * _RECORD.size)
         self._spill.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
-        self._id_hashes.append(id_hash(str(entry["id"])))
 
     def _read(self, offset: int) -> Mapping[str, Any]:
         self._spill.seek(offset - 1)
         entry: Mapping[str, Any] = json.loads(self._spill.readline())
         return entry
 
+    def _records(self) -> Iterator[tuple[int, int, int]]:
+        """(line, offset + 1, id hash) of each line that has an entry, in line order."""
+        self._index.seek(0)
+        line = 0
+        while chunk := self._index.read(_RECORD.size * 4096):
+            for offset, digest in _RECORD.iter_unpack(chunk):
+                if offset:
+                    yield line, offset, digest
+                line += 1
+
     def _ours(self) -> Iterator[Mapping[str, Any]]:
-        for line, offset in enumerate(self._at_line):
-            if not offset:
-                continue
+        for line, offset, _ in self._records():
             if line not in self._more:
                 yield self._read(offset)
                 continue
-            entries = [self._read(at) for at in (offset, *self._more[line])]
-            yield from sorted(entries, key=_order)
+            at = (offset, *(more for more, _ in self._more[line]))
+            yield from sorted((self._read(one) for one in at), key=_order)
+
+    def _hashes(self) -> array[int]:
+        found = array("Q", (digest for _, _, digest in self._records()))
+        found.extend(digest for more in self._more.values() for _, digest in more)
+        return found
 
     def finish(self, output_dir: Path, *, keep_others: bool = False) -> Path:
         """Write `output_dir/manifest.json` atomically (`write_manifest`), then forget."""
@@ -99,7 +116,7 @@ class ManifestWriter:
         with _locked(output_dir):
             others: list[Mapping[str, Any]] = []
             if keep_others:
-                ours = array("Q", sorted(self._id_hashes))
+                ours = array("Q", sorted(self._hashes()))
 
                 def is_ours(item_id: str) -> bool:
                     # 64-bit hashes: two different ids meet once in about 10^19 pairs.
@@ -115,6 +132,7 @@ class ManifestWriter:
 
     def close(self) -> None:
         self._spill.close()
+        self._index.close()
 
 
 def merge(directories: Iterable[Path], output_dir: Path, *, copy_files: bool = False) -> Path:

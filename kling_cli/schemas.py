@@ -92,14 +92,17 @@ class StatusJob(JobSummary):
 
 
 class Variant(_Model):
-    """One aspect ratio of `generate -a 16:9,1:1,...`: its job (null when the run was
-    interrupted before submitting it), its images and its error."""
+    """One aspect ratio of `generate -a 16:9,1:1,...`: its job (null when it was not
+    submitted), its images and its error. `skip_reason` says why a ratio was not submitted:
+    `interrupted`, or the account's refusal of an earlier ratio (`out_of_credits`,
+    `key_rejected`), after which nothing more was sent."""
 
     aspect_ratio: str
     exit_code: int
     job: JobSummary | None
     files: list[SavedImage]
     error: ErrorInfo | None
+    skip_reason: str | None = None
 
 
 class Envelope(_Model):

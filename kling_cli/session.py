@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from kling_cli.config import (
     ConfigFile,
-    config_path,
     resolve_base_url,
     resolve_key,
     resolve_provider_id,
@@ -39,13 +38,6 @@ class ProviderSession:
 
 def _ignore(text: str) -> None:
     pass
-
-
-def load_config(warn: Notify = _ignore) -> ConfigFile:
-    config = ConfigFile.load(config_path())
-    for warning in config.warnings:
-        warn(warning)
-    return config
 
 
 @contextmanager

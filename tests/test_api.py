@@ -117,3 +117,66 @@ def test_run_batch_runs_items_reports_each_and_resumes_without_paying_again(
     assert len(submits) == 3
     with pytest.raises(InvalidRequestError, match="line 2"):
         kling_cli.run_batch([{"prompt": "ok"}, {"prompt": "x", "num_images": 99}])
+
+
+def test_the_provider_options_reach_the_provider_through_the_api(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    from tests.receiver import Receiver
+    from tests.test_delivery_options import _inference_tasks
+
+    with Receiver() as bucket:
+        target = f"{bucket.url}/bucket/fox.jpg?X-Amz-Signature=abc"
+        job = kling_cli.generate(
+            "a red fox",
+            provider="runware",
+            output_format="jpeg",
+            quality=30,
+            upload_to=target,
+            download=True,
+            url_ttl=3600,
+            safety="fast",
+            output_dir=tmp_path,
+        )
+        [put] = bucket.wait_for(1)
+    [image] = job.images
+    assert image.path.read_bytes() == put.body and put.body[:2] == b"\xff\xd8"
+    [task] = _inference_tasks(use_emulator)
+    assert task["outputQuality"] == 30 and task["uploadEndpoint"] == target
+    assert task["ttl"] == 3600 and task["safety"] == {"checkContent": True, "mode": "fast"}
+
+
+def test_upload_to_without_download_saves_nothing_here(
+    use_emulator: Emulator, tmp_path: Path
+) -> None:
+    from tests.receiver import Receiver
+
+    out = tmp_path / "out"
+    with Receiver() as bucket:
+        job = kling_cli.generate(
+            "a red fox", provider="runware", upload_to=f"{bucket.url}/fox", output_dir=out
+        )
+        bucket.wait_for(1)
+    assert job.images == () and (not out.exists() or list(out.iterdir()) == [])
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"quality": 30}, "--quality applies to JPEG and WebP, not png"),
+        ({"output_format": "jpeg", "quality": 10}, "20 to 99"),
+        ({"upload_to": "http://bucket.example.com/x?token=s3cret"}, "only https is allowed"),
+        ({"url_ttl": 30}, "at least 60 seconds"),
+        ({"safety": "strict"}, "use fast"),
+        ({"download": True}, "--download only applies with --upload-to"),
+        ({"provider": "wavespeed", "safety": "fast"}, "WaveSpeed documents no --safety"),
+    ],
+)
+def test_bad_provider_options_raise_before_any_request(
+    use_emulator: Emulator, options: dict[str, object], words: str
+) -> None:
+    arguments: dict[str, object] = {"provider": "runware", **options}
+    with pytest.raises(InvalidRequestError, match=words) as raised:
+        kling_cli.generate("a red fox", **arguments)  # type: ignore[arg-type]
+    assert "s3cret" not in str(raised.value)
+    assert use_emulator.requests == []

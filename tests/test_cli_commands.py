@@ -147,3 +147,12 @@ def test_start_up_imports_only_the_command_being_run(
 def test_version_loads_neither_rich_nor_pydantic_nor_the_config() -> None:
     modules = modules_imported_by("--version")
     assert not {"rich", "pydantic", "kling_cli.config"} & modules
+
+
+@pytest.mark.parametrize("args", [("providers",), ("config", "list")], ids=" ".join)
+def test_commands_that_open_no_session_do_not_load_the_session_module(
+    args: tuple[str, ...],
+) -> None:
+    # Sessions (keys, base URLs, the emulator's wiring) belong to the commands that talk to a
+    # provider; `providers` and `config list` are the ones start-up is measured on.
+    assert "kling_cli.session" not in modules_imported_by(*args)

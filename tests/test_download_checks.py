@@ -162,3 +162,21 @@ def test_the_engine_discards_a_cut_image_and_downloads_it_again(
     assert served.requests == 2
     assert saved.path.read_bytes() == PNG
     assert [p.name for p in images.iterdir()] == ["out.png"]
+
+
+def test_a_png_whose_header_pillow_refuses_is_refused_too(
+    server: tuple[str, Served], images: Path
+) -> None:
+    """Every CRC right, but an IHDR filter method the specification does not define: Pillow
+    refuses it, so nothing is published."""
+    import zlib
+
+    header = bytearray(PNG[16:29])
+    header[11] = 1  # filter method
+    ihdr = b"IHDR" + bytes(header)
+    odd = PNG[:12] + ihdr + zlib.crc32(ihdr).to_bytes(4, "big") + PNG[33:]
+    url, served = server
+    served.answers.append((odd, "image/png", True))
+    with pytest.raises(DownloadError):
+        fetch(url, images)
+    assert not images.exists() or list(images.iterdir()) == []

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from kling_cli.limits import OUTPUT_DIMENSIONS
+from tests.conftest import Launched
 
 
 @pytest.fixture(autouse=True)
@@ -77,22 +78,11 @@ def test_emulated_images_differ_by_prompt_and_keep_their_size(
             )
 
 
-def test_open_and_reveal_call_the_launcher(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """--open opens each saved image once, --reveal shows the folder once (the launcher is
-    the only thing replaced: a test must not open windows)."""
-    import typer
-
-    launched: list[tuple[str, bool]] = []
-
-    def launcher(url: str, wait: bool = False, locate: bool = False) -> int:
-        launched.append((url, locate))
-        return 0
-
-    monkeypatch.setattr(typer, "launch", launcher)
+def test_open_and_reveal_call_the_launcher(run_cli, launched: Launched) -> None:
+    """--open opens each saved image once, --reveal shows the folder once."""
     result = run_cli("generate", "a red fox", "--emulate", "-n", "3", "--open", "--reveal")
     assert result.exit_code == 0, result.stderr
     paths = result.stdout.split()
-    assert launched == [(path, False) for path in paths] + [(paths[0], True)]
-    launched.clear()
+    assert sorted(launched()) == sorted([*paths, str(Path(paths[0]).parent)])
     assert run_cli("generate", "a red fox", "--emulate", "-n", "2").exit_code == 0
-    assert launched == []
+    assert launched() == []

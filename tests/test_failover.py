@@ -69,6 +69,8 @@ def test_out_of_credits_on_the_first_provider_is_made_by_the_second(
     assert "  2. unifically succeeded" in shown.stdout
     shown_json = json.loads(run("jobs", "show", job["id"], "--json").stdout)
     assert shown_json["job"]["attempts"] == job["attempts"]
+    status_json = json.loads(run("status", job["id"], "--json").stdout)
+    assert status_json["job"]["attempts"] == job["attempts"]
     image = Path(body["files"][0]["path"])
     sidecar = json.loads(image.with_name(image.name + ".json").read_text())
     assert sidecar["provider"] == "unifically"

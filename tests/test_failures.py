@@ -207,3 +207,40 @@ def test_each_image_is_fsynced_whole_before_its_name_appears_then_the_names(
     # Then the directory, once, holding both names: they survive a power cut too.
     names = {Path(entry["path"]).name for entry in files}
     assert [listing for listing in directory_listings if names <= listing]
+
+
+def test_an_image_is_told_saved_only_once_its_bytes_and_its_name_are_durable(
+    run_cli, use_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal, the sidecar and the screen hear of a saved image only after the folder's
+    fsync that makes its name survive a power cut (one fsync for the task's images)."""
+    import os
+    import stat as stat_module
+
+    from kling_cli.events import Listeners
+
+    real_fsync, real_saved = os.fsync, Listeners.saved
+    events: list[tuple[str, frozenset[str]]] = []
+
+    def recording_fsync(fd: int) -> None:
+        real_fsync(fd)
+        if stat_module.S_ISDIR(os.fstat(fd).st_mode):
+            events.append(("folder synced", frozenset(os.listdir(fd))))
+
+    def recording_saved(self: Listeners, task: object, file: object) -> None:
+        events.append(("told", frozenset({file.path.name})))  # type: ignore[attr-defined]
+        real_saved(self, task, file)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(Listeners, "saved", recording_saved)
+    result = run_cli("generate", "a red fox", "-p", "runware", "-n", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    names = {Path(entry["path"]).name for entry in result.json()["files"]}
+    told = [index for index, (kind, _) in enumerate(events) if kind == "told"]
+    assert len(told) == 3
+    for index in told:
+        [name] = events[index][1]
+        assert any(
+            kind == "folder synced" and name in listing for kind, listing in events[:index]
+        ), f"{name} was told saved before its folder was synced"
+    assert sum(kind == "folder synced" and names <= listing for kind, listing in events) == 1

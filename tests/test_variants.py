@@ -202,3 +202,49 @@ def test_one_failed_ratio_is_named_the_others_saved_and_the_run_exits_8(
     page = Path("out/report.html").read_text()
     assert page.count('<article class="card failed') == 1
     assert page.count('<article class="card succeeded') == 1
+
+
+def test_out_of_credits_stops_the_fan_out_and_the_rest_are_not_submitted(
+    use_emulator: Emulator,
+) -> None:
+    # The account pays for one submit: 16:9 is made, 1:1 is refused, 9:16 must not be sent.
+    use_emulator.out_of_credits_after("runware", 1)
+    result = run("generate", "a red fox", "-p", "runware", "-a", THREE, "-o", "out")
+    assert result.returncode == 6, result.stderr
+    assert submits(use_emulator) == 2
+    [saved] = result.stdout.split()
+    with Image.open(saved) as image:
+        assert image.size == OUTPUT_DIMENSIONS[("1k", "16:9")]
+    assert "9:16: not submitted" in result.stderr and "nothing was charged" in result.stderr
+    assert "Traceback" not in result.stderr
+    page = Path("out/report.html").read_text()
+    assert page.count('<article class="card succeeded') == 1
+    assert page.count('<article class="card failed') == 1
+
+
+def test_a_rejected_key_stops_the_fan_out_in_one_json_object(use_emulator: Emulator) -> None:
+    use_emulator.reject_key("runware")
+    result = run("generate", "a red fox", "-p", "runware", "-a", THREE, "--json", "--no-report")
+    assert result.returncode == 4, result.stderr
+    assert submits(use_emulator) == 1
+    [line] = result.stdout.splitlines()
+    body = json.loads(line)
+    assert body["exit_code"] == 4 and body["error"]["code"] == "auth"
+    first, *rest = body["variants"]
+    assert first["job"] is not None and first["error"]["code"] == "auth"
+    assert [(v["aspect_ratio"], v["job"], v["skip_reason"]) for v in rest] == [
+        ("1:1", None, "key_rejected"),
+        ("9:16", None, "key_rejected"),
+    ]
+
+
+def test_a_content_refusal_on_one_ratio_does_not_stop_the_others(use_emulator: Emulator) -> None:
+    from kling_cli.emulator import Fault
+
+    # The emulated task failure is Kling's moderation refusing the first ratio's content.
+    use_emulator.inject("runware", Fault(kind="task_failure"))
+    result = run("generate", "a red fox", "-p", "runware", "-a", THREE, "--no-report")
+    assert "16:9:" in result.stderr and "Content policy violation" in result.stderr
+    assert submits(use_emulator) == 3
+    assert len(result.stdout.split()) == 2
+    assert result.returncode == 8, result.stderr

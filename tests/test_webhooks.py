@@ -99,6 +99,25 @@ def test_a_webhook_that_is_not_https_is_refused_before_sending_anything(
     assert use_emulator.requests == []
 
 
+def test_a_webhook_over_2048_characters_is_refused_without_its_token(
+    use_emulator: Emulator,
+) -> None:
+    url = "https://hooks.example.com/kling?token=s3cret&pad=" + "x" * 3000
+    result = run("generate", "a red fox", "-p", "runware", "--no-wait", "--webhook", url)
+    assert result.returncode == 2, result.stderr
+    assert f"{len(url):,} characters" in result.stderr and "2,048" in result.stderr
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+    assert use_emulator.requests == []
+
+
+def test_a_webhook_of_exactly_2048_characters_is_sent(use_emulator: Emulator) -> None:
+    start = "http://127.0.0.1:9/hooks/kling?token=abc&pad="
+    url = start + "x" * (2048 - len(start))
+    result = run("generate", "a red fox", "-p", "runware", "--no-wait", "--webhook", url)
+    assert result.returncode == 0, result.stderr
+    assert submits(use_emulator, "runware") == [url]
+
+
 def test_the_journal_records_the_webhook_without_its_token(
     use_emulator: Emulator, isolated_environment: Path
 ) -> None:

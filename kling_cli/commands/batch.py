@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from kling_cli import delivery
 from kling_cli.batch_run import DEFAULT_CONCURRENCY
 from kling_cli.commands import common
 from kling_cli.commands.batch_report import Progress, Tally, counted, summarize
@@ -141,7 +142,7 @@ def batch(
     }
     # Defaults for items without their own (a manifest field of the same name).
     defaults.update(
-        common.delivery_fields(
+        delivery.delivery_fields(
             webhook=webhook, quality=quality, upload_to=upload_to, safety=safety, url_ttl=url_ttl
         )
     )

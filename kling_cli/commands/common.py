@@ -13,79 +13,73 @@ import typer
 from kling_cli.config import ConfigFile
 from kling_cli.limits import ASPECT_RATIOS, RESOLUTIONS
 from kling_cli.providers.catalog import CATALOG
-from kling_cli.session import ProviderSession
-from kling_cli.session import load_config as _load_config
-from kling_cli.session import open_session as _open_session
-from kling_cli.session import open_sessions as _open_sessions
 from kling_cli.ui import Output
 
 if TYPE_CHECKING:
-    from kling_cli.jobs.life import JobOptions
+    from kling_cli.session import ProviderSession
 
 DEFAULT_OUTPUT_DIR = Path("kling-output")
 
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+
+def _switch(name: str, text: str) -> Any:
+    """An option that is off unless given."""
+    return typer.Option(False, name, help=text)
+
+
+def _setting(name: str, text: str, metavar: str | None = None) -> Any:
+    """An option that is None unless given."""
+    return typer.Option(None, name, metavar=metavar, help=text)
+
+
+JSON_OPTION = _switch("--json", "Print one JSON object on stdout.")
 # Looking at saved images (kling_cli.commands.look does it, imported when used).
-OPEN_OPTION = typer.Option(
-    False, "--open", help="Open each saved image in the system's image viewer."
-)
-REVEAL_OPTION = typer.Option(
-    False, "--reveal", help="Show the saved images' folder in the file manager."
-)
-PREVIEW_OPTION = typer.Option(
-    False,
+OPEN_OPTION = _switch("--open", "Open each saved image in the system's image viewer.")
+REVEAL_OPTION = _switch("--reveal", "Show the saved images' folder in the file manager.")
+PREVIEW_OPTION = _switch(
     "--preview",
-    help="Show the saved images in the terminal (Sixel, Kitty graphics, or coloured blocks); "
+    "Show the saved images in the terminal (Sixel, Kitty graphics, or coloured blocks); "
     "only on a terminal, never with --json.",
 )
 
 # The delivery options `generate` and `batch` share (kling_cli.delivery).
-WEBHOOK_OPTION = typer.Option(
-    None,
+WEBHOOK_OPTION = _setting(
     "--webhook",
-    metavar="URL",
-    help="https URL the provider POSTs to when the job ends, where it has webhooks "
+    "https URL the provider POSTs to when the job ends, where it has webhooks "
     "(see `kling providers show`); `kling ingest` reads what it receives.",
-)
-QUALITY_OPTION = typer.Option(
-    None, "--quality", help="JPEG/WebP quality 20-99, where the provider offers it."
-)
-UPLOAD_TO_OPTION = typer.Option(
-    None,
-    "--upload-to",
     metavar="URL",
-    help="https URL (e.g. a presigned PUT) the provider uploads each image to, where "
+)
+QUALITY_OPTION = _setting("--quality", "JPEG/WebP quality 20-99, where the provider offers it.")
+UPLOAD_TO_OPTION = _setting(
+    "--upload-to",
+    "https URL (e.g. a presigned PUT) the provider uploads each image to, where "
     "offered (generate saves nothing here then, unless --download).",
+    metavar="URL",
 )
-DOWNLOAD_OPTION = typer.Option(
-    False, "--download", help="With --upload-to: save the images here as well."
-)
-SAFETY_OPTION = typer.Option(
-    None, "--safety", help="fast: the provider's content check, where offered."
-)
-URL_TTL_OPTION = typer.Option(
-    None,
+DOWNLOAD_OPTION = _switch("--download", "With --upload-to: save the images here as well.")
+SAFETY_OPTION = _setting("--safety", "fast: the provider's content check, where offered.")
+URL_TTL_OPTION = _setting(
     "--url-ttl",
+    "How long the provider keeps the result URL (60 or more), where offered.",
     metavar="SECONDS",
-    help="How long the provider keeps the result URL (60 or more), where offered.",
 )
-
-
-def delivery_fields(**options: Any) -> dict[str, Any]:
-    """The request fields of the delivery options given (None: not given)."""
-    return {name: value for name, value in options.items() if value is not None}
 
 
 def load_config(output: Output) -> ConfigFile:
-    return _load_config(output.warn)
+    from kling_cli.config import load_config as load
+
+    return load(output.warn)
 
 
 @contextmanager
 def open_session(
     provider_id: str | None, *, emulate: bool, output: Output, config: ConfigFile | None = None
 ) -> Iterator[ProviderSession]:
+    # kling_cli.session is imported only by the commands that open one: `kling config` and
+    # `kling providers` start faster without it.
+    from kling_cli.session import open_session as open_one
+
     config = config or load_config(output)
-    with _open_session(provider_id, emulate=emulate, config=config, note=output.note) as session:
+    with open_one(provider_id, emulate=emulate, config=config, note=output.note) as session:
         yield session
 
 
@@ -93,8 +87,10 @@ def open_session(
 def open_sessions(
     provider_ids: Iterable[str], *, emulate: bool, output: Output, config: ConfigFile | None = None
 ) -> Iterator[dict[str, ProviderSession]]:
+    from kling_cli.session import open_sessions as open_all
+
     config = config or load_config(output)
-    with _open_sessions(provider_ids, emulate=emulate, config=config, note=output.note) as found:
+    with open_all(provider_ids, emulate=emulate, config=config, note=output.note) as found:
         yield found
 
 
@@ -110,9 +106,9 @@ def provider_ids(incomplete: str) -> list[str]:
     """The built-in providers, and the named copies the config file adds."""
     ids = list(CATALOG)
     try:
-        from kling_cli.session import load_config
+        from kling_cli.config import load_config
 
-        ids = list(load_config(lambda _warning: None).registry.infos())
+        ids = list(load_config().registry.infos())
     except Exception:  # a config that cannot be read still completes the built-in ids
         pass
     return _starting(ids, incomplete)
@@ -141,28 +137,12 @@ def job_ids(incomplete: str) -> list[str]:
     return _starting(ids, incomplete)
 
 
-PROVIDER_OPTION = typer.Option(
-    None,
-    "--provider",
-    "-p",
-    help=f"Provider id: {', '.join(CATALOG)} [default: $KLING_PROVIDER or default_provider].",
-    show_default=False,
-    autocompletion=provider_ids,
-)
-
-
-def upload_options(options: JobOptions, upload_to: str | None, download: bool) -> JobOptions:
-    """--upload-to: the provider delivers the images, so they are saved here only with
-    --download (which means nothing without it)."""
-    import dataclasses
-
-    from kling_cli.errors import InvalidRequestError
-
-    if download and not upload_to:
-        raise InvalidRequestError(
-            "--download only applies with --upload-to; images are saved here by default."
-        )
-    return dataclasses.replace(options, save=download)
+def latest_job_argument(text: str) -> Any:
+    """`[ID]`: a job or task id, completed with the newest jobs; the latest job when none is
+    given (`text` says so)."""
+    return typer.Argument(
+        None, metavar="[ID]", help=text, autocompletion=job_ids, show_default=False
+    )
 
 
 def uploaded_note(provider_name: str, upload_to: str, download: bool, job_id: str) -> str:
@@ -180,22 +160,22 @@ def uploaded_note(provider_name: str, upload_to: str, download: bool, job_id: st
     )
 
 
-GENERATE_PROVIDER_OPTION = typer.Option(
-    None,
-    "--provider",
-    "-p",
-    help=f"Provider id: {', '.join(CATALOG)}; a,b,c tries them in order, moving on only when "
-    "one provably created nothing; auto: the cheapest with a key that can serve the request "
-    "[default: $KLING_PROVIDER, default_provider, or route].",
-    show_default=False,
-    autocompletion=provider_ids,
+def _provider_option(text: str) -> Any:
+    """`--provider`/`-p`, completed with the known ids."""
+    return typer.Option(
+        None, "--provider", "-p", help=text, show_default=False, autocompletion=provider_ids
+    )
+
+
+PROVIDER_OPTION = _provider_option(
+    f"Provider id: {', '.join(CATALOG)} [default: $KLING_PROVIDER or default_provider]."
 )
-BATCH_PROVIDER_OPTION = typer.Option(
-    None,
-    "--provider",
-    "-p",
-    help=f"Provider id: {', '.join(CATALOG)}; a,b,c spreads the items over them "
-    "[default: $KLING_PROVIDER or default_provider].",
-    show_default=False,
-    autocompletion=provider_ids,
+GENERATE_PROVIDER_OPTION = _provider_option(
+    f"Provider id: {', '.join(CATALOG)}; a,b,c tries them in order, moving on only when "
+    "one provably created nothing; auto: the cheapest with a key that can serve the request "
+    "[default: $KLING_PROVIDER, default_provider, or route]."
+)
+BATCH_PROVIDER_OPTION = _provider_option(
+    f"Provider id: {', '.join(CATALOG)}; a,b,c spreads the items over them "
+    "[default: $KLING_PROVIDER or default_provider]."
 )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from kling_cli import delivery
 from kling_cli.commands import common
 from kling_cli.commands.common import (
     DEFAULT_OUTPUT_DIR,
@@ -177,13 +178,13 @@ def generate(
         output_format=output_format,
         negative_prompt=negative_prompt,
         mode=mode,
-        **common.delivery_fields(
+        **delivery.delivery_fields(
             webhook=webhook, quality=quality, upload_to=upload_to, safety=safety, url_ttl=url_ttl
         ),
     )
     options = JobOptions(output_dir, timeout, not no_wait, overwrite, sidecar, name)
     if upload_to or download:
-        options = common.upload_options(options, upload_to, download)
+        options = delivery.upload_options(options, upload_to, download)
     requests = variant_requests(request, ratios) if ratios else [request]
     from kling_cli.jobs.preflight import check_names
 
@@ -245,7 +246,7 @@ def generate(
     paths = [saved.path for saved in result.files]
     if preview:
         preview_saved(output, paths)
-    launch_saved(paths, open_images=open_images, reveal=reveal)
+    launch_saved(output, paths, open_images=open_images, reveal=reveal)
     return exit_code
 
 
@@ -276,7 +277,9 @@ def _variants(
         note=output.note,
     )
     if report is not None:
-        report, stopped = write_report(output, run.provider.id, run.variants, report)
+        report, stopped = write_report(
+            output, run.provider.id, run.variants, report, skip_reason=run.skip_reason
+        )
         if run.interruption is None:
             run.stopped = stopped
     exit_code = print_variants(output, run, report)
@@ -285,7 +288,7 @@ def _variants(
     paths = [saved.path for v in run.variants if v.result for saved in v.result.files]
     if params["preview"]:
         preview_saved(output, paths)
-    launch_saved(paths, open_images=params["open_images"], reveal=params["reveal"])
+    launch_saved(output, paths, open_images=params["open_images"], reveal=params["reveal"])
     return exit_code
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kling_cli.journal import JobRecord
+    from kling_cli.journal import JobRecord, TaskRecord
 
 # The request's fields in the order a person reads them, with their label.
 REQUEST_LABELS = {
@@ -52,11 +52,20 @@ def job_lines(job: JobRecord) -> list[str]:
     if job.tasks:
         lines.append("tasks:")
     for task in job.tasks:
-        detail = f" ({task.provider_status})" if task.provider_status else ""
-        lines.append(f"  - {task.task_id or task.client_task_id or '?'}: {task.state}{detail}")
-        if task.error:
-            lines.append(f"    {task.error}")
-        for out in task.outputs:
-            size = f"  {out.width}x{out.height}" if out.width and out.height else ""
-            lines.append(f"    {shown_path(out.path) if out.path else out.url}{size}")
+        lines += task_lines(task, "- ", sizes=True)
+    return lines
+
+
+def task_lines(task: TaskRecord, marker: str, *, sizes: bool = False) -> list[str]:
+    """A task as a person reads it: its id after `marker`, its state, its error, and its
+    images (the path where saved, else the URL; with `sizes`, their pixel size)."""
+    from kling_cli.jobs.views import shown_path
+
+    detail = f" ({task.provider_status})" if task.provider_status else ""
+    lines = [f"  {marker}{task.task_id or task.client_task_id or '?'}: {task.state}{detail}"]
+    if task.error:
+        lines.append(f"    {task.error}")
+    for out in task.outputs:
+        size = f"  {out.width}x{out.height}" if sizes and out.width and out.height else ""
+        lines.append(f"    {shown_path(out.path) if out.path else out.url}{size}")
     return lines

@@ -16,14 +16,79 @@ if TYPE_CHECKING:
     from kling_cli.ui import Output
 
 
-def launch_saved(paths: list[Path], *, open_images: bool, reveal: bool) -> None:
-    """--open and --reveal, through the system's launcher (xdg-open, open, start)."""
-    if open_images:
-        for path in paths:
-            typer.launch(str(path))
+LAUNCH_GRACE_SECONDS = 1.0  # a launcher that fails says so at once; one still running is the viewer
+
+
+def launch_saved(output: Output, paths: list[Path], *, open_images: bool, reveal: bool) -> None:
+    """--open and --reveal, through the system's launcher (xdg-open, open, start).
+
+    A launcher that cannot start a viewer (no display, none installed, none set up for the
+    type) is one warning naming why, never the exit code, as with `--preview`."""
+    targets = [(path, False) for path in paths] if open_images else []
     if reveal and paths:
         # One folder holds them all: show it once, with the first image selected.
-        typer.launch(str(paths[0]), locate=True)
+        targets.append((paths[0], True))
+    if not targets:
+        return
+    if not _xdg():
+        for path, locate in targets:
+            typer.launch(str(path), locate=locate)
+        return
+    failure = _launch_xdg(targets)
+    if failure:
+        what = "the folder" if all(locate for _, locate in targets) else "the images"
+        output.warn(f"Could not open {what}: {failure}. The paths are printed above.")
+
+
+def _xdg() -> bool:
+    """Linux and the BSDs open files through xdg-open (freedesktop.org's xdg-utils)."""
+    return sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd"))
+
+
+def _launch_xdg(targets: list[tuple[Path, bool]]) -> str | None:
+    """Runs xdg-open once per target, all at once, and waits up to LAUNCH_GRACE_SECONDS for
+    any to fail; returns the first reason, or None. Its stderr goes to a file, not a pipe: a
+    viewer it starts inherits it and must not die of a closed pipe once kling has exited."""
+    import contextlib
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "there is no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+    launcher = shutil.which("xdg-open")
+    if launcher is None:
+        return "xdg-open is not installed (Debian and Ubuntu: the xdg-utils package)"
+    with contextlib.ExitStack() as files:
+        started = []
+        for path, locate in targets:
+            errors = files.enter_context(tempfile.TemporaryFile())
+            process = subprocess.Popen(
+                [launcher, str(path.parent if locate else path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
+            started.append((process, errors))
+        deadline = time.monotonic() + LAUNCH_GRACE_SECONDS
+        for process, errors in started:
+            try:
+                code = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                continue  # still running: the viewer itself, or a launcher waiting on it
+            if code:
+                errors.seek(0)
+                said = errors.read().decode(errors="replace").strip().splitlines()
+                return _last_words(said[-1]) if said else f"xdg-open exited with {code}"
+    return None
+
+
+def _last_words(line: str) -> str:
+    """A launcher's last stderr line, printable and short, saying who said it."""
+    shown = "".join(ch if ch.isprintable() else "?" for ch in line)[:200]
+    return shown if shown.startswith("xdg-open") else f"xdg-open: {shown}"
 
 
 def images_on_disk(job: JobRecord) -> list[Path]:

@@ -12,12 +12,8 @@ from kling_cli.ui import Output
 
 def open_job(
     ctx: typer.Context,
-    identifier: str | None = typer.Argument(
-        None,
-        metavar="[ID]",
-        help="A job id or a provider task id [default: the latest job].",
-        autocompletion=common.job_ids,
-        show_default=False,
+    identifier: str | None = common.latest_job_argument(
+        "A job id or a provider task id [default: the latest job]."
     ),
     reveal: bool = REVEAL_OPTION,
 ) -> int:
@@ -26,8 +22,8 @@ def open_job(
     Reads the journal only: nothing is asked of the provider. Images not on disk yet are
     fetched with `kling status ID --download`."""
     from kling_cli.commands.look import images_on_disk, launch_saved
+    from kling_cli.jobs.lookup import find_job
     from kling_cli.jobs.record import open_journal
-    from kling_cli.jobs.run import find_job
     from kling_cli.jobs.views import shown_path
     from kling_cli.journal import NOT_CREATED
 
@@ -52,5 +48,5 @@ def open_job(
         )
     for path in paths:
         output.result(shown_path(str(path)))
-    launch_saved(paths, open_images=not reveal, reveal=reveal)
+    launch_saved(output, paths, open_images=not reveal, reveal=reveal)
     return ExitCode.OK

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 
 def status(
     ctx: typer.Context,
-    identifier: str | None = typer.Argument(
-        None,
-        metavar="[ID]",
-        help="A job id (see `kling jobs`) or a provider task id [default: the latest job].",
-        autocompletion=common.job_ids,
-        show_default=False,
+    identifier: str | None = common.latest_job_argument(
+        "A job id (see `kling jobs`) or a provider task id [default: the latest job]."
     ),
     provider: str | None = PROVIDER_OPTION,
     wait: bool = typer.Option(False, "--wait", help="Poll until every task has ended."),
@@ -79,13 +75,15 @@ def status(
     paths = images_on_disk(job)
     if preview:
         preview_saved(output, paths)
-    launch_saved(paths, open_images=open_images, reveal=reveal)
+    launch_saved(output, paths, open_images=open_images, reveal=reveal)
     return exit_code
 
 
 def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
+    from kling_cli.commands.job_record import task_lines
+    from kling_cli.jobs.pickup import Standing, standing
     from kling_cli.jobs.state import RESUMABLE, never_requested, resume_command
-    from kling_cli.jobs.views import recorded_files, shown_path
+    from kling_cli.jobs.views import recorded_files
 
     files = recorded_files(job)
     exit_code = int(error.exit_code) if error else int(ExitCode.OK)
@@ -103,17 +101,16 @@ def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
             for task in job.tasks
         ]
         described["never_requested"] = never_requested(job)
+        attempts = _attempts(job)
+        if attempts:
+            described["attempts"] = attempts
         output.emit_json(envelope(exit_code=exit_code, job=described, files=files, error=error))
         return exit_code
     emulated = " (emulated)" if job.emulated else ""
     output.result(f"{job.id}  {job.provider}{emulated}  {job.state}")
     for task in job.tasks:
-        detail = f" ({task.provider_status})" if task.provider_status else ""
-        output.result(f"  task {task.task_id or task.client_task_id or '?'}: {task.state}{detail}")
-        if task.error:
-            output.result(f"    {task.error}")
-        for out in task.outputs:
-            output.result(f"    {shown_path(out.path) if out.path else out.url}")
+        for line in task_lines(task, "task "):
+            output.result(line)
     missing = never_requested(job)
     if missing:
         output.note(
@@ -130,6 +127,18 @@ def print_job(output: Output, job: JobRecord, error: KlingError | None) -> int:
         )
     if error is not None:
         output.error(error)
-    elif job.state in RESUMABLE and not job.emulated:
+    elif job.state in RESUMABLE and not job.emulated and standing(job) is Standing.FOLLOW:
         output.note(f"Finish it with: {resume_command(job.id)}")
     return exit_code
+
+
+def _attempts(job: JobRecord) -> list[dict[str, Any]]:
+    """The providers a routed job was sent to, in order, as `generate --json` shows them."""
+    from kling_cli.attempts import attempts_of
+    from kling_cli.jobs.record import open_journal
+
+    journal = open_journal()
+    try:
+        return [attempt.to_json() for attempt in attempts_of(journal, job.id)]
+    finally:
+        journal.close()

@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 
 def write_report(
-    output: Output, provider_id: str, variants: list[Variant], path: Path
+    output: Output,
+    provider_id: str,
+    variants: list[Variant],
+    path: Path,
+    *,
+    skip_reason: str = "interrupted",
 ) -> tuple[Path | None, InterruptedByUser | None]:
     """The same gallery a batch gets (`kling_cli.report`), one card per ratio. It is written
     after the jobs are paid for, so nothing that stops it may lose them: a full disk is a
@@ -25,7 +30,7 @@ def write_report(
     from kling_cli.jobs.variants import manifest_entries
     from kling_cli.report import write_entries
 
-    entries = manifest_entries(provider_id, variants)
+    entries = manifest_entries(provider_id, variants, skip_reason)
     try:
         written = write_entries(
             [(entry, Path.cwd()) for entry in entries], path, title="kling generate"
@@ -84,6 +89,7 @@ def print_variants(output: Output, run: VariantsRun, report: Path | None) -> int
                     "job": result.job if result else None,
                     "files": _files(result) if result else [],
                     "error": envelope(exit_code=1, error=error)["error"],
+                    "skip_reason": None if result else run.skip_reason,
                 }
             )
         first_error = next((r.error for r in results if r.error is not None), run.stopped)
@@ -99,7 +105,10 @@ def print_variants(output: Output, run: VariantsRun, report: Path | None) -> int
     for variant in run.variants:
         result = variant.result
         if result is None:
-            output.note(f"{variant.aspect_ratio}: not submitted (the run was interrupted).")
+            output.note(
+                f"{variant.aspect_ratio}: not submitted ({run.not_submitted()}); nothing was "
+                "charged for it."
+            )
             continue
         for saved in result.files:
             output.result(str(saved.path))

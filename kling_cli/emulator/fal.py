@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from kling_cli.emulator.body_fields import Fields, Invalid, parse_json
-from kling_cli.emulator.dimensions import Tier
+from kling_cli.emulator.body_fields import Invalid, parse_json
+from kling_cli.emulator.fal_validation import validated
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import (
     CONTENT_TYPES,
     EXTENSIONS,
-    ImageFormat,
-    ImageSpec,
     IssuedImage,
     encoded,
 )
@@ -36,11 +34,9 @@ from kling_cli.emulator.media import MediaStore
 from kling_cli.emulator.provider import ProviderApi, ProviderContext, ProviderRequest
 from kling_cli.emulator.provider_kit import (
     Cancellations,
-    data_uri_payload,
     is_http_url,
     iso_time,
     issue_images,
-    output_spec,
 )
 from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import Event, Task
@@ -51,28 +47,6 @@ REQUESTS_PREFIX = APP_PATH + "/requests/"
 # The REST host `rest.fal.ai`, emulated below the mount; its storage upload (fal-client).
 REST_PATH = "/_rest"
 INITIATE_UPLOAD_PATH = REST_PATH + "/storage/upload/initiate"
-
-# The model page; @fal-ai/client KlingImageO1Input.
-INPUT_FIELDS = frozenset(
-    {
-        "prompt",
-        "image_urls",
-        "elements",
-        "num_images",
-        "aspect_ratio",
-        "resolution",
-        "output_format",
-        "sync_mode",
-    }
-)
-ELEMENT_FIELDS = frozenset({"frontal_image_url", "reference_image_urls"})
-ASPECT_RATIOS = ("auto", "16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
-RESOLUTIONS: dict[str, Tier] = {"1K": "1k", "2K": "2k"}
-OUTPUT_FORMATS: dict[str, ImageFormat] = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
-MAX_PROMPT_LENGTH = 2500
-MAX_REFERENCES = 10  # image_urls, and images + elements together
-MAX_ELEMENT_REFERENCES = 3
-MAX_IMAGES = 9
 
 # inferred (the queue docs give COMPLETED + error/error_type but not the values): the emulated
 # failure stands for a refusal by Kling's moderation, which fal reports with this type.
@@ -211,7 +185,7 @@ class FalApi(ProviderApi[FalJob]):
             return detail_reply(422, [problem])
         try:
             payload = parse_json(request.body)
-            spec, count, sync_mode = _validated(payload)
+            spec, count, sync_mode = validated(payload)
         except Invalid as invalid:
             return detail_reply(422, invalid.details())
         missing = self.context.media.first_missing(payload.get("image_urls"))
@@ -359,52 +333,3 @@ def _request_route(path: str) -> tuple[str, str] | None:
     if not request_id or action not in ("", "status", "cancel"):
         return None
     return request_id, action
-
-
-def _validated(payload: Any) -> tuple[ImageSpec, int, bool]:
-    fields = Fields(payload, INPUT_FIELDS)
-    # inferred (undocumented): unknown fields are refused, so that a mistyped
-    # field is not silently dropped
-    fields.text("prompt", required=True, max_length=MAX_PROMPT_LENGTH)
-    # image_urls is required on this endpoint (model page); an empty list is refused (inferred).
-    image_urls = fields.items("image_urls", required=True, min_items=1, max_items=MAX_REFERENCES)
-    for index, url in enumerate(image_urls):
-        _check_file_url(fields, ("image_urls", index), url)
-    elements = fields.items("elements", max_items=MAX_REFERENCES)
-    for index, element in enumerate(elements):
-        _check_element(fields, index, element)
-    if elements and len(image_urls) + len(elements) > MAX_REFERENCES:
-        fields.add(
-            ("elements",),
-            f"Total number of elements and images must not exceed {MAX_REFERENCES}",
-            "too_long",
-            {"max_length": MAX_REFERENCES},
-        )
-    count = fields.integer("num_images", default=1, ge=1, le=MAX_IMAGES)
-    aspect_ratio = fields.choice("aspect_ratio", ASPECT_RATIOS, default="auto")
-    resolution = fields.choice("resolution", tuple(RESOLUTIONS), default="1K")
-    output_format = fields.choice("output_format", tuple(OUTPUT_FORMATS), default="png")
-    sync_mode = fields.boolean("sync_mode", default=False)
-    fields.finish()
-    spec = output_spec(RESOLUTIONS[resolution], aspect_ratio, OUTPUT_FORMATS[output_format])
-    return spec, count, sync_mode
-
-
-def _check_file_url(fields: Fields, loc: tuple[str | int, ...], value: Any) -> None:
-    # URLs, or base64 data URIs, which fal models accept as file inputs (fal CDN
-    # docs; inferred here).
-    if isinstance(value, str) and (is_http_url(value) or data_uri_payload(value) is not None):
-        return
-    fields.add(loc, "Input should be a valid URL", "url_parsing")
-
-
-def _check_element(fields: Fields, index: int, element: Any) -> None:
-    element_fields = Fields(element, ELEMENT_FIELDS, ("elements", index))
-    if element_fields.has("frontal_image_url"):
-        _check_file_url(
-            element_fields, ("frontal_image_url",), element_fields.raw("frontal_image_url")
-        )
-    references = element_fields.items("reference_image_urls", max_items=MAX_ELEMENT_REFERENCES)
-    for position, url in enumerate(references):
-        _check_file_url(element_fields, ("reference_image_urls", position), url)
-    fields.problems.extend(element_fields.problems)

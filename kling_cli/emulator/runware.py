@@ -19,6 +19,13 @@ from typing import Any
 from kling_cli.emulator.faults import Phase
 from kling_cli.emulator.images import CONTENT_TYPES, ImageSpec, IssuedImage, caption_of, encoded
 from kling_cli.emulator.provider import ProviderApi, ProviderRequest
+from kling_cli.emulator.runware_errors import (
+    INVALID_API_KEY,
+    duplicate_task_uuid,
+    errors_reply,
+    failure_error,
+    invalid_payload,
+)
 from kling_cli.emulator.runware_validation import (
     AUTHENTICATION,
     GET_RESPONSE,
@@ -36,17 +43,7 @@ from kling_cli.emulator.server import Reply, json_reply
 from kling_cli.emulator.tasks import DuplicateTaskError, Task
 
 COST_PER_IMAGE = 0.028  # model page "Pricing"
-FAILURE_CODE = "providerContentPolicyViolation"  # a per-item failure, runware-sdk tests
 _SEED_RANGE = range(1, 2**31)
-
-# Verbatim from the errors page.
-INVALID_API_KEY = RunwareError(
-    code="invalidApiKey",
-    message="Invalid API key. Get one at https://my.runware.ai/signup",
-    parameter="apiKey",
-    task_type=AUTHENTICATION,
-    status=401,
-)
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
             "Queue capacity exceeded, implement retry with exponential backoff.",
             status=429,
         )
-        return _errors_reply([self._with_first_task(error, request)])
+        return errors_reply([self._with_first_task(error, request)])
 
     def server_error(self, request: ProviderRequest, status: int) -> Reply:
         # Status codes per the rate-limits page (500/503/504); code strings from the
@@ -92,15 +89,15 @@ class RunwareApi(ProviderApi[RunwareJob]):
             504: ("timeoutProvider", "The task exceeded the maximum queue wait time."),
         }.get(status, ("internalServerError", "Internal server error."))
         error = RunwareError(code, message, status=status)
-        return _errors_reply([self._with_first_task(error, request)])
+        return errors_reply([self._with_first_task(error, request)])
 
     def handle(self, request: ProviderRequest) -> Reply:
         if request.path.rstrip("/") != self.base_path:
-            return _errors_reply([RunwareError("notFound", "Not found.", status=404)])
+            return errors_reply([RunwareError("notFound", "Not found.", status=404)])
         if request.method != "POST":
             # "All requests must be made using the POST method." (authentication page); the status
             # is inferred.
-            return _errors_reply(
+            return errors_reply(
                 [RunwareError("invalidMethod", "Use POST with a JSON array.", status=405)]
             )
         try:
@@ -108,9 +105,9 @@ class RunwareApi(ProviderApi[RunwareJob]):
         except ValueError:
             payload = None
         if not self._authenticated(request, payload):
-            return _errors_reply([INVALID_API_KEY])
+            return errors_reply([INVALID_API_KEY])
         if not isinstance(payload, list) or not payload:
-            return _errors_reply([_invalid_payload("The body must be a non-empty JSON array.")])
+            return errors_reply([invalid_payload("The body must be a non-empty JSON array.")])
         return self._run(payload)
 
     # -- authentication --------------------------------------------------------------------
@@ -136,14 +133,14 @@ class RunwareApi(ProviderApi[RunwareJob]):
                 continue
             if isinstance(item, InferenceRequest):
                 if item.task_uuid in self.tasks or item.task_uuid in submitted:
-                    problems.append(_duplicate(item.task_uuid))
+                    problems.append(duplicate_task_uuid(item.task_uuid))
                 submitted.add(item.task_uuid)
             if item is not None:
                 checked.append(item)
         if problems:
             # inferred: a request with an invalid task creates nothing, so a client that fixes
             # its request can resend the same taskUUIDs.
-            return _errors_reply(problems)
+            return errors_reply(problems)
         return self._execute(checked, payload)
 
     def _execute(self, checked: list[InferenceRequest | PollRequest], payload: list[Any]) -> Reply:
@@ -154,7 +151,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
                 try:
                     created[item.task_uuid] = self._create(item, original)
                 except DuplicateTaskError:  # lost a race with a concurrent identical submit
-                    return _errors_reply([_duplicate(item.task_uuid)])
+                    return errors_reply([duplicate_task_uuid(item.task_uuid)])
         sync_tasks = [task for task in created.values() if task.details.request.delivery == "sync"]
         if sync_tasks:  # "Returns complete results directly in the API response." (model page)
             time.sleep(max(task.seconds_left() for task in sync_tasks))
@@ -166,7 +163,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
             else:
                 self._poll_result(item, data, errors)
         if errors and not data:
-            return _errors_reply(errors)
+            return errors_reply(errors)
         body: dict[str, Any] = {"data": data}
         if errors:
             body["errors"] = [error.to_json() for error in errors]
@@ -218,7 +215,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
             # The ACK body is not documented; this is the SDK tests' fixture (inferred).
             data.append({"taskType": INFERENCE, "taskUUID": task.task_id})
         elif task.failure_message is not None:
-            errors.append(_failure_error(task))
+            errors.append(failure_error(task))
         else:
             data.extend(self._result_items(task, with_status=False))
 
@@ -255,7 +252,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
         """getResponse (task polling page): cumulative, one item per generation."""
         phase = task.phase()
         if phase == "failed":
-            error = _failure_error(task)
+            error = failure_error(task)
             return [
                 {
                     "taskType": INFERENCE,
@@ -282,7 +279,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
         running, the documented shapes do not say; the current getResponse items are used."""
         phase = task.phase()
         if phase == "failed":
-            return {"errors": [_failure_error(task).to_json()]}
+            return {"errors": [failure_error(task).to_json()]}
         if phase == "succeeded":
             return {"data": self._result_items(task, with_status=False)}
         return {"data": self._progress_items(task)}
@@ -331,7 +328,7 @@ class RunwareApi(ProviderApi[RunwareJob]):
 
 def _check_task(index: int, task: Any) -> InferenceRequest | PollRequest | None:
     if not isinstance(task, dict):
-        raise InvalidTask(_invalid_payload("Every task must be a JSON object."))
+        raise InvalidTask(invalid_payload("Every task must be a JSON object."))
     task_type = task.get("taskType")
     if task_type == AUTHENTICATION:
         if index != 0:
@@ -360,38 +357,6 @@ def _check_task(index: int, task: Any) -> InferenceRequest | PollRequest | None:
             allowed_values=[INFERENCE, GET_RESPONSE, GET_TASK_DETAILS, AUTHENTICATION],
         )
     )
-
-
-def _invalid_payload(message: str) -> RunwareError:
-    return RunwareError("invalidPayload", message)  # code inferred (SDK `derive_code` families)
-
-
-def _duplicate(task_uuid: str) -> RunwareError:
-    # Whether Runware rejects or dedupes a reused taskUUID is undocumented. Rejecting
-    # makes a client that blindly re-submits visible in tests (inferred).
-    return RunwareError(
-        "duplicateTaskUUID",
-        f"A task with taskUUID '{task_uuid}' already exists; taskUUID must be unique per task.",
-        parameter="taskUUID",
-        task_type=INFERENCE,
-        task_uuid=task_uuid,
-    )
-
-
-def _failure_error(task: RunwareTask) -> RunwareError:
-    # A failed sync task answers with the envelope form (`errors[]`, runware-sdk); the
-    # HTTP status for it is not documented (400 inferred).
-    return RunwareError(
-        FAILURE_CODE,
-        task.failure_message or "Task failed.",
-        task_type=INFERENCE,
-        task_uuid=task.task_id,
-    )
-
-
-def _errors_reply(errors: list[RunwareError]) -> Reply:
-    """The documented envelope `{"errors": [...]}` (errors page)."""
-    return json_reply(errors[0].status, {"errors": [error.to_json() for error in errors]})
 
 
 def _task_objects(body: bytes) -> list[dict[str, Any]]:

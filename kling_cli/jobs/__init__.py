@@ -11,6 +11,7 @@ The request path reads in five files: command → jobs → engine → adapter �
 - `preview.preview`: the dry run, built by the engine's own submission builder.
 - `generation.generate_job` / `job_status`: `kling generate` and `kling status` end to end
   (choose the provider, check, record, run), shared with the Python API (`kling_cli.api`).
+- `lookup.find_job` / `adopt_task`: which job a command means, or a task submitted elsewhere.
 - `pickup.standing`: how a job left behind stands (done, follow, unknown outcome, forgotten).
 - `record`: the journal writes, with a fallback file for writes the journal refuses.
 - `state`: job states and what the user is told; `views`: the job as `--json` shows it.

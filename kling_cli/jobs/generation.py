@@ -4,25 +4,33 @@ download. The sync form owns its event loop; the async form runs in the caller's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kling_cli.jobs.life import JobLife, JobOptions, JobResult
+from kling_cli.jobs.life import JobOptions, JobResult
 from kling_cli.jobs.preflight import preflight
 from kling_cli.jobs.record import open_journal
-from kling_cli.jobs.run import run_job, run_job_async
-from kling_cli.routing import explain_auto, with_default_aspect
+from kling_cli.jobs.run import begin_job, run_job, run_job_async
+from kling_cli.routing import (
+    explain_auto,
+    explain_skipped,
+    provider_spec,
+    with_default_aspect,
+)
 
 __all__ = ["agenerate_job", "generate_job", "job_status", "with_default_aspect"]
 
 if TYPE_CHECKING:
     from kling_cli.attempts import Attempt
     from kling_cli.config import ConfigFile
+    from kling_cli.deadline import Deadline
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal
     from kling_cli.request import GenerationRequest
+    from kling_cli.routing import Route
     from kling_cli.session import Notify, ProviderSession
 
 # Progress display for a job: the provider's name, and the job's tasks in order (a new job's
@@ -78,9 +86,26 @@ def _prepared(
         journal.close()
 
 
-def generate_job(
+def _planned_route(
     config: ConfigFile,
     provider_id: str | None,
+    request: GenerationRequest,
+    emulate: bool,
+    aspect_unset: bool,
+) -> Route | None:
+    """The providers a job is routed over, when several are asked for (`a,b,c`, `auto`);
+    None for one (or none: the single-provider path says what is missing)."""
+    from kling_cli.routing import plan_route, requested
+
+    ids = requested(provider_id, config)
+    if ids is None or not (len(ids) > 1 or ids == ["auto"]):
+        return None
+    return plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+
+
+def generate_job(
+    config: ConfigFile,
+    provider_id: str | Sequence[str] | None,
     request: GenerationRequest,
     options: JobOptions,
     *,
@@ -93,24 +118,25 @@ def generate_job(
     """Run one generation in its own event loop. Raises before paying (bad input, no key, an
     unwritable output directory or journal, an estimate over `max_cost`); after the submit,
     the outcome, error included, is on the returned result. Several providers (`a,b,c`,
-    `auto`): see `_routed`; one whose estimate is over `max_cost` is not tried."""
-    from kling_cli.routing import plan_route, requested
-
-    ids = requested(provider_id, config)
-    if ids is not None and (len(ids) > 1 or ids == ["auto"]):
-        route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+    `auto`): see `_failover`; one whose estimate is over `max_cost` is not tried."""
+    provider_id = provider_spec(provider_id)
+    route = _planned_route(config, provider_id, request, emulate, aspect_unset)
+    if route is not None:
         if max_cost is not None:
             from kling_cli.batch import refuse_over_budget
 
             refuse_over_budget(min(choice.cost for choice in route.order), max_cost)
-        if route.auto:
-            note(explain_auto(route))
-        chosen = [
-            choice.provider.id
-            for choice in route.order
-            if max_cost is None or choice.cost <= max_cost + 1e-9
-        ]
-        return _routed(config, chosen, request, options, emulate, aspect_unset, progress_for, note)
+        over = [c for c in route.order if max_cost is not None and c.cost > max_cost + 1e-9]
+        route = replace(route, order=[c for c in route.order if c not in over])
+        skipped = explain_auto(route) if route.auto else explain_skipped(route)
+        if skipped is not None:
+            note(skipped)
+        if over:
+            names = ", ".join(choice.provider.id for choice in over)
+            note(f"Not trying {names}: estimated over --max-cost (${max_cost:.4f}).")
+        chosen = [choice.provider.id for choice in route.order]
+        turns = _failover(config, chosen, request, options, emulate, aspect_unset, note)
+        return _routed(turns, options, progress_for)
     with _prepared(
         config,
         provider_id,
@@ -121,29 +147,44 @@ def generate_job(
         note=note,
         max_cost=max_cost,
     ) as (session, journal, request):
-        tasks: list[str | None] = [None] * len(
-            request.split(session.provider.capabilities.max_images)
-        )
-        with progress_context(progress_for, session.provider.name, tasks) as progress:
-            return run_job(session, journal, request, options, progress=progress)
+        return _run(session, journal, request, options, progress_for)
 
 
-def _routed(
+@dataclass(frozen=True)
+class _Turn:
+    """One provider's turn at a routed job: its session, the request as it takes it, and the
+    attempts made at the providers before it."""
+
+    session: ProviderSession
+    journal: Journal
+    request: GenerationRequest
+    attempts: list[Attempt]
+    # `--timeout` bounds the whole job, every provider's turn together.
+    deadline: Deadline
+
+
+# Yields each provider's turn, is sent the job's result there, returns the result that stands.
+_Route = Generator[_Turn, JobResult, JobResult]
+
+
+def _failover(
     config: ConfigFile,
     order: list[str],
     request: GenerationRequest,
     options: JobOptions,
     emulate: bool,
     aspect_unset: bool,
-    progress_for: ProgressFor | None,
     note: Notify,
-) -> JobResult:
+) -> _Route:
     """Failover: the job goes to each provider of `order` in turn, and on to the next only
     when the last one's refusal proves it created nothing and charged nothing
     (`kling_cli.resend.refusal`); after any other outcome it stays where it is, recorded and
-    resumable there. Every attempt is recorded with the job that made it."""
+    resumable there. Every attempt is recorded with the job that made it. The sync and async
+    forms drive it (`_routed`, `_routed_async`), each running the turns its own way."""
+    from kling_cli.deadline import Deadline
     from kling_cli.session import open_sessions
 
+    deadline = Deadline(options.timeout)
     journal = open_journal()
     try:
         with open_sessions(order, emulate=emulate, config=config, note=note) as sessions:
@@ -153,19 +194,22 @@ def _routed(
                 shaped = with_default_aspect(request, session.provider, aspect_unset)
                 if number == 0:
                     preflight(options, shaped, journal=journal, emulated=session.emulated)
-                tasks: list[str | None] = [None] * len(
-                    shaped.split(session.provider.capabilities.max_images)
-                )
-                with progress_context(progress_for, session.provider.name, tasks) as progress:
-                    result = run_job(
-                        session, journal, shaped, options, progress=progress, attempts=attempts
-                    )
+                result = yield _Turn(session, journal, shaped, attempts, deadline)
                 if not _moves_on(result, order, number, sessions, note):
                     return result
                 attempts = result.attempts
             raise AssertionError("unreachable: the last provider's result is returned")
     finally:
         journal.close()
+
+
+def _next_turn(route: _Route, result: JobResult) -> _Turn | JobResult:
+    """The next provider's turn, or the result that stands."""
+    try:
+        return route.send(result)
+    except StopIteration as stop:
+        standing: JobResult = stop.value
+        return standing
 
 
 def _moves_on(
@@ -181,48 +225,57 @@ def _moves_on(
     return True
 
 
+def _routed(route: _Route, options: JobOptions, progress_for: ProgressFor | None) -> JobResult:
+    """`_failover`'s turns, each in its own event loop."""
+    with closing(route):
+        turn: _Turn | JobResult = next(route)
+        while isinstance(turn, _Turn):
+            result = _run(turn.session, turn.journal, turn.request, options, progress_for, turn)
+            turn = _next_turn(route, result)
+        return turn
+
+
 async def _routed_async(
-    config: ConfigFile,
-    order: list[str],
+    route: _Route, options: JobOptions, progress: ProgressListener | None
+) -> JobResult:
+    """`_failover`'s turns in the caller's event loop."""
+    with closing(route):
+        turn: _Turn | JobResult = next(route)
+        while isinstance(turn, _Turn):
+            life = begin_job(
+                turn.session, turn.journal, turn.request, options, progress, turn.attempts
+            )
+            ran = run_job_async(turn.session, life, turn.request, options, deadline=turn.deadline)
+            turn = _next_turn(route, await ran)
+        return turn
+
+
+def _run(
+    session: ProviderSession,
+    journal: Journal,
     request: GenerationRequest,
     options: JobOptions,
-    emulate: bool,
-    aspect_unset: bool,
-    progress: ProgressListener | None,
+    progress_for: ProgressFor | None,
+    turn: _Turn | None = None,
 ) -> JobResult:
-    """`_routed` in the caller's event loop."""
-    from kling_cli.session import open_sessions
-
-    journal = open_journal()
-    try:
-        with open_sessions(order, emulate=emulate, config=config) as sessions:
-            attempts: list[Attempt] = []
-            for number, provider_id in enumerate(order):
-                session = sessions[provider_id]
-                shaped = with_default_aspect(request, session.provider, aspect_unset)
-                if number == 0:
-                    preflight(options, shaped, journal=journal, emulated=session.emulated)
-                life = JobLife.begin(
-                    journal,
-                    session.provider,
-                    shaped,
-                    options,
-                    emulated=session.emulated,
-                    progress=progress,
-                    attempts=attempts,
-                )
-                result = await run_job_async(session, life, shaped, options)
-                if not _moves_on(result, order, number, sessions, lambda text: None):
-                    return result
-                attempts = result.attempts
-            raise AssertionError("unreachable: the last provider's result is returned")
-    finally:
-        journal.close()
+    """One provider's job in its own event loop, shown by the caller's progress display;
+    `turn`: a routed job's turn at this provider (None: not routed)."""
+    tasks: list[str | None] = [None] * len(request.split(session.provider.capabilities.max_images))
+    with progress_context(progress_for, session.provider.name, tasks) as progress:
+        return run_job(
+            session,
+            journal,
+            request,
+            options,
+            progress=progress,
+            attempts=turn.attempts if turn else None,
+            deadline=turn.deadline if turn else None,
+        )
 
 
 async def agenerate_job(
     config: ConfigFile,
-    provider_id: str | None,
+    provider_id: str | Sequence[str] | None,
     request: GenerationRequest,
     options: JobOptions,
     *,
@@ -232,15 +285,12 @@ async def agenerate_job(
 ) -> JobResult:
     """`generate_job` inside the caller's running event loop (a notebook, an orchestrator).
     A cancellation is recorded (the job is `interrupted`, resumable) and passed on."""
-    from kling_cli.routing import plan_route, requested
-
-    ids = requested(provider_id, config)
-    if ids is not None and (len(ids) > 1 or ids == ["auto"]):
-        route = plan_route(ids, config, request, emulate=emulate, aspect_unset=aspect_unset)
+    provider_id = provider_spec(provider_id)
+    route = _planned_route(config, provider_id, request, emulate, aspect_unset)
+    if route is not None:
         chosen = [choice.provider.id for choice in route.order]
-        return await _routed_async(
-            config, chosen, request, options, emulate, aspect_unset, progress
-        )
+        turns = _failover(config, chosen, request, options, emulate, aspect_unset, lambda _: None)
+        return await _routed_async(turns, options, progress)
     with _prepared(
         config,
         provider_id,
@@ -250,14 +300,7 @@ async def agenerate_job(
         aspect_unset=aspect_unset,
         note=lambda text: None,
     ) as (session, journal, request):
-        life = JobLife.begin(
-            journal,
-            session.provider,
-            request,
-            options,
-            emulated=session.emulated,
-            progress=progress,
-        )
+        life = begin_job(session, journal, request, options, progress, None)
         return await run_job_async(session, life, request, options)
 
 
@@ -280,9 +323,10 @@ def job_status(
     `download`, the job finished. Never submits. Raises `InvalidRequestError` for an unknown
     job or an emulated one that did not finish, `TaskNotFoundError` for an unknown task."""
     from kling_cli.errors import IncompleteJobError, InvalidRequestError
+    from kling_cli.jobs.lookup import adopt_task, find_job
     from kling_cli.jobs.pickup import Standing, standing
     from kling_cli.jobs.preflight import check_output_dir
-    from kling_cli.jobs.run import adopt_task, find_job, resume_job
+    from kling_cli.jobs.run import resume_job
     from kling_cli.jobs.state import incomplete
     from kling_cli.naming import DEFAULT_TEMPLATE
     from kling_cli.session import open_session

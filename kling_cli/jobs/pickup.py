@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kling_cli.errors import KlingError, ProviderRequestError, TaskNotFoundError
+from kling_cli.errors import KlingError, ProviderRequestError, TaskFailedError, TaskNotFoundError
 from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND, SUBMITTING
 from kling_cli.resend import SubmitCase
 
@@ -145,13 +145,25 @@ def explain(job: JobRecord, provider_name: str, *, asked: bool = False) -> str |
 
 
 def cannot_fetch(job: JobRecord) -> KlingError | None:
-    """The error for a job whose task the provider no longer knows (its images are gone):
-    `TaskNotFoundError`, exit 3; None for any other job."""
-    from kling_cli.errors import TaskNotFoundError
-
-    if standing(job) is not Standing.TASK_NOT_FOUND:
+    """The error of a job answered from the journal that has nothing left to fetch and did
+    not succeed: the provider no longer knows its task (`TaskNotFoundError`), or its task
+    failed or was refused at submit (`TaskFailedError`); both exit 3. None for any other
+    job, whose journal record is its whole answer."""
+    state = standing(job)
+    if state is Standing.TASK_NOT_FOUND:
+        message = explain(job, job.provider) or "the task is gone"
+        return TaskNotFoundError(
+            f"Job {job.id}: {message}.",
+            hint="Generate it again with `kling generate` if you need it.",
+        )
+    if state is not Standing.FRESH:
         return None
-    message = explain(job, job.provider) or "the task is gone"
-    return TaskNotFoundError(
-        f"Job {job.id}: {message}.", hint="Generate it again with `kling generate` if you need it."
+    ended = [task for task in job.tasks if task.state == "failed"]
+    ended = ended or [task for task in job.tasks if task.state == NOT_CREATED and task.error]
+    if not ended:
+        return None
+    how = "failed" if ended[0].state == "failed" else "was refused before it was created"
+    return TaskFailedError(
+        f"Job {job.id} {how}: {(ended[0].error or 'no reason given').rstrip('.')}.",
+        hint="Nothing more can be fetched for it; generate it again with `kling generate`.",
     )

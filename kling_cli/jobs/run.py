@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kling_cli.errors import (
-    DownloadError,
-    InvalidRequestError,
-    KlingError,
-    NetworkError,
-    TaskNotFoundError,
-)
+from kling_cli.errors import DownloadError, KlingError, TaskNotFoundError
 from kling_cli.jobs.life import JobLife, JobOptions, JobResult
+from kling_cli.jobs.lookup import adopt_task as adopt_task
+from kling_cli.jobs.lookup import confirm_task as confirm_task
+from kling_cli.jobs.lookup import find_job as find_job
 from kling_cli.jobs.pickup import MAY_HAVE_EXPIRED_AFTER_SECONDS, NOT_CREATED_AFTER_SECONDS
 from kling_cli.jobs.state import overall_state
 from kling_cli.jobs.views import saved_urls
@@ -29,6 +25,7 @@ from kling_cli.journal import MAY_EXIST, NOT_CREATED, NOT_FOUND, SUBMITTING
 
 if TYPE_CHECKING:
     from kling_cli.attempts import Attempt
+    from kling_cli.deadline import Deadline
     from kling_cli.engine import Engine
     from kling_cli.events import ProgressListener
     from kling_cli.journal import JobRecord, Journal, TaskRecord
@@ -62,10 +59,11 @@ def _engine(
     clients: HttpClients | None,
     limiter: ProviderLimiter | None,
     options: JobOptions,
+    deadline: Deadline | None = None,
 ) -> Engine:
-    """The job's engine, held to one deadline from now: `--timeout` bounds everything the
-    job does from here (uploads, the submit and any synchronous hold, the status stream,
-    polls and downloads)."""
+    """The job's engine, held to one deadline from now (or to `deadline`, a routed job's,
+    which began at its first provider): `--timeout` bounds everything the job does from here
+    (uploads, the submit and any synchronous hold, the status stream, polls and downloads)."""
     from kling_cli.deadline import Deadline
     from kling_cli.engine import Engine
 
@@ -75,7 +73,7 @@ def _engine(
         listener=life.listener,
         clients=clients,
         limiter=limiter,
-        deadline=Deadline(options.timeout),
+        deadline=deadline or Deadline(options.timeout),
     )
 
 
@@ -102,6 +100,27 @@ def _run_loop(life: JobLife, coroutine: Coroutine[Any, Any, JobResult]) -> JobRe
         return life.end(exc)
 
 
+def begin_job(
+    session: ProviderSession,
+    journal: Journal,
+    request: GenerationRequest,
+    options: JobOptions,
+    progress: ProgressListener | None,
+    attempts: list[Attempt] | None,
+) -> JobLife:
+    """Record a new job at `session`'s provider before anything is sent; `attempts`: a
+    routed job's attempts elsewhere (None: not routed)."""
+    return JobLife.begin(
+        journal,
+        session.provider,
+        request,
+        options,
+        emulated=session.emulated,
+        progress=progress,
+        attempts=attempts,
+    )
+
+
 def run_job(
     session: ProviderSession,
     journal: Journal,
@@ -110,10 +129,12 @@ def run_job(
     *,
     progress: ProgressListener | None = None,
     attempts: list[Attempt] | None = None,
+    deadline: Deadline | None = None,
 ) -> JobResult:
     """Record, submit, wait for and download one job. Call `preflight` first: it checks
     before paying what can be checked. Returns the result; raises nothing after the job is
-    recorded (the error is on the result). `attempts`: a routed job's attempts elsewhere."""
+    recorded (the error is on the result). `attempts`, `deadline`: a routed job's attempts
+    elsewhere, and its deadline (None: from now)."""
     from kling_cli.interrupts import deferred
 
     life: JobLife | None = None
@@ -121,16 +142,8 @@ def run_job(
         # A signal between the journal row and the loop that ends it would leave a job
         # recorded `submitting` forever, though nothing was sent.
         with deferred():
-            life = JobLife.begin(
-                journal,
-                session.provider,
-                request,
-                options,
-                emulated=session.emulated,
-                progress=progress,
-                attempts=attempts,
-            )
-        return _run_loop(life, run_job_async(session, life, request, options))
+            life = begin_job(session, journal, request, options, progress, attempts)
+        return _run_loop(life, run_job_async(session, life, request, options, deadline=deadline))
     except KeyboardInterrupt as exc:
         if life is None:
             raise
@@ -145,9 +158,10 @@ async def run_job_async(
     *,
     clients: HttpClients | None = None,
     limiter: ProviderLimiter | None = None,
+    deadline: Deadline | None = None,
 ) -> JobResult:
     async def work() -> JobResult:
-        async with _engine(session, life, clients, limiter, options) as engine:
+        async with _engine(session, life, clients, limiter, options, deadline) as engine:
             submitted = await engine.submit_job(request, push_timeout=options.push_timeout)
             if not options.wait:
                 return life.end(None, submitted_only=True)
@@ -202,8 +216,24 @@ def resume_job(
     `download`, save the images not on disk yet. Never submits anything. `known`: the
     state of these tasks (by id) as a webhook reported it; only they are taken up, and the
     provider is not asked about them."""
-    life = JobLife(journal, job, session.provider, progress=progress, sidecar=options.sidecar)
+    life = JobLife(
+        journal,
+        job,
+        session.provider,
+        progress=progress,
+        sidecar=options.sidecar,
+        attempts=_earlier_attempts(journal, job),
+    )
     return _run_loop(life, resume_job_async(session, life, options, download=download, known=known))
+
+
+def _earlier_attempts(journal: Journal, job: JobRecord) -> list[Attempt] | None:
+    """A routed job's attempts at the providers before its own (None: not routed), so that
+    finishing it records its own attempt as it now ends, and its sidecar tells them all."""
+    from kling_cli.attempts import attempts_of
+
+    recorded = attempts_of(journal, job.id)
+    return [attempt for attempt in recorded if attempt.job_id != job.id] if recorded else None
 
 
 async def resume_job_async(
@@ -357,57 +387,3 @@ def _record_unknown(life: JobLife, task: TaskRecord) -> None:
 
 def _all_urls(current: Submitted) -> set[str]:
     return {output.url for _, status in current for output in status.outputs}
-
-
-def find_job(journal: Journal, identifier: str | None, provider: str | None) -> JobRecord | None:
-    """The job named by its id or a task id (the latest with none); None for a task id the
-    journal does not know when a provider is given (`adopt_task` asks it), else
-    `InvalidRequestError`."""
-    if identifier is None:
-        latest = journal.latest()
-        if latest is None:
-            raise InvalidRequestError("No jobs yet; `kling generate` records every job it submits.")
-        return latest
-    found = journal.find(identifier)
-    if found is not None:
-        return found
-    if provider is None:
-        raise InvalidRequestError(
-            f"No job or task {identifier!r} in the journal; to ask a provider about a task "
-            "submitted elsewhere, add --provider."
-        )
-    return None
-
-
-def adopt_task(session: ProviderSession, journal: Journal, task_id: str) -> JobRecord:
-    """A task submitted from another machine or tool, recorded as a job once the provider
-    confirms it exists (`TaskNotFoundError`, exit 3, when it does not), so it can be
-    resumed like any other."""
-    asyncio.run(confirm_task(session, task_id))
-    job_id = journal.create_job(session.provider.id, {}, str(Path.cwd() / "kling-output"))
-    position = journal.add_task(job_id, None, 0)
-    journal.update_task(job_id, position, task_id=task_id, state="pending")
-    adopted = journal.job(job_id)
-    assert adopted is not None
-    return adopted
-
-
-async def confirm_task(session: ProviderSession, task_id: str) -> TaskStatus:
-    """Ask the provider about a task submitted elsewhere before adopting it into the journal:
-    `TaskNotFoundError` when the provider does not know it."""
-    from kling_cli.engine import Engine
-    from kling_cli.providers.base import TaskHandle
-
-    handle = TaskHandle(session.provider.id, task_id)
-    async with Engine(session.provider, session.endpoint) as engine:
-        try:
-            return await engine.refresh(handle)
-        except NetworkError:
-            raise
-        except KlingError as exc:
-            if isinstance(exc, InvalidRequestError):
-                raise
-            raise TaskNotFoundError(
-                f"{session.provider.name} does not know task {task_id!r} ({exc.message}); "
-                "check the id and the provider.",
-            ) from None

@@ -1,7 +1,9 @@
 """Cross-format variants: one prompt and its references at several aspect ratios (`-a 16:9,1:1`,
 `-a all`), one job per ratio. Every ratio is checked against the documented limits and the
 provider, and the whole fan-out priced, before the first job is paid; each job is then run by
-the same `run_job` as a single generation, one after another."""
+the same `run_job` as a single generation, one after another. The ratios are independent (a
+failed task or a refused prompt stops only its own), but a refusal of the account (a rejected
+key, no credit left) stops the fan-out: the provider would refuse every ratio after it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kling_cli.errors import ExitCode, InterruptedByUser, InvalidRequestError
 from kling_cli.limits import ASPECT_RATIOS
+from kling_cli.resend import ACCOUNT_REFUSALS
 
 if TYPE_CHECKING:
     from kling_cli.config import ConfigFile
@@ -68,7 +71,7 @@ def variant_id(base: str, ratio: str) -> str:
 @dataclass
 class Variant:
     """One ratio of a fan-out: its request, and its job's result (None: never submitted, the
-    run was interrupted before it)."""
+    run was interrupted or the account refused before it)."""
 
     request: GenerationRequest
     result: JobResult | None = None
@@ -86,6 +89,25 @@ class VariantsRun:
     # A signal that came between two jobs (or after the last, while its gallery was being
     # written): no job was running to record it, but the run stops and exits 128+signum.
     stopped: InterruptedByUser | None = None
+    # The variant whose job the account's refusal ended (`ACCOUNT_REFUSALS`): none after it
+    # was sent.
+    refused: Variant | None = None
+
+    @property
+    def skip_reason(self) -> str:
+        """Why the ratios without a job were not submitted: the account's refusal
+        (`key_rejected`, `out_of_credits`), else `interrupted`."""
+        if self.refused is not None and self.refused.result is not None:
+            return str(self.refused.result.refusal)
+        return "interrupted"
+
+    def not_submitted(self) -> str:
+        """Why a ratio was not sent, as a clause: "the account is out of credits at Runware"."""
+        name = self.provider.name
+        return {
+            "out_of_credits": f"the account is out of credits at {name}",
+            "key_rejected": f"{name} rejected the API key",
+        }.get(self.skip_reason, "the run was interrupted")
 
     @property
     def interruption(self) -> InterruptedByUser | None:
@@ -99,10 +121,13 @@ class VariantsRun:
     @property
     def exit_code(self) -> int:
         """0 when every variant succeeded; 128+signum when a signal stopped the run; the
-        error's own code when all failed alike; 8 (some failed) when some succeeded."""
+        refusal's code (4, 6) when the account's refusal stopped it; the error's own code when
+        all failed alike; 8 (some failed) when some succeeded."""
         interruption = self.interruption
         if interruption is not None:
             return int(interruption.exit_code)
+        if self.refused is not None and self.refused.result is not None:
+            return self.refused.result.exit_code
         codes = [v.result.exit_code if v.result else None for v in self.variants]
         failed = [code for code in codes if code != ExitCode.OK]
         if not failed:
@@ -142,7 +167,8 @@ def generate_variants(
     """Check every request against the provider, check before paying, refuse an estimate over
     `max_cost`, then run one job per request (`run_job`, as `generate` does). Raises before
     the first submit; afterwards each outcome is on its variant's result. An interruption
-    stops the fan-out: the ratios not reached are not submitted."""
+    or a refusal of the account (`ACCOUNT_REFUSALS`) stops the fan-out: the ratios not reached
+    are not submitted."""
     from kling_cli import interrupts
     from kling_cli.batch import refuse_over_budget
     from kling_cli.jobs.generation import progress_context
@@ -182,6 +208,9 @@ def generate_variants(
                     if _interrupted(variant.result):
                         _name_the_ratio(variant, number)
                         break
+                    if variant.result.refusal in ACCOUNT_REFUSALS:
+                        run.refused = variant
+                        break
             except KeyboardInterrupt as exc:
                 # Between two jobs: the finished ones are recorded, the rest never sent; the
                 # run still ends with the one report naming them all.
@@ -217,9 +246,11 @@ def stopped_between_jobs(interrupt: BaseException) -> InterruptedByUser:
     )
 
 
-def manifest_entries(provider_id: str, variants: Sequence[Variant]) -> list[dict[str, Any]]:
+def manifest_entries(
+    provider_id: str, variants: Sequence[Variant], skip_reason: str = "interrupted"
+) -> list[dict[str, Any]]:
     """Each variant as a `manifest.json` item (`kling_cli.schemas.ManifestEntry`), the shape
-    the gallery report reads."""
+    the gallery report reads; `skip_reason` is why those without a job were not sent."""
     from kling_cli.jobs.views import saved_file_entry
 
     entries = []
@@ -237,7 +268,7 @@ def manifest_entries(provider_id: str, variants: Sequence[Variant]) -> list[dict
             "files": [],
             "cost": None,
             "error": None,
-            "skip_reason": "interrupted" if result is None else None,
+            "skip_reason": skip_reason if result is None else None,
         }
         if result is not None:
             entry.update(
