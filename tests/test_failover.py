@@ -9,6 +9,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from kling_cli.emulator import Emulator, Fault
 from tests.test_entry_point import run
 
@@ -211,3 +213,32 @@ def test_a_429_on_the_submit_goes_to_the_next(use_emulator: Emulator) -> None:
         ("unifically", "succeeded"),
     ]
     assert created(use_emulator) == {"unifically": 1}
+
+
+def test_a_swallowed_interrupt_stops_the_failover_before_the_next_provider_is_paid(
+    use_emulator: Emulator, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C raised while a `__del__` ran is printed as "Exception ignored" and lost by
+    Python; kling keeps it (`interrupts.pending()`), and a routed job must not go on to pay
+    the next provider after it."""
+    import sys
+
+    from kling_cli import interrupts
+
+    monkeypatch.setattr(interrupts, "_swallowed", [])
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    interrupts.install()
+
+    class Finalizer:
+        def __del__(self) -> None:
+            raise KeyboardInterrupt
+
+    Finalizer()  # collected at once: its KeyboardInterrupt is swallowed, as Python does
+    assert interrupts.pending() is not None
+    use_emulator.out_of_credits_after("runware", 0)
+    result = run_cli("generate", "a red fox", "-a", "1:1", "-p", "runware,unifically", "--json")
+    assert "Unifically is not tried" in result.stderr
+    assert created(use_emulator) == {}  # nothing paid anywhere
+    assert result.exit_code == 6
+    body = result.json()
+    assert isinstance(body, dict) and body["job"]["provider"] == "runware"

@@ -217,9 +217,16 @@ def _moves_on(
 ) -> bool:
     """Whether a routed job goes on from provider `number` of `order` to the next: only
     after a refusal that proves nothing was created, and never past the last."""
+    from kling_cli import interrupts
+
     if result.refusal is None or number + 1 == len(order):
         return False
     name, following = (sessions[order[n]].provider.name for n in (number, number + 1))
+    if interrupts.pending() is not None:
+        # A Ctrl-C or SIGTERM whose exception Python swallowed (raised inside a `__del__`)
+        # still stops the paying: the job ends with this refusal, nothing sent elsewhere.
+        note(f"Stopping as asked: {following} is not tried.")
+        return False
     reason = result.error.message if result.error else result.refusal.value
     note(f"{name} created nothing and charged nothing ({reason}); trying {following}.")
     return True
