@@ -164,6 +164,34 @@ def test_status_of_a_task_submitted_elsewhere(run_cli, use_emulator: Emulator) -
     assert len(result.json()["files"]) == 1
 
 
+def test_an_adopted_task_remembers_the_folder_its_images_went_to(
+    run_cli, use_emulator: Emulator, tmp_path: Path
+) -> None:
+    submitted = run_cli("generate", "a red fox", "-p", "unifically", "--no-wait", "--json")
+    task_id = submitted.json()["job"]["task_id"]
+    (Path(os.environ["KLING_CONFIG_DIR"]) / "jobs.sqlite3").unlink()  # another machine
+    elsewhere = tmp_path / "from-ci"
+    fetched = run_cli(
+        "status",
+        task_id,
+        "-p",
+        "unifically",
+        "--wait",
+        "--download",
+        "-o",
+        str(elsewhere),
+        "--json",
+    )
+    assert fetched.exit_code == 0, fetched.stderr
+    job_id = fetched.json()["job"]["id"]
+    saved = Path(fetched.json()["files"][0]["path"]).resolve()
+    assert saved.parent == elsewhere.resolve()
+    saved.unlink()  # lost since: fetched again, into the folder the job was adopted with
+    again = run_cli("status", job_id, "--download", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert Path(again.json()["files"][0]["path"]).resolve().parent == elsewhere.resolve()
+
+
 def test_status_without_a_known_id_says_what_to_do(run_cli) -> None:
     assert "No jobs yet" in run_cli("status").stderr
     result = run_cli("status", "abc123")

@@ -352,11 +352,11 @@ def job_status(
             )
         chosen = job.provider if job is not None else provider_id
         with open_session(chosen, emulate=False, config=config, note=note) as session:
-            if job is None:
-                assert identifier is not None
-                job = adopt_task(session, journal, identifier)
             if output_dir is not None:
                 check_output_dir(output_dir)
+            if job is None:
+                assert identifier is not None
+                job = adopt_task(session, journal, identifier, output_dir)
             options = JobOptions(
                 output_dir or Path(job.output_dir),
                 timeout,

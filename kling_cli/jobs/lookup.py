@@ -36,12 +36,16 @@ def find_job(journal: Journal, identifier: str | None, provider: str | None) -> 
     return None
 
 
-def adopt_task(session: ProviderSession, journal: Journal, task_id: str) -> JobRecord:
+def adopt_task(
+    session: ProviderSession, journal: Journal, task_id: str, output_dir: Path | None = None
+) -> JobRecord:
     """A task submitted from another machine or tool, recorded as a job once the provider
     confirms it exists (`TaskNotFoundError`, exit 3, when it does not), so it can be
-    resumed like any other."""
+    resumed like any other. `output_dir`: where its images go (`-o`; default
+    ./kling-output), recorded so a later `kling status ID --download` saves there too."""
     asyncio.run(confirm_task(session, task_id))
-    job_id = journal.create_job(session.provider.id, {}, str(Path.cwd() / "kling-output"))
+    folder = (output_dir or Path("kling-output")).absolute()
+    job_id = journal.create_job(session.provider.id, {}, str(folder))
     position = journal.add_task(job_id, None, 0)
     journal.update_task(job_id, position, task_id=task_id, state="pending")
     adopted = journal.job(job_id)
