@@ -29,6 +29,9 @@ from kling_cli.providers.base import (
 )
 from kling_cli.retry import PollPolicy, RetryPolicy
 from kling_cli.sending import Sender
+
+# Re-exported: these lived here before status following had a module of its own, and
+# `kling_cli.fetch` imports them from here.
 from kling_cli.status_follow import AMBIGUOUS_SUBMIT_LOOKUPS as AMBIGUOUS_SUBMIT_LOOKUPS
 from kling_cli.status_follow import job_summary as job_summary
 from kling_cli.status_follow import resume_command as resume_command
