@@ -188,7 +188,7 @@ def run_batch(
     again. `on_result` is called with each item as it ends; the results come back in item
     order, and `output_dir/manifest.json` is written. Ctrl-C raises `JobInterrupted` after
     recording every item in flight."""
-    from kling_cli.batch import manifest_entry
+    from kling_cli.batch_results import manifest_entry
     from kling_cli.batch_run import execute_batch, plan_batch, preflight_batch
     from kling_cli.deadline import check_timeout
     from kling_cli.manifest import BatchItem

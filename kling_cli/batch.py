@@ -14,118 +14,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The budget and result names are re-exported: callers written against `kling_cli.batch`,
+# where they used to live, keep working.
+from kling_cli.batch_budget import Budget as Budget
+from kling_cli.batch_budget import check_max_cost as check_max_cost
+from kling_cli.batch_budget import estimated_cost as estimated_cost
+from kling_cli.batch_budget import item_estimate as item_estimate
+from kling_cli.batch_budget import refuse_over_budget as refuse_over_budget
 from kling_cli.batch_items import earlier_job, item_key
+from kling_cli.batch_results import MAY_PAY_TWICE as MAY_PAY_TWICE
+from kling_cli.batch_results import NOT_SUBMITTED as NOT_SUBMITTED
+from kling_cli.batch_results import SKIPPED_BUDGET as SKIPPED_BUDGET
+from kling_cli.batch_results import SKIPPED_DONE as SKIPPED_DONE
+from kling_cli.batch_results import SKIPPED_EXISTS as SKIPPED_EXISTS
+from kling_cli.batch_results import SKIPPED_INTERRUPTED as SKIPPED_INTERRUPTED
+from kling_cli.batch_results import SKIPPED_NOT_FOUND as SKIPPED_NOT_FOUND
+from kling_cli.batch_results import SKIPPED_OUT_OF_CREDITS as SKIPPED_OUT_OF_CREDITS
+from kling_cli.batch_results import SKIPPED_UNKNOWN as SKIPPED_UNKNOWN
+from kling_cli.batch_results import ItemResult as ItemResult
+from kling_cli.batch_results import (
+    made_elsewhere,
+    may_pay_twice,
+    result_from_job,
+    result_from_outcome,
+)
+from kling_cli.batch_results import manifest_entry as manifest_entry
 from kling_cli.batch_spread import Spread
-from kling_cli.errors import InvalidRequestError, OutOfCreditsError
+from kling_cli.errors import OutOfCreditsError
 from kling_cli.events import NullListener
 from kling_cli.journal import NOT_CREATED
 from kling_cli.limiter import ProviderLimiter
 from kling_cli.manifest import PlannedItem
 
 BATCH_NAME_TEMPLATE = "{id}"
-# Why an item was skipped: done by an earlier run, or not submitted because the run stopped
-# submitting (--max-cost would be passed; the provider said the account is out of credits).
-SKIPPED_DONE = "done"
-SKIPPED_BUDGET = "budget"
-SKIPPED_OUT_OF_CREDITS = "out_of_credits"
-SKIPPED_INTERRUPTED = "interrupted"
-# Not submitted again because that may pay twice (kling_cli.jobs.pickup): an earlier submit
-# may have created a task nothing can find, or the provider forgot the task it made.
-SKIPPED_UNKNOWN = "unknown_outcome"
-SKIPPED_NOT_FOUND = "task_not_found"
-# `--skip-existing`: every file the item would write is on disk already.
-SKIPPED_EXISTS = "exists"
-NOT_SUBMITTED = {
-    SKIPPED_BUDGET: "budget",
-    SKIPPED_OUT_OF_CREDITS: "out of credits",
-    SKIPPED_INTERRUPTED: "interrupted",
-    SKIPPED_UNKNOWN: "unknown outcome",
-    SKIPPED_NOT_FOUND: "task not found",
-}
-# What only `--resubmit-unknown` submits again.
-MAY_PAY_TWICE = frozenset({SKIPPED_UNKNOWN, SKIPPED_NOT_FOUND})
 # A spread item whose provider stopped taking items before it was sent (never shown: the
 # item goes to another provider).
 _PROVIDER_STOPPED = "provider_stopped"
-
-
-@dataclass
-class ItemResult:
-    item: PlannedItem
-    status: str  # "succeeded", "failed", "skipped", "interrupted" (in flight when stopped)
-    job_id: str | None = None
-    task_ids: list[str] = field(default_factory=list)
-    files: list[dict[str, Any]] = field(default_factory=list)
-    cost: float | None = None
-    error: str | None = None
-    error_code: str | None = None
-    skip_reason: str | None = None  # SKIPPED_* when status is "skipped"
-    # What the user should read besides the outcome (a journal that could not be written).
-    warnings: list[str] = field(default_factory=list)
-    # A spread item: set when its provider provably created nothing (it may go elsewhere),
-    # and the providers it was sent to.
-    refusal: str | None = None
-    attempts: list[Any] = field(default_factory=list)  # kling_cli.attempts.Attempt
-
-    @property
-    def not_submitted(self) -> bool:
-        """Skipped because the run stopped submitting, so still to do."""
-        return self.skip_reason in NOT_SUBMITTED
-
-
-def item_estimate(planned: PlannedItem) -> float:
-    return float(planned.provider.price.usd_per_image * planned.request.num_images)
-
-
-def estimated_cost(planned: Iterable[PlannedItem]) -> float:
-    return sum(item_estimate(p) for p in planned)
-
-
-def check_max_cost(usd: float | None) -> float | None:
-    """`--max-cost` if it is a usable limit in USD: finite and not negative (0 allows nothing
-    to be spent). NaN, infinite and negative values are refused (`InvalidRequestError`, exit
-    2): NaN compares false with everything, so it would silently switch the cap off."""
-    if usd is not None and (not math.isfinite(usd) or usd < 0):
-        raise InvalidRequestError(
-            f"--max-cost must be a finite number of US dollars, 0 or more, not {usd:g}."
-        )
-    return usd
-
-
-def refuse_over_budget(estimate: float, max_cost: float | None) -> None:
-    """Refuse to start (`InvalidRequestError`, exit 2) when the estimate in USD is over
-    `--max-cost`, which `check_max_cost` has checked."""
-    check_max_cost(max_cost)
-    if max_cost is not None and estimate > max_cost + 1e-9:
-        raise InvalidRequestError(
-            f"The estimated cost is ${estimate:.2f}, over --max-cost ${max_cost:.2f}; "
-            "nothing was submitted."
-        )
-
-
-@dataclass
-class Budget:
-    """`--max-cost` during a run: what the items this run submitted cost, as their provider
-    reported it, or at their estimate while that is unknown."""
-
-    limit: float | None
-    spent: float = 0.0
-    exhausted: bool = False
-
-    def reserve(self, estimate: float) -> bool:
-        """Whether an item estimated at `estimate` may be submitted now. Once one may not,
-        none may: the run stops submitting."""
-        over = self.limit is not None and self.spent + estimate > self.limit + 1e-9
-        self.exhausted = self.exhausted or over
-        if self.exhausted:
-            return False
-        self.spent += estimate
-        return True
-
-    def settle(self, estimate: float, cost: float | None) -> None:
-        """The item ended: count what the provider reported instead of the estimate."""
-        if cost is not None:
-            self.spent += cost - estimate
 
 
 @dataclass
@@ -240,12 +164,12 @@ class BatchRunner:
             # A spread item an earlier run sent somewhere stays there.
             made_by = {p.id: p for p in planned.alternatives}.get(existing.provider)
             if made_by is None and any(t.state != NOT_CREATED for t in existing.tasks):
-                return _made_elsewhere(planned, existing)
+                return made_elsewhere(planned, existing)
             planned.provider = made_by or planned.provider
         capabilities = planned.provider.capabilities
         found = standing(existing, capabilities)
         if found is Standing.DONE:
-            return _result_from_job(planned, existing, "skipped", SKIPPED_DONE)
+            return result_from_job(planned, existing, "skipped", SKIPPED_DONE)
         if found is Standing.FOLLOW and existing is not None:
             # What a previous run left in flight is paid for: resumed (looked up by our own
             # id where its submit was never answered), never submitted again.
@@ -258,7 +182,7 @@ class BatchRunner:
         if self.skip_existing and self._on_disk(planned):
             return ItemResult(planned, "skipped", skip_reason=SKIPPED_EXISTS)
         if found is not Standing.FRESH and not self.resubmit_unknown:
-            return _may_pay_twice(planned, existing, found)
+            return may_pay_twice(planned, existing, found)
         if planned.alternatives:
             return await self._spread(planned, state)
         return await self._submit(planned, state)
@@ -366,12 +290,12 @@ class BatchRunner:
                 self.results.append(self._interrupted(planned, life))
                 raise
         job = outcome.record or self.journal.job(life.job.id)  # `end` read it after its last write
-        return _result_from_outcome(planned, outcome, job or life.job)
+        return result_from_outcome(planned, outcome, job or life.job)
 
     def _interrupted(self, planned: PlannedItem, life: Any) -> ItemResult:
         """An item in flight when the run was stopped: recorded, resumable by a re-run."""
         job = self.journal.job(life.job.id) or life.job
-        result = _result_from_job(planned, job, "interrupted")
+        result = result_from_job(planned, job, "interrupted")
         result.error = "interrupted; running the batch again resumes it"
         result.error_code = "interrupted"
         return result
@@ -402,85 +326,3 @@ class _RetryReporter(NullListener):
 
     def retrying(self, reason: str, delay: float) -> None:
         self.on_retry(reason, delay)
-
-
-def _may_pay_twice(planned: PlannedItem, job: Any, found: str) -> ItemResult:
-    """An item not submitted again because that may pay twice: said why, and how to."""
-    from kling_cli.jobs.pickup import Standing, explain
-
-    reason = SKIPPED_NOT_FOUND if found == Standing.TASK_NOT_FOUND else SKIPPED_UNKNOWN
-    result = _result_from_job(planned, job, "skipped", reason)
-    why = explain(job, planned.provider.name, asked=True) or "it may exist already"
-    result.error = f"not submitted again: {why}."
-    return result
-
-
-def _made_elsewhere(planned: PlannedItem, job: Any) -> ItemResult:
-    """A spread item an earlier run sent to a provider this run does not list: never sent
-    anywhere else, as that one may have made (and charged) it."""
-    result = _result_from_job(planned, job, "skipped", SKIPPED_UNKNOWN)
-    result.error = (
-        f"not submitted again: an earlier run sent it to {job.provider} (job {job.id}), which "
-        f"this run does not list; add {job.provider} to -p to find it there."
-    )
-    return result
-
-
-def _result_from_outcome(planned: PlannedItem, outcome: Any, job: Any) -> ItemResult:
-    """An item's result from its job's: an item is done only when every image it asked for
-    was made and saved; one whose fan-out was cut short (images never requested, or a submit
-    that may exist unseen) is not, whatever its tasks that did run say."""
-    from kling_cli.jobs.state import incomplete
-    from kling_cli.jobs.views import saved_file_entry
-
-    error = outcome.error
-    result = _result_from_job(planned, job, "failed" if error else "succeeded")
-    if outcome.record is None:
-        # The journal fell behind (its disk is full, another process holds it): what this
-        # run saved is the truth.
-        result.files = [saved_file_entry(saved) for saved in outcome.files]
-    result.warnings = list(outcome.warnings)
-    result.refusal = outcome.refusal.value if outcome.refusal else None
-    result.attempts = list(outcome.attempts)
-    if error:
-        result.error, result.error_code = error.message, error.code
-        return result
-    reason = incomplete(job)
-    if reason is not None:
-        result.status, result.error_code, result.error = "failed", "incomplete", reason
-    return result
-
-
-def _result_from_job(
-    planned: PlannedItem, job: Any, status: str, skip_reason: str | None = None
-) -> ItemResult:
-    from kling_cli.jobs.views import recorded_files
-
-    files = recorded_files(job)
-    costs = [task.cost for task in job.tasks if task.cost is not None]
-    return ItemResult(
-        planned,
-        status,
-        job_id=job.id,
-        task_ids=[task.task_id for task in job.tasks if task.task_id],
-        files=files,
-        cost=round(sum(costs), 6) if costs else None,
-        skip_reason=skip_reason,
-    )
-
-
-def manifest_entry(result: ItemResult) -> dict[str, Any]:
-    return {
-        "id": result.item.item.item_id,
-        "line": result.item.item.line,
-        "provider": result.item.provider.id,
-        "status": result.status,
-        "job_id": result.job_id,
-        "task_ids": result.task_ids,
-        "request": result.item.request.model_dump(mode="json"),
-        "files": result.files,
-        "cost": result.cost,
-        "error": result.error,
-        "skip_reason": result.skip_reason,
-        **({"attempts": [a.to_json() for a in result.attempts]} if result.attempts else {}),
-    }

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kling_cli.batch import ItemResult
+    from kling_cli.batch_results import ItemResult
     from kling_cli.config import ConfigFile
     from kling_cli.manifest import BatchItem, PlannedItem
     from kling_cli.providers.base import Provider
@@ -70,7 +70,7 @@ def plan_batch(
     then read once to be checked and again as the run reaches each, holding none. An item
     whose aspect ratio is a list becomes one item per ratio (`expand_variants`) before the
     shard is picked; `-p a,b,c` spreads the items that name no provider over those providers."""
-    from kling_cli.batch import check_max_cost, item_estimate, refuse_over_budget
+    from kling_cli.batch_budget import check_max_cost, item_estimate, refuse_over_budget
     from kling_cli.config import resolve_provider_id
     from kling_cli.manifest import expand_variants, plan_items, repeated_id_hashes, shard_filter
 
@@ -191,7 +191,8 @@ def execute_batch(
     timeout, ...). With `on_unreached`, no result is kept (memory stays flat in the item
     count): each one is passed to `on_result` only, those never reached to `on_unreached`,
     and the list returned is empty."""
-    from kling_cli.batch import SKIPPED_INTERRUPTED, BatchRunner, ItemResult
+    from kling_cli.batch import BatchRunner
+    from kling_cli.batch_results import SKIPPED_INTERRUPTED, ItemResult
     from kling_cli.jobs.record import open_journal
     from kling_cli.session import open_sessions
 

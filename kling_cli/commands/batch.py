@@ -24,7 +24,7 @@ from kling_cli.errors import ExitCode, InvalidRequestError
 from kling_cli.ui import Output, versioned
 
 if TYPE_CHECKING:
-    from kling_cli.batch import ItemResult
+    from kling_cli.batch_results import ItemResult
     from kling_cli.manifest import Spool
 
 

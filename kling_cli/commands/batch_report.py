@@ -11,7 +11,7 @@ from kling_cli.errors import ExitCode
 from kling_cli.ui import Output, versioned
 
 if TYPE_CHECKING:
-    from kling_cli.batch import ItemResult
+    from kling_cli.batch_results import ItemResult
     from kling_cli.run_manifest import ManifestWriter
 
 
@@ -57,7 +57,7 @@ class Progress:
         self.bar.update(self.task, advance=advance, description=" · ".join(parts))
 
     def finished(self, result: ItemResult) -> None:
-        from kling_cli.batch import NOT_SUBMITTED, manifest_entry
+        from kling_cli.batch_results import NOT_SUBMITTED, manifest_entry
 
         for warning in result.warnings:
             self.output.warn(warning)
@@ -103,7 +103,7 @@ class Named(NamedTuple):
 
     @property
     def not_submitted(self) -> bool:
-        from kling_cli.batch import NOT_SUBMITTED
+        from kling_cli.batch_results import NOT_SUBMITTED
 
         return self.skip_reason in NOT_SUBMITTED
 
@@ -121,7 +121,7 @@ class Tally:
         self.named: list[Named] = []
 
     def add(self, result: ItemResult) -> None:
-        from kling_cli.batch import manifest_entry
+        from kling_cli.batch_results import manifest_entry
 
         self.writer.add(manifest_entry(result))
         self.counts[result.status] += 1
@@ -150,7 +150,7 @@ def summarize(
     """Write `manifest.json`, print the summary (one JSON line with --json) and return the
     exit code: `interrupted_exit` (130, 143, 129) when a signal stopped the run, else 8 for a
     partial run, else 0."""
-    from kling_cli.batch import (
+    from kling_cli.batch_results import (
         MAY_PAY_TWICE,
         NOT_SUBMITTED,
         SKIPPED_BUDGET,

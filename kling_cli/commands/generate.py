@@ -143,7 +143,7 @@ def generate(
         prompt = sys.stdin.read().strip()
     check_timeout(timeout)
 
-    from kling_cli.batch import check_max_cost
+    from kling_cli.batch_budget import check_max_cost
     from kling_cli.jobs.life import JobOptions
     from kling_cli.jobs.variants import ratio_list, variant_requests
     from kling_cli.request import build_request
@@ -336,7 +336,7 @@ def _dry_run(
     """The provider is chosen exactly as a real run would choose it; several aspect ratios
     show every job's requests, and the cost of them all; several providers (`-p a,b,c`,
     `-p auto`), the first a run would try, and the order it would fail over in."""
-    from kling_cli.batch import refuse_over_budget
+    from kling_cli.batch_budget import refuse_over_budget
     from kling_cli.jobs.generation import with_default_aspect
     from kling_cli.jobs.preview import preview
     from kling_cli.jobs.variants import fan_out_estimate

@@ -77,7 +77,7 @@ def _prepared(
             session.provider.check_request(request)
             preflight(options, request, journal=journal, emulated=session.emulated)
             if max_cost is not None:
-                from kling_cli.batch import refuse_over_budget
+                from kling_cli.batch_budget import refuse_over_budget
                 from kling_cli.jobs.preview import estimated_cost
 
                 refuse_over_budget(estimated_cost(session.provider, request), max_cost)
@@ -123,7 +123,7 @@ def generate_job(
     route = _planned_route(config, provider_id, request, emulate, aspect_unset)
     if route is not None:
         if max_cost is not None:
-            from kling_cli.batch import refuse_over_budget
+            from kling_cli.batch_budget import refuse_over_budget
 
             refuse_over_budget(min(choice.cost for choice in route.order), max_cost)
         over = [c for c in route.order if max_cost is not None and c.cost > max_cost + 1e-9]

@@ -170,7 +170,7 @@ def generate_variants(
     or a refusal of the account (`ACCOUNT_REFUSALS`) stops the fan-out: the ratios not reached
     are not submitted."""
     from kling_cli import interrupts
-    from kling_cli.batch import refuse_over_budget
+    from kling_cli.batch_budget import refuse_over_budget
     from kling_cli.jobs.generation import progress_context
     from kling_cli.jobs.preflight import preflight
     from kling_cli.jobs.record import open_journal
