@@ -178,6 +178,7 @@ def generate_variants(
     from kling_cli.session import open_session
 
     journal = open_journal()
+    run: VariantsRun | None = None
     try:
         with open_session(provider_id, emulate=emulate, config=config, note=note) as session:
             provider = session.provider
@@ -216,6 +217,13 @@ def generate_variants(
                 # run still ends with the one report naming them all.
                 run.stopped = stopped_between_jobs(exc)
             return run
+    except KeyboardInterrupt as exc:
+        if run is None:
+            raise  # before the first submit: nothing to name
+        # While the session closed after the last job: every job is recorded, and the run
+        # still ends with the one report naming them all.
+        run.stopped = run.stopped or stopped_between_jobs(exc)
+        return run
     finally:
         journal.close()
 
