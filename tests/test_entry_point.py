@@ -52,6 +52,17 @@ def test_help_and_version() -> None:
     assert as_module.stdout == version.stdout
 
 
+def test_help_lists_every_exit_code_the_readme_documents() -> None:
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    codes = {c for row in re.findall(r"^\| ([\d, ]+) \|", table, re.M) for c in row.split(", ")}
+    assert {"0", "1", "8", "130", "143"} <= codes
+    epilog = " ".join(run("--help", env={"COLUMNS": "400"}).stdout.split()).split("Exit codes:")[1]
+    assert sorted(c for c in codes if not re.search(rf"\b{c}\b", epilog)) == []
+
+
 def test_a_full_offline_generation(tmp_path: Path) -> None:
     result = run(
         "generate",
