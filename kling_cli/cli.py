@@ -32,9 +32,10 @@ HELP = """Generate still images with Kling Image O1 through the API providers th
 Try it offline first: kling generate "a red fox on a snowy ridge at dawn" --emulate"""
 
 EPILOG = (
-    "Exit codes: 0 ok · 1 unexpected · 2 invalid arguments · 3 task failed · "
-    "4 key or config · 5 timed out · 6 rate limited or out of credits · "
-    "7 download failed · 8 some batch items failed · 130 interrupted."
+    "Exit codes: 0 ok · 1 unexpected or provider unreachable · 2 invalid arguments · "
+    "3 task failed · 4 key or config · 5 timed out · 6 rate limited or out of credits · "
+    "7 download failed · 8 partial (some batch items or images missing) · "
+    "129, 130, 143 interrupted (SIGHUP, Ctrl-C, SIGTERM)."
 )
 
 # name: ("module:attribute", one-line help), in the order `kling --help` lists them. The attribute

@@ -245,6 +245,7 @@ def test_open_of_a_job_that_never_made_an_image_does_not_send_the_user_to_status
     opened = run("open", failed)
     assert opened.returncode == 2
     assert "no image to open or to fetch" in opened.stderr and "kling status" not in opened.stderr
+    assert "(its state is failed)" in opened.stderr  # not "it is failed"
 
 
 def test_kling_report_to_a_path_it_cannot_write_is_a_sentence_not_a_bug(

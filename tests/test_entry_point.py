@@ -52,6 +52,17 @@ def test_help_and_version() -> None:
     assert as_module.stdout == version.stdout
 
 
+def test_help_lists_every_exit_code_the_readme_documents() -> None:
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    codes = {c for row in re.findall(r"^\| ([\d, ]+) \|", table, re.M) for c in row.split(", ")}
+    assert {"0", "1", "8", "130", "143"} <= codes
+    epilog = " ".join(run("--help", env={"COLUMNS": "400"}).stdout.split()).split("Exit codes:")[1]
+    assert sorted(c for c in codes if not re.search(rf"\b{c}\b", epilog)) == []
+
+
 def test_a_full_offline_generation(tmp_path: Path) -> None:
     result = run(
         "generate",
@@ -125,7 +136,7 @@ def test_ctrl_c_while_waiting_exits_130(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
 
 
-@pytest.mark.parametrize("provider", ["runware", "unifically"])
+@pytest.mark.parametrize("provider", ["runware", "unifically", "fal"])
 def test_standalone_emulator_serves_a_real_pipeline(tmp_path: Path, provider: str) -> None:
     server = subprocess.Popen(
         [*kling_command(), "emulate", "--port", "0", "--latency", "0.2"],
@@ -136,19 +147,27 @@ def test_standalone_emulator_serves_a_real_pipeline(tmp_path: Path, provider: st
     )
     try:
         assert server.stdout is not None
-        base_url = None
+        banner: list[str] = []
         deadline = time.monotonic() + 20
-        while base_url is None and time.monotonic() < deadline:
-            for word in server.stdout.readline().split():
-                if word.startswith("http://127.0.0.1") and f"/{provider}" in word:
-                    base_url = word
-        assert base_url, "the emulator announces each provider's base URL"
+        while not any("images" in line for line in banner) and time.monotonic() < deadline:
+            banner.append(server.stdout.readline())
+        [base_url] = [line.split()[1] for line in banner if line.split()[:1] == [provider]]
         env = {
             f"KLING_{provider.upper()}_BASE_URL": base_url,
             f"KLING_{provider.upper()}_API_KEY": "emulator-key",
             "KLING_CONFIG_DIR": str(tmp_path / "config"),
         }
-        result = run("generate", "a red fox", "-p", provider, "-o", str(tmp_path), env=env)
+        # Another host of the provider's (fal's REST upload host): the banner names its variable.
+        for line in banner:
+            words = line.split()
+            if words and words[-1].startswith(f"(KLING_{provider.upper()}_"):
+                env[words[-1].strip("()")] = words[-2]
+        ref = tmp_path / "ref.png"
+        Image.new("RGB", (600, 800), (200, 80, 40)).save(ref)
+        result = run(
+            "generate", "a red fox", "-r", str(ref), "-a", "1:1", "-p", provider,
+            "-o", str(tmp_path / "out"), env=env,
+        )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert Path(result.stdout.strip()).exists()
     finally:

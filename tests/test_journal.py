@@ -52,6 +52,18 @@ def test_jobs_lists_every_job_with_its_outcome(run_cli, use_emulator: Emulator) 
     assert Path(output["path"]).exists() and output["width"] == 1024
 
 
+def test_jobs_prints_one_line_a_job_in_a_pipe(
+    run_cli, use_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what a pipe gets
+    prompt = "a lighthouse in fog over a rocky shore at night"
+    assert run_cli("generate", prompt, "-p", "runware").exit_code == 0
+    [job] = run_cli("jobs", "--json").json()["jobs"]
+    header, row = run_cli("jobs").stdout.splitlines()
+    assert header.startswith("ID") and row.startswith(job["id"] + " ")
+    assert "a lighthouse" in row and row.rstrip().endswith("…")
+
+
 def test_the_journal_never_holds_a_key(
     run_cli, use_emulator: Emulator, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

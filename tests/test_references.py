@@ -436,3 +436,22 @@ def test_a_dropped_signed_put_is_sent_again(run_cli, use_emulator: Emulator, her
         len(puts) == 2
         and use_emulator.uploaded_files("inferencesh")[0].content == hero.read_bytes()
     )
+
+
+def test_an_upload_that_cannot_connect_leaves_a_job_that_was_not_created(
+    run_cli, use_emulator: Emulator, hero: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("KLING_FAL_REST_URL", f"http://127.0.0.1:{closed}")
+    failed = run_cli("generate", "x @image_1", "-r", str(hero), "-p", "fal")
+    assert f"Could not upload {hero} to fal.ai" in failed.stderr
+    assert "Nothing was submitted" in failed.stderr
+    job = run_cli("jobs", "--json").json()["jobs"][0]  # type: ignore[index]
+    assert job["state"] == "not_created"
+    status = run_cli("status", job["id"])
+    assert "dashboard" not in status.stderr + status.stdout
+    assert [r for r in use_emulator.requests if r.provider == "fal"] == []

@@ -44,8 +44,9 @@ def emulate(
     def announce(text: str) -> None:
         output.result(text)
         output.note(
-            f"Point kling at it with KLING_<ID>_BASE_URL and any provider key set to "
-            f"{EMULATOR_API_KEY!r}. Ctrl-C stops it."
+            f"Point kling at it with KLING_<ID>_BASE_URL (and the variable named beside a "
+            f"provider's other host) and any provider key set to {EMULATOR_API_KEY!r}. "
+            "Ctrl-C stops it."
         )
 
     # The images are served on the next port up.

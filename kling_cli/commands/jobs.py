@@ -53,7 +53,8 @@ def list_jobs(
 
     table = Table(box=None, pad_edge=False)
     for column in ("ID", "CREATED", "PROVIDER", "STATE", "IMAGES", "PROMPT"):
-        table.add_column(column, no_wrap=column != "PROMPT", overflow="ellipsis")
+        # One job a line, even in a pipe's 80 columns (`grep`-able); the id is never cut.
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=13 * (column == "ID"))
     for job in jobs:
         created = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M")
         prompt = job.prompt if len(job.prompt) <= 40 else job.prompt[:39] + "…"

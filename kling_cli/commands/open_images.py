@@ -39,11 +39,11 @@ def open_job(
     if not paths and not fetchable:
         # Refused, interrupted before its submit, or failed: `kling status` has nothing to get.
         raise InvalidRequestError(
-            f"Job {job.id} has no image to open or to fetch (it is {job.state})."
+            f"Job {job.id} has no image to open or to fetch (its state is {job.state})."
         )
     if not paths:
         raise InvalidRequestError(
-            f"Job {job.id} has no saved image on disk (it is {job.state}); fetch its images "
+            f"Job {job.id} has no saved image on disk (its state is {job.state}); fetch its images "
             f"with: kling status {job.id} --download"
         )
     for path in paths:

@@ -23,8 +23,10 @@ def serve(
         lines = [f"Kling provider emulator (API key {emulator.api_key!r}, latency {latency:g}s)"]
         for name in emulator.providers:
             lines.append(f"  {name:<12}{emulator.base_url(name)}")
+            # The variable to set beside each extra host: without it, kling uploads to the
+            # provider's real storage host (kling_cli.config reads KLING_<ID>_<SERVICE>_URL).
             lines += [
-                f"  {'':<12}{service}: {url}"
+                f"  {'':<12}{service}: {url}  (KLING_{name.upper()}_{service.upper()}_URL)"
                 for service, url in emulator.service_urls(name).items()
             ]
         lines.append(f"  {'images':<12}{emulator.image_origin}")

@@ -248,6 +248,10 @@ class JobLife:
             state = NOT_CREATED
             assert failure is not None
             failure.hint = "Nothing was sent, so nothing was charged."
+        elif isinstance(failure, NetworkError) and not (self._reread() or self.job).tasks:
+            # A task is journalled before its submit is sent, so a job with none (a reference
+            # upload that could not connect) sent nothing: there is nothing to look for.
+            state = NOT_CREATED
         self.writer.set_job_state(state, failure.message if failure else None)
         fallback = self.writer.close()
         record = self._reread()
