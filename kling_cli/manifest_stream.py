@@ -10,7 +10,7 @@ from typing import Any
 
 from kling_cli.errors import InvalidRequestError
 
-Event = tuple[str, str, Any]  # ijson's (prefix, event, value)
+Event = tuple[str, Any]  # ijson's basic (event, value)
 _STARTS = ("start_map", "start_array")
 _ENDS = ("end_map", "end_array")
 
@@ -34,14 +34,20 @@ def read_items(path: Path) -> Iterator[Any]:
         raise InvalidRequestError(f"{path} is not a readable manifest ({exc}).") from None
     with handle:
         try:
-            yield from _items(iter(ijson.parse(handle, use_float=True)), ijson.ObjectBuilder)
+            # basic_parse, not parse: parse names every event by its full path, a string as
+            # long as the nesting is deep, so a 100,000-level item held gigabytes of them.
+            events = iter(ijson.basic_parse(handle, use_float=True))
+            yield from _items(events, ijson.ObjectBuilder)
         except _NotManifest:
             raise InvalidRequestError(
                 f'{path} is not a kling manifest (no "items" list).'
             ) from None
         except (OSError, ValueError, ijson.JSONError) as exc:
             # yajl's messages go on with a drawing of where it stopped: the first line says it.
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            # yajl's lexical errors come as bytes, whose str() is one repr line holding it all.
+            text = exc.args[0] if exc.args else ""
+            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(exc)
+            detail = (text.strip().splitlines() or [type(exc).__name__])[0]
             raise InvalidRequestError(f"{path} is not a readable manifest ({detail}).") from None
 
 
@@ -49,12 +55,12 @@ def _items(events: Iterator[Event], builder: Any) -> Iterator[Any]:
     """The elements of the top-level object's "items" array; every event is consumed, so
     what follows the list is checked to be JSON too."""
     first = next(events, None)
-    if first is None or first[1] != "start_map":
+    if first is None or first[0] != "start_map":
         for _ in events:
             pass
         raise _NotManifest
     found, depth, key = False, 1, None
-    for _, event, value in events:
+    for event, value in events:
         if depth == 1 and event == "map_key":
             key = value
         elif depth == 1 and key == "items" and event == "start_array":
@@ -70,7 +76,7 @@ def _items(events: Iterator[Event], builder: Any) -> Iterator[Any]:
 
 def _elements(events: Iterator[Event], builder: Any) -> Iterator[Any]:
     """The values of an array whose `start_array` was just read, up to its `end_array`."""
-    for _, event, value in events:
+    for event, value in events:
         if event == "end_array":
             return
         if event not in _STARTS:
@@ -82,5 +88,5 @@ def _elements(events: Iterator[Event], builder: Any) -> Iterator[Any]:
             depth += 1 if event in _STARTS else -1 if event in _ENDS else 0
             if depth == 0:
                 break
-            _, event, value = next(events)
+            event, value = next(events)
         yield made.value
