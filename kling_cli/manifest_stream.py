@@ -90,3 +90,35 @@ def _elements(events: Iterator[Event], builder: Any) -> Iterator[Any]:
                 break
             event, value = next(events)
         yield made.value
+
+
+def typed(item: dict[str, Any]) -> dict[str, Any]:
+    """The item with the lists and objects the views walk made to be what they are named: a
+    hand-edited or foreign manifest shows what it holds instead of stopping the page."""
+    files = item.get("files")
+    item["files"] = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+    if not isinstance(item.get("request"), dict):
+        item["request"] = {}
+    if not isinstance(item.get("task_ids"), list):
+        item["task_ids"] = []
+    item["task_ids"] = [_shown(t) for t in item["task_ids"]]
+    for key in _SHOWN:
+        item[key] = _shown(item.get(key))
+    request = item["request"]
+    for key in ("prompt", "aspect_ratio", "resolution"):
+        request[key] = _shown(request.get(key))
+    return item
+
+
+# The item's fields printed as text: a list or object there (nested beyond what str() can
+# recurse into, or unhashable where a status is looked up) is shown, never walked.
+_SHOWN = ("id", "status", "provider", "error", "skip_reason", "job_id")
+
+
+def _shown(value: Any) -> Any:
+    if not isinstance(value, list | dict):
+        return value
+    try:
+        return str(value)
+    except RecursionError:
+        return "(nested too deep to show)"

@@ -41,25 +41,13 @@ def read_entries(manifests: Sequence[Path]) -> Iterator[tuple[dict[str, Any], Pa
     """Every item of the manifests (several shards make one run of items), each with the
     folder of its manifest, where its relative file paths may also be found; read one at a
     time, so that a manifest of any size is never held whole."""
-    from kling_cli.manifest_stream import read_items
+    from kling_cli.manifest_stream import read_items, typed
 
     for path in manifests:
         path = path / "manifest.json" if path.is_dir() else path
         for item in read_items(path):
             if isinstance(item, dict):
-                yield _typed(item), path.parent
-
-
-def _typed(item: dict[str, Any]) -> dict[str, Any]:
-    """The item with the lists and objects the views walk made to be what they are named: a
-    hand-edited or foreign manifest shows what it holds instead of stopping the page."""
-    files = item.get("files")
-    item["files"] = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
-    if not isinstance(item.get("request"), dict):
-        item["request"] = {}
-    if not isinstance(item.get("task_ids"), list):
-        item["task_ids"] = []
-    return item
+                yield typed(item), path.parent
 
 
 class Tally:

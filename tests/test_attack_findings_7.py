@@ -61,6 +61,7 @@ def test_a_deeply_nested_item_is_read_in_bounded_memory(tmp_path: Path) -> None:
         '{"id":"a","files":[5, "x"]}',
         '{"id":"a","request":"a fox"}',
         '{"id":"a","task_ids":7}',
+        '{"id":"a","status":["failed"]}',
     ],
 )
 @pytest.mark.parametrize("summary", [False, True])
@@ -96,3 +97,23 @@ def test_invalid_utf8_is_refused_in_one_plain_sentence(tmp_path: Path) -> None:
     assert "invalid bytes in UTF8 string" in message
     assert "b'" not in message and "\\n" not in message and "right here" not in message
     assert not os.path.exists(folder / "report.html")
+
+
+@pytest.mark.parametrize("field", ["error", "id", "status"])
+def test_a_deeply_nested_shown_field_is_shown_not_a_crash(tmp_path: Path, field: str) -> None:
+    """An item whose `error` (or `id`, `status`) is a list nested 100,000 deep: read fine
+    since the reader streams, then the card's `str()` of it ended exit 1 "Unexpected
+    RecursionError ... This is a bug in kling-cli" (a `status` list: "unhashable type")."""
+    depth = 100_000
+    folder = _manifest(
+        tmp_path / "run",
+        '{"items":[{"id":"a","status":"failed","' + field + '":'
+        + "[" * depth + "]" * depth + '},{"id":"b","status":"succeeded"}]}',
+    )  # fmt: skip
+    result = run(
+        "report", str(folder), "-o", str(folder / "report.html"),
+        "--summary-md", str(tmp_path / "summary.md"), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (folder / "report.html").read_text(encoding="utf-8").count("<article") == 2
+    assert "| b | succeeded |" in (tmp_path / "summary.md").read_text(encoding="utf-8")
