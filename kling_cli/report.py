@@ -7,6 +7,7 @@ them) and every link is relative. Everything taken from a manifest is escaped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -144,10 +145,18 @@ def append_summary(manifests: Sequence[Path], path: Path) -> Path:
             "| id | status | provider | aspect | images | cost | note |",
             "|---|---|---|---|---|---|---|",
         ]
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write("\n".join(head) + "\n")
-            rows.seek(0)
-            shutil.copyfileobj(rows, handle)
+        # A full disk midway would leave half a table in the step's summary: it is cut back.
+        start = path.stat().st_size if path.is_file() else 0
+        try:
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write("\n".join(head) + "\n")
+                rows.seek(0)
+                shutil.copyfileobj(rows, handle)
+        except OSError as exc:
+            if path.is_file():
+                with contextlib.suppress(OSError):
+                    os.truncate(path, start)
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
     return path
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_entry_point import kling_command, run
+from tests.test_money_rule import tmpfs
+
+__all__ = ["tmpfs"]  # a fixture, used by name
 
 
 def _manifest(folder: Path, text: str | bytes) -> Path:
@@ -117,3 +120,26 @@ def test_a_deeply_nested_shown_field_is_shown_not_a_crash(tmp_path: Path, field:
     assert result.returncode == 0, result.stdout + result.stderr
     assert (folder / "report.html").read_text(encoding="utf-8").count("<article") == 2
     assert "| b | succeeded |" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+def test_a_summary_that_fills_the_disk_is_cut_back_and_named(tmp_path: Path, tmpfs: Path) -> None:
+    """`kling report big.json --summary-md FULL/summary.md` with the summary's disk filling
+    midway: the page was fine, yet the refusal said "Cannot write report.html: No space left
+    on device" and the summary kept the header and half a table, its last row cut mid-word,
+    for `$GITHUB_STEP_SUMMARY` to show. The summary is left as it was and is the file named."""
+    items = [
+        {"id": f"item-{i:05}", "status": "succeeded", "request": {"prompt": "a fox"}}
+        for i in range(8000)
+    ]
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"items": items}), encoding="utf-8")
+    summary = tmpfs / "summary.md"
+    summary.write_text("# earlier step\n", encoding="utf-8")
+    page = tmp_path / "report.html"
+    result = run(
+        "report", str(manifest), "-o", str(page), "--summary-md", str(summary), "--json"
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = json.loads(result.stdout)["error"]["message"]
+    assert str(summary) in message and "No space left" in message
+    assert summary.read_text(encoding="utf-8") == "# earlier step\n"
