@@ -18,7 +18,6 @@ from typing import Any
 # where they used to live, keep working.
 from kling_cli.batch_budget import Budget as Budget
 from kling_cli.batch_budget import check_max_cost as check_max_cost
-from kling_cli.batch_budget import estimated_cost as estimated_cost
 from kling_cli.batch_budget import item_estimate as item_estimate
 from kling_cli.batch_budget import refuse_over_budget as refuse_over_budget
 from kling_cli.batch_items import earlier_job, item_key

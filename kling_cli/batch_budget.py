@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,10 +16,6 @@ if TYPE_CHECKING:
 
 def item_estimate(planned: PlannedItem) -> float:
     return float(planned.provider.price.usd_per_image * planned.request.num_images)
-
-
-def estimated_cost(planned: Iterable[PlannedItem]) -> float:
-    return sum(item_estimate(p) for p in planned)
 
 
 def check_max_cost(usd: float | None) -> float | None:
